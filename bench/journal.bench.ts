@@ -1,0 +1,198 @@
+// Journal benchmark: durable commit rates (WAL, synchronous=FULL) and the ack drain rate, with the disk's
+// raw fdatasync latency for context. Run: node --import tsx bench/journal.bench.ts  (BENCH_DIR picks the disk)
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { cpus, platform, release, tmpdir, totalmem } from "node:os";
+import { basename, join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { EventDraft } from "../protocol/envelope.js";
+import { Journal } from "../gateway/src/journal/journal.js";
+
+const baseDir = process.env.BENCH_DIR ?? tmpdir();
+const dir = mkdtempSync(join(baseDir, "anxin-journal-bench-"));
+let dbNo = 0;
+const freshPath = (): string => join(dir, `j${++dbNo}.db`);
+
+function alarm(i: number): EventDraft {
+  // About 300 bytes serialised, like a real alarm with its readings and actions.
+  return {
+    kind: "alarm",
+    type: "gas",
+    severity: "critical",
+    device: "gas-kitchen-1",
+    room: "kitchen",
+    data: { lel: 23.5, setpoint: 20, i },
+    actions: [{ action: "valve_closed", target: "valve-1", ok: true, at: 1_800_000_000_000 }],
+  };
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+function diskInfo(path: string): { mount: string; fsType: string; device: string; rotational: string; freeGiB: number } {
+  let mount = "?";
+  let fsType = "?";
+  let device = "?";
+  try {
+    for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
+      const [dev, mnt, type] = line.split(" ");
+      if (!dev || !mnt || !type) continue;
+      if ((path === mnt || path.startsWith(mnt.endsWith("/") ? mnt : `${mnt}/`)) && mnt.length >= (mount === "?" ? 0 : mount.length)) {
+        mount = mnt;
+        fsType = type;
+        device = dev;
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  let rotational = "unknown";
+  try {
+    const blk = basename(device).replace(/p?\d+$/, "");
+    const flag = readFileSync(`/sys/block/${blk}/queue/rotational`, "utf8").trim();
+    rotational = flag === "1" ? "rotational (HDD)" : "non-rotational (SSD/flash/virtual)";
+  } catch {
+    // unknown device
+  }
+  const st = statfsSync(path);
+  return { mount, fsType, device, rotational, freeGiB: r2((st.bavail * st.bsize) / 2 ** 30) };
+}
+
+function rawFdatasync(rounds: number): { p50: number; p99: number; mean: number; perSec: number } {
+  const file = join(dir, "fsync.bin");
+  const fd = openSync(file, "w");
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  lat.sort((a, b) => a - b);
+  const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
+  return { p50: r2(pct(lat, 50)), p99: r2(pct(lat, 99)), mean: r2(mean), perSec: Math.round(1000 / mean) };
+}
+
+interface Rate {
+  events: number;
+  seconds: number;
+  perSec: number;
+  p50ms?: number;
+  p99ms?: number;
+}
+
+async function sequential(n: number): Promise<Rate> {
+  const j = await Journal.open({ path: freshPath(), hub: "bench" });
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await j.append(alarm(i));
+    lat.push(performance.now() - s);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await j.close();
+  lat.sort((a, b) => a - b);
+  return { events: n, seconds: r2(secs), perSec: Math.round(n / secs), p50ms: r2(pct(lat, 50)), p99ms: r2(pct(lat, 99)) };
+}
+
+async function concurrent(n: number, appenders: number): Promise<Rate> {
+  const j = await Journal.open({ path: freshPath(), hub: "bench" });
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: appenders }, async () => {
+      while (next < n) {
+        const i = next++;
+        const s = performance.now();
+        await j.append(alarm(i));
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  await j.close();
+  lat.sort((a, b) => a - b);
+  return { events: n, seconds: r2(secs), perSec: Math.round(n / secs), p50ms: r2(pct(lat, 50)), p99ms: r2(pct(lat, 99)) };
+}
+
+async function batched(n: number, size: number): Promise<Rate> {
+  const j = await Journal.open({ path: freshPath(), hub: "bench" });
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += size) await j.appendMany(Array.from({ length: size }, (_, k) => alarm(i + k)));
+  const secs = (performance.now() - t0) / 1000;
+  await j.close();
+  return { events: n, seconds: r2(secs), perSec: Math.round(n / secs) };
+}
+
+async function drain(rows: number, page: number): Promise<Rate & { rounds: number }> {
+  const j = await Journal.open({ path: freshPath(), hub: "bench" });
+  for (let i = 0; i < rows; i += 1000) await j.appendMany(Array.from({ length: 1000 }, (_, k) => alarm(i + k)));
+  let removed = 0;
+  let rounds = 0;
+  const t0 = performance.now();
+  for (;;) {
+    const due = await j.pending(page);
+    if (due.length === 0) break;
+    removed += await j.ack(due.map((d) => d.envelope.id));
+    rounds++;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await j.close();
+  if (removed !== rows) throw new Error(`drain removed ${removed} of ${rows}`);
+  return { events: rows, seconds: r2(secs), perSec: Math.round(rows / secs), rounds };
+}
+
+const cpu = cpus();
+const machine = {
+  cpu: cpu[0]?.model ?? "?",
+  cores: cpu.length,
+  node: process.version,
+  os: `${platform()} ${release()}`,
+  memGiB: r2(totalmem() / 2 ** 30),
+  dir,
+  disk: diskInfo(dir),
+};
+console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM`);
+console.log(
+  `disk: ${machine.disk.device} ${machine.disk.fsType} on ${machine.disk.mount}, ${machine.disk.rotational}, ${machine.disk.freeGiB} GiB free (bench dir ${dir})`,
+);
+
+try {
+  const fsync = rawFdatasync(200);
+  const seq = await sequential(2000);
+  const c64 = await concurrent(20_000, 64);
+  const many = await batched(20_000, 100);
+  const dr = await drain(20_000, 500);
+
+  console.log("");
+  console.table({
+    "raw 4 KiB write + fdatasync": { "per s": fsync.perSec, "p50 ms": fsync.p50, "p99 ms": fsync.p99, events: 200 },
+    "append, 1 in flight (awaited)": { "per s": seq.perSec, "p50 ms": seq.p50ms, "p99 ms": seq.p99ms, events: seq.events },
+    "append, 64 concurrent (group commit)": { "per s": c64.perSec, "p50 ms": c64.p50ms, "p99 ms": c64.p99ms, events: c64.events },
+    "appendMany(100)": { "per s": many.perSec, "p50 ms": "", "p99 ms": "", events: many.events },
+    "drain: pending(500) + ack(500)": { "per s": dr.perSec, "p50 ms": "", "p99 ms": "", events: dr.events },
+  });
+  console.log(
+    JSON.stringify({
+      bench: "journal",
+      machine,
+      fdatasync4k: fsync,
+      appendSequential: seq,
+      append64Concurrent: c64,
+      appendMany100: many,
+      drainPending500Ack500: dr,
+      targets: { durableCommitsPerSec: 2000, drainPerSec: 10_000 },
+    }),
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// anxin-hub: the daemon (`run`) and the installer's commands, which talk to it over the control socket.
+import os from "node:os";
+import { createInterface } from "node:readline/promises";
+import { Command, Option } from "commander";
+import { ConfigError, readConfigFile } from "../config/loader.js";
+import { callDaemon } from "../control/client.js";
+import type { ControlRequest } from "../control/protocol.js";
+import { createLogger } from "../daemon/logger.js";
+import { loadAndCheck, startHub } from "../daemon/run.js";
+import { formatProblems, loadProfiles } from "../profiles/loader.js";
+import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
+import { VERSION } from "../version.js";
+import { printDevices, printStatus } from "./print.js";
+
+const DEFAULT_SOCKET = process.env.ANXIN_HUB_SOCKET ?? "/run/anxin-hub/control.sock";
+
+/** Exit codes: 0 ok, 1 failed or refused, 2 bad input (config, profile, arguments). */
+function fail(message: string, code = 1): never {
+  process.stderr.write(`anxin-hub: ${message}\n`);
+  process.exit(code);
+}
+
+async function socketPath(opts: { socket?: string; config?: string }): Promise<string> {
+  if (opts.socket) return opts.socket;
+  if (opts.config) return (await readConfigFile(opts.config)).config.hub.controlSocket!;
+  return DEFAULT_SOCKET;
+}
+
+async function ask(opts: { socket?: string; config?: string }, req: ControlRequest): Promise<unknown> {
+  const r = await callDaemon(await socketPath(opts), req).catch((e: Error) => fail(e.message));
+  if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
+  return r.result;
+}
+
+const program = new Command("anxin-hub")
+  .description("Anxin home safety hub: RS-485 gas/CO detectors, gas shut-off valves, sirens; a durable local journal")
+  .version(VERSION)
+  .addOption(new Option("--socket <path>", "the daemon's control socket").env("ANXIN_HUB_SOCKET"))
+  .option("--config <file>", "read the control socket's path from this configuration");
+
+program
+  .command("run")
+  .description("run the hub daemon")
+  .requiredOption("--config <file>", "the hub's YAML configuration")
+  .action(async (opts: { config: string }) => {
+    const log = createLogger({ name: "anxin-hub" });
+    let running: Awaited<ReturnType<typeof startHub>>;
+    try {
+      running = await startHub(opts.config, { log });
+    } catch (e) {
+      if (e instanceof ConfigError) fail(e.message, 2);
+      fail((e as Error).message, (e as Error).message.includes("device profiles") ? 2 : 1);
+    }
+    let signals = 0;
+    const shutdown = (sig: string) => {
+      if (signals++) return;
+      log.info({ signal: sig }, "stopping");
+      running.stop().then(
+        () => process.exit(0),
+        (e: Error) => {
+          log.error({ err: e.message }, "error while stopping");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+    process.on("uncaughtException", (e) => {
+      // Unknown state: let systemd restart a clean process rather than limp on.
+      log.fatal({ err: e.message, stack: e.stack }, "uncaught exception");
+      process.exit(70);
+    });
+  });
+
+program
+  .command("status")
+  .description("the hub at a glance: alarms, valves, buses, journal")
+  .option("--json", "machine-readable")
+  .action(async (opts: { json?: boolean }) => {
+    const r = await ask(program.opts(), { cmd: "status" });
+    process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : printStatus(r as Parameters<typeof printStatus>[0]));
+  });
+
+program
+  .command("devices")
+  .description("every configured device: status, last values, line errors")
+  .option("--json", "machine-readable")
+  .action(async (opts: { json?: boolean }) => {
+    const r = await ask(program.opts(), { cmd: "devices" });
+    process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : printDevices(r as Parameters<typeof printDevices>[0]));
+  });
+
+program
+  .command("test")
+  .description("read one device now and show what it reports")
+  .argument("<device>", "device id from the configuration")
+  .action(async (device: string) => {
+    const r = await ask(program.opts(), { cmd: "test", device });
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  });
+
+const valve = program.command("valve").description("gas shut-off valves");
+valve
+  .command("reopen")
+  .description("on site only: reopen the gas valves after an alarm (refused while any gas/CO alarm or detector fault is active)")
+  .requiredOption("--by <name>", "who is reopening (recorded in the journal)")
+  .option("--yes", "do not ask for confirmation")
+  .action(async (opts: { by: string; yes?: boolean }) => {
+    if (!opts.yes) {
+      if (!process.stdin.isTTY) fail("confirmation needed: run it at a terminal, or add --yes", 2);
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      const answer = await rl.question("Have you checked the home for gas and ventilated it? Reopen the gas valves? (yes/no) ");
+      rl.close();
+      if (answer.trim().toLowerCase() !== "yes") fail("not reopened");
+    }
+    const r = (await ask(program.opts(), { cmd: "valve_reopen", by: opts.by, osUser: os.userInfo().username })) as { opened: Array<{ valve: string; ok: boolean; error?: string }> };
+    for (const o of r.opened) process.stdout.write(`${o.valve}: ${o.ok ? "open command sent" : `FAILED: ${o.error}`}\n`);
+    if (r.opened.some((o) => !o.ok)) process.exit(1);
+  });
+
+program
+  .command("profiles")
+  .description("device profiles")
+  .command("validate")
+  .description("check device profiles; reports every problem with file and field")
+  .argument("[dir]", "folder of profiles", SHIPPED_PROFILES_DIR)
+  .action(async (dir: string) => {
+    const set = await loadProfiles(dir);
+    if (set.problems.length) process.stderr.write(`${formatProblems(set.problems)}\n`);
+    const errors = set.problems.filter((p) => (p as { severity?: string }).severity !== "warning");
+    process.stdout.write(`${set.profiles.size} profile(s) valid in ${dir}${errors.length ? `; ${errors.length} problem(s)` : ""}\n`);
+    if (errors.length) process.exit(2);
+  });
+
+program
+  .command("config")
+  .description("configuration")
+  .command("validate")
+  .description("check a hub configuration and the profiles it names")
+  .argument("<file>")
+  .action(async (file: string) => {
+    try {
+      const { loaded } = await loadAndCheck(file);
+      const c = loaded.config;
+      process.stdout.write(`${file}: valid (hub ${c.hub.id}, ${c.buses.length} bus(es), ${c.devices.length} device(s))\n`);
+    } catch (e) {
+      fail((e as Error).message, 2);
+    }
+  });
+
+program.parseAsync().catch((e: Error) => fail(e.message));

@@ -1,0 +1,68 @@
+// Human-readable forms of the daemon's answers, for an installer at a terminal.
+interface Status {
+  hub: string;
+  version: string;
+  boot: number;
+  uptimeS: number;
+  health: { ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> };
+  alarms: Array<{ type: string; since: number; device: string; trigger: string; peak: number | null }>;
+  valves: Array<{ id: string; latchedClosed: boolean; closed: boolean | null; fault: string | null }>;
+  siren: boolean;
+  buses: Array<{ name: string; up: boolean; queued: number; requests: number }>;
+  journal: { rows: number; alarms: number; oldestTs: number | null };
+  uplink: { state: string };
+}
+
+const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-");
+
+export function printStatus(s: Status): string {
+  const lines = [
+    `hub ${s.hub}  version ${s.version}  boot ${s.boot}  up ${s.uptimeS}s  health ${s.health.ok ? "OK" : "NOT OK"}`,
+    s.alarms.length ? "ALARMS:" : "alarms: none",
+    ...s.alarms.map((a) => `  ${a.type.toUpperCase()} since ${when(a.since)} at ${a.device}: ${a.trigger} (peak ${a.peak ?? "-"})`),
+    "valves:",
+    ...(s.valves.length ? s.valves : [{ id: "(none configured)", latchedClosed: false, closed: null, fault: null }]).map(
+      (v) => `  ${v.id}: ${v.fault ? `FAULT (${v.fault})` : v.latchedClosed ? (v.closed ? "closed by alarm, verified; reopen on site only" : "closing") : v.closed === true ? "closed" : v.closed === false ? "open" : "-"}`,
+    ),
+    `siren: ${s.siren ? "ON" : "off"}`,
+    "buses:",
+    ...s.buses.map((b) => `  ${b.name}: ${b.up ? "up" : "DOWN"}  queued ${b.queued}  requests ${b.requests}`),
+    `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
+    `uplink: ${s.uplink.state}`,
+  ];
+  const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);
+  if (bad.length) lines.push("health problems:", ...bad.map(([n, c]) => `  ${n}: ${c.detail ?? "failing"}`));
+  return `${lines.join("\n")}\n`;
+}
+
+interface DeviceRow {
+  id: string;
+  profile: string;
+  roles: string[];
+  bus: string;
+  unit: number;
+  room?: string;
+  status?: string;
+  lastGoodAt?: number | null;
+  lastError?: string | null;
+  signals: Record<string, unknown>;
+  problems: string[];
+  counters: { ok: number; timeout: number; crc: number; exception: number; framing: number };
+}
+
+export function printDevices(rows: DeviceRow[]): string {
+  return (
+    rows
+      .map((d) => {
+        const sig = Object.entries(d.signals).map(([k, v]) => `${k}=${String(v)}`).join(" ");
+        const c = d.counters;
+        return [
+          `${d.id} (${d.profile}; ${d.roles.join(", ")}) on ${d.bus} unit ${d.unit}${d.room ? ` in ${d.room}` : ""}: ${(d.status ?? "?").toUpperCase()}`,
+          `    last good ${when(d.lastGoodAt)}  ${sig || "(no values yet)"}`,
+          `    frames ok ${c.ok}  timeouts ${c.timeout}  crc ${c.crc}  exceptions ${c.exception}  framing ${c.framing}${d.lastError ? `  last error: ${d.lastError}` : ""}`,
+          ...d.problems.map((p) => `    value problem: ${p}`),
+        ].join("\n");
+      })
+      .join("\n") + "\n"
+  );
+}

@@ -1,0 +1,102 @@
+// The hub's install configuration (YAML). Every key is checked: an unknown key is an error, not ignored,
+// because a typo in a safety set point must never fall back silently to a default.
+import { z } from "zod";
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "letters, digits, _ . - (up to 64)");
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const busSchema = z
+  .object({
+    name: id,
+    path: z.string().min(1).describe("serial device, e.g. /dev/ttyUSB0 (prefer /dev/serial/by-id/...); `sim` for the built-in simulator"),
+    baudRate: z.number().int().positive().default(9600),
+    parity: z.enum(["none", "even", "odd"]).default("none"),
+    dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+    stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+    quietMs: ms(0, 5000).default(500).describe("silence after a failed request before the line is used again"),
+    reconnectMinMs: ms(100, 60000).default(1000),
+    reconnectMaxMs: ms(1000, 600000).default(30000),
+  })
+  .strict();
+
+export const deviceSchema = z
+  .object({
+    id,
+    profile: z.string().min(1),
+    bus: id,
+    unit: z.number().int().min(1).max(247).optional().describe("Modbus unit id; defaults to the profile's"),
+    room: z.string().max(64).optional(),
+    pollMs: ms(100, 60000).optional().describe("poll period; safety sensors default to 1000 and may not exceed it"),
+    offlineAfterMs: ms(1000, 3600000).optional().describe("no good reading for this long → `offline` event"),
+    timeoutMs: ms(20, 5000).optional(),
+    ratedCloseMs: ms(100, 300000).optional().describe("valves: overrides the profile's rated closing time"),
+  })
+  .strict();
+
+export const coTierSchema = z
+  .object({ ppm: z.number().positive().max(10000), forMs: ms(0, 24 * 3600000) })
+  .strict();
+
+export const rulesSchema = z
+  .object({
+    gas: z
+      .object({
+        setpointLel: z.number().positive().max(60).default(20),
+        hysteresisLel: z.number().min(0).max(30).default(5),
+        clearHoldMs: ms(0, 3600000).default(60000),
+      })
+      .strict()
+      .default({ setpointLel: 20, hysteresisLel: 5, clearHoldMs: 60000 }),
+    co: z
+      .object({
+        tiers: z.array(coTierSchema).min(1).default([
+          { ppm: 300, forMs: 0 },
+          { ppm: 100, forMs: 15 * 60000 },
+          { ppm: 50, forMs: 70 * 60000 },
+        ]),
+        hysteresisPpm: z.number().min(0).max(200).default(10),
+        clearHoldMs: ms(0, 3600000).default(60000),
+      })
+      .strict()
+      .default({
+        tiers: [
+          { ppm: 300, forMs: 0 },
+          { ppm: 100, forMs: 15 * 60000 },
+          { ppm: 50, forMs: 70 * 60000 },
+        ],
+        hysteresisPpm: 10,
+        clearHoldMs: 60000,
+      }),
+    valve: z
+      .object({
+        ratedCloseMs: ms(100, 300000).default(15000).describe("used when neither the device nor its profile says"),
+        retryMs: ms(100, 60000).default(2000),
+        verifyPollMs: ms(50, 5000).default(250),
+      })
+      .strict()
+      .default({ ratedCloseMs: 15000, retryMs: 2000, verifyPollMs: 250 }),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    hub: z
+      .object({
+        id,
+        dataDir: z.string().min(1).describe("journal and state; relative paths are relative to this file"),
+        controlSocket: z.string().min(1).optional().describe("default: <dataDir>/control.sock"),
+        profilesDir: z.string().min(1).optional().describe("default: the device-profiles folder shipped with Anxin"),
+      })
+      .strict(),
+    log: z.object({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).strict().default({ level: "info" }),
+    buses: z.array(busSchema).default([]),
+    devices: z.array(deviceSchema).default([]),
+    rules: rulesSchema.default(rulesSchema.parse({})),
+    journal: z.object({ maxRows: z.number().int().min(1000).max(10_000_000).default(200000) }).strict().default({ maxRows: 200000 }),
+  })
+  .strict();
+
+export type HubConfig = z.infer<typeof configSchema>;
+export type BusConfig = z.infer<typeof busSchema>;
+export type DeviceConfig = z.infer<typeof deviceSchema>;
+export type RulesConfig = z.infer<typeof rulesSchema>;

@@ -1,0 +1,83 @@
+// What each control-socket request does in the running daemon.
+import type { HubConfig } from "../config/schema.js";
+import type { ControlRequest, ControlResponse } from "../control/protocol.js";
+import type { Journal } from "../journal/journal.js";
+import type { SafetyHub } from "../hub/safety-hub.js";
+import type { Bus } from "../transports/modbus/bus.js";
+import type { Health } from "./health.js";
+import { VERSION } from "../version.js";
+
+interface Parts {
+  config: HubConfig;
+  hub: SafetyHub;
+  journal: Journal;
+  buses: Bus[];
+  health: Health;
+  startedAt: number;
+}
+
+export function controlHandler(p: Parts) {
+  return async (req: ControlRequest): Promise<ControlResponse> => {
+    switch (req.cmd) {
+      case "status":
+        return { ok: true, result: await status(p) };
+      case "devices":
+        return { ok: true, result: devices(p) };
+      case "test": {
+        const d = p.hub.poller.devices().find((x) => x.id === req.device);
+        if (!d) return { ok: false, error: `no device '${req.device}' (devices: ${p.hub.poller.devices().map((x) => x.id).join(", ")})` };
+        const r = await d.read(Date.now);
+        return { ok: true, result: { device: d.id, values: r.values, labels: r.labels, signals: r.signals, problems: r.problems } };
+      }
+      case "valve_reopen": {
+        const r = await p.hub.reopenValves({ person: req.by, osUser: req.osUser });
+        return r.ok ? { ok: true, result: r } : { ok: false, error: "valve reopen refused", details: r.reasons };
+      }
+    }
+  };
+}
+
+async function status(p: Parts) {
+  const rule = p.hub.rule;
+  return {
+    hub: p.config.hub.id,
+    version: VERSION,
+    boot: p.journal.boot,
+    uptimeS: Math.round((Date.now() - p.startedAt) / 1000),
+    health: p.health.snapshot(),
+    alarms: Object.entries(rule.alarms).map(([type, a]) => ({ type, since: a.since, device: a.device, trigger: a.trigger, peak: a.peak })),
+    valves: Object.entries(rule.valves).map(([id, v]) => ({
+      id,
+      latchedClosed: v.commandedAt !== null,
+      closed: v.closed,
+      verifiedAt: v.verifiedAt,
+      fault: v.fault,
+    })),
+    siren: rule.sirenOn,
+    buses: p.buses.map((b) => ({ name: b.name, up: b.isUp, queued: b.queued, requests: b.requests })),
+    journal: await p.journal.stats(),
+    uplink: { state: "not configured" },
+  };
+}
+
+function devices(p: Parts) {
+  return p.hub.poller.devices().map((d) => {
+    const h = p.hub.health(d.id);
+    return {
+      id: d.id,
+      profile: d.profile.id,
+      model: d.profile.model,
+      roles: d.profile.roles,
+      bus: d.bus.name,
+      unit: d.unit,
+      room: d.room,
+      status: h?.status,
+      since: h?.since,
+      lastGoodAt: h?.lastGoodAt,
+      lastError: h?.lastError,
+      signals: h?.lastReading?.signals ?? {},
+      problems: h?.problems ?? [],
+      counters: d.bus.unitCounters(d.unit),
+    };
+  });
+}

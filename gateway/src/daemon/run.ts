@@ -1,0 +1,128 @@
+// Composition root of the hub daemon: reads the configuration, builds the parts and owns start/stop.
+// No logic of its own lives here.
+import { mkdir, chmod } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Logger } from "pino";
+import { checkAgainstProfiles, ConfigError, readConfigFile, type LoadedConfig } from "../config/loader.js";
+import type { BusConfig, HubConfig } from "../config/schema.js";
+import { loadProfiles, formatProblems } from "../profiles/loader.js";
+import type { Profile } from "../profiles/schema.js";
+import { Bus } from "../transports/modbus/bus.js";
+import { SerialLink, type ModbusLink } from "../transports/modbus/link.js";
+import { SimLink } from "../sim/sim-link.js";
+import { simDeviceFor, type SimDevice } from "../sim/devices.js";
+import { Device } from "../devices/device.js";
+import { Journal } from "../journal/journal.js";
+import { SafetyHub } from "../hub/safety-hub.js";
+import { ControlServer } from "../control/server.js";
+import { controlHandler } from "./control-handler.js";
+import { Health } from "./health.js";
+import { createNotifier } from "./sd-notify.js";
+import { VERSION } from "../version.js";
+
+export interface RunningHub {
+  config: HubConfig;
+  hub: SafetyHub;
+  journal: Journal;
+  buses: Bus[];
+  /** Simulated devices by bus name and unit, when a bus is `sim`. */
+  sim: Map<string, SimLink>;
+  health: Health;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  /** Replaces how a bus's link is made (tests, benchmarks). */
+  linkFor?: (bus: BusConfig, devicesOnBus: Array<{ unit: number; profile: Profile }>) => ModbusLink;
+  now?: () => number;
+}
+
+const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
+
+/** Loads and checks everything the daemon would, without starting anything. */
+export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile> }> {
+  const loaded = await readConfigFile(file);
+  const set = await loadProfiles(loaded.config.hub.profilesDir!);
+  if (set.problems.some((p) => (p as { severity?: string }).severity !== "warning"))
+    throw new Error(`device profiles in ${loaded.config.hub.profilesDir} have problems:\n${formatProblems(set.problems)}`);
+  const problems = checkAgainstProfiles(loaded, set.profiles);
+  if (problems.length) throw new ConfigError(problems);
+  return { loaded, profiles: set.profiles };
+}
+
+export async function startHub(configFile: string, o: StartOptions): Promise<RunningHub> {
+  const { loaded, profiles } = await loadAndCheck(configFile);
+  const config = loaded.config;
+  const log = o.log;
+  const now = o.now ?? Date.now;
+
+  await mkdir(config.hub.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.hub.dataDir, 0o700).catch(() => {});
+  const journal = await Journal.open({ path: path.join(config.hub.dataDir, "journal.db"), hub: config.hub.id, maxRows: config.journal.maxRows });
+
+  const sim = new Map<string, SimLink>();
+  const buses: Bus[] = [];
+  const devices: Device[] = [];
+  for (const b of config.buses) {
+    const mine = config.devices.filter((d) => d.bus === b.name).map((d) => ({ cfg: d, profile: profiles.get(d.profile)! }));
+    const units = mine.map((m) => ({ unit: m.cfg.unit ?? m.profile.serial.unit, profile: m.profile }));
+    let link: ModbusLink;
+    if (o.linkFor) link = o.linkFor(b, units);
+    else if (b.path === "sim") {
+      const simDevices = new Map<number, SimDevice>(units.map((u) => [u.unit, simDeviceFor(u.profile.id)]));
+      const l = new SimLink(simDevices, b.baudRate);
+      sim.set(b.name, l);
+      link = l;
+    } else link = new SerialLink(b.path, { baudRate: b.baudRate, parity: b.parity, dataBits: b.dataBits, stopBits: b.stopBits });
+    const bus = new Bus(link, { name: b.name, quietMs: b.quietMs, reconnectMinMs: b.reconnectMinMs, reconnectMaxMs: b.reconnectMaxMs, now });
+    buses.push(bus);
+    for (const { cfg, profile } of mine) {
+      const safety = profile.roles.some((r) => SAFETY.has(r));
+      const pollMs = cfg.pollMs ?? (safety ? 1000 : 2000);
+      devices.push(
+        new Device({
+          id: cfg.id,
+          profile,
+          bus,
+          unit: cfg.unit ?? profile.serial.unit,
+          room: cfg.room,
+          pollMs,
+          offlineAfterMs: cfg.offlineAfterMs ?? Math.max(5 * pollMs, 5000),
+          timeoutMs: cfg.timeoutMs ?? profile.serial.timeoutMs,
+          ratedCloseMs: cfg.ratedCloseMs,
+        }),
+      );
+    }
+  }
+
+  const hub = new SafetyHub({ devices, buses, rules: config.rules, journal, log, now });
+  const health = new Health();
+  health.register("journal", () => ({ ok: hub.journalFailures === 0, detail: hub.journalFailures ? `${hub.journalFailures} failed appends` : undefined }));
+  for (const bus of buses) health.register(`bus:${bus.name}`, () => ({ ok: true, detail: bus.isUp ? "up" : "down (reconnecting)" }));
+
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, startedAt: now() }), log);
+  await control.start();
+  for (const bus of buses) await bus.start();
+  hub.start();
+  hub.record({ kind: "audit", type: "hub_started", severity: "info", data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, host: os.hostname() } });
+
+  const notifier = createNotifier({ healthy: () => health.ok(), log: (msg, err) => log.warn({ err: err instanceof Error ? err.message : err }, msg) });
+  notifier.ready();
+  log.info({ hub: config.hub.id, boot: journal.boot, devices: devices.length, buses: buses.map((b) => b.name), socket: config.hub.controlSocket }, "anxin-hub ready");
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      notifier.stopping();
+      hub.stop();
+      await control.stop();
+      for (const bus of buses) await bus.stop();
+      await journal.close();
+      notifier.close();
+      health.close?.();
+      log.info("anxin-hub stopped");
+    })());
+  return { config, hub, journal, buses, sim, health, stop };
+}

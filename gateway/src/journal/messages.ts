@@ -1,0 +1,55 @@
+// The message contract between the journal's main-thread API and its SQLite worker.
+
+/** One event as the worker stores it; the envelope is already validated and serialised. */
+export interface EventRow {
+  id: string;
+  boot: number;
+  seq: number;
+  ts: number;
+  kind: string;
+  type: string;
+  severity: string;
+  rank: number;
+  payload: string;
+  size: number;
+  createdAt: number;
+}
+
+export interface PendingRow {
+  payload: string;
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+export interface StoreStats {
+  rows: number;
+  alarms: number;
+  oldestTs: number | null;
+  bytes: number;
+  thinned: number;
+}
+
+export interface OpenResult {
+  boot: number;
+  /** The newest event id ever committed, so ids stay increasing across restarts. */
+  lastId: string | null;
+}
+
+export type Request =
+  | { op: "open"; path: string; maxRows: number; bumpBoot: boolean }
+  | { op: "append"; rows: EventRow[] }
+  | { op: "pending"; limit: number; now: number }
+  | { op: "markSent"; ids: string[]; nextAttemptAt: number }
+  | { op: "ack"; ids: string[] }
+  | { op: "stats" }
+  | { op: "pragma"; sql: string }
+  | { op: "close" };
+
+export type RequestMessage = Request & { rid: number };
+
+export interface WireError {
+  message: string;
+  code?: string;
+}
+
+export type Reply = { rid: number; ok: true; value: unknown } | { rid: number; ok: false; error: WireError };

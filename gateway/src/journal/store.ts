@@ -1,0 +1,194 @@
+// The synchronous SQLite side of the journal. It runs only inside the journal worker, so its blocking
+// fsyncs never stall the thread that drives valves and sirens (invariant 1).
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { EventRow, PendingRow, StoreStats } from "./messages.js";
+
+export const SCHEMA_VERSION = 1;
+
+/** Thinned first, oldest first, in this order; every other kind is never dropped. */
+const THINNABLE_KINDS = ["reading", "heartbeat"] as const;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value
+);
+CREATE TABLE IF NOT EXISTS events (
+  rowid           INTEGER PRIMARY KEY,
+  event_id        TEXT    NOT NULL UNIQUE,
+  boot            INTEGER NOT NULL,
+  seq             INTEGER NOT NULL,
+  ts              INTEGER NOT NULL,
+  kind            TEXT    NOT NULL,
+  type            TEXT    NOT NULL,
+  severity        TEXT    NOT NULL,
+  rank            INTEGER NOT NULL,
+  payload         TEXT    NOT NULL,
+  size            INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  created_at      INTEGER NOT NULL
+);
+-- (rank, rowid): the pending query walks it in send order and stops at its limit, no sort.
+CREATE INDEX IF NOT EXISTS events_pending ON events (rank);
+-- (kind, rowid): thinning takes the oldest rows of one kind; stats counts alarms.
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+`;
+
+export class JournalStore {
+  readonly boot: number;
+  readonly lastId: string | null;
+  private readonly db: Database.Database;
+  private rows: number;
+  private readonly insertStmt: Database.Statement;
+  private readonly thinStmt: Database.Statement;
+  private readonly pendingStmt: Database.Statement;
+  private readonly markStmt: Database.Statement;
+  private readonly deleteStmt: Database.Statement;
+  private readonly statsStmt: Database.Statement;
+  private readonly getMeta: Database.Statement;
+  private readonly setMeta: Database.Statement;
+  private readonly raiseLastId: Database.Statement;
+  private readonly markTx: Database.Transaction<(ids: string[], at: number) => void>;
+  private readonly ackTx: Database.Transaction<(ids: string[]) => number>;
+
+  constructor(path: string, private readonly maxRows: number, bumpBoot: boolean) {
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    this.db = db;
+    try {
+      db.pragma("busy_timeout = 5000");
+      const mode = db.pragma("journal_mode = WAL", { simple: true });
+      if (String(mode).toLowerCase() !== "wal") throw new Error(`journal: WAL mode refused (got ${String(mode)})`);
+      // FULL: the WAL is synced on every commit, so a power cut cannot take back a resolved alarm.
+      db.pragma("synchronous = FULL");
+      db.pragma("journal_size_limit = 67108864");
+
+      db.exec(SCHEMA);
+      this.getMeta = db.prepare("SELECT value FROM meta WHERE key = ?").pluck();
+      this.setMeta = db.prepare(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      );
+      this.raiseLastId = db.prepare(
+        "INSERT INTO meta (key, value) VALUES ('last_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value IS NULL OR value < excluded.value",
+      );
+
+      const init = db.transaction((): number => {
+        const version = this.getMeta.get("schema_version") as number | undefined;
+        if (version === undefined) this.setMeta.run("schema_version", SCHEMA_VERSION);
+        else if (version > SCHEMA_VERSION) {
+          throw new Error(`journal: schema version ${version} is newer than this build understands (${SCHEMA_VERSION})`);
+        }
+        let boot = (this.getMeta.get("boot") as number | undefined) ?? 0;
+        if (bumpBoot || boot === 0) this.setMeta.run("boot", ++boot);
+        return boot;
+      });
+      this.boot = init.immediate();
+      this.lastId = (this.getMeta.get("last_id") as string | undefined) ?? null;
+      this.rows = db.prepare("SELECT count(*) FROM events").pluck().get() as number;
+
+      this.insertStmt = db.prepare(
+        `INSERT INTO events (event_id, boot, seq, ts, kind, type, severity, rank, payload, size, created_at)
+         VALUES (@id, @boot, @seq, @ts, @kind, @type, @severity, @rank, @payload, @size, @createdAt)
+         ON CONFLICT(event_id) DO NOTHING`,
+      );
+      this.thinStmt = db.prepare(
+        "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE kind = ? ORDER BY rowid LIMIT ?)",
+      );
+      this.pendingStmt = db.prepare(
+        `SELECT payload, attempts, next_attempt_at AS nextAttemptAt FROM events
+         WHERE next_attempt_at <= ? ORDER BY rank, rowid LIMIT ?`,
+      );
+      this.markStmt = db.prepare(
+        "UPDATE events SET attempts = attempts + 1, next_attempt_at = ? WHERE event_id = ?",
+      );
+      this.deleteStmt = db.prepare("DELETE FROM events WHERE event_id = ?");
+      this.statsStmt = db.prepare(
+        `SELECT count(*) AS rows, coalesce(sum(kind = 'alarm'), 0) AS alarms, min(ts) AS oldestTs,
+                coalesce(sum(size), 0) AS bytes FROM events`,
+      );
+      this.appendTx = db.transaction((rows: EventRow[]) => this.appendRows(rows));
+      this.markTx = db.transaction((ids: string[], at: number) => {
+        for (const id of ids) this.markStmt.run(at, id);
+      });
+      this.ackTx = db.transaction((ids: string[]) => {
+        let removed = 0;
+        for (const id of ids) removed += this.deleteStmt.run(id).changes;
+        return removed;
+      });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Commits all rows in one transaction (the group commit); retried rows are ignored if already present. */
+  append(rows: EventRow[]): void {
+    if (rows.length === 0) return;
+    // The row count is only updated once the transaction committed, so a failed commit leaves it true.
+    this.rows = this.appendTx.immediate(rows);
+  }
+
+  private readonly appendTx: Database.Transaction<(rows: EventRow[]) => number>;
+
+  private appendRows(rows: EventRow[]): number {
+    let maxId = "";
+    let count = this.rows;
+    for (const row of rows) {
+      count += this.insertStmt.run(row).changes;
+      if (row.id > maxId) maxId = row.id;
+    }
+    this.raiseLastId.run(maxId);
+    return count > this.maxRows ? this.thin(count) : count;
+  }
+
+  // Runs inside the append transaction, so the cap holds at every commit.
+  private thin(count: number): number {
+    let dropped = 0;
+    for (const kind of THINNABLE_KINDS) {
+      const excess = count - this.maxRows;
+      if (excess <= 0) break;
+      const n = this.thinStmt.run(kind, excess).changes;
+      count -= n;
+      dropped += n;
+    }
+    if (dropped > 0) this.setMeta.run("thinned", this.thinnedTotal() + dropped);
+    return count;
+  }
+
+  private thinnedTotal(): number {
+    return (this.getMeta.get("thinned") as number | undefined) ?? 0;
+  }
+
+  pending(limit: number, now: number): PendingRow[] {
+    return this.pendingStmt.all(now, limit) as PendingRow[];
+  }
+
+  markSent(ids: string[], nextAttemptAt: number): void {
+    this.markTx.immediate(ids, nextAttemptAt);
+  }
+
+  /** One transaction per call; returns how many rows were removed. */
+  ack(ids: string[]): number {
+    const removed = this.ackTx.immediate(ids);
+    this.rows -= removed;
+    return removed;
+  }
+
+  stats(): StoreStats {
+    const s = this.statsStmt.get() as Omit<StoreStats, "thinned">;
+    this.rows = s.rows;
+    return { ...s, thinned: this.thinnedTotal() };
+  }
+
+  /** Test hook: read or set a pragma on the writer connection itself. */
+  pragma(sql: string): unknown {
+    return this.db.pragma(sql, { simple: true });
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,65 @@
+// Writes device-profiles/profile.schema.json from the zod schema, so editors can check and
+// complete profiles as they are typed. `--check` exits 1 when the committed file is stale.
+//   node --import tsx gateway/src/profiles/write-json-schema.ts [--check] [path]
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { z } from "zod";
+import { profileSchema } from "./schema.js";
+
+export const SCHEMA_FILE_NAME = "profile.schema.json";
+
+/** The JSON Schema text, byte for byte what is committed. */
+export function renderProfileJsonSchema(): string {
+  // "input": fields with defaults stay optional, as they are when a profile is written by hand.
+  const { $schema, ...rest } = z.toJSONSchema(profileSchema, { io: "input" }) as Record<string, unknown>;
+  const doc = {
+    $schema,
+    title: "Anxin device profile",
+    description:
+      "One device model's Modbus RTU register map and how the hub reads and commands it. Addresses are 0-based PDU addresses. " +
+      "Generated from gateway/src/profiles/schema.ts; the hub's loader also checks what a schema cannot (see docs/device-profiles.md).",
+    ...rest,
+  };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+/** device-profiles/profile.schema.json in the project root, found from this file (src or dist). */
+export function defaultSchemaPath(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "device-profiles"))) return path.join(dir, "device-profiles", SCHEMA_FILE_NAME);
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error("cannot find the project's device-profiles folder");
+    dir = up;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const check = argv.includes("--check");
+  const file = argv.find((a) => !a.startsWith("--")) ?? defaultSchemaPath();
+  const want = renderProfileJsonSchema();
+  if (check) {
+    const have = await readFile(file, "utf8").catch(() => null);
+    if (have === want) {
+      console.log(`${file} is up to date`);
+      return 0;
+    }
+    console.error(`${file} is ${have === null ? "missing" : "out of date"}: run npm run profiles:schema`);
+    return 1;
+  }
+  await writeFile(file, want);
+  console.log(`wrote ${file}`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e: Error) => {
+      console.error(e.message);
+      process.exitCode = 2;
+    },
+  );
+}
