@@ -52,7 +52,8 @@ function diskInfo(path: string): { mount: string; fsType: string; device: string
   try {
     const blk = basename(device).replace(/p?\d+$/, "");
     const flag = readFileSync(`/sys/block/${blk}/queue/rotational`, "utf8").trim();
-    rotational = flag === "1" ? "rotational (HDD)" : "non-rotational (SSD/flash/virtual)";
+    // Virtual disks often report 1 whatever backs them, so the raw flag is shown as well.
+    rotational = flag === "1" ? "rotational=1 (HDD, or a virtual disk)" : "rotational=0 (SSD/flash)";
   } catch {
     // unknown device
   }

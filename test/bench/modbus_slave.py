@@ -293,7 +293,7 @@ class Valve(Device):
 
     # --- state helpers ---------------------------------------------------
     def publish_position(self):
-        pos = int(round(self.position))
+        pos = int(round(self.position * 10))  # the manual's scale: 0-1000 = 0.0-100.0 %
         self.put("h", 3, pos)
         self.put("i", 3, pos)
 

@@ -64,8 +64,8 @@ export interface Control<C extends object = Record<string, unknown>> {
 }
 
 export interface BenchOptions {
-  /** Device kind -> unit id, e.g. `{ co: 1, valve: 3 }`. */
-  devices: Record<string, number>;
+  /** Device kind -> unit id, e.g. `{ co: 1, valve: 3 }`; a list of pairs when a kind repeats. */
+  devices: Record<string, number> | Array<[DeviceKind, number]>;
   baud?: number;
   /** Put timed_line.py between hub and slave (byte pacing + fault injection). */
   timed?: boolean;
@@ -187,7 +187,7 @@ class JsonChild {
     createInterface({ input: this.proc.stdout! }).on("line", (line) => this.onLine(line));
     this.exited = new Promise((resolve) => {
       this.proc.once("exit", (code, signal) => {
-        this.exitInfo = signal ? `killed by ${signal}` : `exit code ${code}`;
+        this.exitInfo ??= signal ? `killed by ${signal}` : `exit code ${code}`;
         const err = new Error(`${this.name} ${this.exitInfo}${this.stderrHint()}`);
         this.ready?.reject(err);
         this.ready = undefined;
@@ -197,9 +197,13 @@ class JsonChild {
         }
         resolve();
       });
+      // A spawn failure emits 'error' and possibly no 'exit': settle here too.
       this.proc.once("error", (e) => {
+        if (this.exitInfo !== undefined) return;
+        this.exitInfo = `failed to start: ${e.message}`;
         this.ready?.reject(new Error(`${this.name}: cannot start ${PYTHON}: ${e.message}`));
         this.ready = undefined;
+        resolve();
       });
     });
   }
@@ -337,8 +341,8 @@ class SocatPair {
 
 // ---------------------------------------------------------------------------
 
-function deviceSpec(devices: Record<string, number>): string {
-  const entries = Object.entries(devices);
+function deviceSpec(devices: BenchOptions["devices"]): string {
+  const entries = Array.isArray(devices) ? devices : Object.entries(devices);
   if (entries.length === 0) throw new Error("startBench: no devices given");
   return entries.map(([kind, unit]) => `${kind}=${unit}`).join(",");
 }

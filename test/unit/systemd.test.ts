@@ -21,7 +21,7 @@ function toolMissing(tool: string): string | false {
 }
 const noAnalyze = toolMissing("systemd-analyze");
 const noSysusers = toolMissing("systemd-sysusers");
-if (noAnalyze) console.log(`# skipping unit checks: ${noAnalyze}`);
+if (noAnalyze) console.log(`skipping unit checks: ${noAnalyze}`);
 
 function tempDir(t: { after(fn: () => void): void }, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -124,7 +124,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     try {
       return opts.healthy() === true;
     } catch (err) {
-      safeLog("health check threw; treating the hub as unhealthy", err);
+      if (!withheld) safeLog("health check threw; treating the hub as unhealthy", err);
       return false;
     }
   };

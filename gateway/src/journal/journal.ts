@@ -188,7 +188,7 @@ export class Journal {
       j.terminating = true;
       await j.worker?.terminate();
       const e = err as JournalError;
-      throw new JournalError(`journal: cannot open ${opts.path}: ${e.message}`, e.code);
+      throw new JournalError(`journal: cannot open ${opts.path}: ${e.message.replace(/^journal: open failed: /, "")}`, e.code);
     }
     j.opened = true;
     j.bootNo = opened.boot;

@@ -37,6 +37,21 @@ CREATE INDEX IF NOT EXISTS events_pending ON events (rank);
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
 `;
 
+// mkdir -p by hand: Node's recursive mkdirSync can spin forever where a directory cannot be created
+// and the error is ENOENT (seen under /proc), which would leave open() hanging.
+function ensureDir(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || parent === dir) throw err;
+    ensureDir(parent);
+    mkdirSync(dir);
+  }
+}
+
 export class JournalStore {
   readonly boot: number;
   readonly lastId: string | null;
@@ -55,7 +70,7 @@ export class JournalStore {
   private readonly ackTx: Database.Transaction<(ids: string[]) => number>;
 
   constructor(path: string, private readonly maxRows: number, bumpBoot: boolean) {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDir(dirname(path));
     const db = new Database(path);
     this.db = db;
     try {

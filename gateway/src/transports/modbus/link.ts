@@ -1,5 +1,6 @@
 // A link is the thing one bus talks through: a real serial port (modbus-serial) or the simulator.
 // The bus above it owns queueing, timing and recovery; a link only moves one request at a time.
+import { existsSync } from "node:fs";
 import modbusSerial from "modbus-serial";
 import { BusError, classify } from "./errors.js";
 
@@ -41,6 +42,7 @@ interface BufferedPortInternals {
 
 export class SerialLink implements ModbusLink {
   private client?: ModbusRTU;
+  private watch?: NodeJS.Timeout;
   private closeCbs: Array<() => void> = [];
   private frameCbs: Array<(f: Buffer) => void> = [];
 
@@ -62,11 +64,13 @@ export class SerialLink implements ModbusLink {
     } catch (e) {
       throw new BusError("open_failed", `cannot open ${this.path}: ${classify(e).message}`);
     }
-    client.on("close", () => {
-      if (this.client !== client) return;
-      this.client = undefined;
-      for (const cb of this.closeCbs) cb();
-    });
+    client.on("close", () => this.lost(client));
+    // serialport gives no close event when the device node vanishes (the adapter is pulled out):
+    // its reader spins until the next write fails. Watching the path notices within a second.
+    this.watch = setInterval(() => {
+      if (!existsSync(this.path)) this.lost(client);
+    }, 1000);
+    this.watch.unref();
     const port = this.internals(client);
     if (port) {
       const write = port.write.bind(port);
@@ -80,9 +84,18 @@ export class SerialLink implements ModbusLink {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watch);
     const c = this.client;
     this.client = undefined;
     if (c?.isOpen) await new Promise<void>((r) => c.close(() => r()));
+  }
+
+  private lost(client: ModbusRTU): void {
+    if (this.client !== client) return;
+    clearInterval(this.watch);
+    this.client = undefined;
+    if (client.isOpen) client.close(() => {});
+    for (const cb of this.closeCbs) cb();
   }
 
   private internals(c: ModbusRTU | undefined): BufferedPortInternals | undefined {
