@@ -265,6 +265,15 @@ class Radar(Device):
         return {}
 
 
+class Relay(Device):
+    """A plain 8-channel Modbus relay module driving a siren: coils 0..7 (FC01 read,
+    FC05 write), each output simply follows what was last written."""
+
+    kind = "relay"
+    sizes = {"c": 8, "d": 0, "h": 0, "i": 0}
+    writable = {"c": set(range(0, 8))}
+
+
 class Valve(Device):
     """Rotork-style actuator. Coils 0 stop / 1 close / 2 open / 3 ESD;
     DI0 moving, DI1 closed limit, DI2 open limit, DI10 obstructed, DI11
@@ -402,7 +411,7 @@ class Valve(Device):
         return {"mode": self.mode, "travel_ms": self.travel_ms}
 
 
-KINDS = {"co": CoDetector, "lel": LelDetector, "valve": Valve, "radar": Radar}
+KINDS = {"co": CoDetector, "lel": LelDetector, "valve": Valve, "radar": Radar, "relay": Relay}
 
 
 def parse_devices(spec):

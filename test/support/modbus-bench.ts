@@ -28,7 +28,7 @@ const DEBUG = process.env.ANXIN_BENCH_DEBUG === "1"; // mirror children's stderr
 const DIE_WITH_PARENT =
   "import ctypes,os,signal,sys;ctypes.CDLL(None).prctl(1,signal.SIGTERM);os.execvp(sys.argv[1],sys.argv[1:])";
 
-export type DeviceKind = "co" | "lel" | "valve" | "radar";
+export type DeviceKind = "co" | "lel" | "valve" | "radar" | "relay";
 export type Table = "hr" | "ir" | "co" | "di";
 export type ValveMode = "normal" | "jam" | "stuck" | "slow";
 

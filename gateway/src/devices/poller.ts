@@ -18,7 +18,7 @@ export interface DeviceHealth {
 type PollerEvents = {
   reading: [reading: Reading];
   status: [device: Device, status: DeviceStatus, reason: string];
-  error: [device: Device, err: BusError | Error];
+  readFailed: [device: Device, err: BusError | Error];
   valueProblems: [device: Device, problems: string[]];
 };
 
@@ -102,7 +102,7 @@ export class Poller extends EventEmitter<PollerEvents> {
       this.emit("reading", reading);
     } catch (e) {
       s.health.lastError = (e as Error).message;
-      this.emit("error", s.device, e as Error);
+      this.emit("readFailed", s.device, e as Error);
     } finally {
       s.inFlight = false;
       this.supervise();

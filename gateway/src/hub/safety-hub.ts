@@ -170,7 +170,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
         const actions: EventAction[] = all
           .filter((x): x is Extract<gas.Decision, { do: "close_valve" }> => x.do === "close_valve")
           .map((x) => ({ action: "valve_close", target: x.valve, detail: "commanded; verification follows" }));
-        if (all.some((x) => x.do === "siren" && x.on)) actions.push({ action: "siren_on", ok: this.actuators.sirens.length > 0, detail: this.actuators.sirens.length ? undefined : "no siren installed" });
+        if (all.some((x) => x.do === "siren" && x.on)) actions.push(...this.sirenActions());
         this.record({
           kind: "alarm", type: d.alarm, severity: "critical", device: d.device, room: d.room,
           data: { value: d.value, unit: d.alarm === "gas" ? "%LEL" : "ppm", setpoint: d.setpoint, trigger: d.trigger },
@@ -192,7 +192,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
         this.record({
           kind: "alarm", type: "valve_fault", severity: "critical", device: d.valve, room: room(d.valve),
           data: { reason: d.reason, afterMs: d.afterMs },
-          actions: [{ action: "valve_closed", target: d.valve, ok: false, detail: d.reason }, { action: "siren_on", ok: this.actuators.sirens.length > 0 }],
+          actions: [{ action: "valve_closed", target: d.valve, ok: false, detail: d.reason }, ...this.sirenActions()],
         });
         break;
       case "valve_fault_cleared":
@@ -210,6 +210,11 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       case "open_valve":
         break;
     }
+  }
+
+  /** A home without a siren gets no siren action: events say only what the hub really did. */
+  private sirenActions(): EventAction[] {
+    return this.actuators.sirens.map((s) => ({ action: "siren_on", target: s.id }));
   }
 
   /** Journal an event without holding anyone up; a failure is logged and counted, never thrown. */
