@@ -21,13 +21,13 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-async function socketPath(opts: { socket?: string; config?: string }): Promise<string> {
+async function socketPath(opts: Target): Promise<string> {
   if (opts.socket) return opts.socket;
   if (opts.config) return (await readConfigFile(opts.config)).config.hub.controlSocket!;
   return DEFAULT_SOCKET;
 }
 
-async function ask(opts: { socket?: string; config?: string }, req: ControlRequest): Promise<unknown> {
+async function ask(opts: Target, req: ControlRequest): Promise<unknown> {
   const r = await callDaemon(await socketPath(opts), req).catch((e: Error) => fail(e.message));
   if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
   return r.result;
@@ -35,9 +35,19 @@ async function ask(opts: { socket?: string; config?: string }, req: ControlReque
 
 const program = new Command("anxin-hub")
   .description("Anxin home safety hub: RS-485 gas/CO detectors, gas shut-off valves, sirens; a durable local journal")
-  .version(VERSION)
-  .addOption(new Option("--socket <path>", "the daemon's control socket").env("ANXIN_HUB_SOCKET"))
-  .option("--config <file>", "read the control socket's path from this configuration");
+  .version(VERSION);
+
+interface Target {
+  socket?: string;
+  config?: string;
+}
+
+/** The commands that talk to a running daemon say which one, by socket or by its configuration. */
+function client(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--socket <path>", `the daemon's control socket (default ${DEFAULT_SOCKET})`).env("ANXIN_HUB_SOCKET"))
+    .option("--config <file>", "find the control socket in this hub configuration");
+}
 
 program
   .command("run")
@@ -73,40 +83,36 @@ program
     });
   });
 
-program
-  .command("status")
+client(program.command("status"))
   .description("the hub at a glance: alarms, valves, buses, journal")
   .option("--json", "machine-readable")
-  .action(async (opts: { json?: boolean }) => {
-    const r = await ask(program.opts(), { cmd: "status" });
+  .action(async (opts: Target & { json?: boolean }) => {
+    const r = await ask(opts, { cmd: "status" });
     process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : printStatus(r as Parameters<typeof printStatus>[0]));
   });
 
-program
-  .command("devices")
+client(program.command("devices"))
   .description("every configured device: status, last values, line errors")
   .option("--json", "machine-readable")
-  .action(async (opts: { json?: boolean }) => {
-    const r = await ask(program.opts(), { cmd: "devices" });
+  .action(async (opts: Target & { json?: boolean }) => {
+    const r = await ask(opts, { cmd: "devices" });
     process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : printDevices(r as Parameters<typeof printDevices>[0]));
   });
 
-program
-  .command("test")
+client(program.command("test"))
   .description("read one device now and show what it reports")
   .argument("<device>", "device id from the configuration")
-  .action(async (device: string) => {
-    const r = await ask(program.opts(), { cmd: "test", device });
+  .action(async (device: string, opts: Target) => {
+    const r = await ask(opts, { cmd: "test", device });
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   });
 
 const valve = program.command("valve").description("gas shut-off valves");
-valve
-  .command("reopen")
+client(valve.command("reopen"))
   .description("on site only: reopen the gas valves after an alarm (refused while any gas/CO alarm or detector fault is active)")
   .requiredOption("--by <name>", "who is reopening (recorded in the journal)")
   .option("--yes", "do not ask for confirmation")
-  .action(async (opts: { by: string; yes?: boolean }) => {
+  .action(async (opts: Target & { by: string; yes?: boolean }) => {
     if (!opts.yes) {
       if (!process.stdin.isTTY) fail("confirmation needed: run it at a terminal, or add --yes", 2);
       const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -114,7 +120,7 @@ valve
       rl.close();
       if (answer.trim().toLowerCase() !== "yes") fail("not reopened");
     }
-    const r = (await ask(program.opts(), { cmd: "valve_reopen", by: opts.by, osUser: os.userInfo().username })) as { opened: Array<{ valve: string; ok: boolean; error?: string }> };
+    const r = (await ask(opts, { cmd: "valve_reopen", by: opts.by, osUser: os.userInfo().username })) as { opened: Array<{ valve: string; ok: boolean; error?: string }> };
     for (const o of r.opened) process.stdout.write(`${o.valve}: ${o.ok ? "open command sent" : `FAILED: ${o.error}`}\n`);
     if (r.opened.some((o) => !o.ok)) process.exit(1);
   });
