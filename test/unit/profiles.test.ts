@@ -82,7 +82,7 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 test("every shipped profile loads with zero problems", async () => {
   const { profiles, problems } = await loadProfiles(PROFILES);
   assert.equal(formatProblems(problems), "");
-  assert.deepEqual([...profiles.keys()].sort(), ["greystone-cmd5b4", "honeywell-e3point", "pemtech-pt495-lel", "rotork-iq-modbus", "saifuli-mtdx62-mb"]);
+  assert.deepEqual([...profiles.keys()].sort(), ["greystone-cmd5b4", "honeywell-e3point", "modbus-relay-siren", "pemtech-pt495-lel", "rotork-iq-modbus", "saifuli-mtdx62-mb"]);
 });
 
 test("shipped profiles carry the maps the hub relies on", async () => {

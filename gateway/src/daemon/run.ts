@@ -99,8 +99,14 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
 
   const hub = new SafetyHub({ devices, buses, rules: config.rules, journal, log, now });
   const health = new Health();
-  health.register("journal", () => ({ ok: hub.journalFailures === 0, detail: hub.journalFailures ? `${hub.journalFailures} failed appends` : undefined }));
-  for (const bus of buses) health.register(`bus:${bus.name}`, () => ({ ok: true, detail: bus.isUp ? "up" : "down (reconnecting)" }));
+  // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
+  // loop or a request that never settles. A pulled cable or a full disk is reported, not restarted:
+  // a restart would not fix it and would drop the journal's in-memory retry queue.
+  for (const bus of buses)
+    health.register(`bus:${bus.name}`, () => {
+      const stuck = bus.busyForMs > 15_000;
+      return { ok: !stuck, detail: stuck ? `a request has been running for ${Math.round(bus.busyForMs)} ms` : bus.isUp ? "up" : "port missing, reconnecting" };
+    });
 
   const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, startedAt: now() }), log);
   await control.start();

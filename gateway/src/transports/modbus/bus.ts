@@ -48,11 +48,17 @@ interface Job {
   reject: (e: unknown) => void;
 }
 
+/** Serial drivers are known to wedge after hours; many silent requests in a row earn a fresh open. */
+const REOPEN_AFTER_TIMEOUTS = 20;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Bus extends EventEmitter<BusEvents> {
   private readonly queues: Record<Priority, Job[]> = { safety: [], normal: [] };
   private busy = false;
+  private jobStartedAt = 0;
+  /** Timeouts in a row on this line, whatever the unit: a wedged port is reopened after too many. */
+  private timeoutsInARow = 0;
   private lastEndAt = 0;
   private up = false;
   private downAnnounced = false;
@@ -62,6 +68,7 @@ export class Bus extends EventEmitter<BusEvents> {
   private readonly counters = new Map<number, UnitCounters>();
   private readonly now: () => number;
   requests = 0;
+  reopens = 0;
 
   constructor(
     private readonly link: ModbusLink,
@@ -113,6 +120,11 @@ export class Bus extends EventEmitter<BusEvents> {
     return c;
   }
 
+  /** How long the current request has been running: a liveness check for the watchdog. */
+  get busyForMs(): number {
+    return this.busy ? performance.now() - this.jobStartedAt : 0;
+  }
+
   get queued(): number {
     return this.queues.safety.length + this.queues.normal.length;
   }
@@ -137,6 +149,7 @@ export class Bus extends EventEmitter<BusEvents> {
     const job = this.next();
     if (!job) return;
     this.busy = true;
+    this.jobStartedAt = performance.now();
     void this.execute(job).finally(() => {
       this.busy = false;
       this.pump();
@@ -156,6 +169,7 @@ export class Bus extends EventEmitter<BusEvents> {
       await this.link.discardInput();
       const v = await job.run(this.link);
       this.count(job.unit);
+      this.timeoutsInARow = 0;
       job.resolve(v);
     } catch (e) {
       const err = classify(e);
@@ -167,6 +181,7 @@ export class Bus extends EventEmitter<BusEvents> {
       }
       if (err.kind === "port_closed") this.lost(err.message);
       job.reject(err);
+      if (err.kind === "timeout" && ++this.timeoutsInARow >= REOPEN_AFTER_TIMEOUTS) await this.reopenQuietly();
     } finally {
       this.lastEndAt = performance.now();
     }
@@ -220,6 +235,19 @@ export class Bus extends EventEmitter<BusEvents> {
       if (this.up) return;
       this.announceDown(classify(e).message);
       this.scheduleReconnect();
+    }
+  }
+
+  /** Close and open the port again without announcing an outage; if it will not open, it is one. */
+  private async reopenQuietly(): Promise<void> {
+    this.timeoutsInARow = 0;
+    this.reopens++;
+    await this.link.close().catch(() => {});
+    try {
+      await this.link.open();
+    } catch (e) {
+      this.up = true; // so that lost() announces it and starts the backoff
+      this.lost(classify(e).message);
     }
   }
 
