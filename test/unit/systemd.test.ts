@@ -7,7 +7,7 @@ import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, 
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DgramSocket } from "node-unix-socket";
+import { unixDgramSocket } from "../../gateway/src/daemon/unix-dgram.js";
 import { createNotifier, watchdogIntervalMs } from "../../gateway/src/daemon/sd-notify.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -118,16 +118,15 @@ interface FakeSystemd {
 
 function fakeNotifySocket(t: { after(fn: () => void): void }): FakeSystemd {
   const path = join(tempDir(t, "anxin-notify-"), "notify.sock");
-  const server = new DgramSocket();
-  server.bind(path);
   const messages: string[] = [];
-  server.on("data", (buf: Buffer) => messages.push(buf.toString("utf8")));
+  const server = unixDgramSocket((buf: Buffer) => messages.push(buf.toString("utf8")));
+  server.bind(path);
   let closed = false;
   const close = (): void => {
     if (!closed) server.close();
     closed = true;
   };
-  // An open DgramSocket keeps the test process alive.
+  // An open datagram socket keeps the test process alive.
   t.after(close);
   return { path, messages, count: (m) => messages.filter((x) => x === m).length, close };
 }

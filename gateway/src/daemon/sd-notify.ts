@@ -2,7 +2,7 @@
 // Every failure here is logged and swallowed: a broken notify channel must never take the hub down
 // (systemd's own timeouts and the watchdog decide what happens then).
 import { execFile } from "node:child_process";
-import { DgramSocket } from "node-unix-socket";
+import { unixDgramSocket, type UnixDgramSocket } from "./unix-dgram.js";
 
 export interface Notifier {
   /** READY=1: send once the hub actually guards the home (bus, journal, rules up). */
@@ -96,7 +96,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
   if (socketPath.startsWith("/")) {
     send = datagramTransport(socketPath, onSent, onFailed);
   } else if (socketPath.startsWith("@")) {
-    // node-unix-socket cannot address abstract sockets (its sendTo gets "Connection refused"). systemd-notify
+    // unix-dgram cannot address abstract sockets. systemd-notify
     // can, but as a non-root service the datagram comes from the helper's PID, so systemd accepts it only
     // with NotifyAccess=all, and may still drop it once the helper has exited. Good enough to get through
     // READY/STOPPING; not reliable enough to carry the watchdog, so pings are off rather than flaky.
@@ -174,7 +174,7 @@ function noopNotifier(): Notifier {
   return { watchdogIntervalMs: undefined, ready() {}, stopping() {}, status() {}, close() {} };
 }
 
-// A fresh socket per message: an open DgramSocket keeps the event loop alive, and a socket that exists only
+// A fresh socket per message: an open datagram socket keeps the event loop alive, and a socket that exists only
 // for the duration of one send can never hold up process exit (or leak) if close() is forgotten.
 function datagramTransport(path: string, onSent: () => void, onFailed: (err: unknown) => void): Transport {
   let inFlight = 0;
@@ -183,9 +183,9 @@ function datagramTransport(path: string, onSent: () => void, onFailed: (err: unk
       onFailed(new Error(`${inFlight} notifications still pending; dropping ${message.split("=")[0]}`));
       return;
     }
-    let sock: DgramSocket;
+    let sock: UnixDgramSocket;
     try {
-      sock = new DgramSocket();
+      sock = unixDgramSocket();
     } catch (err) {
       onFailed(err);
       return;
@@ -212,7 +212,7 @@ function datagramTransport(path: string, onSent: () => void, onFailed: (err: unk
     guard.unref();
     try {
       const buf = Buffer.from(message, "utf8");
-      sock.sendTo(buf, 0, buf.length, path, (err) => finish(err));
+      sock.send(buf, 0, buf.length, path, (err) => finish(err ?? undefined));
     } catch (err) {
       finish(err instanceof Error ? err : new Error(String(err)));
     }

@@ -1,0 +1,71 @@
+// The relay's configuration (YAML). As on the hub, every key is checked and an unknown key is an error.
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+
+export const relayConfigSchema = z
+  .object({
+    relay: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/).default("relay-1").describe("this instance's name (logs, metrics, MQTT client id)"),
+        dataDir: z.string().min(1).describe("SQLite database (when used) and state; relative to this file"),
+      })
+      .strict(),
+    log: z.object({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") }).strict().default({ level: "info" }),
+    store: z
+      .discriminatedUnion("kind", [
+        z.object({ kind: z.literal("sqlite"), path: z.string().min(1).default("relay.db") }).strict(),
+        z.object({ kind: z.literal("postgres"), url: z.string().min(1).describe("postgres://user@host:5432/db"), schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("anxin"), poolSize: z.number().int().min(1).max(100).default(10) }).strict(),
+      ])
+      .default({ kind: "sqlite", path: "relay.db" }),
+    broker: z
+      .discriminatedUnion("kind", [
+        z
+          .object({
+            kind: z.literal("embedded").describe("the relay runs its own MQTT broker and authenticates hubs itself"),
+            host: z.string().default("0.0.0.0"),
+            port: port.default(1883),
+            tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+          })
+          .strict(),
+        z
+          .object({
+            kind: z.literal("external").describe("hubs connect to an existing broker (Mosquitto, EMQX); the relay subscribes with a shared subscription"),
+            url: z.string().min(1).describe("mqtt://host:1883 or mqtts://host:8883"),
+            username: z.string().optional(),
+            password: z.string().optional(),
+            caFile: z.string().optional(),
+            sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).nullable().default("relay").describe("null: plain subscription (only one relay instance)"),
+          })
+          .strict(),
+      ])
+      .default({ kind: "embedded", host: "0.0.0.0", port: 1883 }),
+    http: z
+      .object({ host: z.string().default("127.0.0.1"), port: port.default(8080), publicUrl: z.string().optional().describe("how hubs reach the enrolment endpoint") })
+      .strict()
+      .default({ host: "127.0.0.1", port: 8080 }),
+    ingest: z
+      .object({
+        batchMaxEvents: z.number().int().min(1).max(10000).default(500),
+        batchMaxWaitMs: z.number().int().min(0).max(1000).default(5),
+        maxPayloadBytes: z.number().int().min(1024).max(1048576).default(65536),
+        clockSkewFlagMs: z.number().int().min(1000).default(300000).describe("events whose hub time is further than this from the relay's are flagged (never dropped)"),
+      })
+      .strict()
+      .default({ batchMaxEvents: 500, batchMaxWaitMs: 5, maxPayloadBytes: 65536, clockSkewFlagMs: 300000 }),
+    supervision: z
+      .object({
+        heartbeatIntervalS: z.number().int().min(5).max(86400).default(60).describe("what hubs are told to use; must match the hubs' uplink.heartbeatS"),
+        missedHeartbeats: z.number().int().min(1).max(100).default(3),
+        checkEveryS: z.number().int().min(1).max(3600).default(10),
+      })
+      .strict()
+      .default({ heartbeatIntervalS: 60, missedHeartbeats: 3, checkEveryS: 10 }),
+    enrolment: z
+      .object({ claimCodeTtlS: z.number().int().min(60).max(30 * 86400).default(86400) })
+      .strict()
+      .default({ claimCodeTtlS: 86400 }),
+  })
+  .strict();
+
+export type RelayConfig = z.infer<typeof relayConfigSchema>;
