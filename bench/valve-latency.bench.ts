@@ -52,7 +52,7 @@ interface Rig {
   name: string;
   bus: Bus;
   devices: Device[];
-  /** When the last link-level read finished (to split a busy-bus wait into its parts). */
+  /** Called as each link-level read finishes (to split a busy-bus wait into its parts). */
   onReadEnd(cb: (at: number) => void): void;
   stop(): Promise<void>;
 }
@@ -252,8 +252,9 @@ async function runVariant(o: Options): Promise<Result> {
       }
     }
     // Idle bus: let the inter-frame gap pass so the next close finds the line free.
-    // Busy bus: a random pause so the reading lands at any phase of the poll in flight.
-    await sleep(o.busyCallers ? Math.random() * 30 : gapMs + 2);
+    // Busy bus: a random pause over about two poll cycles (one FC3 poll + gap is ~57 ms at 9600 baud),
+    // so the reading lands at any phase of the cycle.
+    await sleep(o.busyCallers ? Math.random() * 115 : gapMs + 2);
   }
   const seconds = (performance.now() - t0All) / 1000;
   stopBusy = true;
@@ -322,7 +323,7 @@ try {
     cleanups.push(() => timed.stop());
     const trig = await serialRig("timed line 9600 (pymodbus)", timed, set.profiles);
     cleanups.push(() => trig.stop());
-    results.push(await runVariant({ label: "c': busy 9600 line, stub journal", rig: trig, journal: stub, iterations: 300, maxSeconds: 25, busyCallers: 3 }));
+    results.push(await runVariant({ label: "c': busy 9600 line, stub journal", rig: trig, journal: stub, iterations: 300, maxSeconds: 35, busyCallers: 3 }));
   } else {
     notes.push(`Modbus bench unavailable (${avail.reason}): only the simulated link was measured`);
     console.log(`\nModbus bench unavailable: ${avail.reason}\nrunning only the simulated-link variants`);
@@ -332,7 +333,7 @@ try {
   const sim = await simRig("SimLink 9600", set.profiles);
   cleanups.push(() => sim.stop());
   results.push(await runVariant({ label: "d: sim idle, stub journal", rig: sim, journal: stub, iterations: 300, maxSeconds: 20 }));
-  results.push(await runVariant({ label: "d': sim busy, stub journal", rig: sim, journal: stub, iterations: 300, maxSeconds: 20, busyCallers: 3 }));
+  results.push(await runVariant({ label: "d': sim busy, stub journal", rig: sim, journal: stub, iterations: 300, maxSeconds: 25, busyCallers: 3 }));
 } finally {
   for (const c of cleanups.reverse()) await c().catch(() => {});
   rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // anxin-hub: the daemon (`run`) and the installer's commands, which talk to it over the control socket.
 import os from "node:os";
+import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "commander";
 import { ConfigError, readConfigFile } from "../config/loader.js";
@@ -12,8 +13,11 @@ import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
 import { VERSION } from "../version.js";
 import { printDevices, printStatus } from "./print.js";
+import { provision, ProvisionError } from "../uplink/provision.js";
+import { secretsPath } from "../uplink/settings.js";
 
 const DEFAULT_SOCKET = process.env.ANXIN_HUB_SOCKET ?? "/run/anxin-hub/control.sock";
+const DEFAULT_CONFIG = "/etc/anxin-hub/hub.yaml";
 
 /** Exit codes: 0 ok, 1 failed or refused, 2 bad input (config, profile, arguments). */
 function fail(message: string, code = 1): never {
@@ -123,6 +127,38 @@ client(valve.command("reopen"))
     const r = (await ask(opts, { cmd: "valve_reopen", by: opts.by, osUser: os.userInfo().username })) as { opened: Array<{ valve: string; ok: boolean; error?: string }> };
     for (const o of r.opened) process.stdout.write(`${o.valve}: ${o.ok ? "open command sent" : `FAILED: ${o.error}`}\n`);
     if (r.opened.some((o) => !o.ok)) process.exit(1);
+  });
+
+program
+  .command("provision")
+  .description("enrol this hub at the relay with its one-time claim code; writes the uplink secrets file (mode 0600)")
+  .requiredOption("--relay <url>", "the relay's enrolment endpoint base, http(s)://host[:port]")
+  .requiredOption("--hub <id>", "this hub's id; must match hub.id in the configuration")
+  .requiredOption("--code <code>", "the one-time claim code from the relay operator")
+  .addOption(new Option("--config <file>", "the hub's configuration: says where the secrets go").default(DEFAULT_CONFIG).env("ANXIN_HUB_CONFIG"))
+  .action(async (opts: { relay: string; hub: string; code: string; config: string }) => {
+    let loaded: Awaited<ReturnType<typeof readConfigFile>>;
+    try {
+      loaded = await readConfigFile(opts.config);
+    } catch (e) {
+      fail((e as Error).message, 2);
+    }
+    const c = loaded.config;
+    if (c.hub.id !== opts.hub) fail(`${loaded.file} is the configuration of hub '${c.hub.id}', not '${opts.hub}'`, 2);
+    const secretsFile = secretsPath(c, path.dirname(loaded.file));
+    try {
+      const r = await provision({ relay: opts.relay, hub: opts.hub, code: opts.code, secretsFile, dataDir: c.hub.dataDir });
+      const out = [
+        `enrolled hub ${r.hub} at ${r.relay}`,
+        `${r.replaced ? "replaced" : "wrote"} ${r.secretsFile} (mode 0600): broker ${r.mqttUrl}, user ${r.username}, signing key, heartbeat every ${r.heartbeatS} s`,
+        c.uplink ? "restart the daemon to connect with these credentials" : `note: ${loaded.file} has no 'uplink' section; add 'uplink: {}' so the daemon connects`,
+      ];
+      if (r.relay.startsWith("http:")) process.stderr.write("anxin-hub: warning: the relay was reached over plain http; the claim code and the credentials crossed the network unencrypted\n");
+      process.stdout.write(`${out.join("\n")}\n`);
+    } catch (e) {
+      if (e instanceof ProvisionError) fail(e.message, e.exitCode);
+      fail(`provisioning failed: ${(e as Error).message}`);
+    }
   });
 
 program

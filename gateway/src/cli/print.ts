@@ -10,7 +10,20 @@ interface Status {
   siren: boolean;
   buses: Array<{ name: string; up: boolean; queued: number; requests: number }>;
   journal: { rows: number; alarms: number; oldestTs: number | null };
-  uplink: { state: string };
+  uplink: UplinkView;
+}
+
+interface UplinkView {
+  state: string;
+  url?: string;
+  inFlight?: number;
+  lastAckAt?: number | null;
+  lastConnectAt?: number | null;
+  reconnects?: number;
+  clockOffsetMs?: number | null;
+  sent?: number;
+  acked?: number;
+  error?: string;
 }
 
 const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-");
@@ -28,11 +41,25 @@ export function printStatus(s: Status): string {
     "buses:",
     ...s.buses.map((b) => `  ${b.name}: ${b.up ? "up" : "DOWN"}  queued ${b.queued}  requests ${b.requests}`),
     `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
-    `uplink: ${s.uplink.state}`,
+    `uplink: ${uplinkLine(s.uplink)}`,
   ];
   const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);
   if (bad.length) lines.push("health problems:", ...bad.map(([n, c]) => `  ${n}: ${c.detail ?? "failing"}`));
   return `${lines.join("\n")}\n`;
+}
+
+function uplinkLine(u: UplinkView): string {
+  if (u.state === "not configured") return "not configured (events stay in the journal)";
+  if (u.state === "failed") return `NOT STARTED: ${u.error ?? "unknown error"}`;
+  const parts = [`${u.state === "connected" ? "connected" : u.state.toUpperCase()} ${u.url ?? ""}`.trim()];
+  if (u.state === "connected") parts.push(`since ${when(u.lastConnectAt)}`);
+  else if (u.error) parts.push(`(${u.error})`);
+  parts.push(`in flight ${u.inFlight ?? 0}`, `sent ${u.sent ?? 0}`, `acked ${u.acked ?? 0}`, `last ack ${when(u.lastAckAt)}`, `reconnects ${u.reconnects ?? 0}`);
+  if (u.clockOffsetMs !== null && u.clockOffsetMs !== undefined) {
+    const s = u.clockOffsetMs / 1000;
+    parts.push(`relay clock ${s >= 0 ? "+" : ""}${s.toFixed(1)} s${Math.abs(s) > 300 ? " (HUB CLOCK WRONG)" : ""}`);
+  }
+  return parts.join("  ");
 }
 
 interface DeviceRow {

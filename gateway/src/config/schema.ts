@@ -78,6 +78,31 @@ export const rulesSchema = z
   })
   .strict();
 
+/** Optional: without it the hub guards the home and journals everything, but sends nothing. */
+export const uplinkSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, "an mqtt://, mqtts://, ws:// or wss:// URL")
+      .optional()
+      .describe("broker URL; overrides the one in the secrets file"),
+    secretsFile: z.string().min(1).optional().describe("default: <dataDir>/secrets.json, written by `anxin-hub provision`"),
+    heartbeatS: z.number().int().min(5).max(3600).optional().describe("default: the period the relay assigned at enrolment"),
+    window: z.number().int().min(2).max(1000).default(256).describe("events in flight without an ack; one slot is kept for critical events"),
+    ackTimeoutMs: ms(100, 600000).default(10000).describe("no ack this long → send again, doubling per attempt up to 5 min"),
+    historicalAfterMs: ms(0, 86400000).default(60000).describe("an event first sent this late, and every resend, is flagged historical"),
+    reconnectMinMs: ms(100, 600000).default(1000),
+    reconnectMaxMs: ms(1000, 3600000).default(60000),
+    caFile: z.string().min(1).optional().describe("PEM CA bundle for the broker's certificate"),
+    certFile: z.string().min(1).optional().describe("PEM client certificate"),
+    keyFile: z.string().min(1).optional().describe("PEM client private key"),
+  })
+  .strict()
+  .superRefine((u, ctx) => {
+    if (u.reconnectMinMs > u.reconnectMaxMs) ctx.addIssue({ code: "custom", path: ["reconnectMinMs"], message: "must not exceed reconnectMaxMs" });
+    if (Boolean(u.certFile) !== Boolean(u.keyFile)) ctx.addIssue({ code: "custom", path: [u.certFile ? "keyFile" : "certFile"], message: "certFile and keyFile go together" });
+  });
+
 export const configSchema = z
   .object({
     hub: z
@@ -93,6 +118,7 @@ export const configSchema = z
     devices: z.array(deviceSchema).default([]),
     rules: rulesSchema.default(rulesSchema.parse({})),
     journal: z.object({ maxRows: z.number().int().min(1000).max(10_000_000).default(200000) }).strict().default({ maxRows: 200000 }),
+    uplink: uplinkSchema.optional(),
   })
   .strict();
 
@@ -100,3 +126,4 @@ export type HubConfig = z.infer<typeof configSchema>;
 export type BusConfig = z.infer<typeof busSchema>;
 export type DeviceConfig = z.infer<typeof deviceSchema>;
 export type RulesConfig = z.infer<typeof rulesSchema>;
+export type UplinkConfig = z.infer<typeof uplinkSchema>;

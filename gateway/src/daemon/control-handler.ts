@@ -5,6 +5,7 @@ import type { Journal } from "../journal/journal.js";
 import type { SafetyHub } from "../hub/safety-hub.js";
 import type { Bus } from "../transports/modbus/bus.js";
 import type { Health } from "./health.js";
+import type { UplinkHandle } from "../uplink/index.js";
 import { VERSION } from "../version.js";
 
 interface Parts {
@@ -13,6 +14,7 @@ interface Parts {
   journal: Journal;
   buses: Bus[];
   health: Health;
+  uplink?: UplinkHandle | null;
   startedAt: number;
 }
 
@@ -56,7 +58,7 @@ async function status(p: Parts) {
     siren: rule.sirenOn,
     buses: p.buses.map((b) => ({ name: b.name, up: b.isUp, queued: b.queued, requests: b.requests })),
     journal: await p.journal.stats(),
-    uplink: { state: "not configured" },
+    uplink: p.uplink?.status() ?? { state: "not configured" },
   };
 }
 

@@ -20,6 +20,8 @@ import { controlHandler } from "./control-handler.js";
 import { Health } from "./health.js";
 import { createNotifier } from "./sd-notify.js";
 import { VERSION } from "../version.js";
+import type { EventDraft } from "../../../protocol/envelope.js";
+import { openUplink, SirenTest, type UplinkHandle } from "../uplink/index.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -29,6 +31,8 @@ export interface RunningHub {
   /** Simulated devices by bus name and unit, when a bus is `sim`. */
   sim: Map<string, SimLink>;
   health: Health;
+  /** Null when the configuration has no `uplink` section. */
+  uplink: UplinkHandle | null;
   stop(): Promise<void>;
 }
 
@@ -97,7 +101,18 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     }
   }
 
-  const hub = new SafetyHub({ devices, buses, rules: config.rules, journal, log, now });
+  // Every committed event nudges the uplink, so an alarm leaves at once instead of at the next poll.
+  let uplink: UplinkHandle | null = null;
+  const sink = {
+    append: async (d: EventDraft) => {
+      const e = await journal.append(d);
+      uplink?.nudge();
+      return e;
+    },
+  };
+  const hub = new SafetyHub({ devices, buses, rules: config.rules, journal: sink, log, now });
+  const sirenTest = new SirenTest(hub, log);
+  uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
   const health = new Health();
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
   // loop or a request that never settles. A pulled cable or a full disk is reported, not restarted:
@@ -108,10 +123,11 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       return { ok: !stuck, detail: stuck ? `a request has been running for ${Math.round(bus.busyForMs)} ms` : bus.isUp ? "up" : "port missing, reconnecting" };
     });
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, startedAt: now() }), log);
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();
+  uplink?.start();
   hub.record({ kind: "audit", type: "hub_started", severity: "info", data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, host: os.hostname() } });
 
   const notifier = createNotifier({ healthy: () => health.ok(), log: (msg, err) => log.warn({ err: err instanceof Error ? err.message : err }, msg) });
@@ -123,6 +139,8 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     (stopping ??= (async () => {
       notifier.stopping();
       hub.stop();
+      await uplink?.stop();
+      await sirenTest.stop();
       await control.stop();
       for (const bus of buses) await bus.stop();
       await journal.close();
@@ -130,5 +148,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, stop };
+  return { config, hub, journal, buses, sim, health, uplink, stop };
 }

@@ -51,12 +51,8 @@ export class Device {
 
   /** Reads every poll block; any failed block fails the whole poll (no half readings). */
   async read(now: () => number, priority: Priority = "normal"): Promise<Reading> {
-    const blocks = [];
-    for (const block of this.profile.poll) {
-      const data = await this.bus.read(this.unit, block.fc, block.address, block.count, this.timing, priority);
-      blocks.push({ block, data });
-    }
-    const decoded = decodePoints(this.profile, blocks);
+    const data = await this.bus.readBlocks(this.unit, this.profile.poll, this.timing, priority);
+    const decoded = decodePoints(this.profile, this.profile.poll.map((block, i) => ({ block, data: data[i]! })));
     return { ...decoded, device: this.id, at: now(), signals: deriveSignals(this.profile, decoded) };
   }
 

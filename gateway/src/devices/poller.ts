@@ -48,7 +48,10 @@ export class Poller extends EventEmitter<PollerEvents> {
 
   start(): void {
     this.running = true;
-    for (const s of this.slots.values()) this.schedule(s, 0);
+    // Spread the first polls over a period so each device keeps its own place in every round.
+    const slots = [...this.slots.values()];
+    const spread = Math.min(...slots.map((s) => s.device.pollMs), 1000);
+    slots.forEach((s, i) => this.schedule(s, Math.floor((i * spread) / slots.length)));
     this.supervisor = setInterval(() => this.supervise(), 250);
     this.supervisor.unref();
   }

@@ -182,14 +182,28 @@ export class JournalStore {
   }
 
   markSent(ids: string[], nextAttemptAt: number): void {
-    this.markTx.immediate(ids, nextAttemptAt);
+    this.unsynced(() => this.markTx.immediate(ids, nextAttemptAt));
   }
 
   /** One transaction per call; returns how many rows were removed. */
   ack(ids: string[]): number {
-    const removed = this.ackTx.immediate(ids);
+    const removed = this.unsynced(() => this.ackTx.immediate(ids));
     this.rows -= removed;
     return removed;
+  }
+
+  /**
+   * Bookkeeping that a power cut may undo without harm — a send record or an acked delete lost means one
+   * more resend, which the relay deduplicates — commits without its own fsync. The next FULL commit
+   * syncs the WAL up to and including these frames, so captured events stay exactly as durable.
+   */
+  private unsynced<T>(fn: () => T): T {
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      return fn();
+    } finally {
+      this.db.pragma("synchronous = FULL");
+    }
   }
 
   stats(): StoreStats {

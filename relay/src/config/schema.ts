@@ -26,6 +26,7 @@ export const relayConfigSchema = z
             host: z.string().default("0.0.0.0"),
             port: port.default(1883),
             tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+            publicUrl: z.string().optional().describe("how hubs reach this broker (sent at enrolment); default: http.publicUrl's host with this port"),
           })
           .strict(),
         z
@@ -36,6 +37,7 @@ export const relayConfigSchema = z
             password: z.string().optional(),
             caFile: z.string().optional(),
             sharedGroup: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).nullable().default("relay").describe("null: plain subscription (only one relay instance)"),
+            publicUrl: z.string().optional().describe("how hubs reach this broker (sent at enrolment); default: url"),
           })
           .strict(),
       ])

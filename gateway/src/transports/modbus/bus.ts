@@ -50,6 +50,8 @@ interface Job {
 
 /** Serial drivers are known to wedge after hours; many silent requests in a row earn a fresh open. */
 const REOPEN_AFTER_TIMEOUTS = 20;
+/** Between requests to different units: above t3.5 at 9600 baud is not needed, the reply itself ended the frame. */
+const MIN_GAP_MS = 2;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -60,6 +62,7 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Timeouts in a row on this line, whatever the unit: a wedged port is reopened after too many. */
   private timeoutsInARow = 0;
   private lastEndAt = 0;
+  private lastUnit = -1;
   private up = false;
   private downAnnounced = false;
   private stopped = false;
@@ -107,6 +110,21 @@ export class Bus extends EventEmitter<BusEvents> {
     return this.enqueue(unit, timing, priority, (l) => l.read(unit, fc, address, count, timing.timeoutMs)) as Promise<number[]>;
   }
 
+  /** Several blocks of one device back to back, as one turn on the line: a device's reading is never split by others' polls. */
+  readBlocks(unit: number, blocks: ReadonlyArray<{ fc: ReadFc; address: number; count: number }>, timing: RequestTiming, priority: Priority = "normal"): Promise<number[][]> {
+    return this.enqueue(unit, timing, priority, async (l) => {
+      const out: number[][] = [];
+      for (const b of blocks) {
+        if (out.length) {
+          await sleep(timing.gapMs);
+          await l.discardInput();
+        }
+        out.push(await l.read(unit, b.fc, b.address, b.count, timing.timeoutMs));
+      }
+      return out;
+    }) as Promise<number[][]>;
+  }
+
   write(unit: number, fc: WriteFc, address: number, value: number | boolean, timing: RequestTiming, priority: Priority = "normal"): Promise<void> {
     return this.enqueue(unit, timing, priority, (l) => l.write(unit, fc, address, value, timing.timeoutMs)) as Promise<void>;
   }
@@ -140,20 +158,41 @@ export class Bus extends EventEmitter<BusEvents> {
     });
   }
 
+  private peek(): Job | undefined {
+    return this.queues.safety[0] ?? this.queues.normal[0];
+  }
+
   private next(): Job | undefined {
     return this.queues.safety.shift() ?? this.queues.normal.shift();
   }
 
   private pump(): void {
     if (this.busy) return;
-    const job = this.next();
-    if (!job) return;
     this.busy = true;
-    this.jobStartedAt = performance.now();
-    void this.execute(job).finally(() => {
+    void this.drain().finally(() => {
       this.busy = false;
-      this.pump();
+      if (this.queued) this.pump();
     });
+  }
+
+  /** The silence owed before a request: the profile's gap after the same unit answered, else a short one. */
+  private gapFor(job: Job): number {
+    const gap = job.unit === this.lastUnit ? job.timing.gapMs : MIN_GAP_MS;
+    return this.lastEndAt + gap - performance.now();
+  }
+
+  private async drain(): Promise<void> {
+    for (let head = this.peek(); head; head = this.peek()) {
+      // Wait out the gap first and only then choose: a valve command queued meanwhile still goes next.
+      let wait = this.gapFor(head);
+      if (wait > 0) await sleep(wait);
+      const job = this.next();
+      if (!job) break; // the line went down while we waited: the queue was emptied
+      wait = this.gapFor(job);
+      if (wait > 0) await sleep(wait);
+      this.jobStartedAt = performance.now();
+      await this.execute(job);
+    }
   }
 
   private async execute(job: Job): Promise<void> {
@@ -161,8 +200,6 @@ export class Bus extends EventEmitter<BusEvents> {
       job.reject(new BusError("port_closed", `bus ${this.name} is down`));
       return;
     }
-    const wait = this.lastEndAt + job.timing.gapMs - performance.now();
-    if (wait > 0) await sleep(wait);
     this.requests++;
     try {
       // Anything still buffered is not an answer to this request.
@@ -184,6 +221,7 @@ export class Bus extends EventEmitter<BusEvents> {
       if (err.kind === "timeout" && ++this.timeoutsInARow >= REOPEN_AFTER_TIMEOUTS) await this.reopenQuietly();
     } finally {
       this.lastEndAt = performance.now();
+      this.lastUnit = job.unit;
     }
   }
 

@@ -1,0 +1,253 @@
+// Relay ingest benchmark: durable events/s through Ingest.handle → verify → batch commit → onAck, on SQLite
+// (WAL, synchronous=FULL) and, when ANXIN_TEST_PG_URL is set, on PostgreSQL. 100 hubs each keep a window of
+// events in flight and send the next one when an ack comes back, as the hub's uplink does.
+// Run: node --import tsx bench/relay-ingest.bench.ts   (BENCH_DIR picks the disk for SQLite)
+import { randomBytes } from "node:crypto";
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { cpus, platform, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import { pino } from "pino";
+import { monotonicFactory } from "ulid";
+import type { Envelope } from "../protocol/envelope.js";
+import { signEnvelope } from "../protocol/signing.js";
+import { Ingest } from "../relay/src/ingest/ingest.js";
+import { createMetrics } from "../relay/src/metrics.js";
+import { Registry } from "../relay/src/registry/registry.js";
+import { openStore, type Store } from "../relay/src/store/store.js";
+
+const HUBS = 100;
+const WINDOW = 50; // events in flight per hub (throughput runs); 1 for the latency runs
+const PG_URL = process.env.ANXIN_TEST_PG_URL;
+const baseDir = process.env.BENCH_DIR ?? tmpdir();
+const dir = mkdtempSync(join(baseDir, "anxin-relay-bench-"));
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+interface Result {
+  events: number;
+  batchMaxEvents: number;
+  windowPerHub: number;
+  seconds: number;
+  perSec: number;
+  ackP50ms: number;
+  ackP99ms: number;
+  cpuMsPer1k: number;
+  commits: number;
+  meanBatch: number;
+}
+
+/** Hubs provisioned straight in the store (enrolment cost is not what is measured here). */
+async function hubs(store: Store): Promise<Array<{ hub: string; key: Buffer }>> {
+  const out: Array<{ hub: string; key: Buffer }> = [];
+  for (let i = 0; i < HUBS; i++) {
+    const hub = `bench-hub-${String(i).padStart(3, "0")}`;
+    const key = randomBytes(32);
+    await store.insertPendingHub(hub, { claimHash: "x", claimSalt: "x", claimExpiresAt: Date.now() + 60_000 }, Date.now());
+    await store.activateHub(hub, "x", { passwordHash: "x", passwordSalt: "x", keyB64: key.toString("base64") }, Date.now());
+    out.push({ hub, key });
+  }
+  return out;
+}
+
+function presign(keys: Array<{ hub: string; key: Buffer }>, n: number): Map<string, Buffer[]> {
+  const next = monotonicFactory();
+  const perHub = new Map<string, Buffer[]>(keys.map((k) => [k.hub, []]));
+  const now = Date.now();
+  for (let i = 0; i < n; i++) {
+    const { hub, key } = keys[i % keys.length] as { hub: string; key: Buffer };
+    const e: Envelope = {
+      v: 1,
+      hub,
+      boot: 3,
+      seq: i,
+      id: next(),
+      ts: now,
+      kind: "alarm",
+      type: "gas",
+      severity: "critical",
+      device: "gas-kitchen-1",
+      data: { lel: 23.5, setpoint: 20 },
+      actions: [{ action: "valve_closed", target: "valve-1", ok: true }],
+    };
+    (perHub.get(hub) as Buffer[]).push(Buffer.from(JSON.stringify(signEnvelope(e, key))));
+  }
+  return perHub;
+}
+
+async function run(store: Store, n: number, batchMaxEvents: number, window: number): Promise<Result> {
+  const keys = await hubs(store);
+  const queues = presign(keys, n);
+  const metrics = createMetrics();
+  const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://127.0.0.1:1883" });
+  const sentAt = new Map<string, number>();
+  const lat: number[] = [];
+  const cursor = new Map<string, number>(keys.map((k) => [k.hub, 0]));
+  let acked = 0;
+  let done: () => void = () => {};
+  const finished = new Promise<void>((r) => (done = r));
+  let commits = 0;
+  let tEnd = 0;
+
+  const send = (hub: string, count: number): void => {
+    const q = queues.get(hub) as Buffer[];
+    let i = cursor.get(hub) as number;
+    for (const end = Math.min(q.length, i + count); i < end; i++) {
+      const buf = q[i] as Buffer;
+      sentAt.set(buf.subarray(buf.indexOf('"id":"') + 6, buf.indexOf('"id":"') + 32).toString(), performance.now());
+      ingest.handle(hub, buf);
+    }
+    cursor.set(hub, i);
+  };
+  const ingest = new Ingest({
+    store,
+    registry,
+    metrics,
+    log: pino({ level: "warn" }),
+    batchMaxEvents,
+    batchMaxWaitMs: 5,
+    maxPayloadBytes: 65536,
+    clockSkewFlagMs: 300_000,
+    onAck: (hub, ids) => {
+      const t = performance.now();
+      for (const id of ids) lat.push(t - (sentAt.get(id) as number));
+      acked += ids.length;
+      send(hub, ids.length); // the window slides
+      if (acked === n) {
+        tEnd = t;
+        done();
+      }
+    },
+    onCommitted: () => {},
+  });
+  const batches = metrics.batchSize;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (const k of keys) send(k.hub, window);
+  await finished;
+  const cpu = process.cpuUsage(cpu0);
+  await ingest.close();
+  const hist = await batches.get();
+  commits = hist.values.find((v) => (v as { metricName?: string }).metricName === "anxin_relay_batch_events_count")?.value ?? 0;
+  const count = await store.countEvents();
+  if (count !== n) throw new Error(`stored ${count} of ${n}`);
+  lat.sort((a, b) => a - b);
+  const secs = (tEnd - t0) / 1000;
+  return {
+    events: n,
+    batchMaxEvents,
+    windowPerHub: window,
+    seconds: r2(secs),
+    perSec: Math.round(n / secs),
+    ackP50ms: r2(pct(lat, 50)),
+    ackP99ms: r2(pct(lat, 99)),
+    cpuMsPer1k: r2(((cpu.user + cpu.system) / 1000 / n) * 1000),
+    commits,
+    meanBatch: r2(n / Math.max(1, commits)),
+  };
+}
+
+async function sqlite(n: number, batchMaxEvents: number, window = WINDOW): Promise<Result> {
+  const store = await openStore({ kind: "sqlite", path: `relay-${batchMaxEvents}-${n}-${window}.db` }, dir);
+  try {
+    return await run(store, n, batchMaxEvents, window);
+  } finally {
+    await store.close();
+  }
+}
+
+async function postgres(n: number, batchMaxEvents: number, window = WINDOW): Promise<Result> {
+  const url = PG_URL as string;
+  const schema = `anxin_bench_${randomBytes(4).toString("hex")}`;
+  const store = await openStore({ kind: "postgres", url, schema, poolSize: 4 }, dir);
+  try {
+    return await run(store, n, batchMaxEvents, window);
+  } finally {
+    await store.close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  }
+}
+
+function rawFdatasync(rounds: number): { p50: number; perSec: number } {
+  const fd = openSync(join(dir, "fsync.bin"), "w");
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: r2(pct(lat, 50)), perSec: Math.round(1000 / (lat.reduce((a, b) => a + b, 0) / lat.length)) };
+}
+
+const cpu = cpus();
+const machine = { cpu: cpu[0]?.model ?? "?", cores: cpu.length, node: process.version, os: `${platform()} ${release()}`, memGiB: r2(totalmem() / 2 ** 30), dir };
+console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM`);
+const sample = presign([{ hub: "bench-hub-000", key: randomBytes(32) }], 1).get("bench-hub-000")?.[0];
+console.log(`envelope: ${sample?.length ?? 0} bytes signed; ${HUBS} hubs, ${WINDOW} in flight per hub unless said otherwise; SQLite dir ${dir}`);
+
+const row = (r: Result): Record<string, number> => ({
+  "events/s": r.perSec,
+  events: r.events,
+  "ack p50 ms": r.ackP50ms,
+  "ack p99 ms": r.ackP99ms,
+  "CPU ms / 1k": r.cpuMsPer1k,
+  commits: r.commits,
+  "mean batch": r.meanBatch,
+});
+
+try {
+  const fsync = rawFdatasync(200);
+  const sq = await sqlite(50_000, 500);
+  const sq1 = await sqlite(3_000, 1);
+  const sqLat = await sqlite(10_000, 500, 1);
+  const pgRes = PG_URL ? await postgres(50_000, 500) : null;
+  const pg1 = PG_URL ? await postgres(3_000, 1) : null;
+  const pgLat = PG_URL ? await postgres(10_000, 500, 1) : null;
+  const skipped = "skipped: ANXIN_TEST_PG_URL not set";
+
+  console.log("");
+  console.log(`raw 4 KiB write + fdatasync: ${fsync.perSec}/s (p50 ${fsync.p50} ms)`);
+  const table: Record<string, Record<string, number | string>> = {
+    "SQLite WAL+FULL, batch ≤ 500": row(sq),
+    "SQLite WAL+FULL, batch 1": row(sq1),
+    "SQLite, 1 in flight per hub": row(sqLat),
+  };
+  if (pgRes && pg1 && pgLat) {
+    table["PostgreSQL, batch ≤ 500"] = row(pgRes);
+    table["PostgreSQL, batch 1"] = row(pg1);
+    table["PostgreSQL, 1 in flight per hub"] = row(pgLat);
+  } else {
+    table.PostgreSQL = { "events/s": skipped };
+  }
+  console.table(table);
+  console.log(
+    JSON.stringify({
+      bench: "relay-ingest",
+      machine,
+      envelopeBytes: sample?.length ?? 0,
+      hubs: HUBS,
+      windowPerHub: WINDOW,
+      fdatasync4k: fsync,
+      sqlite: sq,
+      sqliteBatch1: sq1,
+      sqliteWindow1: sqLat,
+      postgres: pgRes ?? skipped,
+      postgresBatch1: pg1 ?? skipped,
+      postgresWindow1: pgLat ?? skipped,
+      targets: { durableEventsPerSec: 5000 },
+    }),
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

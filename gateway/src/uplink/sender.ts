@@ -1,0 +1,235 @@
+// Moves journaled events to the relay: keeps up to `window` of them in flight, most urgent first, signs
+// each one, and lets the journal forget a row only when the relay's ack says it committed it (invariant 4).
+// A broker PUBACK means nothing here: brokers lose acknowledged messages on a hard kill.
+import type { Logger } from "pino";
+import type { Envelope } from "../../../protocol/envelope.js";
+import { signEnvelope } from "../../../protocol/signing.js";
+import type { StoredEvent } from "../journal/journal.js";
+import { MAX_RESEND_MS, resendDelay } from "./backoff.js";
+import { InFlightWindow } from "./window.js";
+
+/** What the sender needs of the journal. */
+export interface OutboxJournal {
+  pending(limit: number, now: number): Promise<StoredEvent[]>;
+  markSent(ids: string[], nextAttemptAt: number): Promise<void>;
+  ack(ids: string[]): Promise<number>;
+}
+
+/** One connected session; `publish` hands a signed envelope to the broker (QoS 1). */
+export interface Link {
+  publish(env: Envelope, payload: string): void;
+}
+
+export interface SenderOptions {
+  journal: OutboxJournal;
+  key: Buffer;
+  window: number;
+  ackTimeoutMs: number;
+  historicalAfterMs: number;
+  maxResendMs?: number;
+  /**
+   * While connected the journal is also polled, for rows nobody nudged about (other writers, rows in backoff):
+   * every pollMs after activity, slowing to idlePollMs while polls find nothing. Appends and acks do not wait
+   * for it: they start a pass directly.
+   */
+  pollMs?: number;
+  idlePollMs?: number;
+  clock?: () => number;
+  log: Logger;
+}
+
+export interface SenderStats {
+  inFlight: number;
+  /** Publishes, first sends and resends. */
+  sent: number;
+  resent: number;
+  /** Rows the journal deleted because the relay acknowledged them. */
+  acked: number;
+  /** Sends that got no ack before their deadline. */
+  timeouts: number;
+}
+
+export class Sender {
+  private readonly window: InFlightWindow;
+  private readonly clock: () => number;
+  private readonly pollMs: number;
+  private readonly idlePollMs: number;
+  private pollDelay: number;
+  private link: Link | null = null;
+  /** The latest pass, for stop() to wait on. */
+  private running: Promise<void> | null = null;
+  /** A pass is under way; cleared in the same synchronous step that ends its loop, so no nudge falls between. */
+  private busy = false;
+  /** Asked to look again: set by every nudge, consumed by the pass. */
+  private again = false;
+  private poll: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly stats = { sent: 0, resent: 0, acked: 0, timeouts: 0 };
+
+  constructor(private readonly o: SenderOptions) {
+    this.window = new InFlightWindow(o.window);
+    this.clock = o.clock ?? Date.now;
+    this.pollMs = o.pollMs ?? 50;
+    this.idlePollMs = Math.max(this.pollMs, o.idlePollMs ?? 1000);
+    this.pollDelay = this.pollMs;
+  }
+
+  snapshot(): SenderStats {
+    return { inFlight: this.window.count, ...this.stats };
+  }
+
+  /** A session is up (subscribed to acks): start sending on it. */
+  online(link: Link): void {
+    if (this.stopped) return;
+    this.link = link;
+    this.pollDelay = this.pollMs;
+    this.nudge();
+  }
+
+  /**
+   * The session ended. Whatever was in flight is made due at once, so it goes again (flagged historical) as
+   * soon as a session is back, instead of waiting out its ack deadline.
+   */
+  async offline(): Promise<void> {
+    this.link = null;
+    this.disarm();
+    await this.requeueInFlight();
+  }
+
+  /** Something was journaled, or a slot freed: look for due rows now. */
+  nudge(): void {
+    if (!this.link || this.stopped) return;
+    this.again = true;
+    if (this.busy) return;
+    this.busy = true;
+    this.running = this.drain();
+  }
+
+  /** The relay committed these events: the journal may delete them. Ids we never sent are ignored by the journal. */
+  async acked(ids: string[]): Promise<void> {
+    this.window.settle(ids);
+    // Deleting also covers an ack that arrives after its deadline: the relay committed it all the same.
+    const removed = this.o.journal.ack(ids);
+    this.nudge();
+    try {
+      this.stats.acked += await removed;
+    } catch (err) {
+      // The rows stay and are sent again later; the relay treats the repeat as a replay.
+      this.o.log.error({ err: (err as Error).message, ids: ids.length }, "uplink: could not delete acknowledged events from the journal");
+    }
+  }
+
+  /** Stops sending; waits for any journal call in progress, and leaves in-flight rows due for the next run. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.link = null;
+    this.disarm();
+    await this.running;
+    await this.requeueInFlight();
+  }
+
+  private async requeueInFlight(): Promise<void> {
+    const ids = this.window.clear();
+    if (ids.length === 0) return;
+    try {
+      await this.o.journal.markSent(ids, this.clock());
+    } catch (err) {
+      // They become due at their own deadline instead.
+      this.o.log.warn({ err: (err as Error).message, ids: ids.length }, "uplink: could not make in-flight events due again");
+    }
+  }
+
+  private async drain(): Promise<void> {
+    let active = false;
+    try {
+      while (this.again && this.link && !this.stopped) {
+        this.again = false;
+        const r = await this.fill();
+        if (r.sent > 0) active = true;
+        if (r.more) this.again = true;
+      }
+      this.journalError = null;
+    } catch (err) {
+      // Most likely the journal is closing or its worker restarting; the poll tries again. Logged once per cause.
+      const msg = (err as Error).message;
+      if (msg !== this.journalError) this.o.log.warn({ err: msg }, "uplink: reading the journal failed");
+      this.journalError = msg;
+    } finally {
+      this.busy = false;
+    }
+    this.pollDelay = active ? this.pollMs : Math.min(this.pollDelay * 2, this.idlePollMs);
+    this.arm();
+  }
+
+  private journalError: string | null = null;
+
+  /** The next poll: soon after activity, seldom when idle, and no later than the first ack deadline in flight. */
+  private arm(): void {
+    this.disarm();
+    if (!this.link || this.stopped) return;
+    let wait = this.pollDelay;
+    const deadline = this.window.nextDeadline();
+    if (deadline !== null) wait = Math.min(wait, Math.max(0, deadline - this.clock()));
+    this.poll = setTimeout(() => {
+      this.poll = null;
+      this.nudge();
+    }, wait);
+    this.poll.unref();
+  }
+
+  private disarm(): void {
+    if (this.poll) clearTimeout(this.poll);
+    this.poll = null;
+  }
+
+  /** One pass. `more`: it filled every slot it asked for, so more may be due. */
+  private async fill(): Promise<{ sent: number; more: boolean }> {
+    const link = this.link;
+    if (!link) return { sent: 0, more: false };
+    const now = this.clock();
+    this.stats.timeouts += this.window.expire(now).length;
+    const free = this.window.free();
+    if (free.any === 0) return { sent: 0, more: false };
+
+    const rows = await this.o.journal.pending(free.any, now);
+    // The session may have ended (or been replaced) while the journal answered: start over on the new one.
+    if (this.link !== link || this.stopped) return { sent: 0, more: this.link !== null };
+
+    const at = this.clock();
+    let slots = free.any;
+    let nonCritical = free.nonCritical;
+    const groups = new Map<number, string[]>();
+    let sent = 0;
+    for (const row of rows) {
+      if (slots === 0) break;
+      const env = row.envelope;
+      if (this.window.has(env.id)) continue;
+      const critical = env.severity === "critical";
+      if (!critical) {
+        if (nonCritical === 0) continue; // the last slot is kept for an alarm
+        nonCritical--;
+      }
+      slots--;
+      const historical = row.attempts > 0 || at - env.ts > this.o.historicalAfterMs;
+      const signed = signEnvelope(historical ? { ...env, historical: true } : env, this.o.key);
+      const next = at + resendDelay(row.attempts, this.o.ackTimeoutMs, this.o.maxResendMs ?? MAX_RESEND_MS);
+      this.window.add({ id: env.id, critical, deadline: next });
+      link.publish(signed, JSON.stringify(signed));
+      sent++;
+      this.stats.sent++;
+      if (row.attempts > 0) this.stats.resent++;
+      const g = groups.get(next);
+      if (g) g.push(env.id);
+      else groups.set(next, [env.id]);
+    }
+    // Published first, recorded after: a crash in between only means the row is sent once more.
+    // Rows sent in one pass share a deadline per attempt count, so this is one small transaction per group.
+    for (const [next, ids] of groups) {
+      this.o.journal.markSent(ids, next).catch((err: Error) => {
+        // The row stays due; the window keeps it from being sent twice while it is in flight.
+        this.o.log.warn({ err: err.message, ids: ids.length }, "uplink: could not record a send in the journal");
+      });
+    }
+    return { sent, more: sent > 0 && rows.length === free.any };
+  }
+}

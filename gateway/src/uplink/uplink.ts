@@ -1,0 +1,331 @@
+// The hub's MQTT session with the relay: birth and will on the state topic, events out through the
+// sender's window, acks and commands in, a journaled heartbeat, and the relay's clock as reported in acks.
+// Reconnection is ours (mqtt.js reconnectPeriod 0): a fresh client per attempt, exponential backoff with
+// jitter, so no stale outgoing queue from an old session is replayed behind the sender's back.
+import { connect, type IClientOptions, type MqttClient } from "mqtt";
+import type { Logger } from "pino";
+import type { EventDraft } from "../../../protocol/envelope.js";
+import { ackSchema, type HubState } from "../../../protocol/messages.js";
+import { topics } from "../../../protocol/topics.js";
+import { reconnectDelay } from "./backoff.js";
+import { Commands, type SirenTestResult } from "./commands.js";
+import { Sender, type OutboxJournal } from "./sender.js";
+import { displayUrl, type UplinkSettings } from "./settings.js";
+
+export type UplinkState = "connecting" | "connected" | "disconnected" | "not configured" | "failed";
+
+export interface UplinkStatus {
+  state: UplinkState;
+  /** Broker URL without credentials. */
+  url?: string;
+  inFlight: number;
+  lastAckAt: number | null;
+  lastConnectAt: number | null;
+  /** Sessions re-established after a lost one. */
+  reconnects: number;
+  /** The relay's clock minus the hub's, from the latest ack; positive means the hub is behind. */
+  clockOffsetMs: number | null;
+  sent: number;
+  acked: number;
+  resent: number;
+  /** Why the last attempt or session ended, or why the uplink could not start. */
+  error?: string;
+}
+
+export interface UplinkHandle {
+  start(): void;
+  stop(): Promise<void>;
+  /** Call after each journal append: a new event goes out now rather than at the next poll. */
+  nudge(): void;
+  status(): UplinkStatus;
+}
+
+export interface UplinkJournal extends OutboxJournal {
+  stats(): Promise<{ rows: number }>;
+}
+
+export interface UplinkOptions {
+  hub: string;
+  boot: number;
+  version: string;
+  settings: UplinkSettings;
+  journal: UplinkJournal;
+  /** The daemon's normal journal path (which nudges), for heartbeats and command audits. */
+  append(draft: EventDraft): Promise<unknown>;
+  sirenTest?: (seconds: number) => SirenTestResult;
+  log: Logger;
+  clock?: () => number;
+  /** For the heartbeat's uptime; default: now. */
+  startedAt?: number;
+  /** Journal poll period while connected; default 50 ms. */
+  pollMs?: number;
+  maxResendMs?: number;
+  random?: () => number;
+}
+
+const KEEPALIVE_S = 30;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** A session shorter than this does not reset the reconnect backoff (a broker that accepts then drops us). */
+const STABLE_SESSION_MS = 5_000;
+const CLOCK_WARN_MS = 5 * 60_000;
+const GOODBYE_MS = 1_000;
+
+export class Uplink implements UplinkHandle {
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly sender: Sender;
+  private readonly commands: Commands;
+  private readonly t: { evt: string; ack: string; state: string; cmd: string };
+  private readonly url: string;
+  private client: MqttClient | null = null;
+  private state: UplinkState = "disconnected";
+  private started = false;
+  private stopping = false;
+  private failures = 0;
+  private sessions = 0;
+  private sessionUpAt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private lastError: string | undefined;
+  private lastAckAt: number | null = null;
+  private lastConnectAt: number | null = null;
+  private clockOffsetMs: number | null = null;
+  private clockWarned = false;
+  private readonly startedAt: number;
+
+  constructor(private readonly o: UplinkOptions) {
+    this.log = o.log;
+    this.clock = o.clock ?? Date.now;
+    this.startedAt = o.startedAt ?? this.clock();
+    this.url = displayUrl(o.settings.url);
+    this.t = { evt: topics.evt(o.hub), ack: topics.ack(o.hub), state: topics.state(o.hub), cmd: topics.cmd(o.hub) };
+    this.sender = new Sender({
+      journal: o.journal,
+      key: o.settings.key,
+      window: o.settings.window,
+      ackTimeoutMs: o.settings.ackTimeoutMs,
+      historicalAfterMs: o.settings.historicalAfterMs,
+      maxResendMs: o.maxResendMs,
+      pollMs: o.pollMs,
+      clock: this.clock,
+      log: o.log,
+    });
+    this.commands = new Commands({ append: o.append, sirenTest: o.sirenTest, log: o.log });
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    // Journaled like any event, so the relay supervises the whole path (journal → uplink → relay), not just the socket.
+    this.heartbeat = setInterval(() => void this.beat(), this.o.settings.heartbeatS * 1000);
+    this.heartbeat.unref();
+    this.connect();
+  }
+
+  nudge(): void {
+    this.sender.nudge();
+  }
+
+  status(): UplinkStatus {
+    const s = this.sender.snapshot();
+    return {
+      state: this.state,
+      url: this.url,
+      inFlight: s.inFlight,
+      lastAckAt: this.lastAckAt,
+      lastConnectAt: this.lastConnectAt,
+      reconnects: Math.max(0, this.sessions - 1),
+      clockOffsetMs: this.clockOffsetMs,
+      sent: s.sent,
+      acked: s.acked,
+      resent: s.resent,
+      ...(this.lastError && this.state !== "connected" ? { error: this.lastError } : {}),
+    };
+  }
+
+  /** Says goodbye on the state topic (a clean disconnect suppresses the will), then closes. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.sender.stop();
+    const client = this.client;
+    this.client = null;
+    this.state = "disconnected";
+    if (!client) return;
+    if (client.connected) {
+      const offline: HubState = { online: false, boot: this.o.boot, ts: this.clock() };
+      await withTimeout(new Promise<void>((resolve) => client.publish(this.t.state, JSON.stringify(offline), { qos: 1, retain: true }, () => resolve())), GOODBYE_MS);
+      await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), GOODBYE_MS);
+    }
+    client.end(true);
+  }
+
+  // --- session -------------------------------------------------------------------------------------
+
+  private connect(): void {
+    if (this.stopping) return;
+    this.reconnectTimer = null;
+    this.state = "connecting";
+    const s = this.o.settings;
+    // The will carries the attempt's time, so the relay can tell a stale will from a newer birth.
+    const will: HubState = { online: false, boot: this.o.boot, ts: this.clock() };
+    const opts: IClientOptions = {
+      clientId: this.o.hub,
+      clean: true,
+      keepalive: KEEPALIVE_S,
+      reconnectPeriod: 0,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      resubscribe: false,
+      will: { topic: this.t.state, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+      ...(s.username !== undefined ? { username: s.username } : {}),
+      ...(s.password !== undefined ? { password: s.password } : {}),
+      ...(s.tls?.ca ? { ca: s.tls.ca } : {}),
+      ...(s.tls?.cert ? { cert: s.tls.cert } : {}),
+      ...(s.tls?.key ? { key: s.tls.key } : {}),
+    };
+    let client: MqttClient;
+    try {
+      client = connect(s.url, opts);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.log.error({ url: this.url, err: this.lastError }, "uplink: cannot create the MQTT client");
+      this.scheduleReconnect();
+      return;
+    }
+    this.client = client;
+    // Small QoS 1 packets both ways: Nagle's algorithm against the peer's delayed ACK stalls each round trip ~40 ms.
+    (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+    let closed = false;
+    client.on("connect", () => this.onConnect(client));
+    client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    client.on("error", (err) => {
+      this.lastError = err.message;
+    });
+    client.on("close", () => {
+      if (closed) return;
+      closed = true;
+      this.onClose(client);
+    });
+  }
+
+  private onConnect(client: MqttClient): void {
+    if (client !== this.client) return;
+    const birth: HubState = {
+      online: true,
+      boot: this.o.boot,
+      version: this.o.version,
+      heartbeatS: Math.max(1, Math.round(this.o.settings.heartbeatS)),
+      ts: this.clock(),
+    };
+    client.publish(this.t.state, JSON.stringify(birth), { qos: 1, retain: true });
+    // Events go only once acks can reach us: an ack sent before the subscription would be lost.
+    client.subscribe({ [this.t.ack]: { qos: 1 }, [this.t.cmd]: { qos: 1 } }, (err, granted) => {
+      if (client !== this.client) return;
+      const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? [];
+      if (err || refused.length) {
+        this.lastError = err ? `subscribe failed: ${err.message}` : `broker refused the subscription to ${refused.join(", ")}`;
+        this.log.error({ url: this.url, err: this.lastError }, "uplink: cannot receive acks; dropping the session");
+        client.end(true);
+        return;
+      }
+      this.state = "connected";
+      this.sessions++;
+      this.sessionUpAt = this.clock();
+      this.lastConnectAt = this.sessionUpAt;
+      this.lastError = undefined;
+      this.log.info({ url: this.url, reconnects: Math.max(0, this.sessions - 1) }, "uplink: connected");
+      this.sender.online({ publish: (_env, payload) => client.publish(this.t.evt, payload, { qos: 1 }) });
+    });
+  }
+
+  private onClose(client: MqttClient): void {
+    client.removeAllListeners("connect");
+    client.end(true);
+    if (client !== this.client) return;
+    this.client = null;
+    const wasUp = this.state === "connected";
+    this.state = "disconnected";
+    void this.sender.offline();
+    if (this.stopping) return;
+    if (wasUp) {
+      if (this.clock() - this.sessionUpAt >= STABLE_SESSION_MS) this.failures = 0;
+      this.log.warn({ url: this.url, err: this.lastError }, "uplink: connection lost");
+    } else if (this.failures === 0) {
+      this.log.warn({ url: this.url, err: this.lastError }, "uplink: cannot connect");
+    } else {
+      this.log.debug({ url: this.url, err: this.lastError, failures: this.failures }, "uplink: cannot connect");
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const s = this.o.settings;
+    const delay = reconnectDelay(this.failures, s.reconnectMinMs, s.reconnectMaxMs, this.o.random);
+    this.failures++;
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    this.reconnectTimer.unref();
+  }
+
+  private onMessage(topic: string, payload: Buffer, retained: boolean): void {
+    if (topic === this.t.ack) this.onAck(payload);
+    else if (topic === this.t.cmd) this.commands.handle(payload, retained);
+  }
+
+  private onAck(payload: Buffer): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(payload.toString("utf8"));
+    } catch {
+      this.log.warn({ bytes: payload.length }, "uplink: ack is not JSON; ignored");
+      return;
+    }
+    const parsed = ackSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.log.warn({ problem: parsed.error.issues[0]?.message }, "uplink: malformed ack; ignored");
+      return;
+    }
+    const now = this.clock();
+    this.lastAckAt = now;
+    this.noteRelayClock(parsed.data.now, now);
+    void this.sender.acked(parsed.data.ids);
+  }
+
+  /** The hub may have no real-time clock: learn the offset, report it, but never rewrite event times. */
+  private noteRelayClock(relayNow: number, now: number): void {
+    const offset = relayNow - now;
+    this.clockOffsetMs = offset;
+    const far = Math.abs(offset) > CLOCK_WARN_MS;
+    if (far && !this.clockWarned) {
+      this.log.warn({ clockOffsetMs: offset }, "uplink: this hub's clock is more than 5 minutes from the relay's (no time server yet?); event times stay as measured");
+    }
+    this.clockWarned = far;
+  }
+
+  private async beat(): Promise<void> {
+    let journalRows: number | null = null;
+    try {
+      journalRows = (await this.o.journal.stats()).rows;
+    } catch {
+      // still beat: the heartbeat is what says the hub is alive
+    }
+    const draft: EventDraft = {
+      kind: "heartbeat",
+      type: "heartbeat",
+      severity: "info",
+      data: { uptimeS: Math.round((this.clock() - this.startedAt) / 1000), journalRows },
+    };
+    await this.o.append(draft).catch((err: Error) => this.log.error({ err: err.message }, "uplink: heartbeat not journaled"));
+  }
+}
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    void p.then(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env node
+// anxin-relay: the daemon (`run`) and the operator's commands. The hub commands open the store directly
+// (they run on the relay host), so they work whether or not the daemon is running.
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Command, Option } from "commander";
+import { createLogger } from "../../../gateway/src/daemon/logger.js";
+import { mosquittoAcl, mosquittoConf } from "../broker/mosquitto.js";
+import { ConfigError, hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
+import { openAdmin, type Admin } from "../daemon/admin.js";
+import { RELAY_VERSION, startRelay } from "../daemon/run.js";
+import { isHubId, RELAY_USERNAME } from "../mqtt/topics.js";
+
+const DEFAULT_CONFIG = "/etc/anxin-relay/relay.yaml";
+
+/** Exit codes: 0 ok, 1 failed or refused, 2 bad input (config, arguments). */
+function fail(message: string, code = 1): never {
+  process.stderr.write(`anxin-relay: ${message}\n`);
+  process.exit(code);
+}
+
+const when = (ms: number | null | undefined) => (ms ? `${new Date(ms).toISOString().replace("T", " ").slice(0, 19)} UTC` : "-");
+/** Claim codes and URLs go into a command line an installer copies; quote anything a shell would touch. */
+const shellWord = (s: string) => (/^[A-Za-z0-9_.:/@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+function withConfig(cmd: Command): Command {
+  return cmd.addOption(new Option("--config <file>", "the relay's YAML configuration").default(DEFAULT_CONFIG).env("ANXIN_RELAY_CONFIG"));
+}
+
+async function admin<T>(configFile: string, f: (a: Admin) => Promise<T>): Promise<T> {
+  let a: Admin;
+  try {
+    a = await openAdmin(configFile);
+  } catch (e) {
+    fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
+  }
+  try {
+    return await f(a);
+  } finally {
+    await a.close().catch(() => {});
+  }
+}
+
+function checkHubId(hub: string): void {
+  if (hub === RELAY_USERNAME) fail(`'${RELAY_USERNAME}' is reserved for the relay's own MQTT login`, 2);
+  if (!isHubId(hub)) fail(`'${hub}' is not a hub id: letters, digits, _ . - (up to 64, starting with a letter or digit)`, 2);
+}
+
+const program = new Command("anxin-relay")
+  .description("Anxin cloud relay: MQTT ingest from home safety hubs, enrolment, supervision")
+  .version(RELAY_VERSION);
+
+program
+  .command("run")
+  .description("run the relay daemon")
+  .requiredOption("--config <file>", "the relay's YAML configuration")
+  .action(async (opts: { config: string }) => {
+    let level: string;
+    try {
+      level = (await readRelayConfig(opts.config)).config.log.level;
+    } catch (e) {
+      fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
+    }
+    const log = createLogger({ name: "anxin-relay", level });
+    let running: Awaited<ReturnType<typeof startRelay>>;
+    try {
+      running = await startRelay(opts.config, { log });
+    } catch (e) {
+      log.fatal({ err: (e as Error).message }, "relay failed to start");
+      fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
+    }
+    let signals = 0;
+    const shutdown = (sig: string) => {
+      if (signals++) return;
+      log.info({ signal: sig }, "stopping");
+      running.stop().then(
+        () => process.exit(0),
+        (e: Error) => {
+          log.error({ err: e.message }, "error while stopping");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+    process.on("uncaughtException", (e) => {
+      // Unknown state: let systemd restart a clean process. Hubs keep unacked events and resend them.
+      log.fatal({ err: e.message, stack: e.stack }, "uncaught exception");
+      process.exit(70);
+    });
+  });
+
+const hubs = program.command("hubs").description("enrol, list and revoke hubs");
+
+withConfig(hubs.command("add"))
+  .description("register a hub and print its one-time claim code and the command the installer runs on the hub")
+  .argument("<hub>", "the hub's id (its hub.id)")
+  .option("--direct", "issue credentials now, without a claim code, and print them once (for an external broker's password file)")
+  .option("--json", "machine-readable")
+  .action(async (hub: string, opts: { config: string; direct?: boolean; json?: boolean }) => {
+    checkHubId(hub);
+    await admin(opts.config, async ({ config, registry }) => {
+      if (opts.direct) {
+        const r = await registry.provisionDirect(hub);
+        // Shown once: the relay keeps only what it needs to check them.
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        if (!opts.json)
+          process.stderr.write(
+            `These credentials are shown once. For Mosquitto, on the broker host:\n  mosquitto_passwd -b <password_file> ${shellWord(r.mqtt.username)} <password from above>\n` +
+              `then reload Mosquitto. The JSON is the hub's secrets file: <hub dataDir>/secrets.json, mode 0600 (docs/relay.md).\n`,
+          );
+        return;
+      }
+      const claim = await registry.createClaim(hub).catch((e: Error & { code?: string }) =>
+        fail(e.code === "active" ? `hub ${hub} is already enrolled; 'anxin-relay hubs rotate ${hub}' issues a new claim code` : e.message),
+      );
+      printClaim(hub, claim, relayPublicUrl(config), opts.json);
+    });
+  });
+
+withConfig(hubs.command("rotate"))
+  .description("issue a fresh claim code for an enrolled hub (re-enrolment gives it new credentials and key)")
+  .argument("<hub>")
+  .option("--json", "machine-readable")
+  .action(async (hub: string, opts: { config: string; json?: boolean }) => {
+    checkHubId(hub);
+    await admin(opts.config, async ({ config, registry }) => {
+      const claim = await registry.createClaim(hub, { rotate: true }).catch((e: Error) => fail(e.message));
+      printClaim(hub, claim, relayPublicUrl(config), opts.json);
+    });
+  });
+
+withConfig(hubs.command("revoke"))
+  .description("revoke a hub: its login, key and claim code stop working; a running relay drops its connection")
+  .argument("<hub>")
+  .action(async (hub: string, opts: { config: string }) => {
+    checkHubId(hub);
+    await admin(opts.config, async ({ config, registry }) => {
+      if (!(await registry.revoke(hub))) fail(`no hub '${hub}' (or already revoked)`);
+      const note =
+        config.broker.kind === "embedded"
+          ? "a running relay drops its broker connection within 15 s"
+          : `also remove it from the broker: mosquitto_passwd -D <password_file> ${shellWord(hub)}, then reload Mosquitto`;
+      process.stdout.write(`hub ${hub} revoked; ${note}\n`);
+    });
+  });
+
+withConfig(hubs.command("list"))
+  .description("every hub: status, online, last seen")
+  .option("--json", "machine-readable")
+  .action(async (opts: { config: string; json?: boolean }) => {
+    await admin(opts.config, async ({ registry }) => {
+      const rows = await registry.list();
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return;
+      }
+      if (!rows.length) {
+        process.stdout.write("no hubs\n");
+        return;
+      }
+      const table = [["HUB", "STATUS", "ONLINE", "LAST SEEN", "BOOT", "ADDED"], ...rows.map((h) => [h.id, h.status, h.online ? "yes" : "no", when(h.lastSeenAt), h.lastBoot === null ? "-" : String(h.lastBoot), when(h.createdAt)])];
+      const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+      process.stdout.write(table.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n");
+    });
+  });
+
+program
+  .command("config")
+  .description("configuration")
+  .command("validate")
+  .description("check a relay configuration; reports every problem with file, line and key")
+  .argument("<file>")
+  .action(async (file: string) => {
+    try {
+      const { config: c } = await readRelayConfig(file);
+      process.stdout.write(
+        `${file}: valid (relay ${c.relay.id}, store ${c.store.kind}, broker ${c.broker.kind}; hubs enrol at ${relayPublicUrl(c)} and connect to ${hubMqttUrl(c)})\n`,
+      );
+      if (!c.http.publicUrl) process.stdout.write("note: http.publicUrl is not set; installers are told the listening address, which hubs may not reach\n");
+    } catch (e) {
+      fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
+    }
+  });
+
+withConfig(program.command("broker-config"))
+  .description("write the Mosquitto ACL for an external broker and print a configuration snippet")
+  .option("--out <dir>", "where to write the acl file", ".")
+  .action(async (opts: { config: string; out: string }) => {
+    let cfg: Awaited<ReturnType<typeof readRelayConfig>>["config"];
+    try {
+      cfg = (await readRelayConfig(opts.config)).config;
+    } catch (e) {
+      fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
+    }
+    const relayUser = cfg.broker.kind === "external" && cfg.broker.username ? cfg.broker.username : RELAY_USERNAME;
+    const dir = path.resolve(opts.out);
+    await mkdir(dir, { recursive: true });
+    const acl = path.join(dir, "acl");
+    await writeFile(acl, mosquittoAcl(relayUser), { mode: 0o644 });
+    process.stdout.write(`wrote ${acl}\n`);
+    if (cfg.broker.kind === "embedded") process.stdout.write("note: this configuration uses the embedded broker; the ACL is for broker.kind: external\n");
+    process.stdout.write(`\nMosquitto configuration to go with it (adjust paths):\n\n${mosquittoConf({ dir, maxPayloadBytes: cfg.ingest.maxPayloadBytes })}`);
+  });
+
+function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, json?: boolean): void {
+  const command = `anxin-hub provision --relay ${shellWord(publicUrl)} --hub ${shellWord(hub)} --code ${shellWord(claim.code)}`;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ hub, code: claim.code, expiresAt: claim.expiresAt, command }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `hub ${hub}\n  claim code: ${claim.code}\n  valid until: ${when(claim.expiresAt)} (works once)\n\nOn the hub, the installer runs:\n  ${command}\n`,
+  );
+}
+
+program.parseAsync().catch((e: Error) => fail(e.message));

@@ -1,0 +1,247 @@
+// The relay's own MQTT session: receives hubs' events and state, sends acks and commands.
+// The same mqtt.js code runs against the embedded broker (over an in-process pipe) and an external one
+// (over TCP/TLS, with a shared subscription so several relay instances split the hubs' traffic).
+import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { connect, MqttClient, type IClientOptions } from "mqtt";
+import type { Logger } from "pino";
+import { ackSchema, commandSchema, type HubCommand } from "../../../protocol/messages.js";
+import { topics, TOPIC_ROOT } from "../../../protocol/topics.js";
+import type { Metrics } from "../metrics.js";
+import { isHubId, parseTopic } from "./topics.js";
+
+/** Largest ack message: ackSchema allows 5000, smaller messages spread the hub's delete work. */
+export const ACK_CHUNK = 1000;
+
+export type SessionConnection =
+  | { kind: "embedded"; stream: () => Duplex }
+  | { kind: "external"; url: string; username?: string; password?: string; ca?: Buffer; sharedGroup: string | null };
+
+export interface RelaySessionOptions {
+  relayId: string;
+  connection: SessionConnection;
+  /** A message from `anxin/v1/{hub}/evt` (Ingest.handle). */
+  onEvent(hub: string, payload: Buffer): void;
+  /** A message from `anxin/v1/{hub}/state` (Supervisor.onState). */
+  onState(hub: string, payload: Buffer): void;
+  metrics: Pick<Metrics, "mqttConnected" | "acksSent" | "eventsRejected">;
+  log: Logger;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+export type SessionState = "connecting" | "connected" | "reconnecting" | "stopped";
+
+export class RelaySession {
+  readonly clientId: string;
+  private client: MqttClient | undefined;
+  private _state: SessionState = "connecting";
+  private attempts = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private intake = true;
+  private connectedWaiters: Array<() => void> = [];
+  private lastError: string | undefined;
+  /** Acks not sent because the session was down (the hubs resend; the relay acks again). */
+  acksDropped = 0;
+
+  constructor(private readonly o: RelaySessionOptions) {
+    this.clientId = `anxin-relay-${o.relayId}-${randomBytes(4).toString("hex")}`;
+  }
+
+  get state(): SessionState {
+    return this._state;
+  }
+
+  get connected(): boolean {
+    return this._state === "connected";
+  }
+
+  /** Why the last attempt failed, for healthz. */
+  get error(): string | undefined {
+    return this.lastError;
+  }
+
+  /** The topics subscribed to; with an external broker and a shared group, `$share/{group}/…`. */
+  get subscriptions(): string[] {
+    const c = this.o.connection;
+    const share = c.kind === "external" && c.sharedGroup ? `$share/${c.sharedGroup}/` : "";
+    // State goes to the same group: one instance should handle each birth/will, like each event.
+    return [`${share}${TOPIC_ROOT}/+/evt`, `${share}${TOPIC_ROOT}/+/state`];
+  }
+
+  /** Starts connecting (and reconnecting for as long as the session runs). */
+  start(): void {
+    if (this.client) return;
+    const c = this.o.connection;
+    const base: IClientOptions = {
+      clientId: this.clientId,
+      clean: true,
+      protocolVersion: 4,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      // Reconnects are ours (with backoff); mqtt.js' own period is fixed.
+      reconnectPeriod: 0,
+      resubscribe: false,
+    };
+    let client: MqttClient;
+    if (c.kind === "embedded") {
+      client = new MqttClient(() => c.stream() as never, base);
+    } else {
+      client = connect(c.url, { ...base, username: c.username, password: c.password, ca: c.ca, rejectUnauthorized: true });
+    }
+    this.client = client;
+    client.on("connect", () => this.onConnect(client));
+    client.on("message", (topic, payload) => this.route(topic, payload));
+    client.on("error", (err) => {
+      this.lastError = err.message;
+      this.o.log.warn({ err: err.message }, "relay MQTT session error");
+    });
+    client.on("close", () => this.onClose());
+  }
+
+  /** Resolves once connected and subscribed, or false after `timeoutMs`. */
+  whenConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.connectedWaiters = this.connectedWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.connectedWaiters.push(done);
+    });
+  }
+
+  /**
+   * Sends the ack for events the relay has committed: QoS 1 JSON `{ids, now}` on the hub's ack topic,
+   * in chunks of at most ACK_CHUNK ids. While the session is down the ack is dropped: the hub still has
+   * the events and resends them; the relay deduplicates and acks again (invariants 4 and 5).
+   */
+  ack(hub: string, ids: string[], now: number): void {
+    if (!isHubId(hub)) {
+      this.o.log.error({ hub }, "ack for an invalid hub id not sent");
+      return;
+    }
+    const client = this.client;
+    for (let i = 0; i < ids.length; i += ACK_CHUNK) {
+      const parsed = ackSchema.safeParse({ ids: ids.slice(i, i + ACK_CHUNK), now });
+      if (!parsed.success) {
+        this.o.log.error({ hub, err: parsed.error.message }, "ack not sent: it does not match the wire contract");
+        continue;
+      }
+      if (!client || !this.connected) {
+        this.acksDropped++;
+        continue;
+      }
+      client.publish(topics.ack(hub), JSON.stringify(parsed.data), { qos: 1 }, (err) => {
+        if (err) this.o.log.debug({ hub, err: err.message }, "ack publish failed");
+      });
+      this.o.metrics.acksSent.inc();
+    }
+  }
+
+  /** Sends a command the hub accepts remotely. Only what commandSchema allows (it cannot open a valve). */
+  async publishCommand(hub: string, cmd: HubCommand): Promise<void> {
+    if (!isHubId(hub)) throw new Error(`not a hub id: ${hub}`);
+    const parsed = commandSchema.parse(cmd);
+    const client = this.client;
+    if (!client || !this.connected) throw new Error("MQTT session is not connected");
+    await client.publishAsync(topics.cmd(hub), JSON.stringify(parsed), { qos: 1 });
+  }
+
+  /** Stops taking new events and state (first step of a graceful stop); acks can still be sent. */
+  async pauseIntake(): Promise<void> {
+    this.intake = false;
+    const client = this.client;
+    if (client && this.connected) await client.unsubscribeAsync(this.subscriptions).catch(() => {});
+  }
+
+  /** Ends the session after outgoing messages (acks) are handed to the broker. */
+  async stop(): Promise<void> {
+    if (this._state === "stopped") return;
+    this._state = "stopped";
+    this.intake = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.o.metrics.mqttConnected.set(0);
+    const client = this.client;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+      force.unref();
+      client.end(false, {}, () => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  private onConnect(client: MqttClient): void {
+    if (this._state === "stopped") return;
+    if (!this.intake) {
+      this.setConnected(client);
+      return;
+    }
+    client.subscribe(this.subscriptions, { qos: 1 }, (err, granted) => {
+      if (this._state === "stopped") return;
+      // Without both subscriptions the relay would sit connected and deaf; drop and retry.
+      const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? [];
+      if (err || refused.length) {
+        this.lastError = err ? err.message : `subscription refused: ${refused.join(", ")}`;
+        this.o.log.error({ err: this.lastError }, "relay MQTT subscribe failed");
+        client.end(true);
+        return;
+      }
+      this.setConnected(client);
+    });
+  }
+
+  private setConnected(_client: MqttClient): void {
+    const wasRetry = this.attempts > 0;
+    this.attempts = 0;
+    this._state = "connected";
+    this.lastError = undefined;
+    this.o.metrics.mqttConnected.set(1);
+    this.o.log.info({ clientId: this.clientId, subscriptions: this.subscriptions, reconnected: wasRetry }, "relay MQTT session up");
+    const waiters = this.connectedWaiters;
+    this.connectedWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onClose(): void {
+    if (this._state === "stopped") return;
+    if (this._state === "connected") this.o.log.warn({ err: this.lastError }, "relay MQTT session lost; reconnecting");
+    this._state = this._state === "connecting" && this.attempts === 0 ? "connecting" : "reconnecting";
+    this.o.metrics.mqttConnected.set(0);
+    if (this.retryTimer) return;
+    const min = this.o.reconnectMinMs ?? 250;
+    const max = this.o.reconnectMaxMs ?? 30_000;
+    const delay = Math.min(max, min * 2 ** Math.min(this.attempts++, 16));
+    // Jitter spreads the reconnects of several relay instances after a broker restart.
+    const wait = Math.round(delay / 2 + Math.random() * (delay / 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this._state !== "stopped") this.client?.reconnect();
+    }, wait);
+  }
+
+  private route(topic: string, payload: Buffer): void {
+    if (!this.intake) return;
+    const t = parseTopic(topic);
+    if (!t || (t.kind !== "evt" && t.kind !== "state")) {
+      this.o.metrics.eventsRejected.inc({ reason: "bad_topic" });
+      this.o.log.warn({ topic: topic.slice(0, 200) }, "message on an unexpected topic dropped");
+      return;
+    }
+    try {
+      if (t.kind === "evt") this.o.onEvent(t.hub, payload);
+      else this.o.onState(t.hub, payload);
+    } catch (err) {
+      // Ingest and supervision promise not to throw; if one does, the message is lost to this relay but
+      // not to the hub (no ack goes out), so log loudly and carry on.
+      this.o.log.error({ hub: t.hub, kind: t.kind, err: (err as Error).message }, "message handler threw");
+    }
+  }
+}

@@ -1,0 +1,234 @@
+// Hub identities: enrolment with a one-time claim code, MQTT credentials, signing keys, revocation.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import type { EnrolResponse } from "../../../protocol/messages.js";
+import type { Store } from "../store/store.js";
+import { checkPassword, hashClaimCode, hashPassword, newClaimCode, newPassword, sameBytes, sha256 } from "./secrets.js";
+
+export interface HubRecord {
+  id: string;
+  status: "pending" | "active" | "revoked";
+  createdAt: number;
+  lastSeenAt: number | null;
+  online: boolean;
+  lastBoot: number | null;
+}
+
+export class EnrolError extends Error {
+  constructor(readonly code: "unknown_hub" | "bad_code" | "expired" | "used" | "revoked", message: string) {
+    super(message);
+    this.name = "EnrolError";
+  }
+}
+
+/** createClaim refused: not a valid hub id, or the hub is active/revoked and `rotate` was not asked for. */
+export class ClaimError extends Error {
+  constructor(readonly code: "bad_hub_id" | "active" | "revoked", message: string) {
+    super(message);
+    this.name = "ClaimError";
+  }
+}
+
+const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Successful logins are remembered for this long (per process), so reconnects skip scrypt. A revocation or
+ * re-enrolment made in this process clears the entry at once; another relay instance sharing the store
+ * still accepts the old password until its entry expires, i.e. for at most this long.
+ */
+export const CREDENTIAL_CACHE_MS = 60_000;
+/** Signing keys (and "no key") are remembered this long: a revocation elsewhere takes effect within it. */
+export const SIGNING_KEY_CACHE_MS = 5_000;
+const CACHE_SWEEP_SIZE = 20_000;
+
+interface Cached<T> {
+  value: T;
+  expires: number;
+}
+
+export class Registry {
+  private readonly now: () => number;
+  private readonly creds = new Map<string, Cached<Buffer>>(); // hub → sha256(password) of the last good login
+  private readonly credsInFlight = new Map<string, Promise<string | null>>();
+  private readonly keys = new Map<string, Cached<Buffer | null>>();
+  private readonly keysInFlight = new Map<string, Promise<Buffer | null>>();
+  // Bumped on every local change to a hub, so a lookup that started before it cannot cache a stale answer.
+  private readonly epochs = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: { claimCodeTtlS: number; heartbeatS: number; mqttUrl: string; now?: () => number; log?: Logger },
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Adds a hub (or issues a fresh code for a pending one); returns the one-time claim code. Refused for an active hub unless `rotate`. */
+  async createClaim(hub: string, opts: { rotate?: boolean } = {}): Promise<{ code: string; expiresAt: number }> {
+    if (!HUB_ID.test(hub)) throw new ClaimError("bad_hub_id", `not a valid hub id: ${JSON.stringify(hub.slice(0, 80))}`);
+    const code = newClaimCode();
+    const salt = randomBytes(16);
+    const expiresAt = this.now() + this.opts.claimCodeTtlS * 1000;
+    const claim = { claimHash: hashClaimCode(code, salt).toString("base64"), claimSalt: salt.toString("base64"), claimExpiresAt: expiresAt };
+    // Conditional writes on the status read just before; a concurrent change makes one of them miss and we
+    // look again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const row = await this.store.getHub(hub);
+      if (!row) {
+        if (await this.store.insertPendingHub(hub, claim, this.now())) return { code, expiresAt };
+        continue;
+      }
+      if (row.status === "active" && !opts.rotate) {
+        throw new ClaimError("active", `hub ${hub} is enrolled; ask for a rotation to issue a new code`);
+      }
+      if (row.status === "revoked" && !opts.rotate) {
+        throw new ClaimError("revoked", `hub ${hub} is revoked; ask for a rotation to admit it again with new credentials`);
+      }
+      // Rotating an active hub leaves its current credentials working until the new code is used, so
+      // the hub stays on line while the installer re-enrols it.
+      if (await this.store.setClaim(hub, row.status, claim, { readmit: row.status === "revoked" })) {
+        this.invalidate(hub);
+        return { code, expiresAt };
+      }
+    }
+    throw new Error(`hub ${hub} changed concurrently; try again`);
+  }
+
+  /** Exchanges a claim code for credentials and the signing key; the code works once. */
+  async enrol(hub: string, code: string): Promise<EnrolResponse> {
+    const row = await this.store.getHubAuth(hub);
+    if (!row) throw new EnrolError("unknown_hub", `unknown hub ${hub}`);
+    const check = (): void => {
+      if (row.status === "revoked") throw new EnrolError("revoked", `hub ${hub} is revoked`);
+      // The code is checked before anything about it is revealed (used, expired).
+      const ok =
+        row.claimHash !== null &&
+        row.claimSalt !== null &&
+        sameBytes(hashClaimCode(code, Buffer.from(row.claimSalt, "base64")), Buffer.from(row.claimHash, "base64"));
+      if (!ok) throw new EnrolError("bad_code", `wrong claim code for hub ${hub}`);
+      if (row.claimUsedAt !== null) throw new EnrolError("used", `the claim code for hub ${hub} was already used`);
+      if (row.claimExpiresAt === null || row.claimExpiresAt <= this.now()) throw new EnrolError("expired", `the claim code for hub ${hub} has expired`);
+    };
+    check();
+
+    const password = newPassword();
+    const salt = randomBytes(16);
+    // A secret at rest: the relay verifies every signature with this key, so it is stored as is (not
+    // hashed). The store file (SQLite, mode 0600) or database must be protected accordingly.
+    const key = randomBytes(32);
+    const creds = { passwordHash: await hashPassword(password, salt), passwordSalt: salt.toString("base64"), keyB64: key.toString("base64") };
+    const now = this.now();
+    if (!(await this.store.activateHub(hub, row.claimHash as string, creds, now))) {
+      // Lost a race (the code was used, rotated or revoked meanwhile): report what it is now.
+      const again = await this.store.getHubAuth(hub);
+      if (!again) throw new EnrolError("unknown_hub", `unknown hub ${hub}`);
+      Object.assign(row, again);
+      check();
+      throw new EnrolError("used", `the claim code for hub ${hub} was already used`);
+    }
+    this.invalidate(hub);
+    return {
+      hub,
+      mqtt: { url: this.opts.mqttUrl, username: hub, password },
+      key: creds.keyB64,
+      heartbeatS: this.opts.heartbeatS,
+    };
+  }
+
+  async revoke(hub: string): Promise<boolean> {
+    const done = await this.store.revokeHub(hub, this.now());
+    this.invalidate(hub);
+    return done;
+  }
+
+  async list(): Promise<HubRecord[]> {
+    const rows = await this.store.listHubs();
+    return rows.map((r) => ({ id: r.id, status: r.status, createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, online: r.online, lastBoot: r.lastBoot }));
+  }
+
+  /**
+   * MQTT login of a hub: username is the hub id. Resolves the hub id, or null (also when the store cannot
+   * be reached: the error is logged and the hub simply retries its connection).
+   */
+  async verifyCredentials(username: string, password: string): Promise<string | null> {
+    if (!HUB_ID.test(username) || password.length === 0 || password.length > 256) return null;
+    const digest = sha256(password);
+    const hit = this.creds.get(username);
+    if (hit && hit.expires > this.now() && sameBytes(hit.value, digest)) return username;
+
+    // A hub reconnecting in a loop must not start one scrypt per attempt.
+    const flightKey = `${username}\n${digest.toString("hex")}`;
+    const pending = this.credsInFlight.get(flightKey);
+    if (pending) return pending;
+    const epoch = this.epoch(username);
+    const run = (async (): Promise<string | null> => {
+      try {
+        const row = await this.store.getHubAuth(username);
+        if (!row || row.status !== "active" || !row.passwordHash || !row.passwordSalt) return null;
+        if (!(await checkPassword(password, Buffer.from(row.passwordSalt, "base64"), row.passwordHash))) return null;
+        if (this.epoch(username) === epoch) this.remember(this.creds, username, digest, CREDENTIAL_CACHE_MS);
+        return username;
+      } catch (err) {
+        this.opts.log?.error({ err, hub: username }, "credential check failed (store unavailable?)");
+        return null;
+      } finally {
+        this.credsInFlight.delete(flightKey);
+      }
+    })();
+    this.credsInFlight.set(flightKey, run);
+    return run;
+  }
+
+  /**
+   * The hub's HMAC key, or null when unknown or revoked (cached briefly; revocation takes effect within
+   * seconds). Rejects when the store cannot be reached.
+   */
+  async signingKey(hub: string): Promise<Buffer | null> {
+    const hit = this.keys.get(hub);
+    if (hit && hit.expires > this.now()) return hit.value;
+    // A batch of events from one hub asks at once: one query answers all of them.
+    const pending = this.keysInFlight.get(hub);
+    if (pending) return pending;
+    const epoch = this.epoch(hub);
+    const run = (async (): Promise<Buffer | null> => {
+      try {
+        const row = await this.store.getHubAuth(hub);
+        const key = row && row.status === "active" && row.keyB64 ? Buffer.from(row.keyB64, "base64") : null;
+        if (this.epoch(hub) === epoch) this.remember(this.keys, hub, key, SIGNING_KEY_CACHE_MS);
+        return key;
+      } finally {
+        this.keysInFlight.delete(hub);
+      }
+    })();
+    this.keysInFlight.set(hub, run);
+    return run;
+  }
+
+  /** For tests and the external-broker tooling: issue credentials directly, without a claim code. */
+  async provisionDirect(hub: string): Promise<EnrolResponse> {
+    const { code } = await this.createClaim(hub, { rotate: true });
+    return this.enrol(hub, code);
+  }
+
+  /** Forgets cached logins and keys (one hub, or all): e.g. after a change made by another instance. */
+  invalidate(hub?: string): void {
+    if (hub === undefined) {
+      for (const h of new Set([...this.creds.keys(), ...this.keys.keys()])) this.invalidate(h);
+      return;
+    }
+    this.epochs.set(hub, this.epoch(hub) + 1);
+    this.creds.delete(hub);
+    this.keys.delete(hub);
+    this.keysInFlight.delete(hub);
+    for (const k of this.credsInFlight.keys()) if (k.startsWith(`${hub}\n`)) this.credsInFlight.delete(k);
+  }
+
+  private epoch(hub: string): number {
+    return this.epochs.get(hub) ?? 0;
+  }
+
+  private remember<T>(cache: Map<string, Cached<T>>, hub: string, value: T, ttl: number): void {
+    const now = this.now();
+    if (cache.size >= CACHE_SWEEP_SIZE) for (const [k, v] of cache) if (v.expires <= now) cache.delete(k);
+    cache.set(hub, { value, expires: now + ttl });
+  }
+}

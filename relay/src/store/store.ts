@@ -1,0 +1,638 @@
+// One query layer (kysely) over SQLite (better-sqlite3) and PostgreSQL (pg): every query is written once.
+// SQLite is the single-machine default; PostgreSQL lets several relay instances share one store, so every
+// state change here is a conditional update that exactly one instance can win.
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration } from "kysely";
+import pg from "pg";
+import { ulid } from "ulid";
+import type { RelayConfig } from "../config/schema.js";
+import { relayMigrations, type HubsTable, type RelayDb } from "./schema.js";
+
+export type { RelayDb } from "./schema.js";
+
+/** The one incident type the supervisor opens. */
+export const HUB_OFFLINE = "hub_offline";
+
+/** One accepted event, as the ingest hands it to the store. */
+export interface EventRow {
+  id: string;
+  hub: string;
+  boot: number;
+  seq: number;
+  ts: number;
+  receivedAt: number;
+  kind: string;
+  type: string;
+  severity: string;
+  device: string | null;
+  /** The envelope text as received (signature included). */
+  payload: string;
+  skewMs: number | null;
+  historical: boolean;
+}
+
+export interface InsertResult {
+  /** Ids that were not in the table before this transaction. */
+  inserted: string[];
+  /** Ids already stored for a *different* hub: not this hub's event, so not a duplicate to acknowledge. */
+  foreign: string[];
+}
+
+/** A hub without its secrets (what listings and the API may show). */
+export interface HubRow {
+  id: string;
+  status: HubsTable["status"];
+  createdAt: number;
+  lastSeenAt: number | null;
+  online: boolean;
+  lastBoot: number | null;
+  offlineSince: number | null;
+  claimExpiresAt: number | null;
+  claimUsedAt: number | null;
+  enrolled: boolean;
+}
+
+/** A hub with the fields the registry needs to authenticate it. */
+export interface HubAuthRow extends HubRow {
+  passwordHash: string | null;
+  passwordSalt: string | null;
+  keyB64: string | null;
+  claimHash: string | null;
+  claimSalt: string | null;
+}
+
+export interface ClaimFields {
+  claimHash: string;
+  claimSalt: string;
+  claimExpiresAt: number;
+}
+
+export interface Credentials {
+  passwordHash: string;
+  passwordSalt: string;
+  keyB64: string;
+}
+
+export interface HubIncident {
+  id: string;
+  hub: string;
+  type: string;
+  reason: string;
+  openedAt: number;
+  closedAt: number | null;
+  closeReason: string | null;
+}
+
+/** A supervision state change; applied only if the hub is in the opposite state (and active). */
+export type HubTransition =
+  | { op: "online"; hub: string; at: number; boot?: number; reason?: string }
+  | {
+      op: "offline";
+      hub: string;
+      at: number;
+      reason: string;
+      /** Only if last seen before this (missed heartbeats). */
+      staleBefore?: number;
+      /** The boot the message speaks for (a will): ignored if the hub has since started a later boot. */
+      boot?: number;
+    };
+
+export interface TransitionResult {
+  hub: string;
+  op: "online" | "offline";
+  /** This call made the change (another instance, or an earlier message, may already have). */
+  changed: boolean;
+  incident: "opened" | "closed" | null;
+}
+
+export interface Store {
+  readonly dialect: "sqlite" | "postgres";
+  /** The kysely instance, for other parts of the relay (their tables come in through openStore's `migrations`). */
+  readonly db: Kysely<RelayDb>;
+  close(): Promise<void>;
+
+  /**
+   * One transaction: inserts the rows (`ON CONFLICT (id) DO NOTHING`) and reports which were new.
+   * `withinCommit` runs inside the same transaction with the new ids, so work that must happen exactly once
+   * per new event (an escalation start) can commit or fail together with it.
+   */
+  insertEvents(rows: EventRow[], opts?: { withinCommit?: (trx: Kysely<RelayDb>, inserted: string[]) => Promise<void> }): Promise<InsertResult>;
+  getEvent(id: string): Promise<EventRow | undefined>;
+  /** Oldest first by receipt. */
+  listEvents(q?: { hub?: string; receivedAfter?: number; limit?: number }): Promise<EventRow[]>;
+  countEvents(hub?: string): Promise<number>;
+
+  getHub(id: string): Promise<HubRow | undefined>;
+  getHubAuth(id: string): Promise<HubAuthRow | undefined>;
+  listHubs(): Promise<HubRow[]>;
+  /** Adds a pending hub with its first claim; false if the id exists. */
+  insertPendingHub(id: string, claim: ClaimFields, now: number): Promise<boolean>;
+  /** Replaces the claim of a hub still in `expectStatus`; `readmit` turns a revoked hub back to pending without credentials. */
+  setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts?: { readmit?: boolean }): Promise<boolean>;
+  /** Uses the claim (only if it is still `claimHash`, unused and unexpired, and the hub not revoked) and stores new credentials. */
+  activateHub(id: string, claimHash: string, creds: Credentials, now: number): Promise<boolean>;
+  /** Revokes the hub, clears its claim and closes its open incidents; false if unknown or already revoked. */
+  revokeHub(id: string, now: number): Promise<boolean>;
+
+  /** Applies the changes in order, in one transaction. */
+  applyTransitions(list: HubTransition[]): Promise<TransitionResult[]>;
+  /** Raises last_seen_at (never lowers it) and brings offline hubs seen after they went offline back online. */
+  recordSeen(seen: Iterable<readonly [hub: string, at: number]>): Promise<TransitionResult[]>;
+  /** Active hubs marked online but not seen since `before`. */
+  staleHubs(before: number): Promise<string[]>;
+  countOnlineHubs(): Promise<number>;
+  listIncidents(q?: { hub?: string; openOnly?: boolean; limit?: number }): Promise<HubIncident[]>;
+}
+
+export interface OpenStoreOptions {
+  /** Extra migrations from other parts of the relay, merged with the store's own (applied by name order). */
+  migrations?: Record<string, Migration>;
+}
+
+/** Opens (and migrates) the configured store. `dataDir` resolves a relative SQLite path. */
+export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  const migrations = { ...relayMigrations, ...opts.migrations };
+  if (cfg.kind === "sqlite") {
+    const path = isAbsolute(cfg.path) ? cfg.path : resolve(dataDir, cfg.path);
+    const db = new Kysely<RelayDb>({ dialect: new SqliteDialect({ database: openSqlite(path) }) });
+    await migrate(db, migrations, undefined);
+    return new KyselyStore("sqlite", db);
+  }
+  await ensurePgSchema(cfg.url, cfg.schema);
+  const pool = new pg.Pool({
+    connectionString: cfg.url,
+    max: cfg.poolSize,
+    // An unreachable server fails the commit (which is retried) instead of hanging it.
+    connectionTimeoutMillis: 10_000,
+    // Every connection works in the configured schema, so queries stay unqualified (and tests can isolate).
+    options: `-c search_path=${quoteIdent(cfg.schema)}`,
+    types: pgTypes,
+  });
+  // An idle client losing its server must not crash the process; the next query reports the error.
+  pool.on("error", () => {});
+  const db = new Kysely<RelayDb>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrate(db, migrations, cfg.schema);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return new KyselyStore("postgres", db);
+}
+
+// int8 (bigint, count(*)) arrives as a string by default; our ms timestamps fit a double exactly.
+const pgTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function ensurePgSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  } catch (err) {
+    // Two instances starting together can race past IF NOT EXISTS; the loser sees a duplicate.
+    const code = (err as { code?: string }).code;
+    if (code !== "42P06" && code !== "23505") throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+async function migrate(db: Kysely<RelayDb>, migrations: Record<string, Migration>, pgSchema: string | undefined): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    ...(pgSchema ? { migrationTableSchema: pgSchema } : {}),
+    // Parts of the relay add migrations independently; a name sorting before an applied one is still fine.
+    allowUnorderedMigrations: true,
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    throw new Error(`store: migration ${failed ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+// mkdir -p by hand, as the hub's journal does: recursive mkdirSync can loop where ENOENT cannot be fixed.
+function ensureDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || parent === dir) throw err;
+    ensureDir(parent);
+    mkdirSync(dir, { mode: 0o700 });
+  }
+}
+
+function openSqlite(path: string): Database.Database {
+  ensureDir(dirname(path));
+  // The file holds hubs' signing keys: owner only. SQLite gives its -wal/-shm files the same mode.
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
+  const db = new Database(path);
+  try {
+    db.pragma("busy_timeout = 5000");
+    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    if (String(mode).toLowerCase() !== "wal") throw new Error(`store: WAL mode refused (got ${String(mode)})`);
+    // FULL: an acknowledged event must survive a power cut (the hub deletes it once acked).
+    db.pragma("synchronous = FULL");
+    db.pragma("journal_size_limit = 67108864");
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+// SQLite allows 32766 bound parameters per statement, PostgreSQL 65535; 13 columns × 500 rows fits both.
+const INSERT_CHUNK = 500;
+const SELECT_CHUNK = 500;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+type HubSelect = Pick<HubsTable, "id" | "status" | "created_at" | "last_seen_at" | "online" | "last_boot" | "offline_since" | "claim_expires_at" | "claim_used_at" | "key_b64">;
+
+function toHubRow(r: HubSelect): HubRow {
+  return {
+    id: r.id,
+    status: r.status,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    online: r.online === 1,
+    lastBoot: r.last_boot,
+    offlineSince: r.offline_since,
+    claimExpiresAt: r.claim_expires_at,
+    claimUsedAt: r.claim_used_at,
+    enrolled: r.key_b64 !== null,
+  };
+}
+
+const HUB_COLUMNS = ["id", "status", "created_at", "last_seen_at", "online", "last_boot", "offline_since", "claim_expires_at", "claim_used_at", "key_b64"] as const;
+
+class KyselyStore implements Store {
+  constructor(
+    readonly dialect: "sqlite" | "postgres",
+    readonly db: Kysely<RelayDb>,
+  ) {}
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // ---- events
+
+  async insertEvents(rows: EventRow[], opts: { withinCommit?: (trx: Kysely<RelayDb>, inserted: string[]) => Promise<void> } = {}): Promise<InsertResult> {
+    const byId = new Map<string, EventRow>();
+    for (const r of rows) if (!byId.has(r.id)) byId.set(r.id, r);
+    if (byId.size === 0) return { inserted: [], foreign: [] };
+    // Sorted, so two PostgreSQL transactions inserting overlapping ids take their index locks in the same
+    // order and cannot deadlock.
+    const unique = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return this.db.transaction().execute(async (trx) => {
+      const inserted: string[] = [];
+      for (const part of chunks(unique, INSERT_CHUNK)) {
+        const got = await trx
+          .insertInto("events")
+          .values(
+            part.map((r) => ({
+              id: r.id,
+              hub: r.hub,
+              boot: r.boot,
+              seq: r.seq,
+              ts: r.ts,
+              received_at: r.receivedAt,
+              kind: r.kind,
+              type: r.type,
+              severity: r.severity,
+              device: r.device,
+              payload: r.payload,
+              skew_ms: r.skewMs,
+              historical: r.historical ? 1 : 0,
+            })),
+          )
+          .onConflict((oc) => oc.column("id").doNothing())
+          .returning("id")
+          .execute();
+        for (const g of got) inserted.push(g.id);
+      }
+      const isNew = new Set(inserted);
+      const known = unique.filter((r) => !isNew.has(r.id));
+      const foreign: string[] = [];
+      for (const part of chunks(known, SELECT_CHUNK)) {
+        const owners = await trx.selectFrom("events").select(["id", "hub"]).where("id", "in", part.map((r) => r.id)).execute();
+        for (const o of owners) if (o.hub !== byId.get(o.id)?.hub) foreign.push(o.id);
+      }
+      if (opts.withinCommit) await opts.withinCommit(trx, inserted);
+      return { inserted, foreign };
+    });
+  }
+
+  async getEvent(id: string): Promise<EventRow | undefined> {
+    const r = await this.db.selectFrom("events").selectAll().where("id", "=", id).executeTakeFirst();
+    return r ? toEventRow(r) : undefined;
+  }
+
+  async listEvents(q: { hub?: string; receivedAfter?: number; limit?: number } = {}): Promise<EventRow[]> {
+    let query = this.db.selectFrom("events").selectAll();
+    if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
+    if (q.receivedAfter !== undefined) query = query.where("received_at", ">", q.receivedAfter);
+    const rows = await query.orderBy("received_at").orderBy("id").limit(q.limit ?? 1000).execute();
+    return rows.map(toEventRow);
+  }
+
+  async countEvents(hub?: string): Promise<number> {
+    let query = this.db.selectFrom("events").select((eb) => eb.fn.countAll<number>().as("n"));
+    if (hub !== undefined) query = query.where("hub", "=", hub);
+    const r = await query.executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  // ---- hubs
+
+  async getHub(id: string): Promise<HubRow | undefined> {
+    const r = await this.db.selectFrom("hubs").select(HUB_COLUMNS).where("id", "=", id).executeTakeFirst();
+    return r ? toHubRow(r) : undefined;
+  }
+
+  async getHubAuth(id: string): Promise<HubAuthRow | undefined> {
+    const r = await this.db.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!r) return undefined;
+    return {
+      ...toHubRow(r),
+      passwordHash: r.password_hash,
+      passwordSalt: r.password_salt,
+      keyB64: r.key_b64,
+      claimHash: r.claim_hash,
+      claimSalt: r.claim_salt,
+    };
+  }
+
+  async listHubs(): Promise<HubRow[]> {
+    const rows = await this.db.selectFrom("hubs").select(HUB_COLUMNS).orderBy("id").execute();
+    return rows.map(toHubRow);
+  }
+
+  async insertPendingHub(id: string, claim: ClaimFields, now: number): Promise<boolean> {
+    const got = await this.db
+      .insertInto("hubs")
+      .values({
+        id,
+        status: "pending",
+        password_hash: null,
+        password_salt: null,
+        key_b64: null,
+        claim_hash: claim.claimHash,
+        claim_salt: claim.claimSalt,
+        claim_expires_at: claim.claimExpiresAt,
+        claim_used_at: null,
+        created_at: now,
+        last_seen_at: null,
+        online: 0,
+        last_boot: null,
+        offline_since: null,
+      })
+      .onConflict((oc) => oc.column("id").doNothing())
+      .returning("id")
+      .execute();
+    return got.length === 1;
+  }
+
+  async setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts: { readmit?: boolean } = {}): Promise<boolean> {
+    const r = await this.db
+      .updateTable("hubs")
+      .set({
+        claim_hash: claim.claimHash,
+        claim_salt: claim.claimSalt,
+        claim_expires_at: claim.claimExpiresAt,
+        claim_used_at: null,
+        // A revoked hub comes back only through a new enrolment: its old credentials are gone for good.
+        ...(opts.readmit ? { status: "pending" as const, password_hash: null, password_salt: null, key_b64: null, online: 0 } : {}),
+      })
+      .where("id", "=", id)
+      .where("status", "=", expectStatus)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async activateHub(id: string, claimHash: string, creds: Credentials, now: number): Promise<boolean> {
+    // One statement, so two enrolments racing with the same code cannot both win.
+    const r = await this.db
+      .updateTable("hubs")
+      .set({
+        status: "active",
+        password_hash: creds.passwordHash,
+        password_salt: creds.passwordSalt,
+        key_b64: creds.keyB64,
+        claim_used_at: now,
+      })
+      .where("id", "=", id)
+      .where("claim_hash", "=", claimHash)
+      .where("claim_used_at", "is", null)
+      .where("claim_expires_at", ">", now)
+      .where("status", "<>", "revoked")
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async revokeHub(id: string, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable("hubs")
+        .set({ status: "revoked", online: 0, claim_hash: null, claim_salt: null, claim_expires_at: null })
+        .where("id", "=", id)
+        .where("status", "<>", "revoked")
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      await trx
+        .updateTable("hub_incidents")
+        .set({ closed_at: now, close_reason: "revoked" })
+        .where("hub", "=", id)
+        .where("closed_at", "is", null)
+        .execute();
+      return true;
+    });
+  }
+
+  // ---- supervision
+
+  async applyTransitions(list: HubTransition[]): Promise<TransitionResult[]> {
+    if (list.length === 0) return [];
+    return this.db.transaction().execute(async (trx) => {
+      const out: TransitionResult[] = [];
+      for (const t of list) out.push(t.op === "online" ? await goOnline(trx, t.hub, t.at, t.boot, false, t.reason) : await goOffline(trx, t));
+      return out;
+    });
+  }
+
+  async recordSeen(seen: Iterable<readonly [string, number]>): Promise<TransitionResult[]> {
+    // Sorted by hub: the same lock order as every other multi-hub transaction (no PostgreSQL deadlocks).
+    const list = [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (list.length === 0) return [];
+    return this.db.transaction().execute(async (trx) => {
+      const offline = new Set<string>();
+      for (const part of chunks(list, SELECT_CHUNK)) {
+        const rows = await trx
+          .selectFrom("hubs")
+          .select("id")
+          .where("id", "in", part.map(([h]) => h))
+          .where("online", "=", 0)
+          .where("status", "=", "active")
+          .execute();
+        for (const r of rows) offline.add(r.id);
+      }
+      const out: TransitionResult[] = [];
+      for (const [hub, at] of list) {
+        if (offline.has(hub)) {
+          const res = await goOnline(trx, hub, at, undefined, true, "recovered");
+          if (res.changed) out.push(res);
+        } else {
+          await touch(trx, hub, at);
+        }
+      }
+      return out;
+    });
+  }
+
+  async staleHubs(before: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom("hubs")
+      .select("id")
+      .where("status", "=", "active")
+      .where("online", "=", 1)
+      .where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", before)]))
+      .orderBy("id")
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async countOnlineHubs(): Promise<number> {
+    const r = await this.db
+      .selectFrom("hubs")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("status", "=", "active")
+      .where("online", "=", 1)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async listIncidents(q: { hub?: string; openOnly?: boolean; limit?: number } = {}): Promise<HubIncident[]> {
+    let query = this.db.selectFrom("hub_incidents").selectAll();
+    if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
+    if (q.openOnly) query = query.where("closed_at", "is", null);
+    const rows = await query.orderBy("opened_at").orderBy("id").limit(q.limit ?? 1000).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      hub: r.hub,
+      type: r.type,
+      reason: r.reason,
+      openedAt: r.opened_at,
+      closedAt: r.closed_at,
+      closeReason: r.close_reason,
+    }));
+  }
+}
+
+function toEventRow(r: RelayDb["events"]): EventRow {
+  return {
+    id: r.id,
+    hub: r.hub,
+    boot: r.boot,
+    seq: r.seq,
+    ts: r.ts,
+    receivedAt: r.received_at,
+    kind: r.kind,
+    type: r.type,
+    severity: r.severity,
+    device: r.device,
+    payload: r.payload,
+    skewMs: r.skew_ms,
+    historical: r.historical === 1,
+  };
+}
+
+async function touch(db: Kysely<RelayDb>, hub: string, at: number): Promise<void> {
+  await db
+    .updateTable("hubs")
+    .set({ last_seen_at: at })
+    .where("id", "=", hub)
+    .where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", at)]))
+    .execute();
+}
+
+async function goOnline(db: Kysely<RelayDb>, hub: string, at: number, boot: number | undefined, seen: boolean, reason = "recovered"): Promise<TransitionResult> {
+  // Sight from before the hub went offline (a batch flushed late, a message queued behind the will) is
+  // not a recovery.
+  const r = await db
+    .updateTable("hubs")
+    .set({ online: 1, offline_since: null })
+    .where("id", "=", hub)
+    .where("online", "=", 0)
+    .where("status", "=", "active")
+    .where((eb) => eb.or([eb("offline_since", "is", null), eb("offline_since", "<", at)]))
+    .executeTakeFirst();
+  const changed = Number(r.numUpdatedRows) === 1;
+  // A retained birth replayed to a restarted relay is not fresh sight of an already-online hub.
+  if (changed || seen) await touch(db, hub, at);
+  if (boot !== undefined) await db.updateTable("hubs").set({ last_boot: boot }).where("id", "=", hub).execute();
+  let incident: TransitionResult["incident"] = null;
+  if (changed) {
+    const c = await db
+      .updateTable("hub_incidents")
+      .set({ closed_at: at, close_reason: reason })
+      .where("hub", "=", hub)
+      .where("type", "=", HUB_OFFLINE)
+      .where("closed_at", "is", null)
+      .executeTakeFirst();
+    if (Number(c.numUpdatedRows) > 0) incident = "closed";
+  }
+  return { hub, op: "online", changed, incident };
+}
+
+async function goOffline(db: Kysely<RelayDb>, t: Extract<HubTransition, { op: "offline" }>): Promise<TransitionResult> {
+  let q = db
+    .updateTable("hubs")
+    .set({ online: 0, offline_since: t.at })
+    .where("id", "=", t.hub)
+    .where("online", "=", 1)
+    .where("status", "=", "active");
+  const before = t.staleBefore;
+  if (before !== undefined) q = q.where((eb) => eb.or([eb("last_seen_at", "is", null), eb("last_seen_at", "<", before)]));
+  const boot = t.boot;
+  // A will from an earlier boot, delivered after the hub's new birth, is old news.
+  if (boot !== undefined) q = q.where((eb) => eb.or([eb("last_boot", "is", null), eb("last_boot", "<=", boot)]));
+  const r = await q.executeTakeFirst();
+  const changed = Number(r.numUpdatedRows) === 1;
+  let incident: TransitionResult["incident"] = null;
+  if (changed) {
+    // The partial unique index is the backstop: if an incident is somehow still open, keep that one.
+    const got = await db
+      .insertInto("hub_incidents")
+      .values({ id: ulid(), hub: t.hub, type: HUB_OFFLINE, reason: t.reason, opened_at: t.at, closed_at: null, close_reason: null })
+      .onConflict((oc) => oc.columns(["hub", "type"]).where("closed_at", "is", null).doNothing())
+      .returning("id")
+      .execute();
+    if (got.length === 1) incident = "opened";
+  }
+  return { hub: t.hub, op: "offline", changed, incident };
+}
+
+/** A unique-constraint violation on either dialect (someone else inserted first). */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}

@@ -1,0 +1,367 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
+import { ulid } from "ulid";
+import type { Envelope } from "../../protocol/envelope.js";
+import { signEnvelope } from "../../protocol/signing.js";
+import { Ingest, type IngestOptions } from "../../relay/src/ingest/ingest.js";
+import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
+import { Registry } from "../../relay/src/registry/registry.js";
+import { openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
+
+const T0 = 1_800_000_000_000;
+
+interface Rig {
+  store: Store;
+  registry: Registry;
+  metrics: Metrics;
+  ingest: Ingest;
+  clock: { now: number };
+  logs: string[];
+  acks: Array<{ hub: string; ids: string[]; now: number }>;
+  committed: Array<{ hub: string; id: string }>;
+  keys: Map<string, Buffer>;
+}
+
+type RigOptions = Partial<Omit<IngestOptions, "store">> & { wrap?: (s: Store) => Store; hubs?: string[] };
+
+async function rig(t: { after(fn: () => unknown): void }, o: RigOptions = {}): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), "anxin-relay-ingest-"));
+  const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir);
+  const clock = { now: T0 };
+  const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://127.0.0.1:1883", now: () => clock.now });
+  const keys = new Map<string, Buffer>();
+  for (const hub of o.hubs ?? ["hub-1", "hub-2"]) keys.set(hub, Buffer.from((await registry.provisionDirect(hub)).key, "base64"));
+  const metrics = createMetrics();
+  const logs: string[] = [];
+  const acks: Rig["acks"] = [];
+  const committed: Rig["committed"] = [];
+  const { wrap, hubs: _hubs, ...opts } = o;
+  const ingest = new Ingest({
+    store: wrap ? wrap(store) : store,
+    registry,
+    metrics,
+    log: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
+    batchMaxEvents: 500,
+    batchMaxWaitMs: 5,
+    maxPayloadBytes: 4096,
+    clockSkewFlagMs: 300_000,
+    onAck: (hub, ids, now) => void acks.push({ hub, ids, now }),
+    onCommitted: (hub, env) => void committed.push({ hub, id: (env as Envelope).id }),
+    now: () => clock.now,
+    ...opts,
+  });
+  t.after(async () => {
+    await ingest.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { store, registry, metrics, ingest, clock, logs, acks, committed, keys };
+}
+
+let seq = 0;
+function envelope(r: Rig, hub: string, o: Partial<Envelope> = {}, key = r.keys.get(hub) as Buffer): Envelope {
+  const e: Envelope = {
+    v: 1,
+    hub,
+    boot: 1,
+    seq: ++seq,
+    id: ulid(),
+    ts: r.clock.now,
+    kind: "alarm",
+    type: "gas",
+    severity: "critical",
+    device: "gas-kitchen-1",
+    room: "kitchen",
+    data: { lel: 23.5, setpoint: 20 },
+    actions: [{ action: "valve_closed", target: "valve-1", ok: true, at: r.clock.now }],
+    ...o,
+  };
+  return signEnvelope(e, key);
+}
+
+const wire = (e: unknown): Buffer => Buffer.from(JSON.stringify(e));
+
+async function metric(m: Metrics, name: string, labels: Record<string, string> = {}, series?: string): Promise<number> {
+  const got = await m.registry.getSingleMetric(name)?.get();
+  assert.ok(got, `no metric ${name}`);
+  let sum = 0;
+  for (const v of got.values as Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>) {
+    if (series !== undefined && v.metricName !== series) continue;
+    if (Object.entries(labels).every(([k, want]) => v.labels[k] === want)) sum += v.value;
+  }
+  return sum;
+}
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await sleep(2);
+  }
+}
+
+/** A store whose insertEvents fails while `down` says so, and which records each call. */
+function flaky(down: () => boolean, calls: EventRow[][], delayMs = 0): (s: Store) => Store {
+  return (s) => {
+    const w = Object.create(s) as Store;
+    w.insertEvents = async (rows, opts) => {
+      calls.push(rows);
+      if (delayMs) await sleep(delayMs);
+      if (down()) throw new Error("connection refused");
+      return s.insertEvents(rows, opts);
+    };
+    return w;
+  };
+}
+
+test("valid signed events are committed, then acknowledged once per hub with all their ids, then handed on", async (t) => {
+  const r = await rig(t);
+  const a = [envelope(r, "hub-1"), envelope(r, "hub-1", { kind: "heartbeat", type: "heartbeat", severity: "info" })];
+  const b = [envelope(r, "hub-2")];
+  for (const e of [...a, ...b]) r.ingest.handle(e.hub, wire(e));
+  await r.ingest.flush();
+
+  assert.equal(await r.store.countEvents(), 3);
+  const stored = await r.store.getEvent((a[0] as Envelope).id);
+  assert.equal(stored?.hub, "hub-1");
+  assert.equal(stored?.skewMs, null);
+  assert.equal(stored?.receivedAt, T0);
+  assert.deepEqual(JSON.parse(stored?.payload ?? "null"), a[0], "the envelope is kept as received, signature included");
+
+  assert.deepEqual(
+    r.acks.map((x) => [x.hub, x.ids, x.now]).sort(),
+    [
+      ["hub-1", a.map((e) => e.id), T0],
+      ["hub-2", b.map((e) => e.id), T0],
+    ],
+  );
+  assert.deepEqual(r.committed.map((c) => c.id), [...a, ...b].map((e) => e.id));
+  assert.equal(await metric(r.metrics, "anxin_relay_events_received_total"), 3);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total", { kind: "alarm" }), 2);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total", { kind: "heartbeat" }), 1);
+  assert.equal(await metric(r.metrics, "anxin_relay_batch_events", {}, "anxin_relay_batch_events_count"), 1);
+  assert.equal(await metric(r.metrics, "anxin_relay_commit_seconds", {}, "anxin_relay_commit_seconds_count"), 1);
+});
+
+test("every reject reason is counted and logged without the event's data; valid traffic in the same batch still commits", async (t) => {
+  const r = await rig(t, { maxPayloadBytes: 2048, hubs: ["hub-1", "hub-2", "hub-3"] });
+  await r.registry.revoke("hub-3");
+  const secret = "Wang Xiuying, 87, bed 2";
+  const good1 = envelope(r, "hub-1");
+  const good2 = envelope(r, "hub-2");
+  const forged = { ...envelope(r, "hub-1"), data: { lel: 99, who: secret } }; // changed after signing
+  const wrongKey = envelope(r, "hub-1", { data: { who: secret } }, randomBytes(32));
+  const stranger = envelope(r, "hub-9", { data: { who: secret } }, randomBytes(32));
+  const revoked = envelope(r, "hub-3", { data: { who: secret } });
+
+  r.ingest.handle("hub-1", wire(good1));
+  r.ingest.handle("hub-1", Buffer.alloc(3000, 0x20)); // too_large
+  r.ingest.handle("hub-1", Buffer.from(`{"who":"${secret}"`)); // not_json
+  r.ingest.handle("hub-1", wire({ v: 1, hub: "hub-1", id: "01HZZZZZZZZZZZZZZZZZZZZZZZ", data: { who: secret } })); // schema
+  r.ingest.handle("hub-2", wire(envelope(r, "hub-1", { data: { who: secret } }))); // hub_mismatch
+  r.ingest.handle("hub-9", wire(stranger)); // unknown_hub
+  r.ingest.handle("hub-3", wire(revoked)); // unknown_hub (revoked)
+  r.ingest.handle("hub-1", wire(forged)); // bad_signature
+  r.ingest.handle("hub-1", wire(wrongKey)); // bad_signature
+  r.ingest.handle("hub-2", wire(good2));
+  await r.ingest.flush();
+
+  assert.equal(await r.store.countEvents(), 2);
+  assert.deepEqual(r.committed.map((c) => c.id), [good1.id, good2.id]);
+  const expected = { too_large: 1, not_json: 1, schema: 1, hub_mismatch: 1, unknown_hub: 2, bad_signature: 2 };
+  for (const [reason, n] of Object.entries(expected)) {
+    assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason }), n, reason);
+  }
+  assert.equal(await metric(r.metrics, "anxin_relay_events_received_total"), 10);
+
+  const warnings = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected");
+  assert.equal(warnings.length, 8);
+  for (const w of warnings) assert.equal(w.level, 40);
+  assert.ok(warnings.some((w) => w.reason === "bad_signature" && w.id === forged.id && w.hub === "hub-1"));
+  assert.ok(warnings.some((w) => w.reason === "schema" && w.id === "01HZZZZZZZZZZZZZZZZZZZZZZZ"));
+  assert.ok(!r.logs.join("\n").includes("Wang"), "personal data leaked into the log");
+});
+
+test("duplicates: a resend is acknowledged again but never handed on; one id twice in a batch is one row", async (t) => {
+  const r = await rig(t);
+  const e1 = envelope(r, "hub-1");
+  const e2 = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(e1));
+  r.ingest.handle("hub-1", wire(e2));
+  await r.ingest.flush();
+
+  const e3 = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire({ ...e1, historical: true })); // resent from the journal: still validly signed
+  r.ingest.handle("hub-1", wire(e3));
+  r.ingest.handle("hub-1", wire(e3));
+  await r.ingest.flush();
+
+  assert.equal(await r.store.countEvents(), 3);
+  assert.deepEqual(r.acks.map((a) => a.ids), [
+    [e1.id, e2.id],
+    [e1.id, e3.id],
+  ]);
+  assert.deepEqual(r.committed.map((c) => c.id), [e1.id, e2.id, e3.id]);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_deduped_total"), 2);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total"), 3);
+});
+
+test("a burst larger than batchMaxEvents is split into batches, committed in order, one at a time", async (t) => {
+  const calls: EventRow[][] = [];
+  let active = 0;
+  let maxActive = 0;
+  let gate: Promise<void> | null = null;
+  const r = await rig(t, {
+    batchMaxEvents: 10,
+    wrap: (s) => {
+      const w = Object.create(s) as Store;
+      w.insertEvents = async (rows, opts) => {
+        calls.push(rows);
+        maxActive = Math.max(maxActive, ++active);
+        try {
+          await sleep(10);
+          if (gate) await gate;
+          return await s.insertEvents(rows, opts);
+        } finally {
+          active--;
+        }
+      };
+      return w;
+    },
+  });
+  const sent = Array.from({ length: 25 }, () => envelope(r, "hub-1"));
+  for (const e of sent) r.ingest.handle("hub-1", wire(e));
+  await r.ingest.flush();
+
+  assert.deepEqual(calls.map((c) => c.length), [10, 10, 5]);
+  assert.deepEqual(calls.flat().map((row) => row.id), sent.map((e) => e.id));
+  assert.equal(maxActive, 1);
+  assert.deepEqual(r.acks.map((a) => a.ids.length), [10, 10, 5]);
+  assert.equal(await metric(r.metrics, "anxin_relay_batch_events", {}, "anxin_relay_batch_events_count"), 3);
+  assert.equal(await metric(r.metrics, "anxin_relay_batch_events", {}, "anxin_relay_batch_events_sum"), 25);
+
+  // While a slow commit runs, the next events gather into one batch instead of many small ones, even
+  // though their wait time runs out meanwhile.
+  calls.length = 0;
+  let open: () => void = () => {};
+  gate = new Promise<void>((resolve) => (open = resolve));
+  const more = Array.from({ length: 8 }, () => envelope(r, "hub-2"));
+  r.ingest.handle("hub-2", wire(more[0]));
+  await waitFor(() => calls.length === 1);
+  for (const e of more.slice(1)) {
+    r.ingest.handle("hub-2", wire(e));
+    await sleep(2);
+  }
+  open();
+  await r.ingest.flush();
+  assert.deepEqual(calls.map((c) => c.length), [1, 7]);
+});
+
+test("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the commit)", async (t) => {
+  const r = await rig(t, { batchMaxWaitMs: 20 });
+  await r.registry.signingKey("hub-1"); // warm, as in steady operation
+  const e = envelope(r, "hub-1");
+  const t0 = performance.now();
+  r.ingest.handle("hub-1", wire(e));
+  await waitFor(() => r.acks.length === 1);
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 15, `committed after ${ms} ms: it should have waited for company`);
+  assert.ok(ms < 20 + 150, `lone alarm waited ${ms} ms`);
+});
+
+test("an event with a far-off clock is kept, flagged and acknowledged (invariant 8)", async (t) => {
+  const r = await rig(t);
+  const behind = envelope(r, "hub-1", { ts: T0 - 3 * 3600_000 }); // power cut, no RTC
+  const ahead = envelope(r, "hub-1", { ts: T0 + 400_000 });
+  const fine = envelope(r, "hub-1", { ts: T0 - 299_000 });
+  for (const e of [behind, ahead, fine]) r.ingest.handle("hub-1", wire(e));
+  await r.ingest.flush();
+  assert.equal((await r.store.getEvent(behind.id))?.skewMs, -3 * 3600_000);
+  assert.equal((await r.store.getEvent(ahead.id))?.skewMs, 400_000);
+  assert.equal((await r.store.getEvent(fine.id))?.skewMs, null);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_clock_skewed_total"), 2);
+  assert.deepEqual(r.acks[0]?.ids, [behind.id, ahead.id, fine.id]);
+  assert.equal(r.committed.length, 3);
+});
+
+test("a failing store: nothing is acknowledged until a commit succeeds, then every event is, once", async (t) => {
+  const calls: EventRow[][] = [];
+  let failures = 3;
+  const r = await rig(t, { wrap: flaky(() => failures-- > 0, calls) });
+  const sent = [envelope(r, "hub-1"), envelope(r, "hub-2")];
+  for (const e of sent) r.ingest.handle(e.hub, wire(e));
+  await waitFor(() => calls.length >= 2);
+  assert.equal(r.acks.length, 0);
+  assert.equal(r.committed.length, 0);
+  assert.equal(r.ingest.pending, 2);
+
+  // More arrives while the store is down; it waits behind the failed batch.
+  const later = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(later));
+  await r.ingest.flush();
+  assert.ok(calls.length >= 4, `expected retries, got ${calls.length} calls`);
+  assert.deepEqual(r.committed.map((c) => c.id), [...sent, later].map((e) => e.id));
+  assert.deepEqual(r.acks.flatMap((a) => a.ids), [...sent, later].map((e) => e.id));
+  assert.equal(await r.store.countEvents(), 3);
+  assert.equal(r.ingest.pending, 0);
+  const errors = r.logs.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50);
+  assert.equal(errors.length, 3);
+  assert.match(errors[0]?.msg ?? "", /commit failed/);
+});
+
+test("the in-memory backlog is capped: beyond it messages are dropped unacked, to be resent", async (t) => {
+  let down = true;
+  const r = await rig(t, { maxBacklog: 3, wrap: flaky(() => down, []) });
+  const sent = Array.from({ length: 5 }, () => envelope(r, "hub-1"));
+  for (const e of sent) r.ingest.handle("hub-1", wire(e));
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 2);
+  down = false;
+  await r.ingest.flush();
+  assert.deepEqual(r.acks.flatMap((a) => a.ids), sent.slice(0, 3).map((e) => e.id));
+  // The hub resends what was never acked; now there is room.
+  for (const e of sent.slice(3)) r.ingest.handle("hub-1", wire({ ...e, historical: true }));
+  await r.ingest.flush();
+  assert.equal(await r.store.countEvents(), 5);
+});
+
+test("close() gives up on a store that stays down instead of hanging; nothing is acknowledged", async (t) => {
+  const r = await rig(t, { wrap: flaky(() => true, []) });
+  r.ingest.handle("hub-1", wire(envelope(r, "hub-1")));
+  await sleep(30);
+  await r.ingest.close();
+  assert.equal(r.acks.length, 0);
+  r.ingest.handle("hub-1", wire(envelope(r, "hub-1"))); // after close: ignored, never throws
+  assert.equal(r.ingest.pending, 0);
+});
+
+test("withinCommit sees only the new events, inside the transaction; callbacks that throw do not stop the pipeline", async (t) => {
+  const within: string[][] = [];
+  const r = await rig(t, {
+    withinCommit: async (trx, inserted) => {
+      within.push(inserted.map((e) => e.id));
+      const n = await trx.selectFrom("events").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+      assert.ok(Number(n.n) >= inserted.length, "rows visible inside the transaction");
+    },
+    onAck: () => {
+      throw new Error("mqtt gone");
+    },
+    onCommitted: () => {
+      throw new Error("escalation bug");
+    },
+  });
+  const e1 = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(e1));
+  await r.ingest.flush();
+  const e2 = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(e1));
+  r.ingest.handle("hub-1", wire(e2));
+  await r.ingest.flush();
+  assert.deepEqual(within, [[e1.id], [e2.id]]);
+  assert.equal(await r.store.countEvents(), 2);
+});

@@ -1,0 +1,222 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { enrolResponseSchema } from "../../protocol/messages.js";
+import { ClaimError, CREDENTIAL_CACHE_MS, EnrolError, Registry, SIGNING_KEY_CACHE_MS } from "../../relay/src/registry/registry.js";
+import { openStore, type Store } from "../../relay/src/store/store.js";
+
+const T0 = 1_800_000_000_000;
+const TTL_S = 3600;
+
+interface Rig {
+  store: Store;
+  clock: { now: number };
+  registry: (o?: Partial<{ claimCodeTtlS: number }>) => Registry;
+}
+
+async function rig(t: { after(fn: () => unknown): void }): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), "anxin-relay-registry-"));
+  const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir);
+  t.after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const clock = { now: T0 };
+  return {
+    store,
+    clock,
+    registry: (o = {}) => new Registry(store, { claimCodeTtlS: o.claimCodeTtlS ?? TTL_S, heartbeatS: 60, mqttUrl: "mqtts://relay.example:8883", now: () => clock.now }),
+  };
+}
+
+async function enrolError(p: Promise<unknown>, code: EnrolError["code"]): Promise<void> {
+  await assert.rejects(p, (err: unknown) => err instanceof EnrolError && err.code === code);
+}
+
+test("claim and enrol: a typable one-time code becomes MQTT credentials and a 32-byte key; only hashes are stored", async (t) => {
+  const { store, clock, registry } = await rig(t);
+  const reg = registry();
+  const { code, expiresAt } = await reg.createClaim("hub-1");
+  assert.match(code, /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/);
+  assert.equal(expiresAt, T0 + TTL_S * 1000);
+  assert.deepEqual((await reg.list()).map((h) => [h.id, h.status]), [["hub-1", "pending"]]);
+
+  clock.now += 1000;
+  const res = await reg.enrol("hub-1", code);
+  enrolResponseSchema.parse(res);
+  assert.equal(res.hub, "hub-1");
+  assert.deepEqual(res.mqtt.url, "mqtts://relay.example:8883");
+  assert.equal(res.mqtt.username, "hub-1");
+  assert.ok(Buffer.from(res.mqtt.password, "base64url").length >= 24);
+  assert.equal(Buffer.from(res.key, "base64").length, 32);
+  assert.equal(res.heartbeatS, 60);
+
+  const raw = await store.db.selectFrom("hubs").selectAll().where("id", "=", "hub-1").executeTakeFirstOrThrow();
+  assert.equal(raw.status, "active");
+  assert.equal(raw.claim_used_at, T0 + 1000);
+  const text = JSON.stringify(raw);
+  assert.ok(!text.includes(res.mqtt.password), "password stored in clear");
+  assert.ok(!text.includes(code) && !text.includes(code.replace(/-/g, "")), "claim code stored in clear");
+  assert.match(raw.password_hash ?? "", /^scrypt:16384:8:1:/);
+  assert.equal(raw.key_b64, res.key, "the signing key is kept: the relay verifies with it");
+
+  assert.equal(await reg.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
+  assert.deepEqual(await reg.signingKey("hub-1"), Buffer.from(res.key, "base64"));
+});
+
+test("enrol refuses an unknown hub, a wrong code, a used code, an expired code and a revoked hub", async (t) => {
+  const { clock, registry } = await rig(t);
+  const reg = registry({ claimCodeTtlS: 60 });
+  await enrolError(reg.enrol("nobody", "AAAA-BBBB-CCCC-DDDD"), "unknown_hub");
+
+  const { code } = await reg.createClaim("hub-1");
+  await enrolError(reg.enrol("hub-1", "AAAA-BBBB-CCCC-DDDD"), "bad_code");
+  // What a person types: lower case, no dashes (O/0 and I/L/1 are read alike).
+  await reg.enrol("hub-1", code.toLowerCase().replace(/-/g, ""));
+  await enrolError(reg.enrol("hub-1", code), "used");
+
+  const late = await reg.createClaim("hub-2");
+  clock.now += 60_000;
+  await enrolError(reg.enrol("hub-2", late.code), "expired");
+  // A wrong code is reported as wrong, whatever the state of the right one.
+  await enrolError(reg.enrol("hub-2", "AAAA-BBBB-CCCC-DDDD"), "bad_code");
+
+  const { code: code3 } = await reg.createClaim("hub-3");
+  assert.equal(await reg.revoke("hub-3"), true);
+  await enrolError(reg.enrol("hub-3", code3), "revoked");
+});
+
+test("createClaim refuses bad ids and enrolled or revoked hubs unless rotating", async (t) => {
+  const { registry } = await rig(t);
+  const reg = registry();
+  await assert.rejects(reg.createClaim("bad id!"), (e: unknown) => e instanceof ClaimError && e.code === "bad_hub_id");
+  await reg.provisionDirect("hub-1");
+  await assert.rejects(reg.createClaim("hub-1"), (e: unknown) => e instanceof ClaimError && e.code === "active");
+  await reg.revoke("hub-1");
+  await assert.rejects(reg.createClaim("hub-1"), (e: unknown) => e instanceof ClaimError && e.code === "revoked");
+
+  // A pending hub simply gets a fresh code; the old one stops working.
+  const first = await reg.createClaim("hub-2");
+  const second = await reg.createClaim("hub-2");
+  await enrolError(reg.enrol("hub-2", first.code), "bad_code");
+  await reg.enrol("hub-2", second.code);
+});
+
+test("rotation: the old credentials work until the new code is used, then only the new ones", async (t) => {
+  const { registry } = await rig(t);
+  const reg = registry();
+  const old = await reg.provisionDirect("hub-1");
+  const { code } = await reg.createClaim("hub-1", { rotate: true });
+  assert.equal(await reg.verifyCredentials("hub-1", old.mqtt.password), "hub-1");
+  assert.deepEqual(await reg.signingKey("hub-1"), Buffer.from(old.key, "base64"));
+
+  const fresh = await reg.enrol("hub-1", code);
+  assert.notEqual(fresh.key, old.key);
+  assert.equal(await reg.verifyCredentials("hub-1", old.mqtt.password), null, "old password must stop at once in this process");
+  assert.equal(await reg.verifyCredentials("hub-1", fresh.mqtt.password), "hub-1");
+  assert.deepEqual(await reg.signingKey("hub-1"), Buffer.from(fresh.key, "base64"));
+});
+
+test("a revoked hub admitted again starts from scratch: pending, no credentials, new enrolment needed", async (t) => {
+  const { store, registry } = await rig(t);
+  const reg = registry();
+  const old = await reg.provisionDirect("hub-1");
+  await reg.revoke("hub-1");
+  const { code } = await reg.createClaim("hub-1", { rotate: true });
+  const row = await store.getHubAuth("hub-1");
+  assert.equal(row?.status, "pending");
+  assert.equal(row?.keyB64, null);
+  assert.equal(await reg.verifyCredentials("hub-1", old.mqtt.password), null);
+  assert.equal(await reg.signingKey("hub-1"), null);
+  const fresh = await reg.enrol("hub-1", code);
+  assert.equal(await reg.verifyCredentials("hub-1", fresh.mqtt.password), "hub-1");
+});
+
+test("verifyCredentials: wrong, unknown, pending and malformed logins are refused; repeated logins skip scrypt", async (t) => {
+  const { store, registry } = await rig(t);
+  const reg = registry();
+  const res = await reg.provisionDirect("hub-1");
+  await reg.createClaim("hub-2");
+  assert.equal(await reg.verifyCredentials("hub-1", "wrong-password"), null);
+  assert.equal(await reg.verifyCredentials("hub-9", res.mqtt.password), null);
+  assert.equal(await reg.verifyCredentials("hub-2", res.mqtt.password), null);
+  assert.equal(await reg.verifyCredentials("../etc", res.mqtt.password), null);
+  assert.equal(await reg.verifyCredentials("hub-1", ""), null);
+
+  let lookups = 0;
+  const getHubAuth = store.getHubAuth.bind(store);
+  store.getHubAuth = async (id) => {
+    lookups++;
+    return getHubAuth(id);
+  };
+  // Ten simultaneous reconnects of one hub: one store lookup, one scrypt.
+  const all = await Promise.all(Array.from({ length: 10 }, () => reg.verifyCredentials("hub-1", res.mqtt.password)));
+  assert.deepEqual(new Set(all), new Set(["hub-1"]));
+  assert.equal(lookups, 1);
+  const t0 = performance.now();
+  for (let i = 0; i < 100; i++) assert.equal(await reg.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
+  const perLogin = (performance.now() - t0) / 100;
+  assert.equal(lookups, 1, "cached logins do not touch the store");
+  assert.ok(perLogin < 2, `cached login took ${perLogin} ms`);
+  assert.equal(await reg.verifyCredentials("hub-1", "wrong-password"), null, "the cache is per password");
+});
+
+test("revocation: immediate in this process; another instance sees it within its cache lifetimes", async (t) => {
+  const { clock, registry } = await rig(t);
+  const a = registry();
+  const b = registry(); // another relay instance on the same store
+  const res = await a.provisionDirect("hub-1");
+  assert.equal(await a.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
+  assert.equal(await b.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
+  assert.ok(await b.signingKey("hub-1"));
+
+  assert.equal(await a.revoke("hub-1"), true);
+  assert.equal(await a.verifyCredentials("hub-1", res.mqtt.password), null);
+  assert.equal(await a.signingKey("hub-1"), null);
+
+  // b still trusts its caches for a while: that is the documented bound.
+  assert.equal(await b.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
+  assert.ok(await b.signingKey("hub-1"));
+  clock.now += SIGNING_KEY_CACHE_MS;
+  assert.equal(await b.signingKey("hub-1"), null);
+  clock.now += CREDENTIAL_CACHE_MS;
+  assert.equal(await b.verifyCredentials("hub-1", res.mqtt.password), null);
+
+  // A process that learns of a revocation some other way (a sweep of the hub list) can drop its caches.
+  const c = registry();
+  const res2 = await a.provisionDirect("hub-2");
+  assert.equal(await c.verifyCredentials("hub-2", res2.mqtt.password), "hub-2");
+  await a.revoke("hub-2");
+  c.invalidate("hub-2");
+  assert.equal(await c.verifyCredentials("hub-2", res2.mqtt.password), null);
+  assert.equal(await a.revoke("nobody"), false);
+});
+
+test("signingKey: concurrent lookups for one hub share one query; unknown hubs are null", async (t) => {
+  const { store, registry } = await rig(t);
+  const reg = registry();
+  const res = await reg.provisionDirect("hub-1");
+  let lookups = 0;
+  const getHubAuth = store.getHubAuth.bind(store);
+  store.getHubAuth = async (id) => {
+    lookups++;
+    return getHubAuth(id);
+  };
+  const keys = await Promise.all(Array.from({ length: 200 }, () => reg.signingKey("hub-1")));
+  assert.equal(lookups, 1);
+  for (const k of keys) assert.deepEqual(k, Buffer.from(res.key, "base64"));
+  assert.equal(await reg.signingKey("hub-x"), null);
+});
+
+test("two enrolments racing with one code: exactly one wins", async (t) => {
+  const { registry } = await rig(t);
+  const reg = registry();
+  const other = registry();
+  const { code } = await reg.createClaim("hub-1");
+  const results = await Promise.allSettled([reg.enrol("hub-1", code), other.enrol("hub-1", code)]);
+  assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+  const failed = results.find((r) => r.status === "rejected");
+  assert.ok(failed && failed.status === "rejected" && failed.reason instanceof EnrolError && failed.reason.code === "used");
+});
