@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { SHIPPED_PROFILES_DIR } from "../gateway/src/config/loader.js";
 import { rulesSchema } from "../gateway/src/config/schema.js";
-import { createLogger } from "../gateway/src/daemon/logger.js";
+import { createLogger } from "../lib/daemon/logger.js";
 import { Device, type Reading } from "../gateway/src/devices/device.js";
 import { SafetyHub, type EventSink } from "../gateway/src/hub/safety-hub.js";
 import { Journal } from "../gateway/src/journal/journal.js";

@@ -2,7 +2,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createLogger } from "../../gateway/src/daemon/logger.js";
+import { createLogger } from "../../lib/daemon/logger.js";
 import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
 import type { Envelope } from "../../protocol/envelope.js";
 

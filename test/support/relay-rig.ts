@@ -5,7 +5,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
-import { createLogger } from "../../gateway/src/daemon/logger.js";
+import { createLogger } from "../../lib/daemon/logger.js";
 import type { EnrolResponse } from "../../protocol/messages.js";
 import { startRelay, type RunningRelay, type StartRelayOptions } from "../../relay/src/daemon/run.js";
 

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, redactFields, REDACTED_KEYS, type Logger } from "../../gateway/src/daemon/logger.js";
-import { EVENT_LOOP_CHECK, Health } from "../../gateway/src/daemon/health.js";
+import { createLogger, redactFields, REDACTED_KEYS, type Logger } from "../../lib/daemon/logger.js";
+import { EVENT_LOOP_CHECK, Health } from "../../lib/daemon/health.js";
 
 /** A logger writing to a temp file; read() returns the raw lines written so far. */
 function fileLogger(

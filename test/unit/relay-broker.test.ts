@@ -6,7 +6,7 @@ import net from "node:net";
 import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import { ulid } from "ulid";
-import { createLogger } from "../../gateway/src/daemon/logger.js";
+import { createLogger } from "../../lib/daemon/logger.js";
 import { ackSchema } from "../../protocol/messages.js";
 import { topics } from "../../protocol/topics.js";
 import { EmbeddedBroker } from "../../relay/src/broker/embedded.js";

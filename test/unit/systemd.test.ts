@@ -7,8 +7,8 @@ import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, 
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { unixDgramSocket } from "../../gateway/src/daemon/unix-dgram.js";
-import { createNotifier, watchdogIntervalMs } from "../../gateway/src/daemon/sd-notify.js";
+import { unixDgramSocket } from "../../lib/daemon/unix-dgram.js";
+import { createNotifier, watchdogIntervalMs } from "../../lib/daemon/sd-notify.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const UNITS = ["anxin-hub.service", "anxin-relay.service"].map((u) => join(ROOT, "systemd", u));

@@ -7,7 +7,7 @@ import { Command, Option } from "commander";
 import { ConfigError, readConfigFile } from "../config/loader.js";
 import { callDaemon } from "../control/client.js";
 import type { ControlRequest } from "../control/protocol.js";
-import { createLogger } from "../daemon/logger.js";
+import { createLogger } from "../../../lib/daemon/logger.js";
 import { loadAndCheck, startHub } from "../daemon/run.js";
 import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";

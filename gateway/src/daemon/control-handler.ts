@@ -4,7 +4,7 @@ import type { ControlRequest, ControlResponse } from "../control/protocol.js";
 import type { Journal } from "../journal/journal.js";
 import type { SafetyHub } from "../hub/safety-hub.js";
 import type { Bus } from "../transports/modbus/bus.js";
-import type { Health } from "./health.js";
+import type { Health } from "../../../lib/daemon/health.js";
 import type { UplinkHandle } from "../uplink/index.js";
 import { VERSION } from "../version.js";
 

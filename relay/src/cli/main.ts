@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
-import { createLogger } from "../../../gateway/src/daemon/logger.js";
+import { createLogger } from "../../../lib/daemon/logger.js";
 import { mosquittoAcl, mosquittoConf } from "../broker/mosquitto.js";
 import { ConfigError, hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import { openAdmin, type Admin } from "../daemon/admin.js";

@@ -2,8 +2,8 @@
 // No logic of its own lives here.
 import { chmod, mkdir, readFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import { Health } from "../../../gateway/src/daemon/health.js";
-import { createNotifier } from "../../../gateway/src/daemon/sd-notify.js";
+import { Health } from "../../../lib/daemon/health.js";
+import { createNotifier } from "../../../lib/daemon/sd-notify.js";
 import { ApiServer, type HealthReport } from "../api/server.js";
 import { EmbeddedBroker } from "../broker/embedded.js";
 import { hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
