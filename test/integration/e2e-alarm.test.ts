@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
 import pg from "pg";
-import { createLogger } from "../../gateway/src/daemon/logger.js";
+import { createLogger } from "../../lib/daemon/logger.js";
 import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
 import { provision } from "../../gateway/src/uplink/provision.js";
 import type { SimLelDetector } from "../../gateway/src/sim/devices.js";
