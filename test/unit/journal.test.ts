@@ -112,6 +112,19 @@ test("markSent bumps attempts and hides rows until next_attempt_at", async (t) =
   await j.close();
 });
 
+test("a new boot makes rows that were in flight due at once, not after their backoff", async (t) => {
+  const path = tempDb(t);
+  const j = await Journal.open({ path, hub: "hub-1" });
+  const a = await j.append(draft("alarm", "critical"));
+  await j.markSent([a.id], Date.now() + 5 * 60_000);
+  assert.deepEqual(await j.pending(10), []);
+  await j.close();
+  const again = await Journal.open({ path, hub: "hub-1" });
+  const due = await again.pending(10);
+  assert.deepEqual(due.map((p) => [p.envelope.id, p.attempts]), [[a.id, 1]], "due now, and it keeps its attempt count");
+  await again.close();
+});
+
 test("ack removes only the acknowledged ids and ignores unknown ones", async (t) => {
   const path = tempDb(t);
   const j = await Journal.open({ path, hub: "hub-1" });

@@ -97,7 +97,11 @@ export class JournalStore {
           throw new Error(`journal: schema version ${version} is newer than this build understands (${SCHEMA_VERSION})`);
         }
         let boot = (this.getMeta.get("boot") as number | undefined) ?? 0;
-        if (bumpBoot || boot === 0) this.setMeta.run("boot", ++boot);
+        if (bumpBoot || boot === 0) {
+          this.setMeta.run("boot", ++boot);
+          // A new boot: whatever was in flight when the last one died is due again now, not after its backoff.
+          db.prepare("UPDATE events SET next_attempt_at = 0 WHERE next_attempt_at > 0").run();
+        }
         return boot;
       });
       this.boot = init.immediate();
