@@ -1,4 +1,5 @@
 // Hub identities: enrolment with a one-time claim code, MQTT credentials, signing keys, revocation.
+import { isHubId } from "../mqtt/topics.js";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { EnrolResponse } from "../../../protocol/messages.js";
@@ -29,7 +30,6 @@ export class ClaimError extends Error {
   }
 }
 
-const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * Successful logins are remembered for this long (per process), so reconnects skip scrypt. A revocation or
@@ -64,7 +64,7 @@ export class Registry {
 
   /** Adds a hub (or issues a fresh code for a pending one); returns the one-time claim code. Refused for an active hub unless `rotate`. */
   async createClaim(hub: string, opts: { rotate?: boolean } = {}): Promise<{ code: string; expiresAt: number }> {
-    if (!HUB_ID.test(hub)) throw new ClaimError("bad_hub_id", `not a valid hub id: ${JSON.stringify(hub.slice(0, 80))}`);
+    if (!isHubId(hub)) throw new ClaimError("bad_hub_id", `not a valid hub id (or one reserved for the relay): ${JSON.stringify(hub.slice(0, 80))}`);
     const code = newClaimCode();
     const salt = randomBytes(16);
     const expiresAt = this.now() + this.opts.claimCodeTtlS * 1000;
@@ -150,7 +150,7 @@ export class Registry {
    * be reached: the error is logged and the hub simply retries its connection).
    */
   async verifyCredentials(username: string, password: string): Promise<string | null> {
-    if (!HUB_ID.test(username) || password.length === 0 || password.length > 256) return null;
+    if (!isHubId(username) || password.length === 0 || password.length > 256) return null;
     const digest = sha256(password);
     const hit = this.creds.get(username);
     if (hit && hit.expires > this.now() && sameBytes(hit.value, digest)) return username;
