@@ -109,6 +109,9 @@ test("markSent bumps attempts and hides rows until next_attempt_at", async (t) =
     (await j.pending(10, now + 1)).map((p) => [p.envelope.id, p.attempts]),
     [[a.id, 2], [b.id, 0]],
   );
+  // Taking an event back after a dropped connection reschedules it without counting a send.
+  await j.markSent([a.id], now + 2, false);
+  assert.deepEqual((await j.pending(10, now + 2)).map((p) => [p.envelope.id, p.attempts, p.nextAttemptAt]), [[a.id, 2, now + 2], [b.id, 0, 0]]);
   await j.close();
 });
 

@@ -49,7 +49,7 @@ test("config: uplink is optional; an empty section takes the documented defaults
   const base = { hub: { id: "h1", dataDir: "/tmp/x" } };
   assert.equal(configSchema.parse(base).uplink, undefined);
   const u = configSchema.parse({ ...base, uplink: {} }).uplink;
-  assert.deepEqual(u, { window: 256, ackTimeoutMs: 10000, historicalAfterMs: 60000, reconnectMinMs: 1000, reconnectMaxMs: 60000 });
+  assert.deepEqual(u, { window: 256, ackTimeoutMs: 5000, historicalAfterMs: 60000, reconnectMinMs: 1000, reconnectMaxMs: 60000 });
 });
 
 test("config: bad uplink values are errors with their key path", () => {

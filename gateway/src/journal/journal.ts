@@ -222,11 +222,12 @@ export class Journal {
     }));
   }
 
-  async markSent(ids: string[], nextAttemptAt: number): Promise<void> {
+  /** Records a send (attempts + 1) and when the row is due again; `countAttempt: false` only reschedules. */
+  async markSent(ids: string[], nextAttemptAt: number, countAttempt = true): Promise<void> {
     this.assertOpen();
     if (!Number.isFinite(nextAttemptAt)) throw new JournalError("journal: nextAttemptAt must be a number");
     if (ids.length === 0) return;
-    await this.request({ op: "markSent", ids, nextAttemptAt });
+    await this.request({ op: "markSent", ids, nextAttemptAt, countAttempt });
   }
 
   /** Deletes the acknowledged rows in one transaction; unknown ids are ignored. */

@@ -39,7 +39,7 @@ export type Request =
   | { op: "open"; path: string; maxRows: number; bumpBoot: boolean }
   | { op: "append"; rows: EventRow[] }
   | { op: "pending"; limit: number; now: number }
-  | { op: "markSent"; ids: string[]; nextAttemptAt: number }
+  | { op: "markSent"; ids: string[]; nextAttemptAt: number; countAttempt: boolean }
   | { op: "ack"; ids: string[] }
   | { op: "stats" }
   | { op: "pragma"; sql: string }

@@ -66,7 +66,7 @@ export class JournalStore {
   private readonly getMeta: Database.Statement;
   private readonly setMeta: Database.Statement;
   private readonly raiseLastId: Database.Statement;
-  private readonly markTx: Database.Transaction<(ids: string[], at: number) => void>;
+  private readonly markTx: Database.Transaction<(ids: string[], at: number, count: number) => void>;
   private readonly ackTx: Database.Transaction<(ids: string[]) => number>;
 
   constructor(path: string, private readonly maxRows: number, bumpBoot: boolean) {
@@ -121,7 +121,7 @@ export class JournalStore {
          WHERE next_attempt_at <= ? ORDER BY rank, rowid LIMIT ?`,
       );
       this.markStmt = db.prepare(
-        "UPDATE events SET attempts = attempts + 1, next_attempt_at = ? WHERE event_id = ?",
+        "UPDATE events SET attempts = attempts + @count, next_attempt_at = @at WHERE event_id = @id",
       );
       this.deleteStmt = db.prepare("DELETE FROM events WHERE event_id = ?");
       this.statsStmt = db.prepare(
@@ -129,8 +129,8 @@ export class JournalStore {
                 coalesce(sum(size), 0) AS bytes FROM events`,
       );
       this.appendTx = db.transaction((rows: EventRow[]) => this.appendRows(rows));
-      this.markTx = db.transaction((ids: string[], at: number) => {
-        for (const id of ids) this.markStmt.run(at, id);
+      this.markTx = db.transaction((ids: string[], at: number, count: number) => {
+        for (const id of ids) this.markStmt.run({ at, id, count });
       });
       this.ackTx = db.transaction((ids: string[]) => {
         let removed = 0;
@@ -185,8 +185,8 @@ export class JournalStore {
     return this.pendingStmt.all(now, limit) as PendingRow[];
   }
 
-  markSent(ids: string[], nextAttemptAt: number): void {
-    this.unsynced(() => this.markTx.immediate(ids, nextAttemptAt));
+  markSent(ids: string[], nextAttemptAt: number, countAttempt = true): void {
+    this.unsynced(() => this.markTx.immediate(ids, nextAttemptAt, countAttempt ? 1 : 0));
   }
 
   /** One transaction per call; returns how many rows were removed. */

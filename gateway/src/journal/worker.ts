@@ -32,7 +32,7 @@ function handle(msg: RequestMessage): unknown {
     case "pending":
       return need().pending(msg.limit, msg.now);
     case "markSent":
-      return need().markSent(msg.ids, msg.nextAttemptAt);
+      return need().markSent(msg.ids, msg.nextAttemptAt, msg.countAttempt);
     case "ack":
       return need().ack(msg.ids);
     case "stats":

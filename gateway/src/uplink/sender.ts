@@ -11,7 +11,7 @@ import { InFlightWindow } from "./window.js";
 /** What the sender needs of the journal. */
 export interface OutboxJournal {
   pending(limit: number, now: number): Promise<StoredEvent[]>;
-  markSent(ids: string[], nextAttemptAt: number): Promise<void>;
+  markSent(ids: string[], nextAttemptAt: number, countAttempt?: boolean): Promise<void>;
   ack(ids: string[]): Promise<number>;
 }
 
@@ -132,7 +132,8 @@ export class Sender {
     const ids = this.window.clear();
     if (ids.length === 0) return;
     try {
-      await this.o.journal.markSent(ids, this.clock());
+      // Due again now, without counting a send: a dropped connection must not lengthen the next backoff.
+      await this.o.journal.markSent(ids, this.clock(), false);
     } catch (err) {
       // They become due at their own deadline instead.
       this.o.log.warn({ err: (err as Error).message, ids: ids.length }, "uplink: could not make in-flight events due again");
