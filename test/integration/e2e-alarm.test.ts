@@ -3,6 +3,7 @@
 // machine's Mosquitto with PostgreSQL. And hostile traffic beside a live hub.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -172,4 +173,35 @@ test("hostile traffic is refused and counted while a live hub's alarms still get
   assert.ok((auth.publish ?? 0) >= 1, `publishing as another hub counted: ${JSON.stringify(auth)}`);
   await c.endAsync(true).catch(() => {});
   await big.endAsync(true).catch(() => {});
+});
+
+const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
+test("over TLS: the hub trusts only the CA it was given", { skip: hasOpenssl ? false : "openssl not found: cannot make test certificates" }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-tls-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const run = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=anxin-test-ca"]);
+  run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+  await writeFile(path.join(dir, "san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.ext"]);
+  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days", "1", "-subj", "/CN=someone-else"]);
+
+  const rig = await startRelayForTest({ config: { broker: { tls: { certFile: path.join(dir, "server.pem"), keyFile: path.join(dir, "server.key") } } } });
+  cleanups.push(() => rig.stop());
+  const tlsUrl = rig.mqttUrl.replace("mqtt://", "mqtts://");
+
+  // A hub given the wrong CA refuses the broker: nothing is sent, everything stays in its journal.
+  const wrong = await rig.relay.registry.createClaim("hub-tls-wrong");
+  const bad = await startProvisionedHub("hub-tls-wrong", rig.httpUrl, wrong.code, `, url: "${tlsUrl}", caFile: "${path.join(dir, "other.pem")}"`);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.notEqual(bad.uplink!.status().state, "connected");
+  assert.ok((await bad.journal.stats()).rows > 0);
+  assert.equal((await rig.relay.store.listEvents({ hub: "hub-tls-wrong", limit: 10 })).length, 0);
+
+  const { code } = await rig.relay.registry.createClaim("hub-tls");
+  const running = await startProvisionedHub("hub-tls", rig.httpUrl, code, `, url: "${tlsUrl}", caFile: "${path.join(dir, "ca.pem")}"`);
+  await gasLeakReachesRelay(running, "hub-tls", async () => (await rig.relay.store.listEvents({ hub: "hub-tls", limit: 1000 })).map((r) => JSON.parse(r.payload) as Envelope));
 });
