@@ -83,6 +83,10 @@ test("a gas leak reaches the relay (embedded broker, SQLite) and leaves the hub 
   // The relay's supervision sees the hub through its birth and its heartbeats.
   const hubs = await rig.relay.registry.list();
   assert.equal(hubs.find((h) => h.id === "hub-e2e-1")?.online, true);
+  // The hub going away is noticed at once through its last word on the state topic.
+  await running.stop();
+  const incident = await waitFor("hub_offline incident", async () => (await rig.relay.store.listIncidents({ hub: "hub-e2e-1", openOnly: true }))[0], 10_000);
+  assert.equal(incident.type, "hub_offline");
   // A used claim code does not work twice.
   await assert.rejects(provision({ relay: rig.httpUrl, hub: "hub-e2e-1", code, dataDir: rig.dir, secretsFile: path.join(rig.dir, "x.json") }), /used|refused|403|410/i);
 });
