@@ -1,40 +1,18 @@
 // Loads and checks the install configuration. Every problem is reported with where it is
 // (file, line, key path) so an installer can fix them all in one pass.
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
-import { configSchema, type HubConfig } from "./schema.js";
+import { joinPath, readYamlFile, type ConfigProblem } from "../../../lib/config/yaml.js";
 import type { Profile, Role } from "../profiles/schema.js";
+import { configSchema, type HubConfig } from "./schema.js";
 
-export interface ConfigProblem {
-  file: string;
-  line?: number;
-  field: string;
-  message: string;
-}
-
-export class ConfigError extends Error {
-  constructor(readonly problems: ConfigProblem[]) {
-    super(`invalid configuration:\n${formatConfigProblems(problems)}`);
-    this.name = "ConfigError";
-  }
-}
-
-export function formatConfigProblems(problems: ConfigProblem[]): string {
-  return problems.map((p) => `  ${p.file}${p.line ? `:${p.line}` : ""}: ${p.field || "(top)"}: ${p.message}`).join("\n");
-}
+export { ConfigError, formatConfigProblems, type ConfigProblem } from "../../../lib/config/yaml.js";
 
 export const SHIPPED_PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), locateRepoRoot(), "device-profiles");
 
 /** src and dist put this file at different depths below the project root. */
 function locateRepoRoot(): string {
   return fileURLToPath(import.meta.url).includes(`${path.sep}dist${path.sep}`) ? "../../../.." : "../../..";
-}
-
-function joinPath(p: ReadonlyArray<PropertyKey>): string {
-  return p.map((k, i) => (typeof k === "number" ? `[${k}]` : `${i ? "." : ""}${String(k)}`)).join("");
 }
 
 export interface LoadedConfig {
@@ -46,44 +24,13 @@ export interface LoadedConfig {
 
 /** Parses and schema-checks one file. Throws ConfigError with every problem found. */
 export async function readConfigFile(file: string): Promise<LoadedConfig> {
-  const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = await readFile(abs, "utf8");
-  } catch (e) {
-    throw new ConfigError([{ file: abs, field: "", message: `cannot read: ${(e as Error).message}` }]);
-  }
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length) {
-    throw new ConfigError(doc.errors.map((e) => ({ file: abs, line: lc.linePos(e.pos[0]).line, field: "", message: `YAML: ${e.message.split("\n")[0]}` })));
-  }
-  const lineOf = (parts: Array<string | number>): number | undefined => {
-    for (let n = parts.length; n > 0; n--) {
-      const node = doc.getIn(parts.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-      if (node && typeof node === "object" && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  const parsed = configSchema.safeParse(doc.toJS() ?? {});
-  if (!parsed.success) throw new ConfigError(zodProblems(parsed.error, abs, lineOf));
-  const config = parsed.data;
-  const base = path.dirname(abs);
+  const loaded = await readYamlFile(file, configSchema);
+  const config = loaded.value;
+  const base = path.dirname(loaded.file);
   config.hub.dataDir = path.resolve(base, config.hub.dataDir);
   config.hub.controlSocket = path.resolve(base, config.hub.controlSocket ?? path.join(config.hub.dataDir, "control.sock"));
   config.hub.profilesDir = config.hub.profilesDir ? path.resolve(base, config.hub.profilesDir) : SHIPPED_PROFILES_DIR;
-  return { config, file: abs, lineOf };
-}
-
-function zodProblems(err: z.ZodError, file: string, lineOf: LoadedConfig["lineOf"]): ConfigProblem[] {
-  return err.issues.map((i) => {
-    const parts = i.path.filter((k): k is string | number => typeof k !== "symbol");
-    let message = i.message;
-    if (i.code === "unrecognized_keys") message = `unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `'${k}'`).join(", ")}`;
-    const field = i.code === "unrecognized_keys" && i.keys.length === 1 ? joinPath([...parts, i.keys[0]!]) : joinPath(parts);
-    const line = lineOf(i.code === "unrecognized_keys" && i.keys.length === 1 ? [...parts, i.keys[0]!] : parts);
-    return { file, line, field, message };
-  });
+  return { config, file: loaded.file, lineOf: loaded.lineOf };
 }
 
 const SAFETY_ROLES: ReadonlySet<Role> = new Set(["gas_detector", "co_detector", "valve"]);
