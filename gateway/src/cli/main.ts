@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // anxin-hub: the daemon (`run`) and the installer's commands, which talk to it over the control socket.
+import { stopOnSignals } from "../../../lib/daemon/lifecycle.js";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
@@ -58,7 +59,13 @@ program
   .description("run the hub daemon")
   .requiredOption("--config <file>", "the hub's YAML configuration")
   .action(async (opts: { config: string }) => {
-    const log = createLogger({ name: "anxin-hub" });
+    let level: string;
+    try {
+      level = (await readConfigFile(opts.config)).config.log.level;
+    } catch (e) {
+      fail((e as Error).message, 2);
+    }
+    const log = createLogger({ name: "anxin-hub", level });
     let running: Awaited<ReturnType<typeof startHub>>;
     try {
       running = await startHub(opts.config, { log });
@@ -66,25 +73,7 @@ program
       if (e instanceof ConfigError) fail(e.message, 2);
       fail((e as Error).message, (e as Error).message.includes("device profiles") ? 2 : 1);
     }
-    let signals = 0;
-    const shutdown = (sig: string) => {
-      if (signals++) return;
-      log.info({ signal: sig }, "stopping");
-      running.stop().then(
-        () => process.exit(0),
-        (e: Error) => {
-          log.error({ err: e.message }, "error while stopping");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    process.on("uncaughtException", (e) => {
-      // Unknown state: let systemd restart a clean process rather than limp on.
-      log.fatal({ err: e.message, stack: e.stack }, "uncaught exception");
-      process.exit(70);
-    });
+    stopOnSignals(running.stop, log);
   });
 
 client(program.command("status"))

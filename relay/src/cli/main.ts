@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // anxin-relay: the daemon (`run`) and the operator's commands. The hub commands open the store directly
 // (they run on the relay host), so they work whether or not the daemon is running.
+import { stopOnSignals } from "../../../lib/daemon/lifecycle.js";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -69,25 +70,7 @@ program
       log.fatal({ err: (e as Error).message }, "relay failed to start");
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
-    let signals = 0;
-    const shutdown = (sig: string) => {
-      if (signals++) return;
-      log.info({ signal: sig }, "stopping");
-      running.stop().then(
-        () => process.exit(0),
-        (e: Error) => {
-          log.error({ err: e.message }, "error while stopping");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    process.on("uncaughtException", (e) => {
-      // Unknown state: let systemd restart a clean process. Hubs keep unacked events and resend them.
-      log.fatal({ err: e.message, stack: e.stack }, "uncaught exception");
-      process.exit(70);
-    });
+    stopOnSignals(running.stop, log);
   });
 
 const hubs = program.command("hubs").description("enrol, list and revoke hubs");
