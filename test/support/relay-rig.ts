@@ -49,8 +49,10 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
+    // A section that names another `kind` (store: postgres) replaces the default rather than merging into it.
+    const otherKind = v && typeof v === "object" && "kind" in v && b && typeof b === "object" && (b as { kind?: unknown }).kind !== (v as { kind?: unknown }).kind;
     out[k] =
-      v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
+      !otherKind && v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
         ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
         : v;
   }

@@ -280,14 +280,17 @@ test("an event with a far-off clock is kept, flagged and acknowledged (invariant
   const behind = envelope(r, "hub-1", { ts: T0 - 3 * 3600_000 }); // power cut, no RTC
   const ahead = envelope(r, "hub-1", { ts: T0 + 400_000 });
   const fine = envelope(r, "hub-1", { ts: T0 - 299_000 });
-  for (const e of [behind, ahead, fine]) r.ingest.handle("hub-1", wire(e));
+  // Sent late from the journal after an outage: old by nature, not a sign of a wrong clock.
+  const late = envelope(r, "hub-1", { ts: T0 - 40 * 60_000, historical: true });
+  for (const e of [behind, ahead, fine, late]) r.ingest.handle("hub-1", wire(e));
   await r.ingest.flush();
   assert.equal((await r.store.getEvent(behind.id))?.skewMs, -3 * 3600_000);
   assert.equal((await r.store.getEvent(ahead.id))?.skewMs, 400_000);
   assert.equal((await r.store.getEvent(fine.id))?.skewMs, null);
+  assert.equal((await r.store.getEvent(late.id))?.skewMs, null);
   assert.equal(await metric(r.metrics, "anxin_relay_events_clock_skewed_total"), 2);
-  assert.deepEqual(r.acks[0]?.ids, [behind.id, ahead.id, fine.id]);
-  assert.equal(r.committed.length, 3);
+  assert.deepEqual(r.acks[0]?.ids, [behind.id, ahead.id, fine.id, late.id]);
+  assert.equal(r.committed.length, 4);
 });
 
 test("a failing store: nothing is acknowledged until a commit succeeds, then every event is, once", async (t) => {

@@ -112,7 +112,9 @@ export class Sender {
     const removed = this.o.journal.ack(ids);
     this.nudge();
     try {
-      this.stats.acked += await removed;
+      // Await first, then add: `+= await` would read the total before the await and lose overlapping acks.
+      const n = await removed;
+      this.stats.acked += n;
     } catch (err) {
       // The rows stay and are sent again later; the relay treats the repeat as a replay.
       this.o.log.error({ err: (err as Error).message, ids: ids.length }, "uplink: could not delete acknowledged events from the journal");

@@ -206,7 +206,9 @@ export class Ingest {
     }
     const skew = env.ts - receivedAt;
     // Invariant 8: a wrong clock never costs an alarm; the event is kept with the relay's time beside it.
-    const flagged = Math.abs(skew) > this.o.clockSkewFlagMs;
+    // A historical event is old by nature (sent late from the hub's journal), so its age says nothing
+    // about the hub's clock; only events sent as they happen are judged.
+    const flagged = !env.historical && Math.abs(skew) > this.o.clockSkewFlagMs;
     if (flagged) {
       this.o.metrics.eventsSkewed.inc();
       this.o.log.info({ hub: env.hub, id: env.id, skewMs: skew }, "ingest: hub clock far from the relay's; event kept and flagged");

@@ -1,0 +1,371 @@
+// Uplink benchmark: how fast a hub empties its journal into the relay after an outage. A real Journal in a
+// temp dir holds 20,000 events written while the relay was away (time stamps spread over the last 40
+// minutes); then the real Uplink (gateway/src/uplink) connects to a relay (embedded broker, SQLite; also
+// PostgreSQL when ANXIN_TEST_PG_URL is set) and drains it. The clock runs from Uplink.start() (the
+// connection attempt) until the uplink has deleted the last acknowledged row; every figure is checked
+// against the relay's store (20,000 rows) and the journal (0 rows). Window sizes 32, 256 (default), 512.
+// Two layouts: the relay in this same process (one event loop for hub and relay), and the relay in a
+// child process (this file with --relay-child), as it is in the field, where they are different machines.
+// Run: node --import tsx bench/uplink-drain.bench.ts   (BENCH_DRAIN_EVENTS changes the 20,000)
+import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { pino } from "pino";
+import type { EventDraft } from "../protocol/envelope.js";
+import type { EnrolResponse } from "../protocol/messages.js";
+import { Journal } from "../gateway/src/journal/journal.js";
+import { Uplink } from "../gateway/src/uplink/uplink.js";
+import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
+
+const EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
+const WINDOWS = [32, 256, 512];
+const PG_URL = process.env.ANXIN_TEST_PG_URL;
+const OUTAGE_MS = 40 * 60_000;
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+type StoreKind = "sqlite" | "postgres";
+
+interface RelayStats {
+  committed: number;
+  skewed: number;
+  historical: number;
+  commits: number;
+  cpuMs: number;
+}
+
+/** A relay for one run, in this process or in the child. */
+interface RelayHandle {
+  mqttUrl: string;
+  enrol: EnrolResponse;
+  /** Starts counting the relay process's CPU (nothing to do when the relay is this process). */
+  markStart(): void;
+  finish(): Promise<RelayStats>;
+}
+
+// ------------------------------------------------------------------------------------- relay (either side)
+
+interface LocalRelay {
+  rig: RelayRig;
+  enrol: EnrolResponse;
+  schema: string | null;
+}
+
+async function startLocalRelay(store: StoreKind, hub: string): Promise<LocalRelay> {
+  const schema = store === "postgres" ? `bench_${randomBytes(4).toString("hex")}` : null;
+  // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
+  const rig = await startRelayForTest(schema ? { config: { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } } : {});
+  const enrol = await rig.relay.registry.provisionDirect(hub);
+  return { rig, enrol, schema };
+}
+
+async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null): Promise<RelayStats> {
+  const cpu = cpuFrom ? process.cpuUsage(cpuFrom) : null;
+  const m = l.rig.relay.metrics;
+  const value = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await c.get()).values.reduce((a, v) => a + v.value, 0);
+  const batches = (await m.batchSize.get()).values.find((v) => (v as { metricName?: string }).metricName === "anxin_relay_batch_events_count")?.value ?? 0;
+  const committed = await l.rig.relay.store.countEvents();
+  const rows = await l.rig.relay.store.listEvents({ limit: 100_000 });
+  const stats: RelayStats = {
+    committed,
+    skewed: await value(m.eventsSkewed),
+    historical: rows.filter((r) => r.historical).length,
+    commits: batches,
+    cpuMs: cpu ? (cpu.user + cpu.system) / 1000 : NaN,
+  };
+  await l.rig.stop();
+  if (l.schema) {
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${l.schema}" CASCADE`);
+    await c.end();
+  }
+  return stats;
+}
+
+type ToChild = { t: "start"; store: StoreKind; hub: string } | { t: "mark" } | { t: "finish" } | { t: "exit" };
+type FromChild = { t: "started"; mqttUrl: string; enrol: EnrolResponse } | { t: "finished"; stats: RelayStats } | { t: "error"; message: string };
+
+async function relayChild(): Promise<void> {
+  process.on("disconnect", () => process.exit(0));
+  let current: LocalRelay | null = null;
+  let cpu0: NodeJS.CpuUsage | null = null;
+  const send = (m: FromChild) => process.send?.(m);
+  process.on("message", (m: ToChild) => {
+    void (async () => {
+      try {
+        if (m.t === "start") {
+          current = await startLocalRelay(m.store, m.hub);
+          send({ t: "started", mqttUrl: current.rig.mqttUrl, enrol: current.enrol });
+        } else if (m.t === "mark") {
+          cpu0 = process.cpuUsage();
+        } else if (m.t === "finish" && current) {
+          const stats = await finishLocalRelay(current, cpu0);
+          current = null;
+          send({ t: "finished", stats });
+        } else if (m.t === "exit") {
+          process.exit(0);
+        }
+      } catch (e) {
+        send({ t: "error", message: (e as Error).message });
+      }
+    })();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- the hub
+
+function outageDrafts(n: number, now: number): EventDraft[] {
+  // What a hub journals while cut off: mostly readings, heartbeats, device events, a few alarms.
+  const out: EventDraft[] = [];
+  for (let i = 0; i < n; i++) {
+    const ts = Math.round(now - OUTAGE_MS + (i * OUTAGE_MS) / n);
+    const r = (i * 7919) % 100;
+    if (r < 3)
+      out.push({ ts, kind: "alarm", type: "gas", severity: "critical", device: "gas-kitchen-1", room: "kitchen", data: { lel: 23.5, setpoint: 20 }, actions: [{ action: "valve_closed", target: "valve-1", ok: true, at: ts }] });
+    else if (r < 13) out.push({ ts, kind: "device", type: "offline", severity: "warning", device: "radar-bedroom", room: "bedroom", data: { component: "device", reason: "timeout" } });
+    else if (r < 25) out.push({ ts, kind: "heartbeat", type: "heartbeat", severity: "info", data: { uptimeS: Math.round(i / 2), journalRows: i } });
+    else out.push({ ts, kind: "reading", type: "detector_level", severity: "info", device: "co-1", room: "kitchen", data: { co_ppm: 3 + (i % 5), alarm: false, fault: false } });
+  }
+  return out;
+}
+
+interface RunResult {
+  layout: "same process" | "relay in child";
+  store: StoreKind;
+  window: number;
+  events: number;
+  fillSeconds: number;
+  connectMs: number;
+  firstAckMs: number;
+  drainSeconds: number;
+  perSec: number;
+  perSecAfterConnect: number;
+  sent: number;
+  resent: number;
+  /** Rows the journal deleted on acks (counted by the bench) and what the uplink's status says. */
+  deleted: number;
+  uplinkAckedFigure: number;
+  journalRowsAfter: number;
+  relayCommitted: number;
+  relayCommits: number;
+  meanBatch: number;
+  relayFlaggedSkewed: number;
+  storedHistorical: number;
+  hubCpuPct: number;
+  relayCpuPct: number | null;
+}
+
+let runNo = 0;
+
+async function drainOnce(layout: RunResult["layout"], store: StoreKind, window: number, relay: (hub: string) => Promise<RelayHandle>): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), "anxin-drain-bench-"));
+  const hub = `drain-hub-${++runNo}`;
+  const journal = await Journal.open({ path: join(dir, "journal.db"), hub });
+  let uplink: Uplink | null = null;
+  try {
+    const tFill = performance.now();
+    const drafts = outageDrafts(EVENTS, Date.now());
+    for (let i = 0; i < drafts.length; i += 500) await journal.appendMany(drafts.slice(i, i + 500));
+    const fillSeconds = (performance.now() - tFill) / 1000;
+    const rel = await relay(hub);
+    // Rows the journal really deleted on acks, counted here: the uplink's own `acked` figure undercounts
+    // when acks overlap (see docs/benchmarks.md), so it cannot say when the journal is empty.
+    let deleted = 0;
+    const counted = {
+      pending: (limit: number, now: number) => journal.pending(limit, now),
+      markSent: (ids: string[], at: number) => journal.markSent(ids, at),
+      ack: async (ids: string[]) => {
+        const n = await journal.ack(ids);
+        deleted += n;
+        return n;
+      },
+      stats: () => journal.stats(),
+    };
+    const up = new Uplink({
+      hub,
+      boot: journal.boot,
+      version: "bench",
+      settings: {
+        url: rel.mqttUrl,
+        username: rel.enrol.mqtt.username,
+        password: rel.enrol.mqtt.password,
+        key: Buffer.from(rel.enrol.key, "base64"),
+        heartbeatS: rel.enrol.heartbeatS,
+        window,
+        ackTimeoutMs: 10_000,
+        historicalAfterMs: 60_000,
+        reconnectMinMs: 1000,
+        reconnectMaxMs: 60_000,
+      },
+      journal: counted,
+      append: async (d) => {
+        const e = await journal.append(d);
+        up.nudge();
+        return e;
+      },
+      log: pino({ level: "silent" }),
+    });
+    uplink = up;
+    rel.markStart();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let tConnected = NaN;
+    let tFirstAck = NaN;
+    up.start();
+    // Both are in memory: polling them costs the hub nothing measurable. Bounded at 120 s.
+    const deadline = t0 + 120_000;
+    for (;;) {
+      const s = up.status();
+      if (Number.isNaN(tConnected) && s.state === "connected") tConnected = performance.now();
+      if (Number.isNaN(tFirstAck) && deleted > 0) tFirstAck = performance.now();
+      if (deleted >= EVENTS) break;
+      if (performance.now() > deadline) throw new Error(`drain not finished after 120 s: ${deleted} deleted, ${JSON.stringify(s)}`);
+      await sleep(1);
+    }
+    const t1 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    const st = up.status();
+    await up.stop();
+    uplink = null;
+    const rows = (await journal.stats()).rows;
+    const rs = await rel.finish();
+    if (rs.committed !== EVENTS || rows !== 0) throw new Error(`relay stored ${rs.committed} of ${EVENTS}; journal still holds ${rows}`);
+    const secs = (t1 - t0) / 1000;
+    return {
+      layout,
+      store,
+      window,
+      events: EVENTS,
+      fillSeconds: r2(fillSeconds),
+      connectMs: r1(tConnected - t0),
+      firstAckMs: r1(tFirstAck - t0),
+      drainSeconds: r2(secs),
+      perSec: Math.round(EVENTS / secs),
+      perSecAfterConnect: Math.round(EVENTS / ((t1 - tConnected) / 1000)),
+      sent: st.sent,
+      resent: st.resent,
+      deleted,
+      uplinkAckedFigure: st.acked,
+      journalRowsAfter: rows,
+      relayCommitted: rs.committed,
+      relayCommits: rs.commits,
+      meanBatch: r1(rs.committed / Math.max(1, rs.commits)),
+      relayFlaggedSkewed: rs.skewed,
+      storedHistorical: rs.historical,
+      hubCpuPct: r1(((cpu.user + cpu.system) / 1000 / (t1 - t0)) * 100),
+      relayCpuPct: Number.isNaN(rs.cpuMs) ? null : r1((rs.cpuMs / (t1 - t0)) * 100),
+    };
+  } finally {
+    await uplink?.stop().catch(() => {});
+    await journal.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function sameProcess(store: StoreKind): (hub: string) => Promise<RelayHandle> {
+  return async (hub) => {
+    const l = await startLocalRelay(store, hub);
+    return { mqttUrl: l.rig.mqttUrl, enrol: l.enrol, markStart: () => {}, finish: () => finishLocalRelay(l, null) };
+  };
+}
+
+function inChild(proc: ChildProcess, store: StoreKind): (hub: string) => Promise<RelayHandle> {
+  const next = <T extends FromChild>(t: T["t"]): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`relay process: no '${t}' in 60 s`)), 60_000);
+      const on = (m: FromChild) => {
+        if (m.t !== t && m.t !== "error") return;
+        proc.off("message", on);
+        clearTimeout(timer);
+        if (m.t === "error") reject(new Error(`relay process: ${m.message}`));
+        else resolve(m as T);
+      };
+      proc.on("message", on);
+    });
+  return async (hub) => {
+    const started = next<Extract<FromChild, { t: "started" }>>("started");
+    proc.send({ t: "start", store, hub } satisfies ToChild);
+    const s = await started;
+    return {
+      mqttUrl: s.mqttUrl,
+      enrol: s.enrol,
+      markStart: () => proc.send({ t: "mark" } satisfies ToChild),
+      finish: async () => {
+        const f = next<Extract<FromChild, { t: "finished" }>>("finished");
+        proc.send({ t: "finish" } satisfies ToChild);
+        return (await f).stats;
+      },
+    };
+  };
+}
+
+async function main(): Promise<void> {
+  const cpu = cpus();
+  const machine = {
+    cpu: cpu[0]?.model ?? "?",
+    cores: cpu.length,
+    node: process.version,
+    os: `${platform()} ${release()}`,
+    memGiB: r2(totalmem() / 2 ** 30),
+    loadStart: loadavg().map(r2),
+    loadEnd: [] as number[],
+  };
+  console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
+  console.log(`${EVENTS} events journaled over a ${OUTAGE_MS / 60_000}-minute outage, then drained; windows ${WINDOWS.join(", ")}; PostgreSQL ${PG_URL ? "on" : "skipped (ANXIN_TEST_PG_URL not set)"}`);
+
+  const stores: StoreKind[] = PG_URL ? ["sqlite", "postgres"] : ["sqlite"];
+  const results: RunResult[] = [];
+  const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  try {
+    for (const store of stores)
+      for (const layout of ["same process", "relay in child"] as const)
+        for (const w of WINDOWS) {
+          const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store) : inChild(child, store));
+          console.log(`  ${store}, ${layout}, window ${w}: ${r.perSec} events/s (${r.drainSeconds} s)`);
+          results.push(r);
+        }
+  } finally {
+    child.send({ t: "exit" } satisfies ToChild);
+    setTimeout(() => child.kill(), 2000).unref();
+  }
+
+  console.log("");
+  console.table(
+    Object.fromEntries(
+      results.map((r) => [
+        `${r.store}, ${r.layout}, window ${r.window}`,
+        {
+          "events/s": r.perSec,
+          "s": r.drainSeconds,
+          "connect ms": r.connectMs,
+          "first ack ms": r.firstAckMs,
+          "events/s after connect": r.perSecAfterConnect,
+          "relay commits": r.relayCommits,
+          "mean batch": r.meanBatch,
+          resent: r.resent,
+          "status().acked": r.uplinkAckedFigure,
+          "hub CPU %": r.hubCpuPct,
+          "relay CPU %": r.relayCpuPct ?? "(same)",
+        },
+      ]),
+    ),
+  );
+  const skew = results[0];
+  if (skew)
+    console.log(
+      `relay: ${skew.relayFlaggedSkewed} of ${skew.events} events counted as "clock skewed" (ts more than 5 min from the relay's clock); ${skew.storedHistorical} stored as historical`,
+    );
+  machine.loadEnd = loadavg().map(r2);
+  console.log(`load average at end: ${machine.loadEnd.join(" ")}`);
+  console.log(JSON.stringify({ bench: "uplink-drain", machine, events: EVENTS, outageMinutes: OUTAGE_MS / 60_000, results, targets: { drainPerSec: 10_000 } }));
+}
+
+if (process.argv.includes("--relay-child")) await relayChild();
+else await main();
