@@ -6,6 +6,7 @@ import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { EventDraft } from "../protocol/envelope.js";
 import { Journal } from "../gateway/src/journal/journal.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const baseDir = process.env.BENCH_DIR ?? tmpdir();
 const dir = mkdtempSync(join(baseDir, "anxin-journal-bench-"));
@@ -25,11 +26,6 @@ function alarm(i: number): EventDraft {
   };
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function diskInfo(path: string): { mount: string; fsType: string; device: string; rotational: string; freeGiB: number } {
   let mount = "?";
@@ -152,13 +148,8 @@ async function drain(rows: number, page: number): Promise<Rate & { rounds: numbe
   return { events: rows, seconds: r2(secs), perSec: Math.round(rows / secs), rounds };
 }
 
-const cpu = cpus();
 const machine = {
-  cpu: cpu[0]?.model ?? "?",
-  cores: cpu.length,
-  node: process.version,
-  os: `${platform()} ${release()}`,
-  memGiB: r2(totalmem() / 2 ** 30),
+  ...machineInfo(),
   dir,
   disk: diskInfo(dir),
 };

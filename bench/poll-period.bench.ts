@@ -8,6 +8,7 @@ import { loadProfiles } from "../gateway/src/profiles/loader.js";
 import type { Profile } from "../gateway/src/profiles/schema.js";
 import { startHubRig, waitFor, type HubRig } from "../test/support/hub-rig.js";
 import { benchAvailable, startBench, type Bench, type DeviceKind } from "../test/support/modbus-bench.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const BAUD = 9600;
 const MEASURE_S = Number(process.env.BENCH_POLL_SECONDS ?? 30);
@@ -22,23 +23,10 @@ const PROFILE_OF: Partial<Record<DeviceKind, string>> = {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-function pct(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
-}
 
 function machine() {
-  const cpu = cpus();
-  return {
-    cpu: cpu[0]?.model ?? "?",
-    cores: cpu.length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    memGiB: r2(totalmem() / 2 ** 30),
-    loadStart: loadavg().map(r2),
-  };
+  return machineInfo();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,11 +22,9 @@ import type { Envelope } from "../protocol/envelope.js";
 import type { EnrolResponse } from "../protocol/messages.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const pct = (sorted: ArrayLike<number>, p: number): number =>
-  sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : NaN;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Wall-clock ms with sub-ms resolution; comparable across processes once the offset is applied. */
 const clock = (): number => performance.timeOrigin + performance.now();
@@ -509,14 +507,8 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
 async function parent(): Promise<void> {
   const hubsN = Number(process.env.BENCH_E2E_HUBS ?? 1000);
   const phaseS = Number(process.env.BENCH_E2E_PHASE_S ?? 30);
-  const cpu = cpus();
   const machine = {
-    cpu: cpu[0]?.model ?? "?",
-    cores: cpu.length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    memGiB: r2(totalmem() / 2 ** 30),
-    loadStart: loadavg().map(r2),
+    ...machineInfo(),
     loadEnd: [] as number[],
   };
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);

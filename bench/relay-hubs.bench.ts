@@ -23,11 +23,9 @@ import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const pct = (sorted: ArrayLike<number>, p: number): number =>
-  sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : NaN;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface HubCred {
@@ -322,14 +320,8 @@ async function parent(): Promise<void> {
   const PERIOD_MS = 60_000;
   const CONCURRENCY = 50; // connection attempts in flight per hub process
 
-  const cpu = cpus();
   const machine = {
-    cpu: cpu[0]?.model ?? "?",
-    cores: cpu.length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    memGiB: r2(totalmem() / 2 ** 30),
-    loadStart: loadavg().map(r2),
+    ...machineInfo(),
     loadEnd: [] as number[],
   };
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);

@@ -16,14 +16,13 @@ import { Ingest } from "../relay/src/ingest/ingest.js";
 import { createMetrics } from "../relay/src/metrics.js";
 import { Registry } from "../relay/src/registry/registry.js";
 import { openStore, type Store } from "../relay/src/store/store.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const HUBS = 100;
 const WINDOW = 50; // events in flight per hub (throughput runs); 1 for the latency runs
 const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const baseDir = process.env.BENCH_DIR ?? tmpdir();
 const dir = mkdtempSync(join(baseDir, "anxin-relay-bench-"));
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 interface Result {
   events: number;
@@ -190,8 +189,7 @@ function rawFdatasync(rounds: number): { p50: number; perSec: number } {
   return { p50: r2(pct(lat, 50)), perSec: Math.round(1000 / (lat.reduce((a, b) => a + b, 0) / lat.length)) };
 }
 
-const cpu = cpus();
-const machine = { cpu: cpu[0]?.model ?? "?", cores: cpu.length, node: process.version, os: `${platform()} ${release()}`, memGiB: r2(totalmem() / 2 ** 30), dir };
+const machine = { ...machineInfo(), dir };
 console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM`);
 const sample = presign([{ hub: "bench-hub-000", key: randomBytes(32) }], 1).get("bench-hub-000")?.[0];
 console.log(`envelope: ${sample?.length ?? 0} bytes signed; ${HUBS} hubs, ${WINDOW} in flight per hub unless said otherwise; SQLite dir ${dir}`);

@@ -21,13 +21,13 @@ import type { EnrolResponse } from "../protocol/messages.js";
 import { Journal } from "../gateway/src/journal/journal.js";
 import { Uplink } from "../gateway/src/uplink/uplink.js";
 import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
 const WINDOWS = [32, 256, 512];
 const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const OUTAGE_MS = 40 * 60_000;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 type StoreKind = "sqlite" | "postgres";
@@ -307,14 +307,8 @@ function inChild(proc: ChildProcess, store: StoreKind): (hub: string) => Promise
 }
 
 async function main(): Promise<void> {
-  const cpu = cpus();
   const machine = {
-    cpu: cpu[0]?.model ?? "?",
-    cores: cpu.length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    memGiB: r2(totalmem() / 2 ** 30),
-    loadStart: loadavg().map(r2),
+    ...machineInfo(),
     loadEnd: [] as number[],
   };
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);

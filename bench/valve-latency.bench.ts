@@ -18,6 +18,7 @@ import { SimLink } from "../gateway/src/sim/sim-link.js";
 import { Bus } from "../gateway/src/transports/modbus/bus.js";
 import { SerialLink, type ModbusLink } from "../gateway/src/transports/modbus/link.js";
 import { benchAvailable, startBench, type Bench } from "../test/support/modbus-bench.js";
+import { machineInfo, pct, r2 } from "./support.js";
 
 const CO_UNIT = 1;
 const VALVE_UNIT = 3;
@@ -26,23 +27,10 @@ const WARMUP = 20;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-function pct(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
-}
 
 function machine() {
-  const cpu = cpus();
-  return {
-    cpu: cpu[0]?.model ?? "?",
-    cores: cpu.length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    memGiB: r2(totalmem() / 2 ** 30),
-    loadStart: loadavg().map(r2),
-  };
+  return machineInfo();
 }
 
 // ---------------------------------------------------------------------------------------------
