@@ -6,7 +6,7 @@ import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { EventDraft } from "../protocol/envelope.js";
 import { Journal } from "../gateway/src/journal/journal.js";
-import { machineInfo, pct, r2 } from "./support.js";
+import { machineInfo, pct, r2, rawFdatasync } from "./support.js";
 
 const baseDir = process.env.BENCH_DIR ?? tmpdir();
 const dir = mkdtempSync(join(baseDir, "anxin-journal-bench-"));
@@ -57,25 +57,6 @@ function diskInfo(path: string): { mount: string; fsType: string; device: string
   return { mount, fsType, device, rotational, freeGiB: r2((st.bavail * st.bsize) / 2 ** 30) };
 }
 
-function rawFdatasync(rounds: number): { p50: number; p99: number; mean: number; perSec: number } {
-  const file = join(dir, "fsync.bin");
-  const fd = openSync(file, "w");
-  const block = Buffer.alloc(4096, 7);
-  const lat: number[] = [];
-  try {
-    for (let i = 0; i < rounds; i++) {
-      const t0 = performance.now();
-      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
-      fdatasyncSync(fd);
-      lat.push(performance.now() - t0);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  lat.sort((a, b) => a - b);
-  const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
-  return { p50: r2(pct(lat, 50)), p99: r2(pct(lat, 99)), mean: r2(mean), perSec: Math.round(1000 / mean) };
-}
 
 interface Rate {
   events: number;
@@ -159,7 +140,7 @@ console.log(
 );
 
 try {
-  const fsync = rawFdatasync(200);
+  const fsync = rawFdatasync(dir, 200);
   const seq = await sequential(2000);
   const c64 = await concurrent(20_000, 64);
   const many = await batched(20_000, 100);

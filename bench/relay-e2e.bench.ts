@@ -22,7 +22,7 @@ import type { Envelope } from "../protocol/envelope.js";
 import type { EnrolResponse } from "../protocol/messages.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { machineInfo, pct, r2 } from "./support.js";
+import { insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -291,12 +291,6 @@ class Kid {
   }
 }
 
-function cheapHash(password: string, salt: Buffer): Promise<string> {
-  // The relay's stored format (relay/src/registry/secrets.ts) with a tiny work factor; bench-only.
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, 32, { N: 1024, r: 1, p: 1 }, (err, key) => (err ? reject(err) : resolve(`scrypt:1024:1:1:${key.toString("base64")}`))),
-  );
-}
 
 interface PhaseResult {
   phase: string;
@@ -359,41 +353,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
     } else {
       // The scrypt cost does not depend on the store and was measured on SQLite; keep the run short.
       how = "bench-only rows, scrypt N=1024, r=1 (the cost does not depend on the store)";
-      creds = [];
-      for (let i = 0; i < names.length; i += 500) {
-        const part = await Promise.all(
-          names.slice(i, i + 500).map(async (hub) => {
-            const password = randomBytes(24).toString("base64url");
-            const salt = randomBytes(16);
-            return { hub, password, key: randomBytes(32).toString("base64"), salt: salt.toString("base64"), hash: await cheapHash(password, salt) };
-          }),
-        );
-        const now = Date.now();
-        await relay.store.db.transaction().execute((trx) =>
-          trx
-            .insertInto("hubs")
-            .values(
-              part.map((b) => ({
-                id: b.hub,
-                status: "active" as const,
-                password_hash: b.hash,
-                password_salt: b.salt,
-                key_b64: b.key,
-                claim_hash: "bench",
-                claim_salt: "bench",
-                claim_expires_at: now + 3_600_000,
-                claim_used_at: now,
-                created_at: now,
-                last_seen_at: null,
-                online: 0,
-                last_boot: null,
-                offline_since: null,
-              })),
-            )
-            .execute(),
-        );
-        for (const b of part) creds.push({ hub: b.hub, password: b.password, key: b.key });
-      }
+      creds = await insertBenchHubs(relay.store, names);
     }
     const idMs = performance.now() - tId;
     console.log(`[${store}] ${hubsN} identities in ${r1(idMs / 1000)} s (${how})`);

@@ -23,7 +23,7 @@ import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { machineInfo, pct, r2 } from "./support.js";
+import { insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -273,15 +273,6 @@ function nofileLimit(): number {
   }
 }
 
-function cheapHash(password: string, salt: Buffer): Promise<string> {
-  // The relay's stored format (relay/src/registry/secrets.ts): scrypt:N:r:p:<base64 of 32 bytes>.
-  const N = 1024;
-  const r = 1;
-  const p = 1;
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, 32, { N, r, p }, (err, key) => (err ? reject(err) : resolve(`scrypt:${N}:${r}:${p}:${key.toString("base64")}`))),
-  );
-}
 
 class Kid {
   private waiters: Array<{ t: FromChild["t"]; resolve: (m: FromChild) => void }> = [];
@@ -390,44 +381,8 @@ async function parent(): Promise<void> {
     const realMs = performance.now() - tReal;
     real.forEach((e, i) => creds.push({ hub: e.hub, password: e.mqtt.password, key: e.key, g: i, real: true }));
     const tCheap = performance.now();
-    for (let i = REAL; i < hubsN; i += 500) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(500, hubsN - i) }, async (_, k) => {
-          const g = i + k;
-          const hub = `hb-${String(g).padStart(5, "0")}`;
-          const password = randomBytes(24).toString("base64url");
-          const salt = randomBytes(16);
-          const key = randomBytes(32).toString("base64");
-          return { hub, password, key, g, salt: salt.toString("base64"), hash: await cheapHash(password, salt) };
-        }),
-      );
-      // The row an enrolment leaves behind (insertPendingHub + activateHub), 500 per transaction.
-      const now = Date.now();
-      await relay.store.db.transaction().execute((trx) =>
-        trx
-          .insertInto("hubs")
-          .values(
-            batch.map((b) => ({
-              id: b.hub,
-              status: "active" as const,
-              password_hash: b.hash,
-              password_salt: b.salt,
-              key_b64: b.key,
-              claim_hash: "bench",
-              claim_salt: "bench",
-              claim_expires_at: now + 3_600_000,
-              claim_used_at: now,
-              created_at: now,
-              last_seen_at: null,
-              online: 0,
-              last_boot: null,
-              offline_since: null,
-            })),
-          )
-          .execute(),
-      );
-      for (const b of batch) creds.push({ hub: b.hub, password: b.password, key: b.key, g: b.g, real: false });
-    }
+    const names = Array.from({ length: hubsN - REAL }, (_, k) => `hb-${String(REAL + k).padStart(5, "0")}`);
+    (await insertBenchHubs(relay.store, names)).forEach((c, k) => creds.push({ ...c, g: REAL + k, real: false }));
     const cheapMs = performance.now() - tCheap;
     console.log(
       `identities: ${REAL} by provisionDirect in ${r1(realMs / 1000)} s (${r1(realMs / REAL)} ms each, concurrently); ` +

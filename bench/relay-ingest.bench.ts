@@ -16,7 +16,7 @@ import { Ingest } from "../relay/src/ingest/ingest.js";
 import { createMetrics } from "../relay/src/metrics.js";
 import { Registry } from "../relay/src/registry/registry.js";
 import { openStore, type Store } from "../relay/src/store/store.js";
-import { machineInfo, pct, r2 } from "./support.js";
+import { machineInfo, pct, r2, rawFdatasync } from "./support.js";
 
 const HUBS = 100;
 const WINDOW = 50; // events in flight per hub (throughput runs); 1 for the latency runs
@@ -171,23 +171,6 @@ async function postgres(n: number, batchMaxEvents: number, window = WINDOW): Pro
   }
 }
 
-function rawFdatasync(rounds: number): { p50: number; perSec: number } {
-  const fd = openSync(join(dir, "fsync.bin"), "w");
-  const block = Buffer.alloc(4096, 7);
-  const lat: number[] = [];
-  try {
-    for (let i = 0; i < rounds; i++) {
-      const t0 = performance.now();
-      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
-      fdatasyncSync(fd);
-      lat.push(performance.now() - t0);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  lat.sort((a, b) => a - b);
-  return { p50: r2(pct(lat, 50)), perSec: Math.round(1000 / (lat.reduce((a, b) => a + b, 0) / lat.length)) };
-}
 
 const machine = { ...machineInfo(), dir };
 console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM`);
@@ -205,7 +188,7 @@ const row = (r: Result): Record<string, number> => ({
 });
 
 try {
-  const fsync = rawFdatasync(200);
+  const fsync = rawFdatasync(dir, 200);
   const sq = await sqlite(50_000, 500);
   const sq1 = await sqlite(3_000, 1);
   const sqLat = await sqlite(10_000, 500, 1);

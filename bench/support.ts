@@ -1,6 +1,10 @@
 // What every benchmark shares: rounding, nearest-rank percentiles and a description of the machine,
 // so figures from different scripts are computed and labelled the same way.
+import { randomBytes, scrypt } from "node:crypto";
+import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
 import { cpus, loadavg, platform, release, totalmem } from "node:os";
+import { join } from "node:path";
+import type { Store } from "../relay/src/store/store.js";
 
 export const r2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -20,4 +24,81 @@ export function machineInfo() {
     memGiB: r2(totalmem() / 2 ** 30),
     loadStart: loadavg().map(r2),
   };
+}
+
+/** The disk's own limit for context: 4 KiB write + fdatasync, `rounds` times, in `dir`. */
+export function rawFdatasync(dir: string, rounds: number): { p50: number; p99: number; mean: number; perSec: number } {
+  const fd = openSync(join(dir, "fsync.bin"), "w");
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  lat.sort((a, b) => a - b);
+  const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
+  return { p50: r2(pct(lat, 50)), p99: r2(pct(lat, 99)), mean: r2(mean), perSec: Math.round(1000 / mean) };
+}
+
+export interface BenchHub {
+  hub: string;
+  password: string;
+  key: string;
+}
+
+/**
+ * Bench-only: hub rows as an enrolment leaves them, written directly, with the relay's stored password
+ * format (relay/src/registry/secrets.ts) at a tiny scrypt work factor, so logins still go through the
+ * relay's own check without minutes of hashing. 500 per transaction.
+ */
+export async function insertBenchHubs(store: Store, hubs: string[]): Promise<BenchHub[]> {
+  const out: BenchHub[] = [];
+  for (let i = 0; i < hubs.length; i += 500) {
+    const part = await Promise.all(
+      hubs.slice(i, i + 500).map(async (hub) => {
+        const password = randomBytes(24).toString("base64url");
+        const salt = randomBytes(16);
+        return { hub, password, key: randomBytes(32).toString("base64"), salt: salt.toString("base64"), hash: await cheapHash(password, salt) };
+      }),
+    );
+    const now = Date.now();
+    await store.db.transaction().execute((trx) =>
+      trx
+        .insertInto("hubs")
+        .values(
+          part.map((b) => ({
+            id: b.hub,
+            status: "active" as const,
+            password_hash: b.hash,
+            password_salt: b.salt,
+            key_b64: b.key,
+            claim_hash: "bench",
+            claim_salt: "bench",
+            claim_expires_at: now + 3_600_000,
+            claim_used_at: now,
+            created_at: now,
+            last_seen_at: null,
+            online: 0,
+            last_boot: null,
+            offline_since: null,
+          })),
+        )
+        .execute(),
+    );
+    for (const b of part) out.push({ hub: b.hub, password: b.password, key: b.key });
+  }
+  return out;
+}
+
+function cheapHash(password: string, salt: Buffer): Promise<string> {
+  const [N, r, p] = [1024, 1, 1];
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, 32, { N, r, p }, (err, key) => (err ? reject(err) : resolve(`scrypt:${N}:${r}:${p}:${key.toString("base64")}`))),
+  );
 }
