@@ -24,7 +24,11 @@ import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
 import { machineInfo, pct, r2 } from "./support.js";
 
 const EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
-const WINDOWS = [32, 256, 512];
+const WINDOWS = (process.env.BENCH_DRAIN_WINDOWS ?? "32,256,512").split(",").map(Number);
+/** BENCH_DRAIN_LAYOUTS=child runs only the relay-in-child layout (profiling). */
+const LAYOUTS = (["same process", "relay in child"] as const).filter((l) => !process.env.BENCH_DRAIN_LAYOUTS || (l === "relay in child") === (process.env.BENCH_DRAIN_LAYOUTS === "child"));
+/** BENCH_DRAIN_PROFILE=<dir> writes a CPU profile of the relay's process there. */
+const PROFILE_DIR = process.env.BENCH_DRAIN_PROFILE;
 const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const OUTAGE_MS = 40 * 60_000;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -316,10 +320,13 @@ async function main(): Promise<void> {
 
   const stores: StoreKind[] = PG_URL ? ["sqlite", "postgres"] : ["sqlite"];
   const results: RunResult[] = [];
-  const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: [...process.execArgv, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])],
+  });
   try {
     for (const store of stores)
-      for (const layout of ["same process", "relay in child"] as const)
+      for (const layout of LAYOUTS)
         for (const w of WINDOWS) {
           const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store) : inChild(child, store));
           console.log(`  ${store}, ${layout}, window ${w}: ${r.perSec} events/s (${r.drainSeconds} s)`);

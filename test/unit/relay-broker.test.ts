@@ -43,14 +43,15 @@ interface Rig {
   clients: MqttClient[];
 }
 
-async function rig(maxPacketBytes = 8192): Promise<Rig> {
+/** `in-process` is what the daemon uses with the embedded broker; `embedded` runs mqtt.js over a pipe. */
+async function rig(maxPacketBytes = 8192, kind: "embedded" | "in-process" = "embedded"): Promise<Rig> {
   const metrics = createMetrics();
   const broker = await EmbeddedBroker.start({ host: "127.0.0.1", port: 0, verifyCredentials, metrics, log, maxPacketBytes });
   const events: Rig["events"] = [];
   const states: Rig["states"] = [];
   const session = new RelaySession({
     relayId: "t",
-    connection: { kind: "embedded", stream: () => broker.connectInternal() },
+    connection: kind === "embedded" ? { kind: "embedded", stream: () => broker.connectInternal() } : { kind: "in-process", link: () => broker.inProcess() },
     onEvent: (hub, p) => events.push({ hub, payload: p.toString() }),
     onState: (hub, p) => states.push({ hub, payload: p.toString() }),
     metrics,
@@ -90,8 +91,9 @@ test("a wrong password or an unknown hub is refused at CONNECT", async () => {
   }
 });
 
-test("hub A's event reaches the relay session; the relay's ack reaches A only, in chunks", async () => {
-  const r = await rig();
+for (const kind of ["embedded", "in-process"] as const)
+test(`${kind} session: hub A's event reaches the relay; the relay's ack reaches A only, in chunks`, async () => {
+  const r = await rig(8192, kind);
   try {
     const a = await hub(r, "hub-a");
     const b = await hub(r, "hub-b");
@@ -127,6 +129,14 @@ test("hub A's event reaches the relay session; the relay's ack reaches A only, i
     await assert.rejects(r.session.publishCommand("hub-a", { cmd: "valve_open", id: "x" } as never));
     await sleep(50);
     assert.equal(atA.length, 4);
+
+    // A graceful stop takes no more events in, but still acks what is committed.
+    await r.session.pauseIntake();
+    await a.publishAsync(topics.evt("hub-a"), '{"late":1}', { qos: 1 });
+    await sleep(50);
+    assert.equal(r.events.length, 1);
+    r.session.ack("hub-a", [ids[0]!], 1);
+    await waitFor("ack after pause", () => atA.length === 5);
   } finally {
     await close(r);
   }

@@ -16,6 +16,7 @@ export class PacketSizeGuard extends Duplex {
   private lenValue = 0;
   private lenShift = 0;
   private lenBytes = -1; // -1: waiting for the type byte
+  private corked = false;
 
   constructor(
     readonly socket: Socket,
@@ -83,14 +84,32 @@ export class PacketSizeGuard extends Duplex {
 
   override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.socket.destroyed) return cb(new Error("connection closed"));
-    this.socket.write(chunk, encoding, cb);
+    // The broker answers every QoS 1 publish with its own PUBACK; a hub draining its journal gets hundreds
+    // per read. Corked until the end of this turn of the event loop, they leave in one write, not one
+    // system call each. The next chunk is taken at once (the socket buffers it) unless the socket is full.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => this.flush());
+    }
+    if (this.socket.write(chunk, encoding)) cb();
+    else this.socket.once("drain", () => cb());
+  }
+
+  /** Lets corked writes go; before an end or a destroy too, or a refusal (CONNACK) would never leave. */
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    this.flush();
     this.socket.end(() => cb());
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.flush();
     this.socket.destroy();
     cb(err);
   }

@@ -119,15 +119,14 @@ export class Ingest {
       if (this.backlog >= this.maxBacklog) return this.overloaded(hubFromTopic);
       const receivedAt = this.now();
       this.backlog++;
+      // Nearly always the key is cached: check it here, without a promise per event.
+      const cached = this.o.registry.cachedSigningKey(env.hub);
+      if (cached !== undefined) return this.verified(hubFromTopic, env, cached, text, receivedAt);
       this.verifying++;
       this.o.registry
         .signingKey(env.hub)
         .then(
-          (key) => {
-            if (!key) return this.dropVerified(hubFromTopic, "unknown_hub", env.id);
-            if (!verifyEnvelope(env, key)) return this.dropVerified(hubFromTopic, "bad_signature", env.id);
-            this.accept(env, text, receivedAt);
-          },
+          (key) => this.verified(hubFromTopic, env, key, text, receivedAt),
           (err: unknown) => {
             // The store could not be asked: dropped unacked, the hub will send it again.
             this.backlog--;
@@ -178,6 +177,12 @@ export class Ingest {
     this.o.metrics.eventsRejected.inc({ reason });
     // Never the envelope's data: it may hold personal data.
     this.o.log.warn({ hub, reason, ...(id ? { id } : {}), ...extra }, "ingest: message rejected");
+  }
+
+  private verified(hub: string, env: Envelope, key: Buffer | null, text: string, receivedAt: number): void {
+    if (!key) return this.dropVerified(hub, "unknown_hub", env.id);
+    if (!verifyEnvelope(env, key)) return this.dropVerified(hub, "bad_signature", env.id);
+    this.accept(env, text, receivedAt);
   }
 
   private dropVerified(hub: string, reason: RejectReason, id: string): void {

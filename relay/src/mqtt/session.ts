@@ -7,6 +7,7 @@ import { connect, MqttClient, type IClientOptions } from "mqtt";
 import type { Logger } from "pino";
 import { ackSchema, commandSchema, type HubCommand } from "../../../protocol/messages.js";
 import { topics, TOPIC_ROOT } from "../../../protocol/topics.js";
+import type { InProcessLink } from "../broker/embedded.js";
 import type { Metrics } from "../metrics.js";
 import { isHubId, parseTopic } from "./topics.js";
 
@@ -14,6 +15,9 @@ import { isHubId, parseTopic } from "./topics.js";
 export const ACK_CHUNK = 1000;
 
 export type SessionConnection =
+  /** Inside the embedded broker, without MQTT encoding (the default with the embedded broker). */
+  | { kind: "in-process"; link: () => InProcessLink }
+  /** An mqtt.js client over an in-process pipe to the embedded broker. */
   | { kind: "embedded"; stream: () => Duplex }
   | { kind: "external"; url: string; username?: string; password?: string; ca?: Buffer; sharedGroup: string | null };
 
@@ -35,6 +39,8 @@ export type SessionState = "connecting" | "connected" | "reconnecting" | "stoppe
 export class RelaySession {
   readonly clientId: string;
   private client: MqttClient | undefined;
+  private link: InProcessLink | undefined;
+  private unsubscribes: Array<() => Promise<void>> = [];
   private _state: SessionState = "connecting";
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -71,8 +77,12 @@ export class RelaySession {
 
   /** Starts connecting (and reconnecting for as long as the session runs). */
   start(): void {
-    if (this.client) return;
+    if (this.client || this.link) return;
     const c = this.o.connection;
+    if (c.kind === "in-process") {
+      this.startInProcess(c.link());
+      return;
+    }
     const base: IClientOptions = {
       clientId: this.clientId,
       clean: true,
@@ -97,6 +107,28 @@ export class RelaySession {
       this.o.log.warn({ err: err.message }, "relay MQTT session error");
     });
     client.on("close", () => this.onClose());
+  }
+
+  private startInProcess(link: InProcessLink): void {
+    this.link = link;
+    const route = (topic: string, payload: Buffer) => this.route(topic, payload);
+    Promise.all(this.subscriptions.map((f) => link.subscribe(f, route))).then(
+      (unsubscribes) => {
+        this.unsubscribes = unsubscribes;
+        if (this._state !== "stopped") this.setConnected();
+        else void this.dropSubscriptions();
+      },
+      (err: Error) => {
+        this.lastError = err.message;
+        this.o.log.error({ err: err.message }, "relay in-process subscribe failed");
+      },
+    );
+  }
+
+  private async dropSubscriptions(): Promise<void> {
+    const u = this.unsubscribes;
+    this.unsubscribes = [];
+    await Promise.all(u.map((f) => f().catch(() => {})));
   }
 
   /** Resolves once connected and subscribed, or false after `timeoutMs`. */
@@ -132,14 +164,18 @@ export class RelaySession {
         this.o.log.error({ hub, err: parsed.error.message }, "ack not sent: it does not match the wire contract");
         continue;
       }
-      if (!client || !this.connected) {
+      if (!this.connected || (!client && !this.link)) {
         this.acksDropped++;
         continue;
       }
-      client.publish(topics.ack(hub), JSON.stringify(parsed.data), { qos: 1 }, (err) => {
+      this.o.metrics.acksSent.inc();
+      if (this.link) {
+        this.link.publish(topics.ack(hub), Buffer.from(JSON.stringify(parsed.data)), 1).catch((err: Error) => this.o.log.debug({ hub, err: err.message }, "ack publish failed"));
+        continue;
+      }
+      client!.publish(topics.ack(hub), JSON.stringify(parsed.data), { qos: 1 }, (err) => {
         if (err) this.o.log.debug({ hub, err: err.message }, "ack publish failed");
       });
-      this.o.metrics.acksSent.inc();
     }
   }
 
@@ -147,6 +183,7 @@ export class RelaySession {
   async publishCommand(hub: string, cmd: HubCommand): Promise<void> {
     if (!isHubId(hub)) throw new Error(`not a hub id: ${hub}`);
     const parsed = commandSchema.parse(cmd);
+    if (this.link && this.connected) return this.link.publish(topics.cmd(hub), Buffer.from(JSON.stringify(parsed)), 1);
     const client = this.client;
     if (!client || !this.connected) throw new Error("MQTT session is not connected");
     await client.publishAsync(topics.cmd(hub), JSON.stringify(parsed), { qos: 1 });
@@ -155,6 +192,7 @@ export class RelaySession {
   /** Stops taking new events and state (first step of a graceful stop); acks can still be sent. */
   async pauseIntake(): Promise<void> {
     this.intake = false;
+    if (this.link) return this.dropSubscriptions();
     const client = this.client;
     if (client && this.connected) await client.unsubscribeAsync(this.subscriptions).catch(() => {});
   }
@@ -166,6 +204,7 @@ export class RelaySession {
     this.intake = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.o.metrics.mqttConnected.set(0);
+    if (this.link) return this.dropSubscriptions();
     const client = this.client;
     if (!client) return;
     await new Promise<void>((resolve) => {
@@ -181,7 +220,7 @@ export class RelaySession {
   private onConnect(client: MqttClient): void {
     if (this._state === "stopped") return;
     if (!this.intake) {
-      this.setConnected(client);
+      this.setConnected();
       return;
     }
     client.subscribe(this.subscriptions, { qos: 1 }, (err, granted) => {
@@ -194,11 +233,11 @@ export class RelaySession {
         client.end(true);
         return;
       }
-      this.setConnected(client);
+      this.setConnected();
     });
   }
 
-  private setConnected(_client: MqttClient): void {
+  private setConnected(): void {
     const wasRetry = this.attempts > 0;
     this.attempts = 0;
     this._state = "connected";

@@ -183,8 +183,8 @@ export class Registry {
    * seconds). Rejects when the store cannot be reached.
    */
   async signingKey(hub: string): Promise<Buffer | null> {
-    const hit = this.keys.get(hub);
-    if (hit && hit.expires > this.now()) return hit.value;
+    const hit = this.cachedSigningKey(hub);
+    if (hit !== undefined) return hit;
     // A batch of events from one hub asks at once: one query answers all of them.
     const pending = this.keysInFlight.get(hub);
     if (pending) return pending;
@@ -201,6 +201,12 @@ export class Registry {
     })();
     this.keysInFlight.set(hub, run);
     return run;
+  }
+
+  /** The signing key when the cache can answer now (null: unknown or revoked), undefined when it cannot. */
+  cachedSigningKey(hub: string): Buffer | null | undefined {
+    const hit = this.keys.get(hub);
+    return hit && hit.expires > this.now() ? hit.value : undefined;
   }
 
   /** For tests and the external-broker tooling: issue credentials directly, without a claim code. */
