@@ -1,0 +1,94 @@
+// The forwarders' outbox: enqueue inside the transaction that makes the change, deliver afterwards with
+// retries (worker.ts). Everything the rest of the relay needs is exported from here.
+import type { Kysely } from "kysely";
+import { ulid } from "ulid";
+import type { ForwardDb, ForwardState } from "./table.js";
+
+export { forwarderMigrations, type ForwardDb, type ForwardOutboxTable, type ForwardState } from "./table.js";
+export { ForwarderWorker, type ForwardItem, type ForwarderWorkerOptions, type ForwarderCounters, backoffDelay, DEAD_ALERT_RETRY_MS } from "./worker.js";
+export { forwardersConfigSchema, forwardDestinationSchema, resolveDestinations, type ForwardDestination, type ForwardersConfig } from "./config.js";
+
+export interface EnqueueItem {
+  /** A configured destination's name. */
+  destination: string;
+  /** Stable for this message (e.g. `${incidentId}:${transition}:${destination}`): the receiver dedupes on it. */
+  idempotencyKey: string;
+  /** Serialised to JSON once, here; the body of every try. */
+  payload: unknown;
+  /** Now (ms); the first try is due at once. */
+  at: number;
+}
+
+/**
+ * Adds one message to the outbox; `db` may be a transaction so the message commits with the change it
+ * reports. A duplicate idempotency key adds no second row. Resolves true when a row was added.
+ */
+export async function enqueueForward(db: Kysely<any>, item: EnqueueItem): Promise<boolean> {
+  const payload = JSON.stringify(item.payload);
+  if (payload === undefined) throw new TypeError("enqueueForward: payload is not JSON-serialisable");
+  const got = await (db as Kysely<ForwardDb>)
+    .insertInto("forward_outbox")
+    .values({
+      id: ulid(item.at),
+      destination: item.destination,
+      idempotency_key: item.idempotencyKey,
+      payload,
+      attempts: 0,
+      next_attempt_at: item.at,
+      state: "pending",
+      last_error: null,
+      created_at: item.at,
+      delivered_at: null,
+      claimed_by: null,
+      claimed_until: 0,
+      dead_reported_at: null,
+    })
+    .onConflict((oc) => oc.column("idempotency_key").doNothing())
+    .returning("id")
+    .execute();
+  return got.length === 1;
+}
+
+export interface OutboxRow {
+  id: string;
+  destination: string;
+  idempotencyKey: string;
+  payload: unknown;
+  attempts: number;
+  state: ForwardState;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+  deliveredAt: number | null;
+}
+
+/** Outbox rows for the operator API and tests, newest first. */
+export async function listForwards(db: Kysely<any>, q: { state?: ForwardState; destination?: string; limit?: number } = {}): Promise<OutboxRow[]> {
+  let query = (db as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll();
+  if (q.state) query = query.where("state", "=", q.state);
+  if (q.destination) query = query.where("destination", "=", q.destination);
+  const rows = await query.orderBy("id", "desc").limit(q.limit ?? 100).execute();
+  return rows.map((r) => ({
+    id: r.id,
+    destination: r.destination,
+    idempotencyKey: r.idempotency_key,
+    payload: JSON.parse(r.payload) as unknown,
+    attempts: r.attempts,
+    state: r.state,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    deliveredAt: r.delivered_at,
+  }));
+}
+
+/** An operator sends a dead row again (after fixing the receiver): pending, due now, attempts reset. */
+export async function requeueDead(db: Kysely<any>, id: string, now: number): Promise<boolean> {
+  const r = await (db as Kysely<ForwardDb>)
+    .updateTable("forward_outbox")
+    .set({ state: "pending", attempts: 0, next_attempt_at: now, claimed_by: null, claimed_until: 0, dead_reported_at: null })
+    .where("id", "=", id)
+    .where("state", "=", "dead")
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}

@@ -1,0 +1,162 @@
+// The generic Anxin HTTP voice/SMS gateway (contract in docs/integrations.md): any telephony provider can
+// be put behind a small gateway that speaks it. Both directions are signed with one shared secret over
+// "<timestamp>.<body>" (signature.ts); a callback that is forged or outside the time window is answered
+// 403 and nothing is recorded.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AxiosInstance } from "axios";
+import { z } from "zod";
+import { BodyTooLarge, postWithRetry, readBody, reply, type RetryPolicy } from "./provider-http.js";
+import { signedHeaders, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyAnxinSignature } from "./signature.js";
+import { CALL_STATUSES, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+
+export const HTTP_GATEWAY = "http-gateway";
+const MAX_CALLBACK_BYTES = 16 * 1024;
+
+/** The body the relay POSTs to the gateway. */
+export interface GatewayCallRequest {
+  attemptId: string;
+  to: string;
+  channel: "voice" | "sms";
+  message: string;
+  /** Voice with key gathering: the keys that count and how long to wait for one after the message. */
+  gather: { digits: string[]; timeoutS: number } | null;
+  callbackUrl: string;
+}
+
+export const gatewayCallbackSchema = z
+  .object({
+    attemptId: z.string().min(1).max(200),
+    status: z.enum(CALL_STATUSES as [CallStatus, ...CallStatus[]]),
+    digits: z.string().regex(/^[0-9*#]{1,16}$/).optional(),
+    providerRef: z.string().min(1).max(200),
+    detail: z.string().max(200).optional(),
+  })
+  .strict();
+export type GatewayCallback = z.infer<typeof gatewayCallbackSchema>;
+
+const placeResponseSchema = z.object({ providerRef: z.string().min(1).max(200) });
+
+export interface HttpGatewayOptions extends RetryPolicy {
+  url: string;
+  secret: string;
+  /** The relay's public base URL; callbacks go to publicUrl + callbackPath. */
+  publicUrl: string;
+  callbackPath: string;
+  /** Callbacks further than this from the relay's clock are refused. */
+  callbackWindowMs: number;
+  gatherTimeoutS: number;
+  log: TelephonyLog;
+  onOutcome(o: CallOutcome): Promise<void>;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  http?: AxiosInstance;
+  counters?: TelephonyCounters;
+}
+
+export class HttpGatewayTelephony implements Telephony {
+  readonly name = HTTP_GATEWAY;
+  readonly counters: TelephonyCounters;
+  private readonly now: () => number;
+  private readonly callbackUrl: string;
+
+  constructor(private readonly o: HttpGatewayOptions) {
+    this.now = o.now ?? Date.now;
+    this.counters = o.counters ?? newCounters();
+    this.callbackUrl = `${o.publicUrl.replace(/\/+$/, "")}${o.callbackPath}`;
+  }
+
+  async place(req: CallRequest): Promise<{ providerRef: string }> {
+    const gather = req.channel === "voice" && req.gatherDigits?.length ? { digits: req.gatherDigits, timeoutS: this.o.gatherTimeoutS } : null;
+    const payload: GatewayCallRequest = { attemptId: req.attemptId, to: req.to, channel: req.channel, message: req.message, gather, callbackUrl: this.callbackUrl };
+    const body = JSON.stringify(payload);
+    try {
+      const res = await postWithRetry({
+        ...this.o,
+        provider: HTTP_GATEWAY,
+        request: () => ({
+          body,
+          headers: { "Content-Type": "application/json", "Idempotency-Key": req.attemptId, "User-Agent": "anxin-relay", ...signedHeaders(this.o.secret, this.now(), body) },
+        }),
+      });
+      const parsed = placeResponseSchema.safeParse(safeJson(res.data));
+      // A gateway that accepted the call but named no reference still placed it; the attempt id identifies it.
+      const providerRef = parsed.success ? parsed.data.providerRef : req.attemptId;
+      this.counters.placed++;
+      this.o.log.debug({ attemptId: req.attemptId, channel: req.channel, providerRef }, "telephony request accepted");
+      return { providerRef };
+    } catch (err) {
+      this.counters.failed++;
+      this.o.log.warn({ attemptId: req.attemptId, channel: req.channel, err: (err as Error).message }, "telephony request failed");
+      throw err;
+    }
+  }
+
+  readonly callbackRoute = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    const path = new URL(req.url ?? "/", "http://relay").pathname;
+    if (path !== this.o.callbackPath) return false;
+    if (req.method !== "POST") {
+      res.setHeader("allow", "POST");
+      reply(res, 405, JSON.stringify({ error: "method_not_allowed" }));
+      return true;
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, MAX_CALLBACK_BYTES);
+    } catch (err) {
+      reply(res, err instanceof BodyTooLarge ? 413 : 400, JSON.stringify({ error: "bad_body" }));
+      return true;
+    }
+    const check = verifyAnxinSignature(
+      this.o.secret,
+      { timestamp: req.headers[TIMESTAMP_HEADER], signature: req.headers[SIGNATURE_HEADER] },
+      raw,
+      this.now(),
+      this.o.callbackWindowMs,
+    );
+    if (!check.ok) {
+      this.counters.callbacksRefused++;
+      this.o.log.warn({ reason: check.reason, remote: req.socket.remoteAddress }, "telephony callback refused: bad signature");
+      reply(res, 403, JSON.stringify({ error: "forbidden" }));
+      return true;
+    }
+    const parsed = gatewayCallbackSchema.safeParse(safeJson(raw.toString("utf8")));
+    if (!parsed.success) {
+      this.counters.callbacksRefused++;
+      const where = parsed.error.issues[0];
+      reply(res, 400, JSON.stringify({ error: "bad_callback", message: `${where?.path.join(".") || "body"}: ${where?.message ?? "invalid"}` }));
+      return true;
+    }
+    const c = parsed.data;
+    const outcome: CallOutcome = {
+      attemptId: c.attemptId,
+      status: c.status,
+      providerRef: c.providerRef,
+      at: this.now(),
+      ...(c.digits !== undefined ? { digits: c.digits } : {}),
+      ...(c.detail !== undefined ? { detail: c.detail } : {}),
+    };
+    try {
+      await this.o.onOutcome(outcome);
+    } catch (err) {
+      // The gateway retries its callback on a 5xx, so the outcome is not lost.
+      this.o.log.error({ attemptId: c.attemptId, err: (err as Error).message }, "telephony outcome not recorded");
+      reply(res, 500, JSON.stringify({ error: "internal" }));
+      return true;
+    }
+    this.counters.callbacks++;
+    reply(res, 200, JSON.stringify({ ok: true }));
+    return true;
+  };
+}
+
+export function newCounters(): TelephonyCounters {
+  return { placed: 0, failed: 0, callbacks: 0, callbacksRefused: 0 };
+}
+
+function safeJson(s: string | Buffer): unknown {
+  try {
+    return JSON.parse(typeof s === "string" ? s : s.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,102 @@
+// What the HTTP adapters share: one POST to a provider with a timeout and retries on transient failures
+// (network errors, timeouts, 5xx, 408, 429), and reading a callback's body with a size limit.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import axios, { type AxiosInstance, type AxiosResponse } from "axios";
+import { TelephonyRejected, TelephonyUnavailable } from "./types.js";
+
+export interface RetryPolicy {
+  timeoutMs: number;
+  /** Further tries after the first. */
+  retries: number;
+  /** Delay before the first retry; doubles after each. */
+  backoffMs: number;
+}
+
+export interface ProviderPost extends RetryPolicy {
+  http?: AxiosInstance;
+  provider: string;
+  url: string;
+  /** Built again for every try (a fresh timestamp and signature). */
+  request(): { body: string; headers: Record<string, string> };
+  auth?: { username: string; password: string };
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Resolves with the 2xx response; rejects with TelephonyRejected (a 4xx that retrying cannot fix) or TelephonyUnavailable. */
+export async function postWithRetry(o: ProviderPost): Promise<AxiosResponse<string>> {
+  const http = o.http ?? axios;
+  const sleep = o.sleep ?? defaultSleep;
+  let last = "";
+  for (let attempt = 0; attempt <= o.retries; attempt++) {
+    if (attempt > 0) await sleep(o.backoffMs * 2 ** (attempt - 1));
+    const { body, headers } = o.request();
+    try {
+      const res = await http.post<string>(o.url, body, {
+        headers,
+        timeout: o.timeoutMs,
+        ...(o.auth ? { auth: o.auth } : {}),
+        transformRequest: [(d: unknown) => d],
+        responseType: "text",
+        transformResponse: [(d: unknown) => d],
+        maxRedirects: 0,
+        maxContentLength: 256 * 1024,
+        validateStatus: () => true,
+      });
+      const s = res.status;
+      if (s >= 200 && s < 300) return res;
+      last = `HTTP ${s}`;
+      if (s >= 400 && s < 500 && s !== 408 && s !== 429) throw new TelephonyRejected(`${o.provider}: request refused (${last}${providerCode(res.data)})`, o.provider, s);
+    } catch (err) {
+      if (err instanceof TelephonyRejected) throw err;
+      const e = err as { code?: string; message?: string };
+      last = e.code === "ECONNABORTED" || e.code === "ETIMEDOUT" ? `timeout after ${o.timeoutMs} ms` : `network: ${e.code ?? e.message ?? "error"}`;
+    }
+  }
+  throw new TelephonyUnavailable(`${o.provider}: unavailable after ${o.retries + 1} tries (last: ${last})`, o.provider);
+}
+
+// Only a provider's numeric error code goes into the message: its text may quote the number called.
+function providerCode(body: unknown): string {
+  if (typeof body !== "string") return "";
+  try {
+    const code = (JSON.parse(body) as { code?: unknown }).code;
+    return typeof code === "number" || (typeof code === "string" && /^[\w.-]{1,32}$/.test(code)) ? `, code ${code}` : "";
+  } catch {
+    return "";
+  }
+}
+
+export class BodyTooLarge extends Error {}
+
+/** The raw request body, at most `max` bytes (BodyTooLarge beyond). */
+export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      // Past the limit the rest is drained and dropped, so the 413 can still be sent.
+      if (size <= max) parts.push(c);
+    });
+    req.on("end", () => (size > max ? reject(new BodyTooLarge(`body over ${max} bytes`)) : resolve(Buffer.concat(parts))));
+    req.on("error", reject);
+  });
+}
+
+export function reply(res: ServerResponse, status: number, body?: string, contentType = "application/json"): void {
+  if (body === undefined) {
+    res.writeHead(status, { "cache-control": "no-store" });
+    res.end();
+    return;
+  }
+  res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+  res.end(body);
+}
+
+/** "+8613812345678" → "+86*******5678": enough to tell calls apart in a log, not to dial. */
+export function maskNumber(n: string): string {
+  if (n.length <= 7) return "*".repeat(n.length);
+  return `${n.slice(0, 3)}${"*".repeat(n.length - 7)}${n.slice(-4)}`;
+}
