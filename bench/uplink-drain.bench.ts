@@ -6,7 +6,12 @@
 // against the relay's store (20,000 rows) and the journal (0 rows). Window sizes 32, 256 (default), 512.
 // Two layouts: the relay in this same process (one event loop for hub and relay), and the relay in a
 // child process (this file with --relay-child), as it is in the field, where they are different machines.
-// Run: node --import tsx bench/uplink-drain.bench.ts   (BENCH_DRAIN_EVENTS changes the 20,000)
+// A third layout measures the hub alone: the real embedded broker with a stand-in for the relay that acks
+// each event on receipt, so the figure is what the hub's journal and uplink can drain.
+// Run: node --import tsx bench/uplink-drain.bench.ts
+// Knobs: BENCH_DRAIN_EVENTS (20,000), BENCH_DRAIN_WINDOWS (32,256,512), BENCH_DRAIN_LAYOUTS=child (only the
+// relay-in-child layouts), BENCH_DRAIN_BATCH_WAIT (the relay's batchMaxWaitMs), BENCH_DRAIN_PROFILE=<dir>
+// (a CPU profile of the relay's process).
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,6 +25,8 @@ import type { EventDraft } from "../protocol/envelope.js";
 import type { EnrolResponse } from "../protocol/messages.js";
 import { Journal } from "../gateway/src/journal/journal.js";
 import { Uplink } from "../gateway/src/uplink/uplink.js";
+import { EmbeddedBroker } from "../relay/src/broker/embedded.js";
+import { createMetrics } from "../relay/src/metrics.js";
 import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
 import { machineInfo, pct, r2 } from "./support.js";
 
@@ -34,7 +41,8 @@ const OUTAGE_MS = 40 * 60_000;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-type StoreKind = "sqlite" | "postgres";
+/** "none": a stand-in that acks every event on receipt (no checks, no store), to measure the hub alone. */
+type StoreKind = "sqlite" | "postgres" | "none";
 
 interface RelayStats {
   committed: number;
@@ -61,10 +69,48 @@ interface LocalRelay {
   schema: string | null;
 }
 
+interface StandIn {
+  broker: EmbeddedBroker;
+  enrol: EnrolResponse;
+  acked: Set<string>;
+}
+
+/**
+ * The hub's side alone: the real embedded broker, and in place of the relay a subscriber that acks each
+ * event as it arrives (in one ack per turn of the event loop), checking and storing nothing.
+ */
+async function startStandIn(hub: string): Promise<StandIn> {
+  const password = randomBytes(16).toString("hex");
+  const broker = await EmbeddedBroker.start({
+    host: "127.0.0.1",
+    port: 0,
+    verifyCredentials: async (u, p) => (u === hub && p === password ? hub : null),
+    metrics: createMetrics(),
+    log: pino({ level: "silent" }),
+    maxPacketBytes: 1 << 20,
+  });
+  const link = broker.inProcess();
+  const acked = new Set<string>();
+  let ids: string[] = [];
+  await link.subscribe(`anxin/v1/${hub}/evt`, (_t, payload) => {
+    const id = (JSON.parse(payload.toString("utf8")) as { id: string }).id;
+    acked.add(id);
+    if (ids.push(id) > 1) return;
+    setImmediate(() => {
+      const out = ids;
+      ids = [];
+      void link.publish(`anxin/v1/${hub}/ack`, Buffer.from(JSON.stringify({ ids: out, now: Date.now() })), 1);
+    });
+  });
+  const enrol = { hub, key: randomBytes(32).toString("base64"), heartbeatS: 60, mqtt: { url: broker.url, username: hub, password } } as unknown as EnrolResponse;
+  return { broker, enrol, acked };
+}
+
 async function startLocalRelay(store: StoreKind, hub: string): Promise<LocalRelay> {
   const schema = store === "postgres" ? `bench_${randomBytes(4).toString("hex")}` : null;
   // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
-  const rig = await startRelayForTest(schema ? { config: { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } } : {});
+  const ingest = process.env.BENCH_DRAIN_BATCH_WAIT ? { ingest: { batchMaxWaitMs: Number(process.env.BENCH_DRAIN_BATCH_WAIT) } } : {};
+  const rig = await startRelayForTest({ config: { ...ingest, ...(schema ? { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } : {}) } });
   const enrol = await rig.relay.registry.provisionDirect(hub);
   return { rig, enrol, schema };
 }
@@ -99,12 +145,22 @@ type FromChild = { t: "started"; mqttUrl: string; enrol: EnrolResponse } | { t: 
 async function relayChild(): Promise<void> {
   process.on("disconnect", () => process.exit(0));
   let current: LocalRelay | null = null;
+  let standIn: StandIn | null = null;
   let cpu0: NodeJS.CpuUsage | null = null;
   const send = (m: FromChild) => process.send?.(m);
   process.on("message", (m: ToChild) => {
     void (async () => {
       try {
-        if (m.t === "start") {
+        if (m.t === "start" && m.store === "none") {
+          standIn = await startStandIn(m.hub);
+          send({ t: "started", mqttUrl: standIn.broker.url, enrol: standIn.enrol });
+        } else if (m.t === "finish" && standIn) {
+          const cpu = cpu0 ? process.cpuUsage(cpu0) : null;
+          const stats: RelayStats = { committed: standIn.acked.size, skewed: 0, historical: 0, commits: 0, cpuMs: cpu ? (cpu.user + cpu.system) / 1000 : NaN };
+          await standIn.broker.close();
+          standIn = null;
+          send({ t: "finished", stats });
+        } else if (m.t === "start") {
           current = await startLocalRelay(m.store, m.hub);
           send({ t: "started", mqttUrl: current.rig.mqttUrl, enrol: current.enrol });
         } else if (m.t === "mark") {
@@ -318,7 +374,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
   console.log(`${EVENTS} events journaled over a ${OUTAGE_MS / 60_000}-minute outage, then drained; windows ${WINDOWS.join(", ")}; PostgreSQL ${PG_URL ? "on" : "skipped (ANXIN_TEST_PG_URL not set)"}`);
 
-  const stores: StoreKind[] = PG_URL ? ["sqlite", "postgres"] : ["sqlite"];
+  const stores: StoreKind[] = [...(PG_URL ? (["sqlite", "postgres"] as const) : (["sqlite"] as const)), "none"];
   const results: RunResult[] = [];
   const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -326,7 +382,7 @@ async function main(): Promise<void> {
   });
   try {
     for (const store of stores)
-      for (const layout of LAYOUTS)
+      for (const layout of store === "none" ? (["relay in child"] as const) : LAYOUTS)
         for (const w of WINDOWS) {
           const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store) : inChild(child, store));
           console.log(`  ${store}, ${layout}, window ${w}: ${r.perSec} events/s (${r.drainSeconds} s)`);
