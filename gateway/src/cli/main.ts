@@ -6,14 +6,15 @@ import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "commander";
 import { ConfigError, readConfigFile } from "../config/loader.js";
-import { callDaemon } from "../control/client.js";
+import { callDaemon, streamDaemon } from "../control/client.js";
 import type { ControlRequest } from "../control/protocol.js";
 import { createLogger } from "../../../lib/daemon/logger.js";
 import { loadAndCheck, startHub } from "../daemon/run.js";
 import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
 import { VERSION } from "../version.js";
-import { printDevices, printStatus } from "./print.js";
+import { printDevices, printPairProgress, printPairResult, type PairOutcome } from "./print.js";
+import { printStatus } from "./print.js";
 import { provision, ProvisionError } from "../uplink/provision.js";
 import { secretsPath } from "../uplink/settings.js";
 
@@ -98,6 +99,29 @@ client(program.command("test"))
   .action(async (device: string, opts: Target) => {
     const r = await ask(opts, { cmd: "test", device });
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  });
+
+client(program.command("pair"))
+  .description("open the Zigbee network for new devices, follow each through its interview and report what it is")
+  .option("--seconds <n>", "how long joining stays open (1–254)", "120")
+  .option("--expect <ieee...>", "admit only these devices (IEEE addresses from their labels); others are sent away")
+  .option("--json", "machine-readable result")
+  .action(async (opts: Target & { seconds: string; expect?: string[]; json?: boolean }) => {
+    const seconds = Number(opts.seconds);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 254) fail("--seconds must be a whole number from 1 to 254", 2);
+    const expect = opts.expect?.map((e) => e.toLowerCase());
+    const bad = expect?.filter((e) => !/^0x[0-9a-f]{16}$/.test(e)) ?? [];
+    if (bad.length) fail(`not an IEEE address (0x and 16 hex digits): ${bad.join(", ")}`, 2);
+    const tty = process.stdout.isTTY === true;
+    const r = await streamDaemon(await socketPath(opts), { cmd: "pair", seconds, expect }, (p) => {
+      const line = printPairProgress(p as Parameters<typeof printPairProgress>[0], tty);
+      if (line) process.stdout.write(line);
+    }, 150_000).catch((e: Error) => fail(e.message));
+    if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
+    const result = r.result as PairOutcome;
+    process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : printPairResult(result));
+    // A refused stranger (a neighbour's device) is not a failure of this pairing; anything else not paired is.
+    if (result.devices.some((d) => d.outcome !== "paired" && d.outcome !== "rejected")) process.exit(1);
   });
 
 const valve = program.command("valve").description("gas shut-off valves");

@@ -11,6 +11,7 @@ interface Status {
   buses: Array<{ name: string; up: boolean; queued: number; requests: number }>;
   journal: { rows: number; alarms: number; oldestTs: number | null };
   uplink: UplinkView;
+  zigbee?: { state: string; error?: string | null; adapter?: string; path?: string; channel?: number; devices?: number; pairing?: boolean };
 }
 
 interface UplinkView {
@@ -42,10 +43,17 @@ export function printStatus(s: Status): string {
     ...s.buses.map((b) => `  ${b.name}: ${b.up ? "up" : "DOWN"}  queued ${b.queued}  requests ${b.requests}`),
     `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
     `uplink: ${uplinkLine(s.uplink)}`,
+    `zigbee: ${zigbeeLine(s.zigbee)}`,
   ];
   const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);
   if (bad.length) lines.push("health problems:", ...bad.map(([n, c]) => `  ${n}: ${c.detail ?? "failing"}`));
   return `${lines.join("\n")}\n`;
+}
+
+function zigbeeLine(z: Status["zigbee"]): string {
+  if (!z || z.state === "not configured") return "not configured";
+  const head = z.state === "up" ? "coordinator up" : `COORDINATOR ${z.state.toUpperCase()}${z.error ? ` (${z.error})` : ""}`;
+  return `${head}  ${z.adapter} on ${z.path} channel ${z.channel}  ${z.devices ?? 0} device(s)${z.pairing ? "  PAIRING OPEN" : ""}`;
 }
 
 function uplinkLine(u: UplinkView): string {
@@ -62,7 +70,34 @@ function uplinkLine(u: UplinkView): string {
   return parts.join("  ");
 }
 
+interface ZigbeeRow {
+  id: string;
+  transport: "zigbee";
+  ieee: string;
+  model: string;
+  vendor: string;
+  roles: string[];
+  room?: string;
+  status: string;
+  lastSeen: number | null;
+  windowMs?: number;
+  power: string;
+  linkquality: number | null;
+  battery: number | null;
+  signals: Record<string, unknown>;
+}
+
+function zigbeeRow(d: ZigbeeRow): string {
+  const sig = Object.entries(d.signals).map(([k, v]) => `${k}=${String(v)}`).join(" ");
+  return [
+    `${d.id} (zigbee ${d.ieee}; ${d.vendor} ${d.model}; ${d.roles.join(", ")})${d.room ? ` in ${d.room}` : ""}: ${d.status.toUpperCase()}`,
+    `    last seen ${when(d.lastSeen)}  ${d.power}${d.battery !== null ? ` ${d.battery}%` : ""}  link quality ${d.linkquality ?? "-"}  check-in window ${d.windowMs ? `${Math.round(d.windowMs / 1000)} s` : "-"}`,
+    `    ${sig || "(no values yet)"}`,
+  ].join("\n");
+}
+
 interface DeviceRow {
+  transport?: "modbus";
   id: string;
   profile: string;
   roles: string[];
@@ -77,10 +112,11 @@ interface DeviceRow {
   counters: { ok: number; timeout: number; crc: number; exception: number; framing: number };
 }
 
-export function printDevices(rows: DeviceRow[]): string {
+export function printDevices(rows: Array<DeviceRow | ZigbeeRow>): string {
   return (
     rows
       .map((d) => {
+        if (d.transport === "zigbee") return zigbeeRow(d);
         const sig = Object.entries(d.signals).map(([k, v]) => `${k}=${String(v)}`).join(" ");
         const c = d.counters;
         return [
@@ -92,4 +128,78 @@ export function printDevices(rows: DeviceRow[]): string {
       })
       .join("\n") + "\n"
   );
+}
+
+// ---- pairing ----------------------------------------------------------------------------------------------
+
+interface PairReport {
+  ieee: string;
+  outcome: string;
+  id?: string;
+  model?: string;
+  vendor?: string;
+  roles: string[];
+  linkquality: number | null;
+  battery: number | null;
+  power?: string;
+  checkIn?: { reportS: number | null; windowS: number };
+  reason?: string;
+  notes?: string[];
+}
+
+export interface PairOutcome {
+  seconds: number;
+  devices: PairReport[];
+}
+
+type PairProgressLine =
+  | { event: "open"; seconds: number; expect: string[] }
+  | { event: "countdown"; secondsLeft: number }
+  | { event: "joined"; ieee: string }
+  | { event: "rejected"; ieee: string; reason: string }
+  | { event: "interviewing"; ieee: string }
+  | { event: "closed"; waitingFor: string[] }
+  | { event: "result"; device: PairReport };
+
+/** One progress line; on a terminal the countdown rewrites itself in place. */
+export function printPairProgress(p: PairProgressLine, tty: boolean): string {
+  const nl = tty ? "\r\x1b[K" : "";
+  switch (p.event) {
+    case "open":
+      return `joining open for ${p.seconds} s${p.expect.length ? `, only for ${p.expect.join(", ")}` : " for any device"}: put the device in pairing mode now\n`;
+    case "countdown":
+      if (tty) return `\r\x1b[K  ${p.secondsLeft} s left`;
+      return p.secondsLeft % 10 === 0 || p.secondsLeft <= 5 ? `  ${p.secondsLeft} s left\n` : "";
+    case "joined":
+      return `${nl}${p.ieee}: joined\n`;
+    case "rejected":
+      return `${nl}${p.ieee}: REFUSED (${p.reason})\n`;
+    case "interviewing":
+      return `${nl}${p.ieee}: interviewing (a battery device can take about 15 s)\n`;
+    case "closed":
+      return `${nl}joining closed${p.waitingFor.length ? `; waiting for ${p.waitingFor.join(", ")} to finish` : ""}\n`;
+    case "result":
+      return `${nl}${pairLine(p.device)}\n`;
+  }
+}
+
+function pairLine(d: PairReport): string {
+  if (d.outcome === "paired") {
+    const parts = [
+      `${d.ieee}: PAIRED as ${d.id}`,
+      `${d.vendor} ${d.model}`,
+      `roles ${d.roles.join(", ")}`,
+      `link quality ${d.linkquality ?? "-"}`,
+      d.power === "battery" ? `battery ${d.battery !== null ? `${d.battery}%` : "unknown"}` : "mains",
+    ];
+    if (d.checkIn) parts.push(d.checkIn.reportS ? `reports every ${d.checkIn.reportS} s, offline after ${d.checkIn.windowS} s` : `pinged, offline after ${d.checkIn.windowS} s of silence`);
+    return [parts.join("  "), ...(d.notes ?? []).map((n) => `    note: ${n}`)].join("\n");
+  }
+  const what = d.model ? ` (${d.vendor ?? ""} ${d.model})` : "";
+  return `${d.ieee}${what}: ${d.outcome.toUpperCase()}: ${d.reason ?? "no reason given"}`;
+}
+
+export function printPairResult(r: PairOutcome): string {
+  if (!r.devices.length) return "no device joined\n";
+  return `${r.devices.map(pairLine).join("\n")}\n${r.devices.filter((d) => d.outcome === "paired").length} of ${r.devices.length} device(s) paired\n`;
 }

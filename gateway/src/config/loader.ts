@@ -81,5 +81,11 @@ export function checkAgainstProfiles(loaded: LoadedConfig, profiles: ReadonlyMap
       add(["devices", i, "pollMs"], `a safety device (${profile.roles.join(", ")}) must be polled at least once a second (at most ${MAX_SAFETY_POLL_MS})`);
     if (d.ratedCloseMs !== undefined && !profile.roles.includes("valve")) add(["devices", i, "ratedCloseMs"], `profile '${profile.id}' is not a valve`);
   });
+  config.zigbee?.devices.forEach((d, i) => {
+    const zid = d.id ?? `zb-${d.ieee.slice(-6)}`;
+    if (ids.has(zid)) add(["zigbee", "devices", i, d.id ? "id" : "ieee"], `device id '${zid}' is already used by another device`);
+    ids.add(zid);
+    if (d.ratedCloseMs !== undefined && d.roles && !d.roles.includes("valve")) add(["zigbee", "devices", i, "ratedCloseMs"], "only valves have a rated closing time");
+  });
   return out;
 }

@@ -78,6 +78,59 @@ export const rulesSchema = z
   })
   .strict();
 
+export const ZIGBEE_ROLES = [
+  "smoke_detector", "gas_detector", "co_detector", "sos_button", "siren", "valve", "presence", "fall_detector", "breathing_monitor",
+] as const;
+
+const ieee = z
+  .string()
+  .regex(/^0x[0-9a-f]{16}$/, "an IEEE address: 0x and 16 lower-case hex digits, e.g. 0x00124b0012345678");
+
+export const zigbeeDeviceSchema = z
+  .object({
+    ieee,
+    id: id.optional().describe("the device's id in events; default zb-<last 6 hex digits of the ieee>"),
+    room: z.string().max(64).optional(),
+    roles: z.array(z.enum(ZIGBEE_ROLES)).min(1).optional().describe("replaces the roles read from the converter's exposes (each must be possible for it)"),
+    offlineAfterMs: ms(1000, 7 * 86400000).optional().describe("check-in window: no frame for this long → `offline` event"),
+    reportS: z.number().int().min(1).max(65000).optional().describe("battery devices: ask for a report at least this often (seconds)"),
+    ratedCloseMs: ms(100, 300000).optional().describe("valves: rated closing time"),
+  })
+  .strict();
+
+const checkInSchema = z.object({ reportS: z.number().int().min(1).max(65000), windowS: z.number().int().min(2).max(7 * 86400) }).strict();
+
+export const zigbeeSchema = z
+  .object({
+    adapter: z.enum(["zstack", "ember", "deconz", "zigate", "zboss"]).describe("the coordinator's firmware family"),
+    path: z
+      .string()
+      .min(1)
+      .regex(/^(\/|tcp:\/\/[^\s:]+:\d{1,5}$)/, "a serial device path (/dev/...) or tcp://host:port")
+      .describe("serial path (prefer /dev/serial/by-id/...) or tcp://host:port for a network coordinator"),
+    baudRate: z.number().int().positive().optional().describe("default: the adapter's own (115200 for most)"),
+    rtscts: z.boolean().optional(),
+    channel: z.number().int().min(11).max(26).default(15).describe("2.4 GHz channel 11–26; 15, 20 and 25 sit between common Wi-Fi channels"),
+    restartMinMs: ms(10, 600000).default(1000).describe("first wait before restarting a coordinator that dropped out"),
+    restartMaxMs: ms(100, 3600000).default(60000).describe("longest wait between restarts"),
+    startTimeoutMs: ms(1000, 600000).default(60000).describe("a start attempt longer than this is abandoned and retried"),
+    pingS: z.number().int().min(1).max(86400).default(120).describe("mains devices quiet this long are pinged; no answer → `offline`"),
+    sirenSeconds: z.number().int().min(5).max(3600).default(300).describe("one siren command's length; re-sent while the alarm lasts"),
+    chirpSeconds: z.number().int().min(1).max(10).default(1).describe("SOS feedback: a short sound on the Zigbee sirens"),
+    fallConfirmMs: ms(0, 600000).default(10000).describe("a fall report the radar has not withdrawn after this long raises `fall`"),
+    checkIn: z.partialRecord(z.enum(ZIGBEE_ROLES), checkInSchema).default({}).describe("per-role check-in overrides (seconds)"),
+    devices: z.array(zigbeeDeviceSchema).default([]),
+  })
+  .strict()
+  .superRefine((zb, ctx) => {
+    if (zb.restartMinMs > zb.restartMaxMs) ctx.addIssue({ code: "custom", path: ["restartMinMs"], message: "must not exceed restartMaxMs" });
+    const seen = new Set<string>();
+    zb.devices.forEach((d, i) => {
+      if (seen.has(d.ieee)) ctx.addIssue({ code: "custom", path: ["devices", i, "ieee"], message: `${d.ieee} is listed twice` });
+      seen.add(d.ieee);
+    });
+  });
+
 /** Optional: without it the hub guards the home and journals everything, but sends nothing. */
 export const uplinkSchema = z
   .object({
@@ -119,6 +172,7 @@ export const configSchema = z
     rules: rulesSchema.default(rulesSchema.parse({})),
     journal: z.object({ maxRows: z.number().int().min(1000).max(10_000_000).default(200000) }).strict().default({ maxRows: 200000 }),
     uplink: uplinkSchema.optional(),
+    zigbee: zigbeeSchema.optional(),
   })
   .strict();
 
@@ -127,3 +181,5 @@ export type BusConfig = z.infer<typeof busSchema>;
 export type DeviceConfig = z.infer<typeof deviceSchema>;
 export type RulesConfig = z.infer<typeof rulesSchema>;
 export type UplinkConfig = z.infer<typeof uplinkSchema>;
+export type ZigbeeConfig = z.infer<typeof zigbeeSchema>;
+export type ZigbeeDeviceConfig = z.infer<typeof zigbeeDeviceSchema>;

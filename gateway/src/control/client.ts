@@ -2,26 +2,48 @@
 import net from "node:net";
 import type { ControlRequest, ControlResponse } from "./protocol.js";
 
-export async function callDaemon(path: string, req: ControlRequest, timeoutMs = 10_000): Promise<ControlResponse> {
+/** Like callDaemon, for requests that stream progress lines before their answer; the timeout is reset by each line. */
+export async function streamDaemon(path: string, req: ControlRequest, onProgress: (p: unknown) => void, idleTimeoutMs = 30_000): Promise<ControlResponse> {
+  return callDaemon(path, req, idleTimeoutMs, onProgress);
+}
+
+export async function callDaemon(path: string, req: ControlRequest, timeoutMs = 10_000, onProgress?: (p: unknown) => void): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
     let buf = "";
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no answer from anxin-hub on ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
+    const expire = () =>
+      setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`no answer from anxin-hub on ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+    let timer = expire();
     sock.setEncoding("utf8");
     sock.once("connect", () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on("data", (c: string) => {
       buf += c;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as ControlResponse);
-      } catch {
-        reject(new Error("anxin-hub sent an answer that is not JSON"));
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          clearTimeout(timer);
+          sock.destroy();
+          reject(new Error("anxin-hub sent an answer that is not JSON"));
+          return;
+        }
+        if (msg && typeof msg === "object" && "progress" in msg && !("ok" in msg)) {
+          clearTimeout(timer);
+          timer = expire();
+          onProgress?.((msg as { progress: unknown }).progress);
+          continue;
+        }
+        clearTimeout(timer);
+        sock.end();
+        resolve(msg as ControlResponse);
+        return;
       }
     });
     sock.once("error", (e: NodeJS.ErrnoException) => {

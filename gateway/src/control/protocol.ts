@@ -7,10 +7,24 @@ export const requestSchema = z.discriminatedUnion("cmd", [
   z.object({ cmd: z.literal("devices") }).strict(),
   z.object({ cmd: z.literal("test"), device: z.string().min(1).max(64) }).strict(),
   z.object({ cmd: z.literal("valve_reopen"), by: z.string().min(2).max(80), osUser: z.string().max(64) }).strict(),
+  z
+    .object({
+      cmd: z.literal("pair"),
+      seconds: z.number().int().min(1).max(254).default(120),
+      expect: z.array(z.string().regex(/^0x[0-9a-fA-F]{16}$/, "an IEEE address: 0x and 16 hex digits")).max(64).optional(),
+    })
+    .strict(),
 ]);
 export type ControlRequest = z.infer<typeof requestSchema>;
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; details?: string[] };
+
+/** A long request (pair) sends progress lines before its one response line. */
+export interface ControlProgress {
+  progress: unknown;
+}
+
+export type Progress = (p: unknown) => void;
 
 /** Requests larger than this are refused unread: nothing legitimate is near it. */
 export const MAX_REQUEST_BYTES = 16 * 1024;

@@ -2,9 +2,10 @@
 import { chmod, unlink } from "node:fs/promises";
 import net from "node:net";
 import type { Logger } from "pino";
-import { MAX_REQUEST_BYTES, requestSchema, type ControlRequest, type ControlResponse } from "./protocol.js";
+import { MAX_REQUEST_BYTES, requestSchema, type ControlRequest, type ControlResponse, type Progress } from "./protocol.js";
 
-export type Handler = (req: ControlRequest) => Promise<ControlResponse>;
+/** `progress` writes a progress line to the caller (streamed requests such as pair). */
+export type Handler = (req: ControlRequest, progress: Progress) => Promise<ControlResponse>;
 
 function probe(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -75,7 +76,10 @@ export class ControlServer {
     const parsed = requestSchema.safeParse(raw);
     if (!parsed.success) return this.reply(sock, { ok: false, error: "invalid request", details: parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`) });
     try {
-      this.reply(sock, await this.handle(parsed.data));
+      const progress: Progress = (p) => {
+        if (!sock.destroyed) sock.write(`${JSON.stringify({ progress: p })}\n`);
+      };
+      this.reply(sock, await this.handle(parsed.data, progress));
     } catch (e) {
       this.log.error({ err: (e as Error).message, cmd: parsed.data.cmd }, "control request failed");
       this.reply(sock, { ok: false, error: (e as Error).message });

@@ -1,6 +1,7 @@
 // What each control-socket request does in the running daemon.
 import type { HubConfig } from "../config/schema.js";
-import type { ControlRequest, ControlResponse } from "../control/protocol.js";
+import type { ControlRequest, ControlResponse, Progress } from "../control/protocol.js";
+import type { ZigbeeRegistry } from "../devices/zigbee-registry.js";
 import type { Journal } from "../journal/journal.js";
 import type { SafetyHub } from "../hub/safety-hub.js";
 import type { Bus } from "../transports/modbus/bus.js";
@@ -15,21 +16,27 @@ interface Parts {
   buses: Bus[];
   health: Health;
   uplink?: UplinkHandle | null;
+  zigbee?: ZigbeeRegistry | null;
   startedAt: number;
 }
 
 export function controlHandler(p: Parts) {
-  return async (req: ControlRequest): Promise<ControlResponse> => {
+  return async (req: ControlRequest, progress: Progress = () => {}): Promise<ControlResponse> => {
     switch (req.cmd) {
       case "status":
         return { ok: true, result: await status(p) };
       case "devices":
         return { ok: true, result: devices(p) };
       case "test": {
-        const d = p.hub.poller.devices().find((x) => x.id === req.device);
-        if (!d) return { ok: false, error: `no device '${req.device}' (devices: ${p.hub.poller.devices().map((x) => x.id).join(", ")})` };
+        const d = p.hub.devices().find((x) => x.id === req.device);
+        if (!d) return { ok: false, error: `no device '${req.device}' (devices: ${p.hub.devices().map((x) => x.id).join(", ")})` };
         const r = await d.read(Date.now);
         return { ok: true, result: { device: d.id, values: r.values, labels: r.labels, signals: r.signals, problems: r.problems } };
+      }
+      case "pair": {
+        if (!p.zigbee) return { ok: false, error: "this hub has no Zigbee coordinator configured (add a `zigbee:` section)" };
+        const r = await p.zigbee.pair({ seconds: req.seconds, expect: req.expect?.map((s) => s.toLowerCase()) }, progress);
+        return { ok: true, result: r };
       }
       case "valve_reopen": {
         const r = await p.hub.reopenValves({ person: req.by, osUser: req.osUser });
@@ -59,14 +66,43 @@ async function status(p: Parts) {
     buses: p.buses.map((b) => ({ name: b.name, up: b.isUp, queued: b.queued, requests: b.requests })),
     journal: await p.journal.stats(),
     uplink: p.uplink?.status() ?? { state: "not configured" },
+    zigbee: p.zigbee ? { ...p.zigbee.coordinator(), devices: p.zigbee.devices().length } : { state: "not configured" },
   };
 }
 
 function devices(p: Parts) {
+  return [...modbusDevices(p), ...zigbeeDevices(p)];
+}
+
+function zigbeeDevices(p: Parts) {
+  return (p.zigbee?.devices() ?? []).map((d) => {
+    const h = p.zigbee!.health(d.id);
+    const zh = p.zigbee!.stack?.up?.getDeviceByIeeeAddr(d.ieee);
+    return {
+      id: d.id,
+      transport: "zigbee",
+      ieee: d.ieee,
+      model: d.model,
+      vendor: d.vendor,
+      roles: [...d.roles],
+      room: d.room,
+      status: h?.online === true ? "online" : h?.online === false ? "offline" : "starting",
+      lastSeen: h?.lastSeen ?? null,
+      windowMs: h?.windowMs,
+      power: h?.mains ? "mains" : "battery",
+      linkquality: d.linkquality ?? zh?.linkquality ?? null,
+      battery: typeof d.state.battery === "number" ? d.state.battery : null,
+      signals: d.signals(),
+    };
+  });
+}
+
+function modbusDevices(p: Parts) {
   return p.hub.poller.devices().map((d) => {
     const h = p.hub.health(d.id);
     return {
       id: d.id,
+      transport: "modbus",
       profile: d.profile.id,
       model: d.profile.model,
       roles: d.profile.roles,

@@ -22,6 +22,7 @@ import { createNotifier } from "../../../lib/daemon/sd-notify.js";
 import { VERSION } from "../version.js";
 import type { EventDraft } from "../../../protocol/envelope.js";
 import { openUplink, SirenTest, type UplinkHandle } from "../uplink/index.js";
+import { ZigbeeRegistry } from "../devices/zigbee-registry.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -33,6 +34,8 @@ export interface RunningHub {
   health: Health;
   /** Null when the configuration has no `uplink` section. */
   uplink: UplinkHandle | null;
+  /** Null when the configuration has no `zigbee` section. */
+  zigbee: ZigbeeRegistry | null;
   stop(): Promise<void>;
 }
 
@@ -44,6 +47,8 @@ export interface StartOptions {
 }
 
 const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
+/** How long the start waits for the coordinator before telling systemd it is ready anyway. */
+const ZIGBEE_READY_WAIT_MS = 20_000;
 
 /** Loads and checks everything the daemon would, without starting anything. */
 export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile> }> {
@@ -110,7 +115,12 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       return e;
     },
   };
-  const hub = new SafetyHub({ devices, buses, rules: config.rules, journal: sink, log, now });
+  const zigbee = config.zigbee ? new ZigbeeRegistry({ config: config.zigbee, dataDir: config.hub.dataDir, log, now }) : null;
+  const hub = new SafetyHub({
+    devices, buses, rules: config.rules, journal: sink, log, now,
+    zigbee: zigbee ?? undefined,
+    fall: config.zigbee ? { confirmMs: config.zigbee.fallConfirmMs } : undefined,
+  });
   const sirenTest = new SirenTest(hub, log);
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
   const health = new Health();
@@ -123,12 +133,28 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       return { ok: !stuck, detail: stuck ? `a request has been running for ${Math.round(bus.busyForMs)} ms` : bus.isUp ? "up" : "port missing, reconnecting" };
     });
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, startedAt: now() }), log);
+  if (zigbee)
+    // A coordinator that is down is reported and restarted; restarting the daemon would not bring it back.
+    health.register("zigbee", () => ({ ok: true, detail: zigbee.coordinator().state === "up" ? "up" : `coordinator ${zigbee.coordinator().state}: ${zigbee.coordinator().error ?? "starting"}` }));
+
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();
+  // The RS-485 rules already run. The coordinator's first start is awaited for a while (a failure retries in
+  // the background); a Zigbee side that cannot start at all is a fault event, never a reason not to run.
+  if (zigbee) {
+    const first = zigbee.start().catch((e: Error) => {
+      log.error({ err: e.message }, "the Zigbee side cannot start");
+      hub.record({ kind: "device", type: "fault", severity: "warning", device: "zigbee-coordinator", data: { component: "zigbee", reason: e.message } });
+    });
+    await Promise.race([first, new Promise<void>((r) => setTimeout(r, ZIGBEE_READY_WAIT_MS).unref())]);
+  }
   uplink?.start();
-  hub.record({ kind: "audit", type: "hub_started", severity: "info", data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, host: os.hostname() } });
+  hub.record({
+    kind: "audit", type: "hub_started", severity: "info",
+    data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, host: os.hostname(), ...(zigbee ? { zigbee: zigbee.coordinator().state, zigbeeDevices: zigbee.devices().length } : {}) },
+  });
 
   const notifier = createNotifier({ healthy: () => health.ok(), log: (msg, err) => log.warn({ err: err instanceof Error ? err.message : err }, msg) });
   notifier.ready();
@@ -142,11 +168,12 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       await uplink?.stop();
       await sirenTest.stop();
       await control.stop();
+      await zigbee?.stop();
       for (const bus of buses) await bus.stop();
       await journal.close();
       notifier.close();
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, stop };
 }

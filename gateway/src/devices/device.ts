@@ -1,8 +1,9 @@
 // A device on a bus: its profile, its address and how to read and command it.
 import type { Bus, Priority, RequestTiming } from "../transports/modbus/bus.js";
-import type { CommandName, Profile, Role } from "../profiles/schema.js";
+import type { Profile, Role } from "../profiles/schema.js";
 import { decodePoints, type Decoded } from "./decode.js";
 import { deriveSignals, type Signals } from "./signals.js";
+import type { HubCommand, HubDevice, HubRole } from "./hub-device.js";
 
 export interface Reading extends Decoded {
   device: string;
@@ -22,7 +23,8 @@ export interface DeviceSpec {
   ratedCloseMs?: number;
 }
 
-export class Device {
+export class Device implements HubDevice {
+  readonly transport = "modbus" as const;
   readonly id: string;
   readonly profile: Profile;
   readonly bus: Bus;
@@ -45,8 +47,12 @@ export class Device {
     this.timing = { timeoutMs: spec.timeoutMs, gapMs: spec.profile.serial.interFrameMs };
   }
 
-  has(role: Role): boolean {
-    return this.profile.roles.includes(role);
+  get roles(): readonly Role[] {
+    return this.profile.roles;
+  }
+
+  has(role: HubRole): boolean {
+    return (this.profile.roles as readonly HubRole[]).includes(role);
   }
 
   /** Reads every poll block; any failed block fails the whole poll (no half readings). */
@@ -56,13 +62,13 @@ export class Device {
     return { ...decoded, device: this.id, at: now(), signals: deriveSignals(this.profile, decoded) };
   }
 
-  canDo(command: CommandName): boolean {
-    return !this.profile.readOnly && this.profile.commands[command] !== undefined;
+  canDo(command: HubCommand): boolean {
+    return command !== "siren_chirp" && !this.profile.readOnly && this.profile.commands[command] !== undefined;
   }
 
   /** Writes a command's frames in order, at the given priority. */
-  async command(command: CommandName, priority: Priority): Promise<void> {
-    const c = this.profile.commands[command];
+  async command(command: HubCommand, priority: Priority): Promise<void> {
+    const c = command === "siren_chirp" ? undefined : this.profile.commands[command];
     if (!c || this.profile.readOnly) throw new Error(`device ${this.id} (${this.profile.id}) has no '${command}' command`);
     for (const w of c.write) await this.bus.write(this.unit, w.fc, w.address, w.value, this.timing, priority);
   }

@@ -1,11 +1,18 @@
-// Wires the parts of one home together: readings → gas/CO rule → actuators, and every
-// outcome into the journal. Actuator commands are issued before the journal write is started,
-// and the journal write is never awaited on the way to a valve (invariant 1).
+// Wires the parts of one home together: readings (RS-485 polls, Zigbee messages) → rules (gas/CO, smoke,
+// SOS, fall) → actuators, and every outcome into the journal. Actuator commands are issued before the
+// journal write is started, and the journal write is never awaited on the way to a valve (invariant 1).
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { EventAction, EventDraft } from "../../../protocol/envelope.js";
 import type { RulesConfig } from "../config/schema.js";
 import type { Device, Reading } from "../devices/device.js";
+import type { HubDevice, SirenMode } from "../devices/hub-device.js";
+import type { ZigbeeDevice } from "../devices/zigbee-device.js";
+import type { ZigbeeChange, ZigbeeRegistry } from "../devices/zigbee-registry.js";
+import type { PairDeviceReport } from "../transports/zigbee/pairing.js";
+import * as smoke from "../rules/smoke.js";
+import * as sos from "../rules/sos.js";
+import * as fall from "../rules/fall.js";
 import type { DeviceHealth, DeviceStatus } from "../devices/poller.js";
 import { Poller } from "../devices/poller.js";
 import { Actuators } from "../actions/actuators.js";
@@ -27,10 +34,27 @@ export interface SafetyHubOptions {
   /** How often a detector's reading is journaled when nothing is happening. */
   readingEveryMs?: number;
   tickMs?: number;
+  /** The Zigbee side, when the install has one. */
+  zigbee?: ZigbeeRegistry;
+  sos?: sos.SosParams;
+  fall?: fall.FallParams;
 }
+
+/** Every active alarm, gas/CO and the others, in the gas rule's shape (what status and the siren test read). */
+export interface RuleView extends Omit<gas.GasRuleState, "alarms"> {
+  alarms: Record<string, gas.AlarmState>;
+}
+
+export type OtherDecision =
+  | { rule: "smoke"; d: smoke.SmokeDecision }
+  | { rule: "sos"; d: sos.SosDecision }
+  | { rule: "fall"; d: fall.FallDecision };
+
+const COORDINATOR_ID = "zigbee-coordinator";
 
 type HubEvents = {
   decision: [d: gas.Decision, at: number];
+  other: [d: OtherDecision, at: number];
   reading: [r: Reading];
 };
 
@@ -49,7 +73,12 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private tick?: NodeJS.Timeout;
   private readonly lastJournaledReading = new Map<string, number>();
   private readonly faultShown = new Map<string, boolean>();
-  private readonly byId: Map<string, Device>;
+  private readonly byId: Map<string, HubDevice>;
+  private smokeState = smoke.initialSmokeState();
+  private sosState = sos.initialSosState();
+  private fallState = fall.initialFallState();
+  private sirenMode: SirenMode | null = null;
+  private readonly flagsShown = new Map<string, boolean>();
   journalFailures = 0;
 
   constructor(private readonly o: SafetyHubOptions) {
@@ -59,11 +88,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.poller = new Poller(o.devices, this.now);
     this.actuators = new Actuators(o.devices, o.log);
     const valves: gas.GasRuleParams["valves"] = {};
-    for (const v of this.actuators.valves)
-      valves[v.id] = {
-        ratedCloseMs: v.ratedCloseMs ?? v.profile.commands.close?.ratedMs ?? o.rules.valve.ratedCloseMs,
-        retryMs: v.profile.commands.close?.retryMs ?? o.rules.valve.retryMs,
-      };
+    for (const v of this.actuators.valves) valves[v.id] = this.valveParams(v);
     this.params = {
       gas: o.rules.gas,
       co: o.rules.co,
@@ -81,11 +106,31 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       bus.on("down", (reason) => this.record({ kind: "device", type: "offline", severity: "warning", device: bus.name, data: { component: "bus", reason } }));
       bus.on("up", () => this.record({ kind: "device", type: "online", severity: "info", device: bus.name, data: { component: "bus" } }));
     }
+    const zb = o.zigbee;
+    if (zb) {
+      zb.on("device", (d) => this.addZigbee(d));
+      zb.on("removed", (d, reason) => this.removeZigbee(d, reason));
+      zb.on("change", (c) => this.onZigbeeChange(c));
+      zb.on("status", (d, online, reason) => this.onZigbeeStatus(d, online, reason));
+      zb.on("unsupported", (r) => this.onUnsupported(r));
+      zb.on("coordinator", (c) => this.onCoordinator(c));
+    }
+  }
+
+  private valveParams(v: HubDevice): { ratedCloseMs: number; retryMs: number } {
+    const profile = (v as Partial<Device>).profile;
+    return {
+      ratedCloseMs: v.ratedCloseMs ?? profile?.commands.close?.ratedMs ?? this.o.rules.valve.ratedCloseMs,
+      retryMs: profile?.commands.close?.retryMs ?? this.o.rules.valve.retryMs,
+    };
   }
 
   start(): void {
     this.poller.start();
-    this.tick = setInterval(() => this.apply({ type: "tick" }), this.o.tickMs ?? 200);
+    this.tick = setInterval(() => {
+      this.apply({ type: "tick" });
+      this.applyFall({ type: "tick" });
+    }, this.o.tickMs ?? 200);
   }
 
   stop(): void {
@@ -93,8 +138,19 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.poller.stop();
   }
 
-  get rule(): Readonly<gas.GasRuleState> {
-    return this.state;
+  /** The gas/CO rule's state, with every other active alarm and the sirens' real state folded in. */
+  get rule(): Readonly<RuleView> {
+    const alarms: Record<string, gas.AlarmState> = { ...this.state.alarms };
+    const sm = this.smokeState.alarm;
+    if (sm) alarms.smoke = { since: sm.since, device: sm.device, trigger: `smoke at ${sm.devices.join(", ")}`, peak: null, belowSince: null };
+    for (const [id, f] of Object.entries(this.fallState.devices))
+      if (f.raisedAt !== null && !alarms.fall) alarms.fall = { since: f.raisedAt, device: id, trigger: "fall reported and not withdrawn", peak: null, belowSince: null };
+    return { ...this.state, alarms, sirenOn: this.sirenMode !== null };
+  }
+
+  /** Every device the hub knows, RS-485 and Zigbee. */
+  devices(): HubDevice[] {
+    return [...this.byId.values()];
   }
 
   health(id: string): DeviceHealth | undefined {
@@ -102,8 +158,8 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   }
 
   /** Detectors the reopen check must have heard from. */
-  private detectors(): Device[] {
-    return this.o.devices.filter((d) => d.has("gas_detector") || d.has("co_detector"));
+  private detectors(): HubDevice[] {
+    return [...this.byId.values()].filter((d) => d.has("gas_detector") || d.has("co_detector"));
   }
 
   private onReading(r: Reading): void {
@@ -117,7 +173,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.maybeJournalReading(d, r);
   }
 
-  private noteFault(d: Device, r: Reading): void {
+  private noteFault(d: HubDevice, r: Reading): void {
     const fault = r.signals.fault === true || r.signals.fault === 1;
     if (r.signals.fault === undefined || this.faultShown.get(d.id) === fault) return;
     const first = !this.faultShown.has(d.id);
@@ -126,7 +182,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.record({ kind: "device", type: fault ? "fault" : "fault_cleared", severity: fault ? "warning" : "info", device: d.id, room: d.room, data: { values: r.values } });
   }
 
-  private maybeJournalReading(d: Device, r: Reading): void {
+  private maybeJournalReading(d: HubDevice, r: Reading): void {
     if (!(d.has("gas_detector") || d.has("co_detector"))) return;
     const last = this.lastJournaledReading.get(d.id) ?? 0;
     if (r.at - last < (this.o.readingEveryMs ?? 60_000)) return;
@@ -154,8 +210,10 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     for (const d of decisions) {
       if (d.do === "close_valve") {
         void this.actuators.send(d.valve, "close");
-        this.poller.hurry(d.valve, this.o.rules.valve.verifyPollMs, (this.params.valves[d.valve]?.ratedCloseMs ?? 15000) + 5000);
-      } else if (d.do === "siren") void this.actuators.sirensTo(d.on);
+        const forMs = (this.params.valves[d.valve]?.ratedCloseMs ?? 15000) + 5000;
+        this.poller.hurry(d.valve, this.o.rules.valve.verifyPollMs, forMs);
+        (this.byId.get(d.valve) as Partial<ZigbeeDevice> | undefined)?.hurry?.(this.o.rules.valve.verifyPollMs, forMs);
+      } else if (d.do === "siren") this.settleSirens();
     }
     for (const d of decisions) {
       this.emit("decision", d, at);
@@ -212,6 +270,166 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     }
   }
 
+  /**
+   * One siren state for every rule: smoke wants fire mode, gas/CO and valve faults want emergency; with
+   * both, fire wins (the home must be left). Commands go out only when the wanted state changes.
+   */
+  private settleSirens(): void {
+    const want: SirenMode | null = this.smokeState.alarm ? "fire" : this.state.sirenOn ? "emergency" : null;
+    if (want === this.sirenMode) return;
+    this.sirenMode = want;
+    void this.actuators.sirensTo(want !== null, want ?? undefined);
+  }
+
+  // ---- Zigbee ------------------------------------------------------------------------------------------------
+
+  private addZigbee(d: ZigbeeDevice): void {
+    const existing = this.byId.get(d.id);
+    if (existing && existing.transport !== "zigbee") {
+      this.o.log.error({ id: d.id }, "a zigbee device has the id of an RS-485 device; not added");
+      return;
+    }
+    this.byId.set(d.id, d);
+    this.actuators.add(d);
+    if (d.has("valve") && d.canDo("close")) {
+      this.params.valves[d.id] = this.valveParams(d);
+      const at = this.now();
+      const r = gas.addValve(this.state, d.id, at);
+      this.state = r.state;
+      if (r.decisions.length) this.carryOut(r.decisions, at);
+    }
+    // A siren that joins during an alarm sounds at once.
+    if (this.sirenMode && d.has("siren") && d.canDo("siren_on")) void this.actuators.send(d.id, "siren_on", { mode: this.sirenMode });
+  }
+
+  private removeZigbee(d: ZigbeeDevice, reason: string): void {
+    if (this.byId.get(d.id) !== d) return;
+    this.byId.delete(d.id);
+    this.actuators.remove(d.id);
+    this.record({ kind: "device", type: "left", severity: "warning", device: d.id, room: d.room, data: { ieee: d.ieee, model: d.model, reason } });
+  }
+
+  private onZigbeeChange(c: ZigbeeChange): void {
+    const d = c.device;
+    if (this.byId.get(d.id) !== d) return;
+    const p = d.plan;
+    const ch = c.change;
+    const has = (k: string | undefined): k is string => k !== undefined && k in ch;
+    // Safety inputs first: they may issue actuator commands.
+    if (d.has("gas_detector") && has(p.gas)) this.apply({ type: "detector", device: d.id, kind: "gas", room: d.room, signals: { alarm: ch[p.gas] === true }, eventDriven: true });
+    if (d.has("co_detector") && has(p.co)) this.apply({ type: "detector", device: d.id, kind: "co", room: d.room, signals: { alarm: ch[p.co] === true }, eventDriven: true });
+    if (d.has("valve") && p.valve && has(p.valve.property))
+      this.apply({ type: "valve", device: d.id, signals: { valve_closed: ch[p.valve.property] === p.valve.closed, valve_open: ch[p.valve.property] === p.valve.open } });
+    if (d.has("smoke_detector") && has(p.smoke)) this.applySmoke({ type: "detector", device: d.id, room: d.room, smoke: ch[p.smoke] === true });
+    if (d.has("sos_button") && p.sos && has(p.sos.property) && p.sos.press.includes(String(ch[p.sos.property]))) this.applySos(d, String(ch[p.sos.property]));
+    if (d.has("fall_detector") && p.fall && has(p.fall.property)) {
+      const v = String(ch[p.fall.property]);
+      this.applyFall({ type: "report", device: d.id, room: d.room, status: p.fall.fall.includes(v) ? "fall" : p.fall.maybe.includes(v) ? "maybe" : "clear" });
+    }
+    if (d.has("fall_detector") && has(p.presence)) this.applyFall({ type: "presence", device: d.id, room: d.room, presence: ch[p.presence] === true });
+    this.noteFlag(d, "tamper", p.tamper, ch);
+    this.noteFlag(d, "battery_low", p.batteryLow, ch);
+    const r: Reading = { device: d.id, at: c.at, values: {}, labels: {}, problems: [], signals: d.signals() };
+    this.emit("reading", r);
+    if (d.has("breathing_monitor") && has(p.breathing)) this.maybeJournalVital(d, ch[p.breathing], c.at);
+  }
+
+  /** tamper / battery_low: a warning when it appears, info when it goes away; a first "all fine" is not news. */
+  private noteFlag(d: ZigbeeDevice, type: "tamper" | "battery_low", key: string | undefined, ch: Record<string, unknown>): void {
+    if (!key || typeof ch[key] !== "boolean") return;
+    const on = ch[key] as boolean;
+    const k = `${d.id}/${type}`;
+    const prev = this.flagsShown.get(k);
+    if (prev === on) return;
+    this.flagsShown.set(k, on);
+    if (prev === undefined && !on) return;
+    this.record({
+      kind: "device", type: on ? type : type === "tamper" ? "tamper_cleared" : "battery_ok", severity: on ? "warning" : "info", device: d.id, room: d.room,
+      data: { model: d.model, ...(typeof d.state.battery === "number" ? { battery: d.state.battery } : {}) },
+    });
+  }
+
+  private maybeJournalVital(d: ZigbeeDevice, value: unknown, at: number): void {
+    const last = this.lastJournaledReading.get(d.id) ?? 0;
+    if (at - last < (this.o.readingEveryMs ?? 60_000)) return;
+    this.lastJournaledReading.set(d.id, at);
+    this.record({ kind: "reading", type: "breathing_rate", severity: "info", device: d.id, room: d.room, data: { breathing_rate: value } });
+  }
+
+  private onZigbeeStatus(d: ZigbeeDevice, online: boolean, reason: string): void {
+    if (this.byId.get(d.id) !== d) return;
+    this.apply({ type: "status", device: d.id, online });
+    this.applySmoke({ type: "status", device: d.id, online });
+    // A detector restored from the database is fed its last known state once it is heard again.
+    if (online) this.restoreDetector(d);
+    if (online && reason === "first frame") return;
+    this.record({ kind: "device", type: online ? "online" : "offline", severity: online ? "info" : "warning", device: d.id, room: d.room, data: { reason, roles: [...d.roles], transport: "zigbee" } });
+  }
+
+  private restoreDetector(d: ZigbeeDevice): void {
+    const p = d.plan;
+    for (const [kind, key, role] of [["gas", p.gas, "gas_detector"], ["co", p.co, "co_detector"]] as const) {
+      if (!key || !d.has(role) || this.state.detectors[d.id] || typeof d.state[key] !== "boolean") continue;
+      this.apply({ type: "detector", device: d.id, kind, room: d.room, signals: { alarm: d.state[key] === true }, eventDriven: true });
+    }
+  }
+
+  private onUnsupported(r: PairDeviceReport): void {
+    this.record({
+      kind: "device", type: "unsupported", severity: "warning", device: r.id ?? `zb-${r.ieee.slice(-6)}`,
+      data: { ieee: r.ieee, outcome: r.outcome, model: r.model, vendor: r.vendor, reason: r.reason },
+    });
+  }
+
+  private onCoordinator(c: { up: boolean; reason?: string; retryInMs?: number; attempt: number; downForMs?: number | null }): void {
+    if (!c.up) {
+      this.record({ kind: "device", type: "fault", severity: "warning", device: COORDINATOR_ID, data: { component: "zigbee", reason: c.reason, attempt: c.attempt, retryInMs: c.retryInMs } });
+      return;
+    }
+    if (c.downForMs != null) this.record({ kind: "device", type: "fault_cleared", severity: "info", device: COORDINATOR_ID, data: { component: "zigbee", attempt: c.attempt, downForMs: c.downForMs } });
+  }
+
+  private applySmoke(input: smoke.SmokeInput): void {
+    const at = this.now();
+    const r = smoke.smokeStep(this.smokeState, input, at);
+    this.smokeState = r.state;
+    if (!r.decisions.length) return;
+    if (r.decisions.some((x) => x.do === "sirens")) this.settleSirens();
+    for (const d of r.decisions) {
+      this.emit("other", { rule: "smoke", d }, at);
+      if (d.do === "raise") this.record({ kind: "alarm", type: "smoke", severity: "critical", device: d.device, room: d.room, data: { trigger: "detector reports smoke" }, actions: this.sirenActions() });
+      else if (d.do === "spread") this.record({ kind: "reading", type: "smoke_spread", severity: "high", device: d.device, room: d.room, data: { alarmSince: this.smokeState.alarm?.since } });
+      else if (d.do === "clear") this.record({ kind: "alarm_cleared", type: "smoke", severity: "info", device: d.device, room: this.byId.get(d.device)?.room, data: { since: d.since, detectors: d.devices } });
+    }
+  }
+
+  private applySos(dev: ZigbeeDevice, action: string): void {
+    const at = this.now();
+    const r = sos.sosPress(this.sosState, this.o.sos ?? sos.DEFAULT_SOS, { device: dev.id, room: dev.room, action }, at);
+    this.sosState = r.state;
+    // Feedback first, then the journal.
+    const chirps = r.decisions.some((d) => d.do === "chirp") ? this.actuators.sirens.filter((s) => s.canDo("siren_chirp")) : [];
+    if (chirps.length) void this.actuators.chirp();
+    for (const d of r.decisions) {
+      this.emit("other", { rule: "sos", d }, at);
+      if (d.do === "raise")
+        this.record({ kind: "alarm", type: "sos", severity: "critical", device: d.device, room: d.room, data: { action: d.action }, actions: chirps.map((s) => ({ action: "siren_chirp", target: s.id, detail: "local feedback to the caller" })) });
+      else if (d.do === "repeat") this.record({ kind: "reading", type: "sos_repeat", severity: "high", device: d.device, room: dev.room, data: { presses: d.presses, since: d.since } });
+    }
+  }
+
+  private applyFall(input: fall.FallInput): void {
+    const at = this.now();
+    const r = fall.fallStep(this.fallState, this.o.fall ?? fall.DEFAULT_FALL, input, at);
+    this.fallState = r.state;
+    for (const d of r.decisions) {
+      this.emit("other", { rule: "fall", d }, at);
+      if (d.do === "raise") this.record({ kind: "alarm", type: "fall", severity: "critical", device: d.device, room: d.room, data: { reportedAt: d.reportedAt, confirmedAfterMs: at - d.reportedAt, presence: d.presence } });
+      else if (d.do === "clear") this.record({ kind: "alarm_cleared", type: "fall", severity: "info", device: d.device, room: this.byId.get(d.device)?.room, data: { since: d.since } });
+      else if (d.do === "withdrawn") this.o.log.info({ device: d.device, afterMs: d.afterMs }, "fall report withdrawn by the radar before confirmation");
+    }
+  }
+
   /** A home without a siren gets no siren action: events say only what the hub really did. */
   private sirenActions(): EventAction[] {
     return this.actuators.sirens.map((s) => ({ action: "siren_on", target: s.id }));
@@ -238,7 +456,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       if (d.do === "open_valve") {
         const res = await this.actuators.send(d.valve, "open");
         opened.push({ valve: d.valve, ok: res.ok, error: res.error });
-      } else if (d.do === "siren") void this.actuators.sirensTo(d.on);
+      } else if (d.do === "siren") this.settleSirens();
     }
     this.record({
       kind: "audit", type: "valve_reopen", severity: "warning",

@@ -32,6 +32,11 @@ export interface DetectorState {
   at: number;
   /** Per CO tier: since when the concentration has been at or above it. */
   tierSince: Array<number | null>;
+  /**
+   * Reports on change only (a Zigbee IAS detector): its last report stays true until it says otherwise, so
+   * age does not make it stale; its availability window (offline) is what says it has gone silent.
+   */
+  eventDriven?: boolean;
 }
 
 export interface AlarmState {
@@ -72,7 +77,7 @@ export type Decision =
   | { do: "valve_opened_on_site"; valve: string };
 
 export type RuleInput =
-  | { type: "detector"; device: string; kind: GasKind; room?: string; signals: Signals }
+  | { type: "detector"; device: string; kind: GasKind; room?: string; signals: Signals; eventDriven?: boolean }
   | { type: "valve"; device: string; signals: Signals }
   | { type: "status"; device: string; online: boolean }
   | { type: "tick" };
@@ -146,6 +151,7 @@ function updateDetector(state: GasRuleState, p: GasRuleParams, input: Extract<Ru
     at: now,
     tierSince: input.kind === "co" ? p.co.tiers.map((_, i) => prev?.tierSince[i] ?? null) : [],
   };
+  if (input.eventDriven) d.eventDriven = true;
   const sp = instantSetpoint(input.kind, p, s);
   if (d.flag) d.trigger = "device alarm output";
   else if (d.value !== null && d.value >= sp) d.trigger = `${d.value} ${input.kind === "gas" ? "%LEL" : "ppm"} ≥ set point ${sp}`;
@@ -185,7 +191,7 @@ function evaluateAlarms(state: GasRuleState, p: GasRuleParams, now: number, out:
     }
     if (!active) continue;
     for (const [, d] of dets) if (d.value !== null && (active.peak === null || d.value > active.peak)) active.peak = d.value;
-    const clear = dets.length > 0 && dets.every(([, d]) => !d.over && !d.flag && !d.offline && now - d.at <= p.staleMs && (d.value === null || d.value < clearLevel(kind, p, d)));
+    const clear = dets.length > 0 && dets.every(([, d]) => !d.over && !d.flag && !d.offline && (d.eventDriven || now - d.at <= p.staleMs) && (d.value === null || d.value < clearLevel(kind, p, d)));
     if (!clear) {
       active.belowSince = null;
       continue;
@@ -259,6 +265,26 @@ function settleSiren(state: GasRuleState, out: Decision[]): void {
     state.sirenOn = want;
     out.push({ do: "siren", on: want, reason: want ? [...alarms, ...faults.map(([id]) => `valve_fault:${id}`)].join(", ") : "all clear" });
   }
+}
+
+/**
+ * A valve that joined after start (a Zigbee valve paired or restored). During an active gas/CO alarm it is
+ * commanded closed at once, like every other valve.
+ */
+export function addValve(prev: GasRuleState, id: string, now: number): Step {
+  const state = structuredClone(prev);
+  const decisions: Decision[] = [];
+  if (state.valves[id]) return { state, decisions };
+  const v = freshValve();
+  state.valves[id] = v;
+  if (Object.keys(state.alarms).length > 0) {
+    v.commandedAt = now;
+    v.closed = false;
+    v.lastSentAt = now;
+    v.attempts = 1;
+    decisions.push({ do: "close_valve", valve: id, attempt: 1 });
+  }
+  return { state, decisions };
 }
 
 /** Why an on-site reopen must be refused now; empty when it may go ahead. */

@@ -1,0 +1,178 @@
+// A Zigbee device as the hub sees it: roles from its converter's exposes, state decoded by its
+// converter, commands built by its converter. It looks its herdsman device up on each use, because a
+// coordinator restart replaces every herdsman object.
+import type { Logger } from "pino";
+import type { Priority } from "../transports/modbus/bus.js";
+import type { CommandOptions, HubCommand, HubDevice, HubRole } from "./hub-device.js";
+import type { Reading } from "./device.js";
+import type { Signals } from "./signals.js";
+import { convertGet, convertSet, type Definition, type State, type ZhDevice } from "../transports/zigbee/definitions.js";
+import { pickSirenMode, type RolePlan } from "../transports/zigbee/roles.js";
+
+export interface ZigbeeDeviceSpec {
+  id: string;
+  ieee: string;
+  room?: string;
+  plan: RolePlan;
+  definition: Definition;
+  /** The live herdsman device, or undefined while the coordinator is down. */
+  lookup: (ieee: string) => ZhDevice | undefined;
+  log: Logger;
+  ratedCloseMs?: number;
+  /** How long one siren command sounds; it is re-sent before it runs out while the siren is wanted. */
+  sirenSeconds: number;
+  chirpSeconds: number;
+}
+
+const truthy = (v: unknown) => v === true || v === "ON" || v === 1;
+
+export class ZigbeeDevice implements HubDevice {
+  readonly transport = "zigbee" as const;
+  readonly id: string;
+  readonly ieee: string;
+  readonly room?: string;
+  readonly plan: RolePlan;
+  readonly definition: Definition;
+  readonly ratedCloseMs?: number;
+  state: State = {};
+  linkquality: number | null = null;
+  lastMessageAt: number | null = null;
+  private sirenTimer?: NodeJS.Timeout;
+  private hurryTimer?: NodeJS.Timeout;
+
+  constructor(private readonly spec: ZigbeeDeviceSpec) {
+    this.id = spec.id;
+    this.ieee = spec.ieee;
+    this.room = spec.room;
+    this.plan = spec.plan;
+    this.definition = spec.definition;
+    this.ratedCloseMs = spec.ratedCloseMs;
+  }
+
+  get roles(): readonly HubRole[] {
+    return this.plan.roles;
+  }
+
+  get model(): string {
+    return this.definition.model;
+  }
+
+  get vendor(): string {
+    return this.definition.vendor;
+  }
+
+  has(role: HubRole): boolean {
+    return this.plan.roles.includes(role);
+  }
+
+  canDo(command: HubCommand): boolean {
+    if (command === "close" || command === "open") return this.has("valve") && !!this.plan.valve;
+    return this.has("siren") && !!this.plan.siren;
+  }
+
+  zh(): ZhDevice {
+    const d = this.spec.lookup(this.ieee);
+    if (!d) throw new Error(`zigbee device ${this.id} is not reachable: the coordinator is down`);
+    return d;
+  }
+
+  /** Merges a decoded change into the device's state. */
+  update(change: State, linkquality?: number, at?: number): void {
+    Object.assign(this.state, change);
+    if (linkquality !== undefined) this.linkquality = linkquality;
+    if (at !== undefined) this.lastMessageAt = at;
+  }
+
+  async command(command: HubCommand, _priority: Priority, opts?: CommandOptions): Promise<void> {
+    // Zigbee has no queue of our own to jump: herdsman sends each request as it comes.
+    const zh = this.zh();
+    const p = this.plan;
+    switch (command) {
+      case "close":
+      case "open": {
+        if (!p.valve) throw new Error(`${this.id} is not a valve`);
+        const value = command === "close" ? p.valve.close : p.valve.openCmd;
+        this.update(await convertSet(this.definition, zh, p.valve.property, value, this.state));
+        return;
+      }
+      case "siren_on":
+        clearInterval(this.sirenTimer);
+        await this.warn(opts?.mode ?? "emergency", this.spec.sirenSeconds, "very_high");
+        // Re-sent before it runs out, for as long as the siren is wanted.
+        this.sirenTimer = setInterval(() => {
+          this.warn(opts?.mode ?? "emergency", this.spec.sirenSeconds, "very_high").catch((e: Error) => this.spec.log.warn({ device: this.id, err: e.message }, "siren refresh failed"));
+        }, Math.max(1000, (this.spec.sirenSeconds * 1000) / 2));
+        this.sirenTimer.unref();
+        return;
+      case "siren_off":
+        clearInterval(this.sirenTimer);
+        this.sirenTimer = undefined;
+        await convertSet(this.definition, zh, "warning", { mode: "stop", duration: 0, strobe: false }, this.state);
+        return;
+      case "siren_chirp":
+        // A short bounded sound: the siren stops by itself, nothing has to turn it off.
+        if (this.sirenTimer) return; // already sounding for an alarm: that is feedback enough
+        await this.warn("emergency", this.spec.chirpSeconds, "low");
+        return;
+    }
+  }
+
+  private async warn(mode: "fire" | "emergency", seconds: number, level: string): Promise<void> {
+    const p = this.plan.siren!;
+    await convertSet(this.definition, this.zh(), p.property, { mode: pickSirenMode(p.modes, mode), level, strobe: true, duration: seconds }, this.state);
+  }
+
+  /** The valve's read-back: ask for its state now and then until `forMs` is over (the answer arrives as a message). */
+  hurry(periodMs: number, forMs: number): void {
+    const p = this.plan.valve;
+    if (!p) return;
+    clearTimeout(this.hurryTimer);
+    const end = Date.now() + forMs;
+    const period = Math.max(500, periodMs);
+    const once = () => {
+      if (this.plan.valve && this.state[p.property] === p.closed) return;
+      const zh = this.spec.lookup(this.ieee);
+      if (zh) convertGet(this.definition, zh, p.property, this.state).catch((e: Error) => this.spec.log.debug({ device: this.id, err: e.message }, "valve read-back failed"));
+      if (Date.now() + period < end) this.hurryTimer = setTimeout(once, period);
+    };
+    this.hurryTimer = setTimeout(once, period);
+    this.hurryTimer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sirenTimer);
+    clearTimeout(this.hurryTimer);
+  }
+
+  /** The rules' signal vocabulary, from the converter state. */
+  signals(): Signals {
+    const s: Signals = {};
+    const p = this.plan;
+    const st = this.state;
+    const flags = [p.smoke, p.gas, p.co].filter((k): k is string => !!k && st[k] !== undefined);
+    if (flags.length) s.alarm = flags.some((k) => st[k] === true);
+    if (p.valve && st[p.valve.property] !== undefined) {
+      s.valve_closed = st[p.valve.property] === p.valve.closed;
+      s.valve_open = st[p.valve.property] === p.valve.open;
+    }
+    if (p.presence && st[p.presence] !== undefined) s.presence = st[p.presence] === true;
+    if (p.tamper && typeof st[p.tamper] === "boolean") s.tamper = st[p.tamper] as boolean;
+    if (p.batteryLow && typeof st[p.batteryLow] === "boolean") s.battery_low = st[p.batteryLow] as boolean;
+    if (p.siren && st.warning !== undefined) s.siren_on = truthy(st.warning);
+    return s;
+  }
+
+  /** What `anxin-hub test` shows: asks the readable properties, then reports the state as it stands. */
+  async read(now: () => number): Promise<Reading> {
+    const zh = this.zh();
+    const keys = [this.plan.valve?.property].filter((k): k is string => !!k);
+    for (const k of keys) await convertGet(this.definition, zh, k, this.state).catch(() => {});
+    const values: Record<string, number | boolean> = {};
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.state)) {
+      if (typeof v === "number" || typeof v === "boolean") values[k] = v;
+      else if (typeof v === "string") labels[k] = v;
+    }
+    return { device: this.id, at: now(), values, labels, problems: [], signals: this.signals() };
+  }
+}
