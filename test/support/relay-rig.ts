@@ -30,6 +30,13 @@ export interface RelayRigOptions {
   parts?: StartRelayOptions["parts"];
   /** Keep the temp dir after stop() (debugging). */
   keep?: boolean;
+  /** Reuse this directory (a restart on the same SQLite file); it is kept after stop(). */
+  dir?: string;
+  /** Replace the configured telephony. */
+  telephony?: StartRelayOptions["telephony"];
+  instanceId?: string;
+  /** Use this logger instead of a silent one (tests that read the log lines). */
+  log?: StartRelayOptions["log"];
 }
 
 export interface RelayRig {
@@ -60,7 +67,8 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 }
 
 export async function startRelayForTest(opts: RelayRigOptions = {}): Promise<RelayRig> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-relay-"));
+  const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), "anxin-relay-")));
+  const keep = opts.keep ?? opts.dir !== undefined;
   const mqttPort = await freePort();
   const httpPort = await freePort();
   const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
@@ -77,12 +85,12 @@ export async function startRelayForTest(opts: RelayRigOptions = {}): Promise<Rel
   );
   const configFile = path.join(dir, "relay.yaml");
   await writeFile(configFile, stringify(config));
-  const log = createLogger({ name: "anxin-relay", level: process.env.ANXIN_TEST_LOG ?? "silent" });
+  const log = opts.log ?? createLogger({ name: "anxin-relay", level: process.env.ANXIN_TEST_LOG ?? "silent" });
   let relay: RunningRelay;
   try {
-    relay = await startRelay(configFile, { log, onCommitted: opts.onCommitted, now: opts.now, parts: opts.parts });
+    relay = await startRelay(configFile, { log, onCommitted: opts.onCommitted, now: opts.now, parts: opts.parts, telephony: opts.telephony, instanceId: opts.instanceId });
   } catch (e) {
-    if (!opts.keep) await rm(dir, { recursive: true, force: true });
+    if (!keep) await rm(dir, { recursive: true, force: true });
     throw e;
   }
   return {
@@ -100,7 +108,7 @@ export async function startRelayForTest(opts: RelayRigOptions = {}): Promise<Rel
     },
     stop: async () => {
       await relay.stop();
-      if (!opts.keep) await rm(dir, { recursive: true, force: true });
+      if (!keep) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,5 +1,6 @@
-// The relay's HTTP API: health, Prometheus metrics, and hub enrolment (claim code → credentials).
-// Plain node:http: three routes do not need a framework.
+// The relay's HTTP API: health, Prometheus metrics, and hub enrolment (claim code → credentials), plus
+// whatever route handlers other parts add (telephony callbacks, the operator API), tried in order before
+// the 404. Plain node:http: a handful of routes do not need a framework.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -8,6 +9,12 @@ import { enrolRequestSchema, type EnrolResponse } from "../../../protocol/messag
 import { EnrolError } from "../registry/registry.js";
 
 export const MAX_BODY_BYTES = 4096;
+
+/**
+ * An extra route: resolves false when the request is not for it (nothing written to `res`), true once it
+ * has answered. The same shape as the telephony module's RouteHandler.
+ */
+export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
 
 export interface HealthReport {
   ok: boolean;
@@ -26,6 +33,8 @@ export interface ApiOptions {
   /** Failed enrolments allowed per client address in `windowMs` before 429. Default 10 a minute. */
   enrolFailures?: { max: number; windowMs: number };
   now?: () => number;
+  /** Tried in order for any path the server does not answer itself. */
+  routes?: RouteHandler[];
 }
 
 const STATUS_OF: Record<EnrolError["code"], number> = {
@@ -36,7 +45,7 @@ const STATUS_OF: Record<EnrolError["code"], number> = {
   used: 410,
 };
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -151,6 +160,7 @@ export class ApiServer {
         return this.enrol(req, res);
       }
       default:
+        for (const r of this.o.routes ?? []) if (await r(req, res)) return;
         req.resume();
         this.o.log.debug({ route }, "HTTP unknown path");
         return send(res, 404, { error: "not_found", message: `no such path: ${url.pathname}` });
@@ -202,7 +212,7 @@ export class ApiServer {
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headOnly = false): void {
+export function send(res: http.ServerResponse, status: number, body: unknown, headOnly = false): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
   res.end(headOnly ? undefined : text);
@@ -214,7 +224,7 @@ function methodNotAllowed(res: http.ServerResponse, allow: string): void {
 }
 
 /** Reads at most `limit` bytes; a longer body (by header or by count) is a 413 and the rest is not read. */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (declared > limit) return Promise.reject(new HttpError(413, "too_large", `body over ${limit} bytes`));
   return new Promise((resolve, reject) => {

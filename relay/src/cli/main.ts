@@ -8,8 +8,9 @@ import { Command, Option } from "commander";
 import { createLogger } from "../../../lib/daemon/logger.js";
 import { mosquittoAcl, mosquittoConf } from "../broker/mosquitto.js";
 import { ConfigError, hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
-import { openAdmin, type Admin } from "../daemon/admin.js";
 import { RELAY_VERSION, startRelay } from "../daemon/run.js";
+import { registerLoopCommands } from "./loop-commands.js";
+import { openAdminStore, type AdminHandle as Admin } from "./open-admin.js";
 import { isHubId, RELAY_USERNAME } from "../mqtt/topics.js";
 
 const DEFAULT_CONFIG = "/etc/anxin-relay/relay.yaml";
@@ -31,7 +32,7 @@ function withConfig(cmd: Command): Command {
 async function admin<T>(configFile: string, f: (a: Admin) => Promise<T>): Promise<T> {
   let a: Admin;
   try {
-    a = await openAdmin(configFile);
+    a = await openAdminStore(configFile);
   } catch (e) {
     fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
   }
@@ -48,7 +49,7 @@ function checkHubId(hub: string): void {
 }
 
 const program = new Command("anxin-relay")
-  .description("Anxin cloud relay: MQTT ingest from home safety hubs, enrolment, supervision")
+  .description("Anxin cloud relay: MQTT ingest from home safety hubs, enrolment, supervision, care plans, escalation")
   .version(RELAY_VERSION);
 
 program
@@ -161,6 +162,9 @@ program
         `${file}: valid (relay ${c.relay.id}, store ${c.store.kind}, broker ${c.broker.kind}; hubs enrol at ${relayPublicUrl(c)} and connect to ${hubMqttUrl(c)})\n`,
       );
       if (!c.http.publicUrl) process.stdout.write("note: http.publicUrl is not set; installers are told the listening address, which hubs may not reach\n");
+      if (c.escalation.enabled && c.telephony.kind === "console")
+        process.stdout.write("note: telephony.kind is console: call trees run but nobody is called (demo only); configure http or twilio for service\n");
+      if (c.forwarders.destinations.length === 0) process.stdout.write("note: forwarders.destinations is empty: incidents are not pushed to the duty platform or operations centres\n");
     } catch (e) {
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
@@ -185,6 +189,8 @@ withConfig(program.command("broker-config"))
     if (cfg.broker.kind === "embedded") process.stdout.write("note: this configuration uses the embedded broker; the ACL is for broker.kind: external\n");
     process.stdout.write(`\nMosquitto configuration to go with it (adjust paths):\n\n${mosquittoConf({ dir, maxPayloadBytes: cfg.ingest.maxPayloadBytes })}`);
   });
+
+registerLoopCommands(program, { withConfig, admin, fail });
 
 function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, json?: boolean): void {
   const command = `anxin-hub provision --relay ${shellWord(publicUrl)} --hub ${shellWord(hub)} --code ${shellWord(claim.code)}`;

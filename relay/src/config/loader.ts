@@ -28,6 +28,7 @@ export async function readRelayConfig(file: string): Promise<LoadedRelayConfig> 
   const b = config.broker;
   if (b.kind === "embedded" && b.tls) b.tls = { certFile: path.resolve(base, b.tls.certFile), keyFile: path.resolve(base, b.tls.keyFile) };
   if (b.kind === "external" && b.caFile) b.caFile = path.resolve(base, b.caFile);
+  if (config.escalation.policiesFile) config.escalation.policiesFile = path.resolve(base, config.escalation.policiesFile);
   return { config, file: loaded.file, lineOf: loaded.lineOf };
 }
 

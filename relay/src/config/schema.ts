@@ -1,5 +1,7 @@
 // The relay's configuration (YAML). As on the hub, every key is checked and an unknown key is an error.
 import { z } from "zod";
+import { forwardersConfigSchema } from "../forwarders/config.js";
+import { telephonyConfigSchema } from "../telephony/config.js";
 
 const port = z.number().int().min(0).max(65535);
 
@@ -67,6 +69,18 @@ export const relayConfigSchema = z
       .object({ claimCodeTtlS: z.number().int().min(60).max(30 * 86400).default(86400) })
       .strict()
       .default({ claimCodeTtlS: 86400 }),
+    escalation: z
+      .object({
+        enabled: z.boolean().default(true).describe("open incidents from alarms and run their call trees"),
+        pollMs: z.number().int().min(50).max(60_000).default(1000).describe("how often each instance looks for due escalation timers (a commit also wakes it at once)"),
+        claimS: z.number().int().min(10).max(3600).default(60).describe("how long a claimed step stays this instance's; longer than a call request with all its retries"),
+        followUpAfterS: z.number().int().min(0).max(90 * 86400).default(86400).describe("from resolution to the follow-up (return) visit falling due"),
+        policiesFile: z.string().min(1).optional().describe("YAML/JSON escalation policies replacing the defaults (docs/escalation.md); relative to this file"),
+      })
+      .strict()
+      .prefault({}),
+    telephony: telephonyConfigSchema.prefault({ kind: "console" }).describe("how calls and SMS go out: console (demo, calls nobody), http (the generic gateway), twilio"),
+    forwarders: forwardersConfigSchema.prefault({}).describe("where incident updates are pushed: the duty platform, the district and street operations centres"),
   })
   .strict();
 

@@ -1,10 +1,25 @@
 // Composition root of the relay: reads the configuration, builds the parts in order, owns start/stop.
 // No logic of its own lives here.
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Kysely, Migration } from "kysely";
 import type { Logger } from "pino";
 import { Health } from "../../../lib/daemon/health.js";
 import { createNotifier } from "../../../lib/daemon/sd-notify.js";
-import { ApiServer, type HealthReport } from "../api/server.js";
+import { Alerter } from "../alerts/alerter.js";
+import { createOperatorRouter } from "../api/operator/router.js";
+import { openApiDocument } from "../api/operator/openapi.js";
+import { operatorRoutes } from "../api/operator/routes.js";
+import { ApiServer, type HealthReport, type RouteHandler } from "../api/server.js";
+import { verifyToken } from "../auth/tokens.js";
+import { EscalationEngine } from "../escalation/engine.js";
+import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
+import { enqueueForward, forwarderMigrations, ForwarderWorker, resolveDestinations } from "../forwarders/outbox.js";
+import { IncidentForwarding } from "../incidents/forwarding.js";
+import { IncidentService } from "../incidents/service.js";
+import { closedLoopMigrations, loopDb, type LoopDb } from "../store/closed-loop-schema.js";
+import { createTelephony, type Telephony, type TelephonyHandle } from "../telephony/index.js";
 import { EmbeddedBroker } from "../broker/embedded.js";
 import { hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
@@ -30,8 +45,13 @@ export interface RelayParts {
   ingest(o: IngestOptions): Ingest;
 }
 
+/** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
+ * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
+ * ran a migration it does not know. */
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations };
+
 const realParts: RelayParts = {
-  openStore,
+  openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
   registry: (store, opts) => new Registry(store, opts),
   supervisor: (o) => new Supervisor(o),
   ingest: (o) => new Ingest(o),
@@ -47,6 +67,12 @@ export interface StartRelayOptions {
   onCommitted?: (hub: string, envelope: unknown) => void;
   /** Tests only. */
   parts?: Partial<RelayParts>;
+  /** Replaces the configured telephony (tests drive outcomes through `escalation.onOutcome`). */
+  telephony?: Telephony;
+  /** Names this instance's claims on timers and outbox rows; default relay.id plus a random suffix. */
+  instanceId?: string;
+  /** Console telephony: where its lines go (the demo prints them). */
+  print?: (line: string) => void;
   /** Environment for sd_notify; default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -59,6 +85,15 @@ export interface RunningRelay {
   registry: Registry;
   supervisor: Supervisor;
   ingest: Ingest;
+  /** The store seen with the closed-loop tables. */
+  db: Kysely<LoopDb>;
+  incidents: IncidentService;
+  escalation: EscalationEngine;
+  alerts: Alerter;
+  telephony: Telephony;
+  forwarder: ForwarderWorker;
+  /** The operator API's OpenAPI description. */
+  openapi: Record<string, unknown>;
   /** Present with `broker.kind: embedded`. */
   broker: EmbeddedBroker | undefined;
   session: RelaySession;
@@ -104,6 +139,41 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const registry = parts.registry(store, { ...registryOptions(config, o.now), log: log.child({ part: "registry" }) });
     const supervisor = parts.supervisor({ store, metrics, log: log.child({ part: "supervision" }), ...config.supervision, now: o.now });
 
+    // The closed loop: incidents, escalation, telephony, forwarders. Built before ingest, which opens
+    // incidents inside its commits; nothing here is awaited by ingest beyond those few inserts.
+    const baseDir = path.dirname(file);
+    const instanceId = o.instanceId ?? `${config.relay.id}-${randomBytes(4).toString("hex")}`;
+    const db = loopDb(store.db);
+    const alerts = new Alerter(log.child({ part: "alerts" }), metrics.registry);
+    const forwarding = new IncidentForwarding(enqueueForward, config.forwarders.destinations.map((d) => d.name));
+    const incidents = new IncidentService({ db, log: log.child({ part: "incidents" }), alerts, forwarding, now, followUpAfterS: config.escalation.followUpAfterS });
+    const policies = config.escalation.policiesFile ? await readPolicyFile(config.escalation.policiesFile) : loadPolicySet();
+    let engine: EscalationEngine | undefined;
+    const onOutcome = async (oc: Parameters<EscalationEngine["onOutcome"]>[0]) => {
+      if (!engine) throw new Error("escalation not started yet");
+      await engine.onOutcome(oc);
+    };
+    let tel: TelephonyHandle | undefined;
+    if (!o.telephony) {
+      tel = createTelephony(config.telephony, { log: log.child({ part: "telephony" }), onOutcome, publicUrl: relayPublicUrl(config), now: o.now, baseDir, print: o.print });
+      const t = tel;
+      undo.push(() => t.close());
+    }
+    const telephony = o.telephony ?? (tel as TelephonyHandle).telephony;
+    const escalation = new EscalationEngine({ db, telephony, incidents, forwarding, alerts, policies, log: log.child({ part: "escalation" }), instanceId, now, claimMs: config.escalation.claimS * 1000, registry: metrics.registry });
+    engine = escalation;
+    const forwarder = new ForwarderWorker({
+      db: store.db,
+      destinations: resolveDestinations(config.forwarders, { baseDir }),
+      log: log.child({ part: "forwarders" }),
+      // One open alert per destination, counting the dead items; the payload (it may name an address) stays out.
+      onDeadLetter: (item, reason) =>
+        alerts.raise(db, { kind: "forward_dead", detail: `an update for ${item.destination} could not be delivered after ${item.attempts} tries (${reason.slice(0, 200)}); see the outbox`, at: now(), key: item.destination }),
+      now: o.now,
+      instanceId,
+    });
+    const loopOn = config.escalation.enabled;
+
     // The session is built before ingest (acks go out through it) and started after the broker.
     let session: RelaySession | undefined;
     const ingest = parts.ingest({
@@ -117,7 +187,12 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
         supervisor.onSeen(hub, now());
         session?.ack(hub, ids, at);
       },
-      onCommitted: (hub, envelope) => o.onCommitted?.(hub, envelope),
+      onCommitted: (hub, envelope) => {
+        // The incident and its first timer are committed already (withinCommit); wake the timer loop.
+        if (loopOn && (envelope as { kind?: string }).kind === "alarm") escalation.kick();
+        o.onCommitted?.(hub, envelope);
+      },
+      ...(loopOn ? { withinCommit: (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => escalation.withinCommit(loopDb(trx), inserted) } : {}),
       now: o.now,
     });
     undo.push(() => ingest.close());
@@ -138,7 +213,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       });
       broker = started;
       undo.push(() => started.close());
-      connection = { kind: "embedded", stream: () => started.connectInternal() };
+      connection = { kind: "in-process", link: () => started.inProcess() };
     } else {
       connection = {
         kind: "external",
@@ -167,6 +242,12 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
 
     supervisor.start();
     undo.push(() => supervisor.stop());
+    if (loopOn) {
+      escalation.start(config.escalation.pollMs);
+      undo.push(() => escalation.stop());
+    }
+    forwarder.start(config.forwarders.pollMs);
+    undo.push(() => forwarder.stop());
 
     let closed = false;
     const storeHealth = async (): Promise<{ ok: boolean; dialect: string; hubsOnline?: number; error?: string }> => {
@@ -203,7 +284,13 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       };
     };
 
+    let openapi: Record<string, unknown> = {};
+    const table = operatorRoutes({ db, store, incidents, registry, now, openapi: () => openapi });
+    openapi = openApiDocument(table, RELAY_VERSION);
+    const routes: RouteHandler[] = [createOperatorRouter(table, { verify: (t) => verifyToken(db, t), log: log.child({ part: "operator-api" }) })];
+    if (tel) routes.unshift(tel.callbackRoute);
     const api = new ApiServer({
+      routes,
       host: config.http.host,
       port: config.http.port,
       log: log.child({ part: "http" }),
@@ -264,6 +351,10 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
         await step("mqtt intake", () => s.pauseIntake());
         await step("ingest flush", () => ingest.flush());
         await step("ingest", () => ingest.close());
+        // Unfinished escalation steps stay in the store and resume after a restart (here or elsewhere).
+        await step("escalation", () => escalation.stop());
+        await step("forwarders", () => forwarder.stop());
+        await step("telephony", () => tel?.close());
         // After the last flush, so the sightings it produced are written too.
         await step("supervisor", async () => {
           supervisor.stop();
@@ -286,6 +377,13 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       registry,
       supervisor,
       ingest,
+      db,
+      incidents,
+      escalation,
+      alerts,
+      telephony,
+      forwarder,
+      openapi,
       broker,
       session: s,
       api,

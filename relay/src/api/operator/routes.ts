@@ -1,0 +1,238 @@
+// The operator API's routes: what a duty operator does with an incident, the alerts, care-plan reads
+// (audited), the false-alarm report, and the installer's hub enrolment helpers.
+import type { Kysely } from "kysely";
+import { z } from "zod";
+import { ackOperatorAlert, listOperatorAlerts } from "../../alerts/operator-alerts.js";
+import type { Role } from "../../auth/tokens.js";
+import { CarePlanError, readCarePlan } from "../../careplans/store.js";
+import { falseAlarmReport } from "../../incidents/report.js";
+import { getIncident, getTimeline, listIncidents } from "../../incidents/repo.js";
+import type { IncidentService } from "../../incidents/service.js";
+import { isHubId } from "../../mqtt/topics.js";
+import { ClaimError, type Registry } from "../../registry/registry.js";
+import type { LoopDb } from "../../store/closed-loop-schema.js";
+import type { Store } from "../../store/store.js";
+import { HttpError } from "../server.js";
+import { route, type OperatorRoute } from "./router.js";
+import * as s from "./schemas.js";
+
+export interface OperatorRouteDeps {
+  db: Kysely<LoopDb>;
+  store: Store;
+  incidents: IncidentService;
+  registry: Registry;
+  now: () => number;
+  /** Filled in by openapi.ts once the table exists (the description is generated from it). */
+  openapi: () => unknown;
+}
+
+const STAFF: readonly Role[] = ["operator", "admin"];
+const ENROLMENT: readonly Role[] = ["installer", "admin"];
+const ANYONE: readonly Role[] = ["operator", "admin", "installer"];
+
+export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
+  const incidentOr404 = async (id: string) => {
+    const inc = await getIncident(d.db, id);
+    if (!inc) throw new HttpError(404, "not_found", `no incident ${id}`);
+    return inc;
+  };
+  const checkHub = (hub: string) => {
+    if (!isHubId(hub)) throw new HttpError(400, "bad_hub_id", "not a hub id");
+  };
+  const act = (path: string, summary: string, body: z.ZodType, toAction: (b: never) => Parameters<IncidentService["act"]>[1], errors: Record<number, string> = {}) =>
+    route<unknown, undefined>({
+      method: "POST",
+      path: `/v1/incidents/{id}/${path}`,
+      roles: STAFF,
+      tag: "incidents",
+      summary,
+      body: body as z.ZodType<unknown>,
+      response: s.actionResultSchema,
+      errors: { 404: "no such incident", 409: "not allowed in the incident's current state, or changed meanwhile", ...errors },
+      handle: async ({ params, body: b, actor }) => {
+        const bb = b as { note?: string; by?: string; ref?: string; summary?: string; visitedBy?: string; outcome?: string };
+        const detail: Record<string, unknown> = {};
+        if (bb.by) detail.by = bb.by;
+        if (bb.ref && path === "dispatches") detail.serviceRef = bb.ref;
+        if (bb.summary) detail.summary = bb.summary;
+        if (bb.visitedBy) Object.assign(detail, { visitedBy: bb.visitedBy, outcome: bb.outcome });
+        const out = await d.incidents.act(params.id as string, toAction(b as never), { actor, note: bb.note, detail });
+        return { body: out };
+      },
+    });
+
+  const routes: OperatorRoute[] = [
+    route({
+      method: "GET",
+      path: "/v1/openapi.json",
+      roles: "public",
+      tag: "meta",
+      summary: "this API's OpenAPI 3.1 description",
+      response: z.object({ openapi: z.string() }).passthrough(),
+      handle: async () => ({ body: d.openapi() }),
+    }),
+    route<undefined, z.infer<typeof s.listIncidentsQuery>>({
+      method: "GET",
+      path: "/v1/incidents",
+      roles: STAFF,
+      tag: "incidents",
+      summary: "list incidents, newest first (open ones by default)",
+      query: s.listIncidentsQuery,
+      response: z.object({ incidents: z.array(s.incidentSchema) }),
+      handle: async ({ query }) => ({ body: { incidents: await listIncidents(d.db, { openOnly: query.state === "open", hub: query.hub, limit: query.limit }) } }),
+    }),
+    route({
+      method: "GET",
+      path: "/v1/incidents/{id}",
+      roles: STAFF,
+      tag: "incidents",
+      summary: "one incident with its timeline and every call attempt",
+      response: s.incidentDetailSchema,
+      errors: { 404: "no such incident" },
+      handle: async ({ params }) => {
+        const incident = await incidentOr404(params.id as string);
+        const calls = await d.db.selectFrom("call_attempts").selectAll().where("incident_id", "=", incident.id).orderBy("requested_at").orderBy("id").execute();
+        return {
+          body: {
+            incident,
+            timeline: await getTimeline(d.db, incident.id),
+            calls: calls.map((c) => ({
+              id: c.id,
+              step: c.step,
+              round: c.round,
+              role: c.role,
+              target: c.target,
+              channel: c.channel,
+              status: c.status,
+              digits: c.digits,
+              requestedAt: c.requested_at,
+              placedAt: c.placed_at,
+              outcomeAt: c.outcome_at,
+            })),
+          },
+        };
+      },
+    }),
+    route({
+      method: "GET",
+      path: "/v1/incidents/{id}/timeline",
+      roles: STAFF,
+      tag: "incidents",
+      summary: "an incident's timeline: every transition, call, outcome and operator action with its time, actor and cause",
+      response: z.object({ timeline: z.array(s.timelineEntrySchema) }),
+      errors: { 404: "no such incident" },
+      handle: async ({ params }) => {
+        const inc = await incidentOr404(params.id as string);
+        return { body: { timeline: await getTimeline(d.db, inc.id) } };
+      },
+    }),
+    route<z.infer<typeof s.noteBody>>({
+      method: "POST",
+      path: "/v1/incidents/{id}/acknowledge",
+      roles: STAFF,
+      tag: "incidents",
+      summary: "take the incident in hand: the call tree stops; the state is unchanged",
+      body: s.noteBody,
+      response: s.actionResultSchema,
+      errors: { 404: "no such incident", 409: "closed" },
+      handle: async ({ params, body, actor }) => ({ body: await d.incidents.acknowledge(params.id as string, { actor, note: body.note }) }),
+    }),
+    act("confirm", "confirm the emergency (received/confirming → confirmed)", s.noteBody, () => ({ kind: "confirm" })),
+    act("false-alarm", "mark a false alarm with its reason", s.falseAlarmBody, (b: z.infer<typeof s.falseAlarmBody>) => ({ kind: "mark_false_alarm", reason: b.reason })),
+    act("dispatches", "record a dispatch: 110, 119, 120, the gas company, or someone sent to the door (→ responding)", s.dispatchBody, (b: z.infer<typeof s.dispatchBody>) => ({
+      kind: "record_dispatch",
+      service: b.service,
+    })),
+    act("tickets", "record an operations-centre ticket reference (→ coordinated)", s.ticketBody, (b: z.infer<typeof s.ticketBody>) => ({ kind: "record_ticket", centre: b.centre, ref: b.ref })),
+    act("resolve", "the emergency is over (→ resolved; the follow-up visit falls due later)", s.resolveBody, () => ({ kind: "resolve" })),
+    act("follow-up", "record the follow-up (return) visit", s.followUpBody, () => ({ kind: "record_follow_up" })),
+    act("close", "close the incident (after the follow-up visit, or a false alarm)", s.noteBody, () => ({ kind: "close" })),
+    route<undefined, z.infer<typeof s.listAlertsQuery>>({
+      method: "GET",
+      path: "/v1/alerts",
+      roles: STAFF,
+      tag: "alerts",
+      summary: "operator alerts (open ones by default): telephony down, forwards dead, nobody reached, …",
+      query: s.listAlertsQuery,
+      response: z.object({ alerts: z.array(s.alertSchema) }),
+      handle: async ({ query }) => ({ body: { alerts: await listOperatorAlerts(d.db, { openOnly: query.state === "open", limit: query.limit }) } }),
+    }),
+    route({
+      method: "POST",
+      path: "/v1/alerts/{id}/ack",
+      roles: STAFF,
+      tag: "alerts",
+      summary: "acknowledge an alert",
+      response: z.object({ acked: z.boolean() }),
+      errors: { 404: "no such open alert" },
+      handle: async ({ params, actor }) => {
+        if (!(await ackOperatorAlert(d.db, params.id as string, actor, d.now()))) throw new HttpError(404, "not_found", `no open alert ${params.id}`);
+        return { body: { acked: true } };
+      },
+    }),
+    route({
+      method: "GET",
+      path: "/v1/careplans/{hub}",
+      roles: STAFF,
+      tag: "care plans",
+      summary: "a hub's care plan (personal data: every read is recorded in the audit log)",
+      response: s.storedCarePlanSchema,
+      errors: { 404: "no care plan for this hub", 409: "the stored plan no longer validates: set it again" },
+      handle: async ({ params, actor }) => {
+        checkHub(params.hub as string);
+        const got = await readCarePlan(d.db, params.hub as string, { actor, purpose: "api", at: d.now() }).catch((e: unknown) => {
+          if (e instanceof CarePlanError) throw new HttpError(409, "invalid_care_plan", e.message.split("\n")[0] as string);
+          throw e;
+        });
+        if (!got) throw new HttpError(404, "not_found", `no care plan for hub ${params.hub}`);
+        return { body: got };
+      },
+    }),
+    route<undefined, z.infer<typeof s.reportQuery>>({
+      method: "GET",
+      path: "/v1/reports/false-alarms",
+      roles: STAFF,
+      tag: "reports",
+      summary: "false-alarm rates per home and per device model",
+      query: s.reportQuery,
+      response: s.falseAlarmReportSchema,
+      handle: async ({ query }) => ({ body: await falseAlarmReport(d.db, { since: query.since }) }),
+    }),
+    route({
+      method: "GET",
+      path: "/v1/hubs/{hub}",
+      roles: ANYONE,
+      tag: "hubs",
+      summary: "a hub's enrolment and connection status (no personal data)",
+      response: s.hubStatusSchema,
+      errors: { 404: "unknown hub" },
+      handle: async ({ params }) => {
+        checkHub(params.hub as string);
+        const h = await d.store.getHub(params.hub as string);
+        if (!h) throw new HttpError(404, "not_found", `unknown hub ${params.hub}`);
+        return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt } };
+      },
+    }),
+    route<z.infer<typeof s.claimBody>>({
+      method: "POST",
+      path: "/v1/hubs/{hub}/claim",
+      roles: ENROLMENT,
+      tag: "hubs",
+      summary: "register a hub (or rotate an enrolled one) and get its one-time claim code",
+      body: s.claimBody,
+      response: s.claimSchema,
+      errors: { 409: "already enrolled (ask for rotate) or revoked" },
+      handle: async ({ params, body }) => {
+        checkHub(params.hub as string);
+        try {
+          const c = await d.registry.createClaim(params.hub as string, { rotate: body.rotate });
+          return { status: 201, body: { hub: params.hub, code: c.code, expiresAt: c.expiresAt } };
+        } catch (e) {
+          if (e instanceof ClaimError) throw new HttpError(e.code === "bad_hub_id" ? 400 : 409, e.code, e.message);
+          throw e;
+        }
+      },
+    }),
+  ];
+  return routes;
+}

@@ -1,0 +1,116 @@
+// The operator API's request and response shapes: the zod schemas that check requests are the ones the
+// OpenAPI description is generated from (openapi.ts), so the two cannot drift apart.
+import { z } from "zod";
+import { carePlanSchema } from "../../careplans/schema.js";
+import { DISPATCH_SERVICES, FALSE_ALARM_REASONS, INCIDENT_STATES, OPS_CENTRES } from "../../incidents/lifecycle.js";
+import { ALERT_KINDS } from "../../alerts/operator-alerts.js";
+
+const note = z.string().max(1000).optional().describe("free text for the timeline");
+const ms = z.number().int().describe("ms since epoch");
+
+export const noteBody = z.object({ note }).strict();
+export const falseAlarmBody = z.object({ reason: z.enum(FALSE_ALARM_REASONS), note }).strict();
+export const dispatchBody = z
+  .object({
+    service: z.enum(DISPATCH_SERVICES).describe("police_110, fire_119, ambulance_120, gas_company, or door (a person sent to the door)"),
+    by: z.string().max(120).optional().describe("who went or who was called (e.g. a contact's care-plan id, or a unit number)"),
+    ref: z.string().max(120).optional().describe("the service's own reference, if given"),
+    note,
+  })
+  .strict();
+export const ticketBody = z.object({ centre: z.enum(OPS_CENTRES), ref: z.string().min(1).max(120).describe("the operations centre's ticket reference"), note }).strict();
+export const resolveBody = z.object({ summary: z.string().min(1).max(1000) }).strict();
+export const followUpBody = z
+  .object({ visitedBy: z.string().min(1).max(120), outcome: z.enum(["well", "needs_support", "referred", "not_home"]), note })
+  .strict();
+
+export const incidentSchema = z
+  .object({
+    id: z.string(),
+    hub: z.string(),
+    type: z.string(),
+    state: z.enum(INCIDENT_STATES),
+    severity: z.string(),
+    eventId: z.string().nullable(),
+    sourceRef: z.string().nullable(),
+    device: z.string().nullable(),
+    deviceModel: z.string().nullable(),
+    policyName: z.string(),
+    policyVersion: z.number().int(),
+    escalation: z.enum(["running", "acknowledged", "exhausted", "stopped"]),
+    acknowledgedAt: ms.nullable(),
+    acknowledgedBy: z.string().nullable(),
+    falseAlarmReason: z.string().nullable(),
+    followUpRecorded: z.boolean(),
+    alarms: z.number().int().describe("alarms joined into this incident, the first included"),
+    openedAt: ms,
+    updatedAt: ms,
+    closedAt: ms.nullable(),
+  })
+  .describe("an incident");
+
+export const timelineEntrySchema = z.object({
+  id: z.string(),
+  at: ms,
+  actor: z.string().describe("operator:<token name>, system, system:escalation, elder, <role>:<contact id>, hub:<id>"),
+  kind: z.string().describe("transition, joined, call, outcome, acknowledged, dispatch, ticket, follow_up, escalation, alarm_cleared"),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  cause: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()).nullable(),
+});
+
+export const callAttemptSchema = z.object({
+  id: z.string(),
+  step: z.number().int(),
+  round: z.number().int(),
+  role: z.string(),
+  target: z.string().describe("the contact's care-plan id, elder or onsite_team"),
+  channel: z.enum(["voice", "sms"]),
+  status: z.string(),
+  digits: z.string().nullable(),
+  requestedAt: ms,
+  placedAt: ms.nullable(),
+  outcomeAt: ms.nullable(),
+});
+
+export const incidentDetailSchema = z.object({ incident: incidentSchema, timeline: z.array(timelineEntrySchema), calls: z.array(callAttemptSchema) });
+export const actionResultSchema = z.object({ incident: incidentSchema, entry: timelineEntrySchema });
+
+export const alertSchema = z.object({
+  id: z.string(),
+  kind: z.enum(ALERT_KINDS),
+  detail: z.string(),
+  incidentId: z.string().nullable(),
+  count: z.number().int(),
+  firstAt: ms,
+  lastAt: ms,
+  ackedAt: ms.nullable(),
+  ackedBy: z.string().nullable(),
+});
+
+export const storedCarePlanSchema = z.object({ hub: z.string(), version: z.number().int(), updatedAt: ms, updatedBy: z.string(), plan: carePlanSchema });
+
+const rateRow = z.object({ key: z.string(), incidents: z.number().int(), falseAlarms: z.number().int(), rate: z.number(), reasons: z.record(z.string(), z.number().int()) });
+export const falseAlarmReportSchema = z.object({ since: ms.nullable(), perHome: z.array(rateRow), perDeviceModel: z.array(rateRow) });
+
+export const hubStatusSchema = z.object({
+  id: z.string(),
+  status: z.enum(["pending", "active", "revoked"]),
+  online: z.boolean(),
+  enrolled: z.boolean(),
+  lastSeenAt: ms.nullable(),
+  claimExpiresAt: ms.nullable(),
+});
+export const claimSchema = z.object({ hub: z.string(), code: z.string(), expiresAt: ms });
+export const claimBody = z.object({ rotate: z.boolean().optional() }).strict();
+
+export const errorSchema = z.object({ error: z.string(), message: z.string() });
+
+export const listIncidentsQuery = z.object({
+  state: z.enum(["open", "all"]).default("open"),
+  hub: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
+export const listAlertsQuery = z.object({ state: z.enum(["open", "all"]).default("open"), limit: z.coerce.number().int().min(1).max(1000).default(200) });
+export const reportQuery = z.object({ since: z.coerce.number().int().min(0).optional() });

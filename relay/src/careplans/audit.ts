@@ -1,0 +1,27 @@
+// The audit log: who read or changed personal data, when and through which path (PIPL processing records).
+// Rows are written in the same transaction as the read or write they record where one exists.
+import type { Kysely } from "kysely";
+import { monotonicFactory } from "ulid";
+import type { LoopDb } from "../store/closed-loop-schema.js";
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  subject: string;
+  purpose: string;
+  at: number;
+}
+
+// Rows written in the same millisecond keep their order (read back by (at, id)).
+const auditId = monotonicFactory();
+
+export async function recordAudit(db: Kysely<LoopDb>, e: AuditEntry): Promise<void> {
+  await db.insertInto("audit_log").values({ id: auditId(e.at), at: e.at, actor: e.actor, action: e.action, subject: e.subject, purpose: e.purpose }).execute();
+}
+
+export async function listAudit(db: Kysely<LoopDb>, q: { subject?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+  let query = db.selectFrom("audit_log").selectAll();
+  if (q.subject !== undefined) query = query.where("subject", "=", q.subject);
+  const rows = await query.orderBy("at").orderBy("id").limit(q.limit ?? 1000).execute();
+  return rows.map((r) => ({ actor: r.actor, action: r.action, subject: r.subject, purpose: r.purpose, at: r.at }));
+}

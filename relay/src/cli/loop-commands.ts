@@ -1,0 +1,157 @@
+// The closed loop's commands: care plans (audited), API tokens, the escalation policies in force, and the
+// operator API's OpenAPI description. Like the hub commands they open the store directly.
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Command } from "commander";
+import { openApiDocument } from "../api/operator/openapi.js";
+import { operatorRoutes } from "../api/operator/routes.js";
+import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema, type Role } from "../auth/tokens.js";
+import { listAudit } from "../careplans/audit.js";
+import { CarePlanError, deleteCarePlan, loadCarePlanFile, readCarePlan, setCarePlan } from "../careplans/store.js";
+import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
+import { RELAY_VERSION } from "../daemon/run.js";
+import { isHubId } from "../mqtt/topics.js";
+import type { AdminHandle } from "./open-admin.js";
+
+interface Helpers {
+  withConfig(cmd: Command): Command;
+  admin<T>(configFile: string, f: (a: AdminHandle) => Promise<T>): Promise<T>;
+  fail(message: string, code?: number): never;
+}
+
+/** The person at the keyboard, for the audit log. */
+const cliActor = () => `cli:${(() => {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return "unknown";
+  }
+})()}`;
+
+const when = (ms: number | null | undefined) => (ms ? `${new Date(ms).toISOString().replace("T", " ").slice(0, 19)} UTC` : "-");
+
+export function registerLoopCommands(program: Command, h: Helpers): void {
+  const checkHub = (hub: string) => {
+    if (!isHubId(hub)) h.fail(`'${hub}' is not a hub id`, 2);
+  };
+
+  const careplan = program.command("careplan").description("care plans: who to call for a hub (personal data; every read is audited)");
+
+  h.withConfig(careplan.command("set"))
+    .description("store a hub's care plan from a YAML or JSON file (replaces the previous one)")
+    .argument("<hub>")
+    .argument("<file>")
+    .action(async (hub: string, file: string, opts: { config: string }) => {
+      checkHub(hub);
+      let plan;
+      try {
+        plan = await loadCarePlanFile(file);
+      } catch (e) {
+        h.fail((e as Error).message, e instanceof CarePlanError ? 2 : 1);
+      }
+      await h.admin(opts.config, async ({ db }) => {
+        const version = await setCarePlan(db, hub, plan, { actor: cliActor(), purpose: "cli", at: Date.now() });
+        process.stdout.write(`care plan for ${hub} stored (version ${version}, ${plan.contacts.length} contact(s))\n`);
+      });
+    });
+
+  h.withConfig(careplan.command("show"))
+    .description("print a hub's care plan (recorded in the audit log)")
+    .argument("<hub>")
+    .option("--purpose <why>", "recorded in the audit log with the read", "cli")
+    .action(async (hub: string, opts: { config: string; purpose: string }) => {
+      checkHub(hub);
+      await h.admin(opts.config, async ({ db }) => {
+        const got = await readCarePlan(db, hub, { actor: cliActor(), purpose: opts.purpose.slice(0, 100), at: Date.now() });
+        if (!got) h.fail(`no care plan for hub ${hub}`);
+        process.stdout.write(`${JSON.stringify(got, null, 2)}\n`);
+      });
+    });
+
+  h.withConfig(careplan.command("delete"))
+    .description("delete a hub's care plan (the elder left the programme)")
+    .argument("<hub>")
+    .action(async (hub: string, opts: { config: string }) => {
+      checkHub(hub);
+      await h.admin(opts.config, async ({ db }) => {
+        if (!(await deleteCarePlan(db, hub, { actor: cliActor(), purpose: "cli", at: Date.now() }))) h.fail(`no care plan for hub ${hub}`);
+        process.stdout.write(`care plan for ${hub} deleted\n`);
+      });
+    });
+
+  h.withConfig(careplan.command("audit"))
+    .description("who read or changed a hub's care plan, and when")
+    .argument("<hub>")
+    .action(async (hub: string, opts: { config: string }) => {
+      checkHub(hub);
+      await h.admin(opts.config, async ({ db }) => {
+        for (const e of await listAudit(db, { subject: hub })) process.stdout.write(`${when(e.at)}  ${e.actor}  ${e.action}  (${e.purpose})\n`);
+      });
+    });
+
+  const token = program.command("token").description("bearer tokens for the operator API");
+
+  h.withConfig(token.command("add"))
+    .description("create a token and print it once (the relay keeps only its hash)")
+    .requiredOption("--role <role>", "operator, admin or installer")
+    .requiredOption("--name <name>", "who holds it (unique)")
+    .action(async (opts: { config: string; role: string; name: string }) => {
+      const role = roleSchema.safeParse(opts.role);
+      if (!role.success) h.fail(`--role must be operator, admin or installer`, 2);
+      if (!tokenNameSchema.safeParse(opts.name).success) h.fail(`--name: letters, digits, _ . @ - (up to 64)`, 2);
+      await h.admin(opts.config, async ({ db }) => {
+        const t = await addToken(db, opts.name, role.data as Role, Date.now()).catch((e: Error) => h.fail(e.message));
+        process.stdout.write(`${t.token}\n`);
+        process.stderr.write(`token for ${opts.name} (${role.data}); shown once — send it as "Authorization: Bearer <token>"\n`);
+      });
+    });
+
+  h.withConfig(token.command("list"))
+    .description("every token: name, role, created, revoked")
+    .action(async (opts: { config: string }) => {
+      await h.admin(opts.config, async ({ db }) => {
+        const rows = await listTokens(db);
+        if (!rows.length) process.stdout.write("no tokens\n");
+        for (const t of rows) process.stdout.write(`${t.name}  ${t.role}  created ${when(t.createdAt)}${t.revokedAt ? `  revoked ${when(t.revokedAt)}` : ""}\n`);
+      });
+    });
+
+  h.withConfig(token.command("revoke"))
+    .description("revoke a token at once")
+    .argument("<name>")
+    .action(async (name: string, opts: { config: string }) => {
+      await h.admin(opts.config, async ({ db }) => {
+        if (!(await revokeToken(db, name, Date.now()))) h.fail(`no active token named ${name}`);
+        process.stdout.write(`token ${name} revoked\n`);
+      });
+    });
+
+  h.withConfig(program.command("policies"))
+    .description("print the escalation policies in force (defaults or escalation.policiesFile) as JSON")
+    .action(async (opts: { config: string }) => {
+      await h.admin(opts.config, async ({ config }) => {
+        const set = config.escalation.policiesFile ? await readPolicyFile(config.escalation.policiesFile) : loadPolicySet();
+        process.stdout.write(`${JSON.stringify(set, null, 2)}\n`);
+      });
+    });
+
+  program
+    .command("openapi")
+    .description("write the operator API's OpenAPI 3.1 description (also served at /v1/openapi.json)")
+    .option("--out <file>", "where to write it; default stdout")
+    .action(async (opts: { out?: string }) => {
+      const text = `${JSON.stringify(openApiDescription(), null, 2)}\n`;
+      if (!opts.out) return void process.stdout.write(text);
+      await mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+      await writeFile(opts.out, text);
+      process.stdout.write(`wrote ${opts.out}\n`);
+    });
+}
+
+/** The description without a store: the route table only needs its dependencies when a request comes. */
+export function openApiDescription(): Record<string, unknown> {
+  const unused = new Proxy({}, { get: () => () => Promise.reject(new Error("not available")) });
+  const routes = operatorRoutes({ db: unused as never, store: unused as never, incidents: unused as never, registry: unused as never, now: Date.now, openapi: () => ({}) });
+  return openApiDocument(routes, RELAY_VERSION);
+}

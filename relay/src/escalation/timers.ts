@@ -1,0 +1,70 @@
+// Escalation timers live in the database, so a restart (or another instance) picks up every incident where
+// it stood. A timer is claimed with one conditional UPDATE — it succeeds only while the timer is pending and
+// unclaimed (or its lease ran out) — which exactly one instance can win on SQLite and PostgreSQL alike.
+import type { Kysely } from "kysely";
+import type { EscalationTimersTable, LoopDb } from "../store/closed-loop-schema.js";
+
+export type TimerKind = "step" | "end" | "follow_up";
+export type TimerRow = EscalationTimersTable;
+
+export const stepTimerId = (incident: string, step: number, round: number) => `${incident}:${step}:${round}`;
+
+/** Adds a timer; the same id twice (a retried transaction, a second instance) is a no-op. */
+export async function addTimer(db: Kysely<LoopDb>, t: { id: string; incidentId: string; kind: TimerKind; step: number; round: number; dueAt: number }): Promise<void> {
+  await db
+    .insertInto("escalation_timers")
+    .values({ id: t.id, incident_id: t.incidentId, kind: t.kind, step: t.step, round: t.round, due_at: t.dueAt, claimed_by: null, claimed_until: null, done_at: null, result: null })
+    .onConflict((oc) => oc.column("id").doNothing())
+    .execute();
+}
+
+/** Claims up to `limit` due timers for `owner` until `now + leaseMs`. */
+export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, leaseMs: number, limit: number): Promise<TimerRow[]> {
+  const candidates = await db
+    .selectFrom("escalation_timers")
+    .selectAll()
+    .where("done_at", "is", null)
+    .where("due_at", "<=", now)
+    .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
+    .orderBy("due_at")
+    .limit(limit)
+    .execute();
+  const mine: TimerRow[] = [];
+  for (const c of candidates) {
+    const r = await db
+      .updateTable("escalation_timers")
+      .set({ claimed_by: owner, claimed_until: now + leaseMs })
+      .where("id", "=", c.id)
+      .where("done_at", "is", null)
+      .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs });
+  }
+  return mine;
+}
+
+/** Marks a claimed timer done; false if this owner no longer holds it (its lease ran out and another took it). */
+export async function finishTimer(db: Kysely<LoopDb>, id: string, owner: string, at: number, result: "ran" | "skipped"): Promise<boolean> {
+  const r = await db.updateTable("escalation_timers").set({ done_at: at, result }).where("id", "=", id).where("claimed_by", "=", owner).where("done_at", "is", null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Cancels an incident's pending timers (all, or of the given kinds). */
+export async function cancelTimers(db: Kysely<LoopDb>, incidentId: string, at: number, kinds?: TimerKind[]): Promise<number> {
+  let q = db.updateTable("escalation_timers").set({ done_at: at, result: "cancelled" }).where("incident_id", "=", incidentId).where("done_at", "is", null);
+  if (kinds) q = q.where("kind", "in", kinds);
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/** Brings a pending timer forward to `at` (the step it waits on has already run its course). */
+export async function pullTimer(db: Kysely<LoopDb>, id: string, at: number): Promise<boolean> {
+  const r = await db.updateTable("escalation_timers").set({ due_at: at }).where("id", "=", id).where("done_at", "is", null).where("due_at", ">", at).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function pendingTimers(db: Kysely<LoopDb>, incidentId?: string): Promise<TimerRow[]> {
+  let q = db.selectFrom("escalation_timers").selectAll().where("done_at", "is", null);
+  if (incidentId !== undefined) q = q.where("incident_id", "=", incidentId);
+  return q.orderBy("due_at").execute();
+}
