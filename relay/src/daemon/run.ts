@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { Health } from "../../../lib/daemon/health.js";
 import { createNotifier } from "../../../lib/daemon/sd-notify.js";
 import { Alerter } from "../alerts/alerter.js";
+import { guardedOpening } from "./guarded-opening.js";
 import { createOperatorRouter } from "../api/operator/router.js";
 import { openApiDocument } from "../api/operator/openapi.js";
 import { operatorRoutes } from "../api/operator/routes.js";
@@ -173,6 +174,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       instanceId,
     });
     const loopOn = config.escalation.enabled;
+    const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
 
     // The session is built before ingest (acks go out through it) and started after the broker.
     let session: RelaySession | undefined;
@@ -192,7 +194,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
         if (loopOn && (envelope as { kind?: string }).kind === "alarm") escalation.kick();
         o.onCommitted?.(hub, envelope);
       },
-      ...(loopOn ? { withinCommit: (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => escalation.withinCommit(loopDb(trx), inserted) } : {}),
+      ...(loopOn ? { withinCommit: (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => opening(loopDb(trx), inserted) } : {}),
       now: o.now,
     });
     undo.push(() => ingest.close());

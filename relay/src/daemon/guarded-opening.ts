@@ -1,0 +1,39 @@
+// Incidents open inside ingest's batch transaction, so an alarm and its call tree commit together or not at
+// all. A failure there (a bug, a broken care plan) must not hold up every hub's events behind one alarm: each
+// alarm opens under its own savepoint; if that fails, only its part is rolled back, the events still commit
+// and are acknowledged, and an operator alert names the alarm that started no call tree.
+import { sql, type Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Envelope } from "../../../protocol/envelope.js";
+import type { Alerter } from "../alerts/alerter.js";
+import type { LoopDb } from "../store/closed-loop-schema.js";
+
+export type Opening = (trx: Kysely<LoopDb>, inserted: Envelope[]) => Promise<void>;
+
+export function guardedOpening(open: Opening, o: { alerts: Pick<Alerter, "raise">; log: Logger; now: () => number }): Opening {
+  return async (trx, inserted) => {
+    let n = 0;
+    for (const env of inserted) {
+      if (env.kind !== "alarm" && env.kind !== "alarm_cleared") continue;
+      const sp = sql.raw(`anxin_incident_${n++}`);
+      await sql`SAVEPOINT ${sp}`.execute(trx);
+      try {
+        await open(trx, [env]);
+        await sql`RELEASE SAVEPOINT ${sp}`.execute(trx);
+      } catch (err) {
+        await sql`ROLLBACK TO SAVEPOINT ${sp}`.execute(trx);
+        await sql`RELEASE SAVEPOINT ${sp}`.execute(trx);
+        // The message only, shortened: the event's data stays out of logs and alerts.
+        const why = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+        o.log.error({ hub: env.hub, id: env.id, type: env.type, err: why }, "escalation: could not open or update the incident; the event is kept");
+        await o.alerts.raise(trx, {
+          kind: "escalation_error",
+          detail: `${env.kind} ${env.type} ${env.id} from hub ${env.hub} started no call tree: ${why}`,
+          at: o.now(),
+          key: env.id,
+          hub: env.hub,
+        });
+      }
+    }
+  };
+}
