@@ -1,7 +1,10 @@
 // `npm start`: the whole system on its embedded defaults — the relay with its own MQTT broker and
-// SQLite, and a hub on simulated RS-485 devices — walking a gas leak a newcomer can follow.
+// SQLite, and a hub on simulated RS-485 devices — walking a gas leak a newcomer can follow, from the
+// detector to the valve, the relay, the call tree and a duty operator closing the incident.
 // Everything real runs (bus queue, rules, valve verification, journal, control socket, enrolment,
-// signed uplink, the relay's commit and ack); only the devices are simulated.
+// signed uplink, the relay's commit and ack, incidents, escalation timers, the operator API over HTTP with
+// a bearer token); only the devices are simulated and the telephony is the console adapter, which calls
+// nobody and answers by a script.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -12,7 +15,12 @@ import type { SimLelDetector, SimValve } from "../gateway/src/sim/devices.js";
 import { provision } from "../gateway/src/uplink/provision.js";
 import { createLogger } from "../lib/daemon/logger.js";
 import type { Envelope } from "../protocol/envelope.js";
+import { addToken } from "../relay/src/auth/tokens.js";
+import { parseCarePlan, setCarePlan } from "../relay/src/careplans/store.js";
 import { startRelay } from "../relay/src/daemon/run.js";
+import { listIncidents, type Incident, type TimelineEntry } from "../relay/src/incidents/repo.js";
+import { DEMO_PLAN, DEMO_SCRIPT, whoIs } from "./care-plan.js";
+import { OperatorClient } from "./operator-client.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const t0 = Date.now();
@@ -34,7 +42,33 @@ relay: { id: demo-relay, dataDir: ./relay-data }
 store: { kind: sqlite, path: relay.db }
 broker: { kind: embedded, host: 127.0.0.1, port: ${mqttPort} }
 http: { host: 127.0.0.1, port: ${httpPort}, publicUrl: "http://127.0.0.1:${httpPort}" }
+# The default escalation policies; a short timer poll only so the demo's steps follow each other briskly
+# (a commit wakes the loop at once anyway).
+escalation: { pollMs: 250 }
+# Calls nobody: prints each call (number masked) and answers by this script.
+telephony:
+  kind: console
+  showMessage: true
+  script: ${JSON.stringify(DEMO_SCRIPT)}
+  otherwise: { status: no_answer, afterMs: 3000 }
 `;
+
+/** A timeline entry in plain words. */
+function describe(e: TimelineEntry, openedAt: number): string {
+  const d = e.detail ?? {};
+  const what =
+    e.kind === "transition"
+      ? e.from ? `${e.from} → ${e.to}` : `opened: ${e.to}`
+      : e.kind === "call"
+        ? `${String(d.channel ?? "call")} to ${String(d.target ?? "?")}`
+        : e.kind === "outcome"
+          ? `${String(d.status ?? "")}${d.digits ? `, pressed ${String(d.digits)}` : ""}${d.meaning ? ` (${String(d.meaning).replace(/_/g, " ")})` : ""}`
+          : e.kind;
+  const cause = e.cause && e.kind !== "outcome" ? ` — ${e.cause}` : "";
+  return `+${((e.at - openedAt) / 1000).toFixed(1).padStart(5)} s  ${e.actor.padEnd(34)} ${what}${cause}`;
+}
+
+const treeOf = (i: Incident) => `call tree ${i.escalation}${i.acknowledgedBy ? ` by ${i.acknowledgedBy}` : ""}`;
 
 const CONFIG = `# A one-room install: kitchen gas and CO detectors, the gas valve and a presence radar on one RS-485 line.
 hub:
@@ -60,15 +94,39 @@ async function main(): Promise<void> {
   const relayFile = path.join(dir, "relay.yaml");
   await writeFile(relayFile, relayConfig(await freePort(), await freePort()));
   let leakAt = 0;
+  let openedIncident: ((i: Incident) => void) | undefined;
+  const incidentOpened = new Promise<Incident>((resolve) => (openedIncident = resolve));
   const relay = await startRelay(relayFile, {
     log: createLogger({ name: "anxin-relay", level }),
     onCommitted: (hub, e) => {
       const env = e as Envelope;
       if (env.kind === "alarm" || env.kind === "alarm_cleared" || env.type === "valve_closed")
         say(`RELAY ← ${hub}: ${env.kind} ${env.type} (${env.severity}) committed${leakAt && env.kind === "alarm" ? `, ${Date.now() - leakAt} ms after the gas crossed the set point` : ""}`);
+      if (env.kind === "alarm")
+        // The incident, its frozen policy and its first timer were written in that same commit.
+        void listIncidents(relay.db, { hub, openOnly: true }).then((list) => {
+          const inc = list.find((i) => i.type === env.type);
+          if (!inc) return;
+          say(`RELAY: incident ${inc.id} opened in the same commit (${inc.type}, policy ${inc.policyName} v${inc.policyVersion}); the call tree starts`);
+          openedIncident?.(inc);
+        });
+    },
+    // The console telephony's lines, with who each masked number belongs to in the demo's care plan.
+    print: (line) => {
+      const masked = /\+\d+\*+\d{4}/.exec(line)?.[0];
+      const who = masked ? whoIs(masked) : undefined;
+      say(`${line}${who ? `   [${who}]` : ""}`);
     },
   });
-  say(`Relay up: MQTT broker ${relay.hubMqttUrl}, HTTP ${relay.httpUrl}, SQLite store.`);
+  say(`Relay up: MQTT broker ${relay.hubMqttUrl}, HTTP ${relay.httpUrl}, SQLite store, console telephony.`);
+
+  // The care-plan office's part: the elder's plan (fictional people, numbers nobody has), and a token for
+  // the duty operator (the CLI equivalents: anxin-relay careplan set / token add --role operator).
+  const version = await setCarePlan(relay.db, "demo-hub", parseCarePlan(DEMO_PLAN, "the demo care plan"), { actor: "cli:demo", purpose: "enrolment", at: Date.now() });
+  say(`Care plan v${version} stored for demo-hub: the elder, 2 emergency contacts, the residents' committee, the on-site team (all fictional).`);
+  const { token } = await addToken(relay.db, "duty-operator", "operator", Date.now());
+  say(`Operator token created for "duty-operator" (shown once, kept only as a hash): ${token.slice(0, 8)}…`);
+  const api = new OperatorClient(relay.httpUrl, token);
 
   const { code } = await relay.registry.createClaim("demo-hub");
   say(`The installer registered the hub at the relay and got a one-time claim code: ${code}`);
@@ -108,6 +166,28 @@ async function main(): Promise<void> {
     const refused = await callDaemon(socket, { cmd: "valve_reopen", by: "neighbour", osUser: os.userInfo().username });
     say(`  anxin-hub valve reopen → ${refused.ok ? "opened (unexpected!)" : `refused: ${refused.details?.join("; ")}`}`);
 
+    // The duty operator's console, over HTTP with the bearer token, while the call tree runs.
+    const opened = await withTimeout(incidentOpened, 10_000, "the relay opened no incident");
+    let inc = (await api.get<{ incident: Incident }>(`/v1/incidents/${opened.id}`)).incident;
+    for (let i = 0; i < 120 && inc.escalation === "running"; i++) {
+      await sleep(250);
+      inc = (await api.get<{ incident: Incident }>(`/v1/incidents/${opened.id}`)).incident;
+    }
+    say(`OPERATOR GET /v1/incidents/${inc.id} → ${inc.state}, ${treeOf(inc)}`);
+    const open = (await api.get<{ incidents: Incident[] }>("/v1/incidents")).incidents;
+    say(`OPERATOR GET /v1/incidents → ${open.length} open: ${open.map((i) => `${i.id} ${i.hub} ${i.type} ${i.state}`).join("; ")}`);
+    const { timeline } = await api.get<{ timeline: TimelineEntry[] }>(`/v1/incidents/${inc.id}/timeline`);
+    say(`OPERATOR GET /v1/incidents/${inc.id}/timeline → ${timeline.length} entries:`);
+    for (const e of timeline) say(`    ${describe(e, inc.openedAt)}`);
+    const act = async (what: string, body: unknown) => {
+      const r = await api.post<{ incident: Incident; entry: TimelineEntry }>(`/v1/incidents/${inc.id}/${what}`, body);
+      say(`OPERATOR POST /v1/incidents/…/${what} ${JSON.stringify(body)} → ${r.incident.state}`);
+      return r.incident;
+    };
+    say("The operator calls the gas company and opens a ticket with the district operations centre:");
+    await act("dispatches", { service: "gas_company", ref: "GAS-DEMO-0001", note: "son on his way with a key" });
+    await act("tickets", { centre: "district", ref: "DIST-DEMO-0001" });
+
     say("The windows are opened; the gas disperses.");
     for (const p of [12, 6, 1]) {
       lel.setLel(p);
@@ -122,6 +202,17 @@ async function main(): Promise<void> {
     await sleep(2500);
     say(`  valve open limit: ${valve.bank.get("di", 2) === 1 ? "reached" : "not yet"}; close commands the valve received: ${valve.closeCommands}`);
 
+    say("The gas company finds a burner left on; the operator resolves the incident:");
+    await act("resolve", { summary: "burner left on; gas shut off by the hub, kitchen aired, valve reopened on site" });
+    say("(the next day) A community worker visits the elder; the operator records it and closes the incident:");
+    await act("follow-up", { visitedBy: "community worker (fictional)", outcome: "well" });
+    const closed = await act("close", { note: "follow-up done" });
+    say(`Incident ${closed.id} closed via the operator API: ${closed.state}.`);
+    const after = (await api.get<{ timeline: TimelineEntry[] }>(`/v1/incidents/${inc.id}/timeline`)).timeline;
+    say(`Its timeline keeps ${after.length} entries: every call, answer and operator step with who and when.`);
+    const still = (await api.get<{ incidents: Incident[] }>("/v1/incidents")).incidents;
+    say(`OPERATOR GET /v1/incidents → ${still.length} open.`);
+
     for (let i = 0; i < 50 && (await running.journal.stats()).rows > 0; i++) await sleep(100);
     const left = (await running.journal.stats()).rows;
     const rows = await relay.store.listEvents({ hub: "demo-hub", limit: 1000 });
@@ -131,12 +222,19 @@ async function main(): Promise<void> {
       say(`  #${v.boot}.${String(v.seq).padEnd(3)} ${v.severity.padEnd(8)} ${v.kind.padEnd(13)} ${v.type.padEnd(22)} ${v.device ?? ""}`);
     }
     say(`anxin-hub status → uplink ${running.uplink?.status().state}, ${running.uplink?.status().acked} event(s) acknowledged`);
-    say("Done. Next: the relay's call tree (escalation) starts from exactly these committed alarms.");
+    say("Done: gas leak → valve closed and proven → relay → call tree → operator closed the incident.");
   } finally {
-    await running.stop();
+    // The relay first: its graceful stop commits and acks what is in flight while the hub is still
+    // connected, and it is not there to report the hub going offline as an outage.
     await relay.stop();
+    await running.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
 main().catch((e: Error) => {
