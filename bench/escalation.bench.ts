@@ -13,21 +13,19 @@
 // (the escalation's own share), accepted − t0.
 // Run: node --import tsx bench/escalation.bench.ts   (BENCH_ESC_HUBS 1000, BENCH_ESC_PHASE_S 30, BENCH_ESC_ALARMS_PER_S 5)
 import { fork, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { connect, type MqttClient } from "mqtt";
-import pg from "pg";
 import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { carePlanSchema } from "../relay/src/careplans/schema.js";
 import { createTelephony, type CallRequest, type Telephony } from "../relay/src/telephony/index.js";
-import { insertBenchHubs, machineInfo, pct, r2, type BenchHub } from "./support.js";
+import { dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
 const clock = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -177,7 +175,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
   const { startTelephonyStub } = await import("../test/support/telephony-stub.js");
   const { createLogger } = await import("../lib/daemon/logger.js");
   const pgUrl = process.env.ANXIN_TEST_PG_URL as string;
-  const schema = store === "postgres" ? `bench_esc_${randomBytes(4).toString("hex")}` : null;
+  const schema = store === "postgres" ? uniquePgSchema("bench_esc") : null;
   const dir = await mkdtemp(join(tmpdir(), "anxin-bench-esc-"));
   const gw = await startTelephonyStub({ secret: SECRET, defaultStep: { status: "no_answer", silent: true } });
   const secretFile = join(dir, "gw.secret");
@@ -298,12 +296,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
     await inner.close();
     await gw.close();
     await rm(dir, { recursive: true, force: true });
-    if (schema) {
-      const c = new pg.Client({ connectionString: pgUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await c.end();
-    }
+    if (schema) await dropPgSchema(pgUrl, schema);
   }
 }
 

@@ -11,18 +11,17 @@
 // before and after, and applied. The hub's own view, ack arrival minus hand-off (one clock), is shown too.
 // Run: node --import tsx bench/relay-e2e.bench.ts   (BENCH_E2E_HUBS 1000, BENCH_E2E_PHASE_S 30)
 import { fork, type ChildProcess } from "node:child_process";
-import { randomBytes, randomFillSync, scrypt } from "node:crypto";
+import { randomFillSync, scrypt } from "node:crypto";
 import { cpus, loadavg, platform, release, totalmem } from "node:os";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { connect, type MqttClient } from "mqtt";
-import pg from "pg";
 import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import type { EnrolResponse } from "../protocol/messages.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
+import { dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -326,7 +325,7 @@ interface VariantResult {
 async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: number): Promise<VariantResult> {
   const { startRelayForTest } = await import("../test/support/relay-rig.js");
   const pgUrl = process.env.ANXIN_TEST_PG_URL as string;
-  const schema = store === "postgres" ? `bench_${randomBytes(4).toString("hex")}` : null;
+  const schema = store === "postgres" ? uniquePgSchema("bench") : null;
   const commits = new Map<string, number>();
   let recording = false;
   const rig = await startRelayForTest({
@@ -455,12 +454,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
     await Promise.all(kids.map((k) => k.ask({ t: "end" }, "ended", 30_000).catch(() => {})));
     for (const k of kids) k.proc.kill();
     await rig.stop();
-    if (schema) {
-      const c = new pg.Client({ connectionString: pgUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await c.end();
-    }
+    if (schema) await dropPgSchema(pgUrl, schema);
   }
 }
 

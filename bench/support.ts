@@ -6,6 +6,9 @@ import { cpus, loadavg, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import type { Store } from "../relay/src/store/store.js";
 
+// Benchmarks on PostgreSQL use the tests' helpers: a schema of their own, dropped at the end.
+export { dropPgSchema, uniquePgSchema } from "../test/support/pg.js";
+
 export const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** Nearest-rank percentile of an ascending array; NaN when empty. */

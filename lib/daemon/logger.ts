@@ -109,13 +109,25 @@ export function syslogPriority(level: number): number {
   return 7;
 }
 
+/**
+ * Fields a database driver puts on its errors that quote the row or statement involved (PostgreSQL's
+ * "Key (…)=(…) already exists"): the row may be a care plan or an outbox payload, so they stay out.
+ */
+const ERROR_ONLY_REDACTED = ["detail", "where", "hint", "internalQuery", "parameters"];
+
 // pino's serialized error has its own prototype, which redactFields leaves alone, so walk a plain copy.
 function redactedErr(err: Error): unknown {
   const serialized: unknown = pino.stdSerializers.err(err);
   if (serialized === null || typeof serialized !== "object") return serialized;
   const plain = { ...(serialized as Record<string, unknown>) };
+  let dropped = false;
+  for (const k of ERROR_ONLY_REDACTED)
+    if (k in plain) {
+      delete plain[k];
+      dropped = true;
+    }
   const redacted = redactFields(plain);
-  return redacted === plain ? serialized : redacted;
+  return redacted === plain && !dropped ? serialized : redacted;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {

@@ -4,12 +4,10 @@
 // through the operator API.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
-import pg from "pg";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -20,13 +18,17 @@ import type { CarePlanInput } from "../../relay/src/careplans/schema.js";
 import { parseCarePlan, setCarePlan } from "../../relay/src/careplans/store.js";
 import type { RunningRelay } from "../../relay/src/daemon/run.js";
 import { listForwards } from "../../relay/src/forwarders/outbox.js";
+import { EscalationEngine } from "../../relay/src/escalation/engine.js";
+import { loadPolicySet } from "../../relay/src/escalation/policy.js";
+import { addTimer, pendingTimers } from "../../relay/src/escalation/timers.js";
+import { IncidentForwarding } from "../../relay/src/incidents/forwarding.js";
 import { getTimeline, listIncidents } from "../../relay/src/incidents/repo.js";
 import { startRelayForTest, freePort, type RelayRig } from "../support/relay-rig.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/hub-rig.js";
+import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
 
 const SECRET = "escalation-test-gateway-secret-0123456789";
-const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const N = {
   elder: "+8613800000000",
   son: "+8613800000001",
@@ -420,6 +422,7 @@ test("token roles are enforced; care-plan reads are audited; the OpenAPI descrip
   assert.equal((await api(L.relay, adm, "GET", "/v1/incidents")).status, 200);
   assert.equal((await api(L.relay, op, "DELETE", "/v1/incidents")).status, 405);
   assert.equal((await api(L.relay, op, "GET", "/v1/incidents/nope")).status, 404);
+  assert.equal((await api(L.relay, op, "GET", "/v1/incidents/%E0%A4%A")).status, 400, "a malformed path escape is the client's mistake, not a 500");
 
   const audited = (await listAudit(L.relay.db, { subject: L.hub })).length;
   const plan = await api(L.relay, op, "GET", `/v1/careplans/${L.hub}`);
@@ -475,17 +478,13 @@ test("hub_offline from supervision opens a maintenance incident that closes itse
 });
 
 test("two relay instances on one PostgreSQL never run a step twice", async (t) => {
-  if (!PG_URL) return t.skip("ANXIN_TEST_PG_URL not set: the two-instance escalation test needs PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
-  const schema = `anxin_esc_${randomBytes(5).toString("hex")}`;
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => c.end());
-  });
+  if (!PG_URL) return t.skip(pgSkipReason("the two-instance escalation test"));
+  // Pushed first, so it runs last (cleanups run in reverse): after both relays let go of the schema.
+  const { url, schema } = tempPgSchema("anxin_esc", (f) => cleanups.push(f));
   const clock = { now: Date.now() };
   const gw = await startTelephonyStub({ secret: SECRET, now: () => clock.now, defaultStep: { status: "no_answer", silent: true } });
   cleanups.push(() => gw.close());
-  const store = { kind: "postgres", url: PG_URL, schema, poolSize: 4 };
+  const store = { kind: "postgres", url, schema, poolSize: 4 };
   const A = await startLoop({ clock, gw, hub: "hub-pg-0", config: { store } });
   const B = await startLoop({ clock, gw, hub: "hub-pg-0", config: { store } });
   const relays = [A.relay, B.relay];
@@ -514,6 +513,32 @@ test("two relay instances on one PostgreSQL never run a step twice", async (t) =
   assert.ok(ran.every((r) => r.result === "ran"), "every timer ran exactly once (none skipped by a lost claim)");
   const claimers = new Set((await A.relay.db.selectFrom("escalation_timers").select("claimed_by").execute()).map((r) => r.claimed_by));
   assert.equal(claimers.size, 2, "both instances carried steps");
+});
+
+test("a pass asked for just before stop() never runs after it (its calls would outlive the stop)", async () => {
+  // The relay's own loop is off, so the only engine on this store is the one under test.
+  const L = await startLoop({ config: { escalation: { enabled: false } } });
+  await addTimer(L.relay.db, { id: "inc-x:0:0", incidentId: "inc-x", kind: "step", step: 0, round: 0, dueAt: L.clock.now - 1 });
+  // Records every statement the engine sends (kysely compiles a statement when it is executed).
+  const statements: string[] = [];
+  const db = L.relay.db.withPlugin({ transformQuery: (a) => (statements.push(a.node.kind), a.node), transformResult: async (a) => a.result });
+  const engine = new EscalationEngine({
+    db,
+    telephony: L.relay.telephony,
+    incidents: L.relay.incidents,
+    forwarding: new IncidentForwarding(undefined, []),
+    alerts: L.relay.alerts,
+    policies: loadPolicySet(),
+    log: pino({ level: "silent" }),
+    instanceId: "engine-under-test",
+    now: () => L.clock.now,
+  });
+  engine.start(3_600_000);
+  engine.kick(); // a commit's nudge, arriving just before shutdown
+  await engine.stop();
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(statements, [], "no pass started after stop()");
+  assert.deepEqual((await pendingTimers(L.relay.db)).map((t) => [t.id, t.claimed_by]), [["inc-x:0:0", null]], "the due timer is left for the next start");
 });
 
 test("a relay started without escalation leaves alarms alone (escalation.enabled: false)", async () => {

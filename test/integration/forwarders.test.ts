@@ -4,12 +4,10 @@
 // Time is a clock the test moves; jitter is fixed so every retry time is exact.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Kysely } from "kysely";
-import pg from "pg";
 import { pino } from "pino";
 import {
   enqueueForward,
@@ -26,10 +24,10 @@ import {
 } from "../../relay/src/forwarders/outbox.js";
 import { anxinSignature } from "../../relay/src/telephony/signature.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
+import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
 import { startWebhookStub, type WebhookStub } from "../support/webhook-stub.js";
 
-const PG_URL = process.env.ANXIN_TEST_PG_URL;
-const PG_SKIP = "ANXIN_TEST_PG_URL not set: forwarders on PostgreSQL skipped (e.g. ANXIN_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test)";
+const PG_SKIP = pgSkipReason("forwarders on PostgreSQL");
 const SECRET = "duty-platform-secret-0123456789abcdef";
 const T0 = 1_800_000_000_000;
 const silent = pino({ level: "silent" });
@@ -59,16 +57,8 @@ async function context(t: T, backend: Backend): Promise<Ctx> {
     open = () => openStore({ kind: "sqlite", path: "relay.db" }, dir, { migrations: forwarderMigrations });
   } else {
     const url = PG_URL as string;
-    const schema = `anxin_fwd_${randomBytes(6).toString("hex")}`;
-    drop = async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await c.end();
-      }
-    };
+    const schema = uniquePgSchema("anxin_fwd");
+    drop = () => dropPgSchema(url, schema);
     open = () => openStore({ kind: "postgres", url, schema, poolSize: 4 }, "/nonexistent", { migrations: forwarderMigrations });
   }
   const workers: ForwarderWorker[] = [];

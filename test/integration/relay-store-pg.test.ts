@@ -3,8 +3,6 @@
 // its own schema and drops it afterwards.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -14,9 +12,9 @@ import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
 import { EnrolError, Registry } from "../../relay/src/registry/registry.js";
 import { HUB_OFFLINE, isUniqueViolation, openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
 import { Supervisor } from "../../relay/src/supervision/supervisor.js";
+import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
 
-const PG_URL = process.env.ANXIN_TEST_PG_URL;
-const SKIP = "ANXIN_TEST_PG_URL not set: PostgreSQL store tests skipped (e.g. ANXIN_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test)";
+const SKIP = pgSkipReason("PostgreSQL store tests");
 const T0 = 1_800_000_000_000;
 const silent = pino({ level: "silent" });
 
@@ -28,17 +26,11 @@ interface Ctx {
 
 async function pgContext(t: { after(fn: () => unknown): void }): Promise<Ctx> {
   const url = PG_URL as string;
-  const schema = `anxin_test_${randomBytes(6).toString("hex")}`;
+  const schema = uniquePgSchema("anxin_test");
   const stores: Store[] = [];
   t.after(async () => {
     for (const s of stores) await s.close();
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    } finally {
-      await c.end();
-    }
+    await dropPgSchema(url, schema);
   });
   return {
     schema,

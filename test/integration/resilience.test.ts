@@ -12,7 +12,6 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "mqtt";
-import pg from "pg";
 import type { Envelope, EventDraft } from "../../protocol/envelope.js";
 import { writeSecrets } from "../../gateway/src/uplink/secrets.js";
 import type { Metrics } from "../../relay/src/metrics.js";
@@ -22,14 +21,14 @@ import { startHubRig, waitFor } from "../support/hub-rig.js";
 import { mosquittoMissing, ownMosquitto } from "../support/mosquitto.js";
 import { startExternalRelay, testLogger } from "../support/relay-external.js";
 import { startRelayForTest } from "../support/relay-rig.js";
+import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
 import { startUplinkHub, writeUplinkHubConfig, type UplinkHub } from "../support/uplink-hub.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BURST = fileURLToPath(new URL("../support/hub-burst.ts", import.meta.url));
-const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const MQTT_URL = process.env.ANXIN_TEST_MQTT_URL;
 const NO_MOSQ = mosquittoMissing();
-const NO_PG = PG_URL ? false : "ANXIN_TEST_PG_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)";
+const NO_PG = PG_URL ? false : pgSkipReason("two relays on PostgreSQL");
 for (const [what, why] of [
   ["broker kill -9 and two relays on own mosquitto", NO_MOSQ],
   ["two relays (PostgreSQL)", NO_PG],
@@ -317,17 +316,8 @@ async function clearRetained(url: string, hub: string): Promise<void> {
 }
 
 async function twoRelays(t: TestContext, cleanup: (f: () => unknown) => void, brokerUrl: string, shared: boolean): Promise<void> {
-  const url = PG_URL!;
-  const schema = `anxin_res_${randomBytes(6).toString("hex")}`;
-  cleanup(async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    } finally {
-      await c.end();
-    }
-  });
+  // Registered first, so it runs last: after both relays let go of the schema.
+  const { url, schema } = tempPgSchema("anxin_res", cleanup);
   const hubId = `pair-${rnd()}`;
   const group = `g${rnd()}`;
   const a = new Commits(hubId);

@@ -25,7 +25,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import axios from "axios";
-import { signedHeaders, verifyAnxinSignature } from "../../relay/src/telephony/signature.js";
+import type { GatewayCallRequest } from "../../relay/src/telephony/http-gateway.js";
+import { SIGNATURE_HEADER, signedHeaders, TIMESTAMP_HEADER, verifyAnxinSignature } from "../../relay/src/telephony/signature.js";
 import type { CallStatus } from "../../relay/src/telephony/types.js";
 
 export interface StubStep {
@@ -37,13 +38,8 @@ export interface StubStep {
   silent?: boolean;
 }
 
-export interface StubCall {
-  attemptId: string;
-  to: string;
-  channel: "voice" | "sms";
-  message: string;
-  gather: { digits: string[]; timeoutS: number } | null;
-  callbackUrl: string;
+/** An accepted request: the body the relay sent (the gateway contract's own type), and what the stub added. */
+export interface StubCall extends GatewayCallRequest {
   providerRef: string;
   headers: http.IncomingHttpHeaders;
   /** Which call to this number it was (1-based). */
@@ -164,7 +160,7 @@ export async function startTelephonyStub(o: TelephonyStubOptions): Promise<Telep
       };
       if (outage === "503") return answer(503, { error: "unavailable" });
       const raw = Buffer.concat(parts);
-      const check = verifyAnxinSignature(o.secret, { timestamp: req.headers["x-anxin-timestamp"], signature: req.headers["x-anxin-signature"] }, raw, now(), o.windowMs ?? 5 * 60_000);
+      const check = verifyAnxinSignature(o.secret, { timestamp: req.headers[TIMESTAMP_HEADER], signature: req.headers[SIGNATURE_HEADER] }, raw, now(), o.windowMs ?? 5 * 60_000);
       if (!check.ok) {
         refused.push({ status: 401, reason: check.reason });
         return answer(401, { error: "bad signature" });

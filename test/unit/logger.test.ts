@@ -117,6 +117,24 @@ test("child-logger bindings, error fields and other letter cases are covered too
   assert.deepEqual(c!.headers, { accept: "json" });
 });
 
+test("a database error's quoted row (detail, where, hint …) is not logged; its message and code are", (t) => {
+  const { log, read } = fileLogger(t);
+  const err = Object.assign(new Error('duplicate key value violates unique constraint "care_plans_pkey"'), {
+    code: "23505",
+    detail: "Key (hub)=(hub-1) already exists with address 5 Long Street",
+    where: "SQL statement quoting a row",
+    hint: "row 5 Long Street",
+    table: "care_plans",
+  });
+  log.error({ err }, "insert failed");
+  const e = parse(read()[0]!).err as Record<string, unknown>;
+  assert.match(String(e.message), /duplicate key/);
+  assert.equal(e.code, "23505");
+  assert.equal(e.table, "care_plans");
+  for (const k of ["detail", "where", "hint"]) assert.equal(k in e, false, k);
+  assert.doesNotMatch(read()[0]!, /Long Street/);
+});
+
 test("redactFields leaves clean objects as they are and documents its key list", () => {
   const clean = { a: 1, b: { c: [1, 2, { d: "x" }] } };
   assert.equal(redactFields(clean), clean);

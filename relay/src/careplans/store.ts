@@ -53,11 +53,16 @@ export async function loadCarePlanFile(file: string): Promise<CarePlan> {
 export async function setCarePlan(db: Kysely<LoopDb>, hub: string, plan: CarePlan, by: { actor: string; purpose: string; at: number }): Promise<number> {
   const checked = parseCarePlan(plan, "the request");
   return db.transaction().execute(async (trx) => {
-    const prev = await trx.selectFrom("care_plans").select("version").where("hub", "=", hub).executeTakeFirst();
-    const version = (prev?.version ?? 0) + 1;
-    const row = { plan: JSON.stringify(checked), version, updated_at: by.at, updated_by: by.actor };
-    if (prev) await trx.updateTable("care_plans").set(row).where("hub", "=", hub).execute();
-    else await trx.insertInto("care_plans").values({ hub, ...row }).execute();
+    // One statement, so two first writes at once (two operators, two relay instances) cannot both insert.
+    const got = await trx
+      .insertInto("care_plans")
+      .values({ hub, plan: JSON.stringify(checked), version: 1, updated_at: by.at, updated_by: by.actor })
+      .onConflict((oc) =>
+        oc.column("hub").doUpdateSet((eb) => ({ plan: eb.ref("excluded.plan"), version: eb("care_plans.version", "+", 1), updated_at: eb.ref("excluded.updated_at"), updated_by: eb.ref("excluded.updated_by") })),
+      )
+      .returning("version")
+      .executeTakeFirstOrThrow();
+    const version = Number(got.version);
     await recordAudit(trx, { actor: by.actor, action: "careplan.write", subject: hub, purpose: by.purpose, at: by.at });
     return version;
   });

@@ -36,6 +36,12 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     if (!isHubId(hub)) h.fail(`'${hub}' is not a hub id`, 2);
   };
 
+  /** Runs `f` on the store for one hub, once its id is known to be one. */
+  const onHub = <T>(hub: string, configFile: string, f: (a: AdminHandle) => Promise<T>): Promise<T> => {
+    checkHub(hub);
+    return h.admin(configFile, f);
+  };
+
   const careplan = program.command("careplan").description("care plans: who to call for a hub (personal data; every read is audited)");
 
   h.withConfig(careplan.command("set"))
@@ -61,8 +67,7 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     .argument("<hub>")
     .option("--purpose <why>", "recorded in the audit log with the read", "cli")
     .action(async (hub: string, opts: { config: string; purpose: string }) => {
-      checkHub(hub);
-      await h.admin(opts.config, async ({ db }) => {
+      await onHub(hub, opts.config, async ({ db }) => {
         const got = await readCarePlan(db, hub, { actor: cliActor(), purpose: opts.purpose.slice(0, 100), at: Date.now() });
         if (!got) h.fail(`no care plan for hub ${hub}`);
         process.stdout.write(`${JSON.stringify(got, null, 2)}\n`);
@@ -73,8 +78,7 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     .description("delete a hub's care plan (the elder left the programme)")
     .argument("<hub>")
     .action(async (hub: string, opts: { config: string }) => {
-      checkHub(hub);
-      await h.admin(opts.config, async ({ db }) => {
+      await onHub(hub, opts.config, async ({ db }) => {
         if (!(await deleteCarePlan(db, hub, { actor: cliActor(), purpose: "cli", at: Date.now() }))) h.fail(`no care plan for hub ${hub}`);
         process.stdout.write(`care plan for ${hub} deleted\n`);
       });
@@ -84,8 +88,7 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     .description("who read or changed a hub's care plan, and when")
     .argument("<hub>")
     .action(async (hub: string, opts: { config: string }) => {
-      checkHub(hub);
-      await h.admin(opts.config, async ({ db }) => {
+      await onHub(hub, opts.config, async ({ db }) => {
         for (const e of await listAudit(db, { subject: hub })) process.stdout.write(`${when(e.at)}  ${e.actor}  ${e.action}  (${e.purpose})\n`);
       });
     });

@@ -52,6 +52,7 @@ export interface EscalationContext {
   alerts: Alerter;
   policies: PolicySet;
   log: Logger;
+  /** Names this instance's claims; unique per running relay. */
   instanceId: string;
   now: () => number;
   claimMs: number;

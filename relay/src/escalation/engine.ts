@@ -6,32 +6,19 @@
 //
 // This file is the loop; the work is in opening.ts, steps.ts, outcomes.ts and hub-offline.ts.
 import type { Kysely } from "kysely";
-import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Envelope } from "../../../protocol/envelope.js";
-import type { Alerter } from "../alerts/alerter.js";
-import type { IncidentForwarding } from "../incidents/forwarding.js";
-import type { IncidentService } from "../incidents/service.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
-import type { CallOutcome, Telephony } from "../telephony/types.js";
+import type { CallOutcome } from "../telephony/types.js";
 import { createMeters, type EscalationContext } from "./context.js";
 import { HubOfflineSync } from "./hub-offline.js";
 import { IncidentOpener } from "./opening.js";
 import { OutcomeHandler } from "./outcomes.js";
-import type { PolicySet } from "./policy.js";
 import { StepRunner } from "./steps.js";
 import { claimDue } from "./timers.js";
 
-export interface EscalationEngineOptions {
-  db: Kysely<LoopDb>;
-  telephony: Telephony;
-  incidents: IncidentService;
-  forwarding: IncidentForwarding;
-  alerts: Alerter;
-  policies: PolicySet;
-  log: Logger;
-  /** Names this instance's claims; unique per running relay. */
-  instanceId: string;
+/** The parts of the shared context the caller gives; the engine adds the clock default, meters and kick. */
+export interface EscalationEngineOptions extends Pick<EscalationContext, "db" | "telephony" | "incidents" | "forwarding" | "alerts" | "policies" | "log" | "instanceId"> {
   now?: () => number;
   /** How long a claimed timer stays ours; longer than a place() with all its retries. Default 60 s. */
   claimMs?: number;
@@ -114,7 +101,11 @@ export class EscalationEngine {
   /** A timer fell due (a commit opened an incident, a step ended early): look now, not at the next poll. */
   kick(): void {
     if (this.stopped) return;
-    setImmediate(() => void this.claimPass().catch((err: unknown) => this.c.log.error({ err }, "escalation: run failed")));
+    setImmediate(() => {
+      // stop() may have run in between: a pass now would start calls that stop() no longer waits for.
+      if (this.stopped) return;
+      void this.claimPass().catch((err: unknown) => this.c.log.error({ err }, "escalation: run failed"));
+    });
   }
 
   start(pollMs: number): void {

@@ -48,9 +48,14 @@ export class HubOfflineSync {
       .limit(500)
       .execute();
     for (const f of fresh) {
-      await this.c.db.transaction().execute((trx) =>
-        this.opener.openOrJoin(trx, { hub: f.hub, type: HUB_OFFLINE, severity: "warning", sourceRef: f.id, device: null, cause: `supervision: ${f.reason}` }),
-      );
+      // One that cannot be opened now is tried at the next sync; it must not hold up the others.
+      try {
+        await this.c.db.transaction().execute((trx) =>
+          this.opener.openOrJoin(trx, { hub: f.hub, type: HUB_OFFLINE, severity: "warning", sourceRef: f.id, device: null, cause: `supervision: ${f.reason}` }),
+        );
+      } catch (err) {
+        this.c.log.warn({ err: (err as Error).message, hub: f.hub, source: f.id }, "escalation: could not open a hub_offline incident");
+      }
     }
   }
 }

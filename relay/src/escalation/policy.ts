@@ -85,6 +85,7 @@ export type PolicySet = z.infer<typeof policySetSchema>;
 export type PolicySetInput = z.input<typeof policySetSchema>;
 
 const onsite = (waitS: number, repeat: number): z.input<typeof stepSchema> => ({ name: "platform on-site team", targets: [{ who: "onsite_team" }], waitS, repeat });
+const emergencyContactsInTurn = (waitS: number): z.input<typeof stepSchema> => ({ name: "emergency contacts in turn", targets: [{ who: "role", role: "emergency_contact", mode: "each_in_turn" }], waitS });
 
 /** The documented defaults (docs/escalation.md). */
 export const DEFAULT_POLICIES: PolicySetInput = {
@@ -98,7 +99,7 @@ export const DEFAULT_POLICIES: PolicySetInput = {
       description: "smoke, gas, CO, a valve that did not close: call the elder and the community responders at once, then the family, then the on-site team",
       steps: [
         { name: "elder and community responders at once", targets: [{ who: "elder" }, { who: "group", group: "community_responders" }], waitS: 60 },
-        { name: "emergency contacts in turn", targets: [{ who: "role", role: "emergency_contact", mode: "each_in_turn" }], waitS: 45 },
+        emergencyContactsInTurn(45),
         { name: "volunteers, relatives and neighbours", targets: [{ who: "role", role: "volunteer" }, { who: "role", role: "relative_neighbour" }], waitS: 60 },
         onsite(120, 2),
       ],
@@ -109,7 +110,7 @@ export const DEFAULT_POLICIES: PolicySetInput = {
       description: "SOS, fall, vital signs: call the elder back first, then contacts in the programme's order, then the on-site team",
       steps: [
         { name: "call the elder back", targets: [{ who: "elder" }], waitS: 45, repeat: 1 },
-        { name: "emergency contacts in turn", targets: [{ who: "role", role: "emergency_contact", mode: "each_in_turn" }], waitS: 45 },
+        emergencyContactsInTurn(45),
         { name: "neighbourhood committee", targets: [{ who: "role", role: "neighbourhood_committee" }], waitS: 60 },
         { name: "property and micro fire station duty staff", targets: [{ who: "role", role: "property_fire_station" }], waitS: 60 },
         { name: "community volunteers", targets: [{ who: "role", role: "volunteer" }], waitS: 60 },
@@ -123,7 +124,7 @@ export const DEFAULT_POLICIES: PolicySetInput = {
       description: "inactivity: a gentler welfare check with longer waits",
       steps: [
         { name: "call the elder", targets: [{ who: "elder" }], waitS: 120, repeat: 1 },
-        { name: "emergency contacts in turn", targets: [{ who: "role", role: "emergency_contact", mode: "each_in_turn" }], waitS: 120 },
+        emergencyContactsInTurn(120),
         { name: "neighbourhood, volunteers, relatives", targets: [{ who: "role", role: "neighbourhood_committee" }, { who: "role", role: "volunteer" }, { who: "role", role: "relative_neighbour" }], waitS: 300 },
         onsite(600, 1),
       ],

@@ -48,7 +48,10 @@ export class StepRunner {
             () => undefined, // someone moved it first (an operator confirming): nothing to do
           )
         : undefined;
-    await Promise.all([...step.targets.map((target) => this.placeOne(inc, t, step, target, care)), confirming]);
+    // Every call is let finish before a failure is reported: the timer counts as in flight until then.
+    const settled = await Promise.allSettled([...step.targets.map((target) => this.placeOne(inc, t, step, target, care)), confirming]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     await this.scheduleNext(inc, plan, t);
   }
 

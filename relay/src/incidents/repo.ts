@@ -4,7 +4,7 @@
 import type { Kysely } from "kysely";
 import { monotonicFactory } from "ulid";
 import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
-import type { IncidentState } from "./lifecycle.js";
+import { JOINABLE_STATES, type IncidentState } from "./lifecycle.js";
 
 export interface Incident {
   id: string;
@@ -134,7 +134,6 @@ export async function setState(
   at: number,
   extra: Partial<Pick<IncidentsTable, "false_alarm_reason" | "follow_up_recorded" | "escalation" | "acknowledged_at" | "acknowledged_by">> = {},
 ): Promise<boolean> {
-  const joinable = to === "received" || to === "confirming" || to === "confirmed" || to === "responding" || to === "coordinated";
   const r = await db
     .updateTable("incidents")
     .set({
@@ -142,7 +141,7 @@ export async function setState(
       updated_at: at,
       ...extra,
       // Once past the active stages a repeated alarm opens a new incident (a real fire after burnt toast).
-      ...(joinable ? {} : { open_key: null }),
+      ...(JOINABLE_STATES.has(to) ? {} : { open_key: null }),
       ...(to === "closed" ? { closed_at: at } : {}),
     })
     .where("id", "=", id)

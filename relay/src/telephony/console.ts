@@ -1,9 +1,8 @@
 // The demo's telephony: nobody is called. Each call is printed (number masked) and answered by a script,
 // e.g. "the first call is answered with key 1 after 2 s", so the whole escalation runs on one machine.
 import type { ConsoleScriptRule } from "./config.js";
-import { newCounters } from "./http-gateway.js";
 import { maskNumber } from "./provider-http.js";
-import type { CallOutcome, CallRequest, RouteHandler, Telephony, TelephonyCounters, TelephonyLog } from "./types.js";
+import { newCounters, type CallOutcome, type CallRequest, type RouteHandler, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export type ConsoleAnswer = Omit<ConsoleScriptRule, "to" | "call">;
 

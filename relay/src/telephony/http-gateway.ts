@@ -5,9 +5,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AxiosInstance } from "axios";
 import { z } from "zod";
-import { BodyTooLarge, postWithRetry, readBody, reply, type RetryPolicy } from "./provider-http.js";
+import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, readCallbackPost, reply, type AdapterParts, type RetryPolicy } from "./provider-http.js";
 import { signedHeaders, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyAnxinSignature } from "./signature.js";
-import { CALL_STATUSES, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { CALL_STATUSES, newCounters, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const HTTP_GATEWAY = "http-gateway";
 const MAX_CALLBACK_BYTES = 16 * 1024;
@@ -58,18 +58,20 @@ export class HttpGatewayTelephony implements Telephony {
   readonly counters: TelephonyCounters;
   private readonly now: () => number;
   private readonly callbackUrl: string;
+  private readonly parts: AdapterParts;
 
   constructor(private readonly o: HttpGatewayOptions) {
     this.now = o.now ?? Date.now;
     this.counters = o.counters ?? newCounters();
     this.callbackUrl = `${o.publicUrl.replace(/\/+$/, "")}${o.callbackPath}`;
+    this.parts = { provider: HTTP_GATEWAY, counters: this.counters, log: o.log, onOutcome: (x) => o.onOutcome(x) };
   }
 
   async place(req: CallRequest): Promise<{ providerRef: string }> {
     const gather = req.channel === "voice" && req.gatherDigits?.length ? { digits: req.gatherDigits, timeoutS: this.o.gatherTimeoutS } : null;
     const payload: GatewayCallRequest = { attemptId: req.attemptId, to: req.to, channel: req.channel, message: req.message, gather, callbackUrl: this.callbackUrl };
     const body = JSON.stringify(payload);
-    try {
+    return placeCounted(this.parts, req, async () => {
       const res = await postWithRetry({
         ...this.o,
         provider: HTTP_GATEWAY,
@@ -78,34 +80,17 @@ export class HttpGatewayTelephony implements Telephony {
           headers: { "Content-Type": "application/json", "Idempotency-Key": req.attemptId, "User-Agent": "anxin-relay", ...signedHeaders(this.o.secret, this.now(), body) },
         }),
       });
-      const parsed = placeResponseSchema.safeParse(safeJson(res.data));
+      const parsed = placeResponseSchema.safeParse(parseJsonOrUndefined(res.data));
       // A gateway that accepted the call but named no reference still placed it; the attempt id identifies it.
-      const providerRef = parsed.success ? parsed.data.providerRef : req.attemptId;
-      this.counters.placed++;
-      this.o.log.debug({ attemptId: req.attemptId, channel: req.channel, providerRef }, "telephony request accepted");
-      return { providerRef };
-    } catch (err) {
-      this.counters.failed++;
-      this.o.log.warn({ attemptId: req.attemptId, channel: req.channel, err: (err as Error).message }, "telephony request failed");
-      throw err;
-    }
+      return { providerRef: parsed.success ? parsed.data.providerRef : req.attemptId };
+    });
   }
 
   readonly callbackRoute = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const path = new URL(req.url ?? "/", "http://relay").pathname;
     if (path !== this.o.callbackPath) return false;
-    if (req.method !== "POST") {
-      res.setHeader("allow", "POST");
-      reply(res, 405, JSON.stringify({ error: "method_not_allowed" }));
-      return true;
-    }
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, MAX_CALLBACK_BYTES);
-    } catch (err) {
-      reply(res, err instanceof BodyTooLarge ? 413 : 400, JSON.stringify({ error: "bad_body" }));
-      return true;
-    }
+    const raw = await readCallbackPost(req, res, MAX_CALLBACK_BYTES);
+    if (!raw) return true;
     const check = verifyAnxinSignature(
       this.o.secret,
       { timestamp: req.headers[TIMESTAMP_HEADER], signature: req.headers[SIGNATURE_HEADER] },
@@ -119,7 +104,7 @@ export class HttpGatewayTelephony implements Telephony {
       reply(res, 403, JSON.stringify({ error: "forbidden" }));
       return true;
     }
-    const parsed = gatewayCallbackSchema.safeParse(safeJson(raw.toString("utf8")));
+    const parsed = gatewayCallbackSchema.safeParse(parseJsonOrUndefined(raw));
     if (!parsed.success) {
       this.counters.callbacksRefused++;
       const where = parsed.error.issues[0];
@@ -135,28 +120,8 @@ export class HttpGatewayTelephony implements Telephony {
       ...(c.digits !== undefined ? { digits: c.digits } : {}),
       ...(c.detail !== undefined ? { detail: c.detail } : {}),
     };
-    try {
-      await this.o.onOutcome(outcome);
-    } catch (err) {
-      // The gateway retries its callback on a 5xx, so the outcome is not lost.
-      this.o.log.error({ attemptId: c.attemptId, err: (err as Error).message }, "telephony outcome not recorded");
-      reply(res, 500, JSON.stringify({ error: "internal" }));
-      return true;
-    }
-    this.counters.callbacks++;
-    reply(res, 200, JSON.stringify({ ok: true }));
+    // The gateway retries its callback on a 5xx (deliverOutcome's answer when recording fails).
+    if (await deliverOutcome(this.parts, outcome, res)) reply(res, 200, JSON.stringify({ ok: true }));
     return true;
   };
-}
-
-export function newCounters(): TelephonyCounters {
-  return { placed: 0, failed: 0, callbacks: 0, callbacksRefused: 0 };
-}
-
-function safeJson(s: string | Buffer): unknown {
-  try {
-    return JSON.parse(typeof s === "string" ? s : s.toString("utf8"));
-  } catch {
-    return undefined;
-  }
 }

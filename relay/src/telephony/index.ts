@@ -1,12 +1,12 @@
 // Builds the configured telephony adapter. The relay passes `callbackRoute` to its HTTP server and
 // `telephony` to the escalation engine; the engine hears outcomes through deps.onOutcome.
 import type { AxiosInstance } from "axios";
-import type { TelephonyConfig } from "./config.js";
+import type { HttpTelephonyConfig, TelephonyConfig, TwilioTelephonyConfig } from "./config.js";
 import { ConsoleTelephony } from "./console.js";
 import { HttpGatewayTelephony } from "./http-gateway.js";
 import { readSecret } from "./secret-source.js";
 import { TwilioTelephony } from "./twilio.js";
-import type { TelephonyDeps, TelephonyHandle } from "./types.js";
+import type { RouteHandler, Telephony, TelephonyCounters, TelephonyDeps, TelephonyHandle } from "./types.js";
 
 export * from "./types.js";
 export { telephonyConfigSchema, type TelephonyConfig } from "./config.js";
@@ -27,61 +27,62 @@ export interface CreateTelephonyDeps extends TelephonyDeps {
 
 /** Throws SecretSourceError when a secret cannot be read (missing, empty, or readable by other users). */
 export function createTelephony(cfg: TelephonyConfig, deps: CreateTelephonyDeps): TelephonyHandle {
-  const common = {
-    log: deps.log,
-    onOutcome: deps.onOutcome,
+  /** What every adapter takes. */
+  const base = { log: deps.log, onOutcome: deps.onOutcome, ...(deps.now ? { now: deps.now } : {}) };
+  /** What both HTTP providers take alike from their configuration. */
+  const provider = (c: HttpTelephonyConfig | TwilioTelephonyConfig) => ({
+    ...base,
     publicUrl: deps.publicUrl,
-    ...(deps.now ? { now: deps.now } : {}),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     ...(deps.http ? { http: deps.http } : {}),
-  };
+    timeoutMs: c.timeoutMs,
+    retries: c.retries,
+    backoffMs: c.backoffMs,
+    callbackPath: c.callbackPath,
+    gatherTimeoutS: c.gatherTimeoutS,
+  });
   const secretOpts = { ...(deps.baseDir ? { baseDir: deps.baseDir } : {}), ...(deps.env ? { env: deps.env } : {}) };
+  /** A secret from its file or its variable; errors name the key that was set. */
+  const secret = (file: string | undefined, env: string | undefined, key: string) =>
+    readSecret({ file, env }, file ? `telephony.${key}File` : `telephony.${key}Env`, secretOpts);
+  const handle = (t: Telephony & { callbackRoute: RouteHandler; counters: TelephonyCounters }, close: () => Promise<void> = async () => {}): TelephonyHandle => ({
+    telephony: t,
+    callbackRoute: t.callbackRoute,
+    counters: t.counters,
+    close,
+  });
   switch (cfg.kind) {
     case "console": {
       const t = new ConsoleTelephony({
+        ...base,
         script: cfg.script,
         otherwise: cfg.otherwise,
         showMessage: cfg.showMessage,
-        log: deps.log,
-        onOutcome: deps.onOutcome,
         ...(deps.print ? { print: deps.print } : {}),
-        ...(deps.now ? { now: deps.now } : {}),
         ...(deps.schedule ? { schedule: deps.schedule } : {}),
       });
-      return { telephony: t, callbackRoute: t.callbackRoute, counters: t.counters, close: () => t.close() };
+      return handle(t, () => t.close());
     }
-    case "http": {
-      const secret = readSecret({ file: cfg.secretFile, env: cfg.secretEnv }, cfg.secretFile ? "telephony.secretFile" : "telephony.secretEnv", secretOpts);
-      const t = new HttpGatewayTelephony({
-        ...common,
-        url: cfg.url,
-        secret,
-        timeoutMs: cfg.timeoutMs,
-        retries: cfg.retries,
-        backoffMs: cfg.backoffMs,
-        callbackPath: cfg.callbackPath,
-        callbackWindowMs: cfg.callbackWindowS * 1000,
-        gatherTimeoutS: cfg.gatherTimeoutS,
-      });
-      return { telephony: t, callbackRoute: t.callbackRoute, counters: t.counters, close: async () => {} };
-    }
-    case "twilio": {
-      const authToken = readSecret({ file: cfg.authTokenFile, env: cfg.authTokenEnv }, cfg.authTokenFile ? "telephony.authTokenFile" : "telephony.authTokenEnv", secretOpts);
-      const t = new TwilioTelephony({
-        ...common,
-        accountSid: cfg.accountSid,
-        authToken,
-        from: cfg.from,
-        baseUrl: cfg.baseUrl,
-        timeoutMs: cfg.timeoutMs,
-        retries: cfg.retries,
-        backoffMs: cfg.backoffMs,
-        callbackPath: cfg.callbackPath,
-        gatherTimeoutS: cfg.gatherTimeoutS,
-        sayLanguage: cfg.sayLanguage,
-        sayVoice: cfg.sayVoice,
-      });
-      return { telephony: t, callbackRoute: t.callbackRoute, counters: t.counters, close: async () => {} };
-    }
+    case "http":
+      return handle(
+        new HttpGatewayTelephony({
+          ...provider(cfg),
+          url: cfg.url,
+          secret: secret(cfg.secretFile, cfg.secretEnv, "secret"),
+          callbackWindowMs: cfg.callbackWindowS * 1000,
+        }),
+      );
+    case "twilio":
+      return handle(
+        new TwilioTelephony({
+          ...provider(cfg),
+          accountSid: cfg.accountSid,
+          authToken: secret(cfg.authTokenFile, cfg.authTokenEnv, "authToken"),
+          from: cfg.from,
+          baseUrl: cfg.baseUrl,
+          sayLanguage: cfg.sayLanguage,
+          sayVoice: cfg.sayVoice,
+        }),
+      );
   }
 }

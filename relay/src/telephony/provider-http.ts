@@ -2,7 +2,7 @@
 // (network errors, timeouts, 5xx, 408, 429), and reading a callback's body with a size limit.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import axios, { type AxiosInstance, type AxiosResponse } from "axios";
-import { TelephonyRejected, TelephonyUnavailable } from "./types.js";
+import { TelephonyRejected, TelephonyUnavailable, type CallOutcome, type CallRequest, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export interface RetryPolicy {
   timeoutMs: number;
@@ -83,6 +83,71 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     req.on("end", () => (size > max ? reject(new BodyTooLarge(`body over ${max} bytes`)) : resolve(Buffer.concat(parts))));
     req.on("error", reject);
   });
+}
+
+/**
+ * A provider callback's raw body, or undefined when the request was already answered: 405 for anything but a
+ * POST, 413 past `max` bytes, 400 for a broken body.
+ */
+export async function readCallbackPost(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
+  if (req.method !== "POST") {
+    res.setHeader("allow", "POST");
+    reply(res, 405, JSON.stringify({ error: "method_not_allowed" }));
+    return undefined;
+  }
+  try {
+    return await readBody(req, max);
+  } catch (err) {
+    reply(res, err instanceof BodyTooLarge ? 413 : 400, JSON.stringify({ error: "bad_body" }));
+    return undefined;
+  }
+}
+
+/** What an adapter shares with the helpers below: its name, its totals, its log and the escalation's ear. */
+export interface AdapterParts {
+  provider: string;
+  counters: TelephonyCounters;
+  log: TelephonyLog;
+  onOutcome(o: CallOutcome): Promise<void>;
+}
+
+/**
+ * Passes a verified callback's outcome on. False when it could not be recorded: the provider was then
+ * answered 500, so it retries the callback and the outcome is not lost.
+ */
+export async function deliverOutcome(a: AdapterParts, outcome: CallOutcome, res: ServerResponse): Promise<boolean> {
+  try {
+    await a.onOutcome(outcome);
+  } catch (err) {
+    a.log.error({ provider: a.provider, attemptId: outcome.attemptId, err: (err as Error).message }, "telephony outcome not recorded");
+    reply(res, 500, JSON.stringify({ error: "internal" }));
+    return false;
+  }
+  a.counters.callbacks++;
+  return true;
+}
+
+/** Runs one place() request, counting and logging its result (the number called is never logged). */
+export async function placeCounted(a: AdapterParts, req: CallRequest, send: () => Promise<{ providerRef: string }>): Promise<{ providerRef: string }> {
+  try {
+    const { providerRef } = await send();
+    a.counters.placed++;
+    a.log.debug({ provider: a.provider, attemptId: req.attemptId, channel: req.channel, providerRef }, "telephony request accepted");
+    return { providerRef };
+  } catch (err) {
+    a.counters.failed++;
+    a.log.warn({ provider: a.provider, attemptId: req.attemptId, channel: req.channel, err: (err as Error).message }, "telephony request failed");
+    throw err;
+  }
+}
+
+/** JSON.parse that answers undefined for anything that is not JSON. */
+export function parseJsonOrUndefined(s: string | Buffer): unknown {
+  try {
+    return JSON.parse(typeof s === "string" ? s : s.toString("utf8"));
+  } catch {
+    return undefined;
+  }
 }
 
 export function reply(res: ServerResponse, status: number, body?: string, contentType = "application/json"): void {

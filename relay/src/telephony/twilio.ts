@@ -5,9 +5,8 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AxiosInstance } from "axios";
-import { newCounters } from "./http-gateway.js";
-import { BodyTooLarge, postWithRetry, readBody, reply, type RetryPolicy } from "./provider-http.js";
-import type { CallOutcome, CallRequest, CallStatus, Telephony, TelephonyCounters, TelephonyLog } from "./types.js";
+import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, readCallbackPost, reply, type AdapterParts, type RetryPolicy } from "./provider-http.js";
+import { newCounters, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const TWILIO = "twilio";
 const MAX_CALLBACK_BYTES = 64 * 1024;
@@ -76,10 +75,12 @@ export class TwilioTelephony implements Telephony {
   readonly counters: TelephonyCounters = newCounters();
   private readonly now: () => number;
   private readonly base: string;
+  private readonly parts: AdapterParts;
 
   constructor(private readonly o: TwilioOptions) {
     this.now = o.now ?? Date.now;
     this.base = `${o.publicUrl.replace(/\/+$/, "")}${o.callbackPath}`;
+    this.parts = { provider: TWILIO, counters: this.counters, log: o.log, onOutcome: (x) => o.onOutcome(x) };
   }
 
   /** Where Twilio posts a callback of `kind` for one attempt. */
@@ -116,7 +117,7 @@ export class TwilioTelephony implements Telephony {
     }
     const body = form.toString();
     const url = `${this.o.baseUrl.replace(/\/+$/, "")}/2010-04-01/Accounts/${encodeURIComponent(this.o.accountSid)}/${resource}`;
-    try {
+    return placeCounted(this.parts, req, async () => {
       const res = await postWithRetry({
         ...this.o,
         provider: TWILIO,
@@ -124,21 +125,9 @@ export class TwilioTelephony implements Telephony {
         auth: { username: this.o.accountSid, password: this.o.authToken },
         request: () => ({ body, headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json", "User-Agent": "anxin-relay" } }),
       });
-      let sid: unknown;
-      try {
-        sid = (JSON.parse(res.data) as { sid?: unknown }).sid;
-      } catch {
-        sid = undefined;
-      }
-      const providerRef = typeof sid === "string" && sid ? sid : req.attemptId;
-      this.counters.placed++;
-      this.o.log.debug({ attemptId: req.attemptId, channel: req.channel, providerRef }, "twilio accepted the request");
-      return { providerRef };
-    } catch (err) {
-      this.counters.failed++;
-      this.o.log.warn({ attemptId: req.attemptId, channel: req.channel, err: (err as Error).message }, "twilio request failed");
-      throw err;
-    }
+      const sid = (parseJsonOrUndefined(res.data) as { sid?: unknown } | undefined)?.sid;
+      return { providerRef: typeof sid === "string" && sid ? sid : req.attemptId };
+    });
   }
 
   readonly callbackRoute = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
@@ -148,18 +137,8 @@ export class TwilioTelephony implements Telephony {
     if (!u.pathname.startsWith(prefix)) return false;
     const kind = u.pathname.slice(prefix.length);
     if (kind !== "gather" && kind !== "status" && kind !== "sms-status") return false;
-    if (req.method !== "POST") {
-      res.setHeader("allow", "POST");
-      reply(res, 405, JSON.stringify({ error: "method_not_allowed" }));
-      return true;
-    }
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, MAX_CALLBACK_BYTES);
-    } catch (err) {
-      reply(res, err instanceof BodyTooLarge ? 413 : 400, JSON.stringify({ error: "bad_body" }));
-      return true;
-    }
+    const raw = await readCallbackPost(req, res, MAX_CALLBACK_BYTES);
+    if (!raw) return true;
     const params = new URLSearchParams(raw.toString("utf8"));
     // The URL Twilio signed is the one we gave it: our public base plus the path and query it called.
     const signedUrl = `${this.o.publicUrl.replace(/\/+$/, "")}${target}`;
@@ -176,17 +155,8 @@ export class TwilioTelephony implements Telephony {
       return true;
     }
     const outcome = this.parse(kind, attemptId, params);
-    if (outcome) {
-      try {
-        await this.o.onOutcome(outcome);
-      } catch (err) {
-        // Twilio retries a failed callback only in some configurations; the final status still arrives.
-        this.o.log.error({ attemptId, err: (err as Error).message }, "twilio outcome not recorded");
-        reply(res, 500, JSON.stringify({ error: "internal" }));
-        return true;
-      }
-      this.counters.callbacks++;
-    }
+    // Twilio retries a failed callback only in some configurations; the final status still arrives.
+    if (outcome && !(await deliverOutcome(this.parts, outcome, res))) return true;
     // The Gather action's answer is the rest of the call: thank-you is implied, hang up.
     reply(res, 200, kind === "gather" ? TWIML_HANGUP : TWIML_EMPTY, "text/xml");
     return true;

@@ -117,6 +117,10 @@ export interface TelephonyCounters {
   callbacksRefused: number;
 }
 
+export function newCounters(): TelephonyCounters {
+  return { placed: 0, failed: 0, callbacks: 0, callbacksRefused: 0 };
+}
+
 export interface TelephonyHandle {
   telephony: Telephony;
   callbackRoute: RouteHandler;

@@ -78,8 +78,9 @@ export function createOperatorRouter(routes: OperatorRoute[], deps: { verify(tok
     }
     const r = hit.c.route;
     const params: Record<string, string> = {};
-    hit.c.names.forEach((n, i) => (params[n] = decodeURIComponent(hit.m[i + 1] ?? "")));
     try {
+      // A malformed escape in the path is the client's mistake: a 400, not a handler failure.
+      hit.c.names.forEach((n, i) => (params[n] = decodePathPart(hit.m[i + 1] ?? "")));
       let principal: Principal | undefined;
       if (r.roles !== "public") {
         principal = await authenticate(req, deps.verify);
@@ -124,6 +125,14 @@ export function createOperatorRouter(routes: OperatorRoute[], deps: { verify(tok
     }
     return true;
   };
+}
+
+function decodePathPart(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new HttpError(400, "bad_path", "malformed percent-encoding in the path");
+  }
 }
 
 async function authenticate(req: http.IncomingMessage, verify: (t: string) => Promise<Principal | undefined>): Promise<Principal> {
