@@ -8,7 +8,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
-import pg from "pg";
 import { createLogger } from "../../lib/daemon/logger.js";
 import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
 import { provision } from "../../gateway/src/uplink/provision.js";
@@ -20,6 +19,7 @@ import { startRelay } from "../../relay/src/daemon/run.js";
 import { startRelayForTest, freePort } from "../support/relay-rig.js";
 import { waitFor } from "../support/hub-rig.js";
 import { ulid } from "ulid";
+import { dropPgSchema } from "../support/pg.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -109,10 +109,7 @@ http: { host: 127.0.0.1, port: ${httpPort}, publicUrl: "http://127.0.0.1:${httpP
   const relay = await startRelay(file, { log: log() });
   cleanups.push(async () => {
     await relay.stop();
-    const c = new pg.Client({ connectionString: PG });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
+    await dropPgSchema(PG!, schema);
     await rm(dir, { recursive: true, force: true });
   });
   const hub = `hub-e2e-${schema}`;

@@ -4,10 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -16,8 +14,8 @@ import { guardedOpening } from "../../relay/src/daemon/guarded-opening.js";
 import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
+import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
 
-const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const T0 = 1_800_000_000_000;
 
 function envelope(type: string, kind: Envelope["kind"] = "alarm"): Envelope {
@@ -72,16 +70,13 @@ test("SQLite: a failing incident opening rolls back alone; the batch commits and
   }
 });
 
-test("PostgreSQL: the same", { skip: PG_URL ? false : "ANXIN_TEST_PG_URL not set: PostgreSQL case skipped" }, async () => {
-  const schema = `anxin_test_${randomBytes(6).toString("hex")}`;
+test("PostgreSQL: the same", { skip: PG_URL ? false : pgSkipReason("the PostgreSQL case") }, async () => {
+  const schema = uniquePgSchema("anxin_test");
   const store = await openStore({ kind: "postgres", url: PG_URL!, schema, poolSize: 2 }, "/nonexistent", { migrations: relayExtraMigrations });
   try {
     await check(store);
   } finally {
     await store.close();
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.end();
+    await dropPgSchema(PG_URL!, schema);
   }
 });
