@@ -2,9 +2,11 @@
 // (WAL, synchronous=FULL) and, when ANXIN_TEST_PG_URL is set, on PostgreSQL. 100 hubs each keep a window of
 // events in flight and send the next one when an ack comes back, as the hub's uplink does.
 // Run: node --import tsx bench/relay-ingest.bench.ts   (BENCH_DIR picks the disk for SQLite)
+// BENCH_VERIFY_THREADS=0,default (a list; numbers or "default") instead compares Ingest's verifyThreads on
+// SQLite, alternating the settings over BENCH_VERIFY_ROUNDS rounds (3) since the machine may be shared.
 import { randomBytes } from "node:crypto";
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { cpus, platform, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
@@ -12,7 +14,7 @@ import { pino } from "pino";
 import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
-import { Ingest } from "../relay/src/ingest/ingest.js";
+import { defaultVerifyThreads, Ingest } from "../relay/src/ingest/ingest.js";
 import { createMetrics } from "../relay/src/metrics.js";
 import { Registry } from "../relay/src/registry/registry.js";
 import { openStore, type Store } from "../relay/src/store/store.js";
@@ -33,6 +35,8 @@ interface Result {
   ackP50ms: number;
   ackP99ms: number;
   cpuMsPer1k: number;
+  /** Time the main thread's event loop was busy, per 1,000 events (the verify threads' work is not in it). */
+  mainMsPer1k: number;
   commits: number;
   meanBatch: number;
 }
@@ -75,7 +79,10 @@ function presign(keys: Array<{ hub: string; key: Buffer }>, n: number): Map<stri
   return perHub;
 }
 
-async function run(store: Store, n: number, batchMaxEvents: number, window: number): Promise<Result> {
+const VERIFY_THREADS = process.env.BENCH_VERIFY_THREADS?.split(",").map((v) => (v === "default" ? defaultVerifyThreads() : Number(v)));
+const VERIFY_ROUNDS = Number(process.env.BENCH_VERIFY_ROUNDS ?? 3);
+
+async function run(store: Store, n: number, batchMaxEvents: number, window: number, verifyThreads?: number): Promise<Result> {
   const keys = await hubs(store);
   const queues = presign(keys, n);
   const metrics = createMetrics();
@@ -119,13 +126,17 @@ async function run(store: Store, n: number, batchMaxEvents: number, window: numb
       }
     },
     onCommitted: () => {},
+    ...(verifyThreads === undefined ? {} : { verifyThreads }),
   });
+  await ingest._verifyThreadsReady();
   const batches = metrics.batchSize;
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   const t0 = performance.now();
   for (const k of keys) send(k.hub, window);
   await finished;
   const cpu = process.cpuUsage(cpu0);
+  const elu = performance.eventLoopUtilization(elu0);
   await ingest.close();
   const hist = await batches.get();
   commits = hist.values.find((v) => (v as { metricName?: string }).metricName === "anxin_relay_batch_events_count")?.value ?? 0;
@@ -142,15 +153,17 @@ async function run(store: Store, n: number, batchMaxEvents: number, window: numb
     ackP50ms: r2(pct(lat, 50)),
     ackP99ms: r2(pct(lat, 99)),
     cpuMsPer1k: r2(((cpu.user + cpu.system) / 1000 / n) * 1000),
+    mainMsPer1k: r2((elu.active / n) * 1000),
     commits,
     meanBatch: r2(n / Math.max(1, commits)),
   };
 }
 
-async function sqlite(n: number, batchMaxEvents: number, window = WINDOW): Promise<Result> {
-  const store = await openStore({ kind: "sqlite", path: `relay-${batchMaxEvents}-${n}-${window}.db` }, dir);
+let dbNo = 0;
+async function sqlite(n: number, batchMaxEvents: number, window = WINDOW, verifyThreads?: number): Promise<Result> {
+  const store = await openStore({ kind: "sqlite", path: `relay-${batchMaxEvents}-${n}-${window}-${++dbNo}.db` }, dir);
   try {
-    return await run(store, n, batchMaxEvents, window);
+    return await run(store, n, batchMaxEvents, window, verifyThreads);
   } finally {
     await store.close();
   }
@@ -183,11 +196,12 @@ const row = (r: Result): Record<string, number> => ({
   "ack p50 ms": r.ackP50ms,
   "ack p99 ms": r.ackP99ms,
   "CPU ms / 1k": r.cpuMsPer1k,
+  "main thread ms / 1k": r.mainMsPer1k,
   commits: r.commits,
   "mean batch": r.meanBatch,
 });
 
-try {
+async function standard(): Promise<void> {
   const fsync = rawFdatasync(dir, 200);
   const sq = await sqlite(50_000, 500);
   const sq1 = await sqlite(3_000, 1);
@@ -229,6 +243,76 @@ try {
       targets: { durableEventsPerSec: 5000 },
     }),
   );
+}
+
+/** A lone event at a time (one hub, the next sent when the last is acked): what a lone alarm waits. */
+async function lone(n: number, verifyThreads: number): Promise<{ p50: number; p99: number }> {
+  const store = await openStore({ kind: "sqlite", path: `relay-lone-${++dbNo}.db` }, dir);
+  try {
+    const keys = (await hubs(store)).slice(0, 1);
+    const queue = presign(keys, n).get(keys[0]?.hub as string) as Buffer[];
+    const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://127.0.0.1:1883" });
+    let acked: () => void = () => {};
+    const ingest = new Ingest({
+      store,
+      registry,
+      metrics: createMetrics(),
+      log: pino({ level: "warn" }),
+      batchMaxEvents: 500,
+      batchMaxWaitMs: 5,
+      maxPayloadBytes: 65536,
+      clockSkewFlagMs: 300_000,
+      onAck: () => acked(),
+      verifyThreads,
+    });
+    await ingest._verifyThreadsReady();
+    const lat: number[] = [];
+    for (const buf of queue) {
+      const done = new Promise<void>((r) => (acked = r));
+      const t0 = performance.now();
+      ingest.handle(keys[0]?.hub as string, buf);
+      await done;
+      lat.push(performance.now() - t0);
+    }
+    await ingest.close();
+    lat.sort((a, b) => a - b);
+    return { p50: r2(pct(lat, 50)), p99: r2(pct(lat, 99)) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** verifyThreads settings side by side, alternated round by round; the ratio to the first setting per round. */
+async function compareVerifyThreads(settings: number[]): Promise<void> {
+  console.log(`verifyThreads ${settings.join(" vs ")}, ${VERIFY_ROUNDS} rounds, load ${loadavg().map(r2).join(" ")}`);
+  const table: Record<string, Record<string, number>> = {};
+  const all: Array<{ round: number; verifyThreads: number; throughput: Result; window1: Result; lone: { p50: number; p99: number } }> = [];
+  for (let round = 1; round <= VERIFY_ROUNDS; round++) {
+    let base = 0;
+    for (const vt of settings) {
+      const throughput = await sqlite(30_000, 500, WINDOW, vt);
+      const window1 = await sqlite(5_000, 500, 1, vt);
+      const single = await lone(200, vt);
+      base ||= throughput.perSec;
+      all.push({ round, verifyThreads: vt, throughput, window1, lone: single });
+      table[`round ${round}, verifyThreads ${vt}`] = {
+        ...row(throughput),
+        "× first": r2(throughput.perSec / base),
+        "1 in flight: ack p50 ms": window1.ackP50ms,
+        "1 in flight: ack p99 ms": window1.ackP99ms,
+        "lone event: ack p50 ms": single.p50,
+        "lone event: ack p99 ms": single.p99,
+      };
+      console.log(`  round ${round}, verifyThreads ${vt}: ${throughput.perSec} events/s, load ${loadavg().map(r2).join(" ")}`);
+    }
+  }
+  console.table(table);
+  console.log(JSON.stringify({ bench: "relay-ingest/verifyThreads", machine, hubs: HUBS, windowPerHub: WINDOW, loadEnd: loadavg().map(r2), runs: all }));
+}
+
+try {
+  if (VERIFY_THREADS) await compareVerifyThreads(VERIFY_THREADS);
+  else await standard();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -11,13 +11,14 @@
 // Run: node --import tsx bench/uplink-drain.bench.ts
 // Knobs: BENCH_DRAIN_EVENTS (20,000), BENCH_DRAIN_WINDOWS (32,256,512), BENCH_DRAIN_LAYOUTS=child (only the
 // relay-in-child layouts), BENCH_DRAIN_BATCH_WAIT (the relay's batchMaxWaitMs), BENCH_DRAIN_PROFILE=<dir>
-// (a CPU profile of the relay's process).
+// (a CPU profile of the relay's process), BENCH_DRAIN_VERIFY_THREADS=0,default (the relay's Ingest
+// verifyThreads: a list, run one after the other for each window and store; unset: the relay's default).
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { pino } from "pino";
@@ -26,6 +27,7 @@ import type { EnrolResponse } from "../protocol/messages.js";
 import { Journal } from "../gateway/src/journal/journal.js";
 import { Uplink } from "../gateway/src/uplink/uplink.js";
 import { EmbeddedBroker } from "../relay/src/broker/embedded.js";
+import { defaultVerifyThreads, Ingest } from "../relay/src/ingest/ingest.js";
 import { createMetrics } from "../relay/src/metrics.js";
 import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
 import { machineInfo, pct, r2 } from "./support.js";
@@ -50,6 +52,8 @@ interface RelayStats {
   historical: number;
   commits: number;
   cpuMs: number;
+  /** How busy the relay's main thread (event loop) was during the drain, in %; null in the same process. */
+  loopBusyPct?: number | null;
 }
 
 /** A relay for one run, in this process or in the child. */
@@ -106,17 +110,26 @@ async function startStandIn(hub: string): Promise<StandIn> {
   return { broker, enrol, acked };
 }
 
-async function startLocalRelay(store: StoreKind, hub: string): Promise<LocalRelay> {
+/** The verifyThreads settings to compare; [undefined] leaves the relay's default. */
+const VERIFY_THREADS: Array<number | undefined> = process.env.BENCH_DRAIN_VERIFY_THREADS
+  ? process.env.BENCH_DRAIN_VERIFY_THREADS.split(",").map((v) => (v === "default" ? defaultVerifyThreads() : Number(v)))
+  : [undefined];
+
+async function startLocalRelay(store: StoreKind, hub: string, verifyThreads?: number): Promise<LocalRelay> {
   const schema = store === "postgres" ? `bench_${randomBytes(4).toString("hex")}` : null;
   // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
   const ingest = process.env.BENCH_DRAIN_BATCH_WAIT ? { ingest: { batchMaxWaitMs: Number(process.env.BENCH_DRAIN_BATCH_WAIT) } } : {};
-  const rig = await startRelayForTest({ config: { ...ingest, ...(schema ? { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } : {}) } });
+  const parts = verifyThreads === undefined ? {} : { parts: { ingest: (o: ConstructorParameters<typeof Ingest>[0]) => new Ingest({ ...o, verifyThreads }) } };
+  const rig = await startRelayForTest({ config: { ...ingest, ...(schema ? { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } : {}) }, ...parts });
+  // The threads load in the background (messages are checked inline meanwhile); measure them loaded.
+  await rig.relay.ingest._verifyThreadsReady();
   const enrol = await rig.relay.registry.provisionDirect(hub);
   return { rig, enrol, schema };
 }
 
-async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null): Promise<RelayStats> {
+async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null, eluFrom: EventLoopUtilization | null = null): Promise<RelayStats> {
   const cpu = cpuFrom ? process.cpuUsage(cpuFrom) : null;
+  const loopBusyPct = eluFrom ? r1(performance.eventLoopUtilization(eluFrom).utilization * 100) : null;
   const m = l.rig.relay.metrics;
   const value = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await c.get()).values.reduce((a, v) => a + v.value, 0);
   const batches = (await m.batchSize.get()).values.find((v) => (v as { metricName?: string }).metricName === "anxin_relay_batch_events_count")?.value ?? 0;
@@ -128,6 +141,7 @@ async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null):
     historical: rows.filter((r) => r.historical).length,
     commits: batches,
     cpuMs: cpu ? (cpu.user + cpu.system) / 1000 : NaN,
+    loopBusyPct,
   };
   await l.rig.stop();
   if (l.schema) {
@@ -139,7 +153,7 @@ async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null):
   return stats;
 }
 
-type ToChild = { t: "start"; store: StoreKind; hub: string } | { t: "mark" } | { t: "finish" } | { t: "exit" };
+type ToChild = { t: "start"; store: StoreKind; hub: string; verifyThreads?: number } | { t: "mark" } | { t: "finish" } | { t: "exit" };
 type FromChild = { t: "started"; mqttUrl: string; enrol: EnrolResponse } | { t: "finished"; stats: RelayStats } | { t: "error"; message: string };
 
 async function relayChild(): Promise<void> {
@@ -147,6 +161,7 @@ async function relayChild(): Promise<void> {
   let current: LocalRelay | null = null;
   let standIn: StandIn | null = null;
   let cpu0: NodeJS.CpuUsage | null = null;
+  let elu0: EventLoopUtilization | null = null;
   const send = (m: FromChild) => process.send?.(m);
   process.on("message", (m: ToChild) => {
     void (async () => {
@@ -161,12 +176,13 @@ async function relayChild(): Promise<void> {
           standIn = null;
           send({ t: "finished", stats });
         } else if (m.t === "start") {
-          current = await startLocalRelay(m.store, m.hub);
+          current = await startLocalRelay(m.store, m.hub, m.verifyThreads);
           send({ t: "started", mqttUrl: current.rig.mqttUrl, enrol: current.enrol });
         } else if (m.t === "mark") {
           cpu0 = process.cpuUsage();
+          elu0 = performance.eventLoopUtilization();
         } else if (m.t === "finish" && current) {
-          const stats = await finishLocalRelay(current, cpu0);
+          const stats = await finishLocalRelay(current, cpu0, elu0);
           current = null;
           send({ t: "finished", stats });
         } else if (m.t === "exit") {
@@ -199,6 +215,8 @@ function outageDrafts(n: number, now: number): EventDraft[] {
 interface RunResult {
   layout: "same process" | "relay in child";
   store: StoreKind;
+  /** The relay's Ingest verifyThreads, when the run set it. */
+  verifyThreads?: number;
   window: number;
   events: number;
   fillSeconds: number;
@@ -220,6 +238,9 @@ interface RunResult {
   storedHistorical: number;
   hubCpuPct: number;
   relayCpuPct: number | null;
+  /** The relay process's CPU (all threads) per 1,000 events. */
+  relayCpuMsPer1k: number | null;
+  relayLoopBusyPct: number | null;
 }
 
 let runNo = 0;
@@ -321,6 +342,8 @@ async function drainOnce(layout: RunResult["layout"], store: StoreKind, window: 
       storedHistorical: rs.historical,
       hubCpuPct: r1(((cpu.user + cpu.system) / 1000 / (t1 - t0)) * 100),
       relayCpuPct: Number.isNaN(rs.cpuMs) ? null : r1((rs.cpuMs / (t1 - t0)) * 100),
+      relayCpuMsPer1k: Number.isNaN(rs.cpuMs) ? null : r1((rs.cpuMs / EVENTS) * 1000),
+      relayLoopBusyPct: rs.loopBusyPct ?? null,
     };
   } finally {
     await uplink?.stop().catch(() => {});
@@ -329,14 +352,14 @@ async function drainOnce(layout: RunResult["layout"], store: StoreKind, window: 
   }
 }
 
-function sameProcess(store: StoreKind): (hub: string) => Promise<RelayHandle> {
+function sameProcess(store: StoreKind, verifyThreads?: number): (hub: string) => Promise<RelayHandle> {
   return async (hub) => {
-    const l = await startLocalRelay(store, hub);
+    const l = await startLocalRelay(store, hub, verifyThreads);
     return { mqttUrl: l.rig.mqttUrl, enrol: l.enrol, markStart: () => {}, finish: () => finishLocalRelay(l, null) };
   };
 }
 
-function inChild(proc: ChildProcess, store: StoreKind): (hub: string) => Promise<RelayHandle> {
+function inChild(proc: ChildProcess, store: StoreKind, verifyThreads?: number): (hub: string) => Promise<RelayHandle> {
   const next = <T extends FromChild>(t: T["t"]): Promise<T> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`relay process: no '${t}' in 60 s`)), 60_000);
@@ -351,7 +374,7 @@ function inChild(proc: ChildProcess, store: StoreKind): (hub: string) => Promise
     });
   return async (hub) => {
     const started = next<Extract<FromChild, { t: "started" }>>("started");
-    proc.send({ t: "start", store, hub } satisfies ToChild);
+    proc.send({ t: "start", store, hub, ...(verifyThreads === undefined ? {} : { verifyThreads }) } satisfies ToChild);
     const s = await started;
     return {
       mqttUrl: s.mqttUrl,
@@ -365,6 +388,8 @@ function inChild(proc: ChildProcess, store: StoreKind): (hub: string) => Promise
     };
   };
 }
+
+const label = (vt: number | undefined): string => (vt === undefined ? "" : `, verifyThreads ${vt}`);
 
 async function main(): Promise<void> {
   const machine = {
@@ -383,11 +408,13 @@ async function main(): Promise<void> {
   try {
     for (const store of stores)
       for (const layout of store === "none" ? (["relay in child"] as const) : LAYOUTS)
-        for (const w of WINDOWS) {
-          const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store) : inChild(child, store));
-          console.log(`  ${store}, ${layout}, window ${w}: ${r.perSec} events/s (${r.drainSeconds} s)`);
-          results.push(r);
-        }
+        for (const w of WINDOWS)
+          for (const vt of store === "none" ? [undefined] : VERIFY_THREADS) {
+            const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store, vt) : inChild(child, store, vt));
+            if (vt !== undefined) r.verifyThreads = vt;
+            console.log(`  ${store}, ${layout}, window ${w}${label(vt)}: ${r.perSec} events/s (${r.drainSeconds} s), load ${loadavg().map(r2).join(" ")}`);
+            results.push(r);
+          }
   } finally {
     child.send({ t: "exit" } satisfies ToChild);
     setTimeout(() => child.kill(), 2000).unref();
@@ -396,8 +423,8 @@ async function main(): Promise<void> {
   console.log("");
   console.table(
     Object.fromEntries(
-      results.map((r) => [
-        `${r.store}, ${r.layout}, window ${r.window}`,
+      results.map((r, i) => [
+        `${r.store}, ${r.layout}, window ${r.window}${label(r.verifyThreads)}${VERIFY_THREADS.length > 1 ? ` #${i + 1}` : ""}`,
         {
           "events/s": r.perSec,
           "s": r.drainSeconds,
@@ -410,6 +437,8 @@ async function main(): Promise<void> {
           "status().acked": r.uplinkAckedFigure,
           "hub CPU %": r.hubCpuPct,
           "relay CPU %": r.relayCpuPct ?? "(same)",
+          "relay CPU ms/1k": r.relayCpuMsPer1k ?? "(same)",
+          "relay loop busy %": r.relayLoopBusyPct ?? "(same)",
         },
       ]),
     ),

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,6 +16,23 @@ import { openStore, type EventRow, type Store } from "../../relay/src/store/stor
 
 const T0 = 1_800_000_000_000;
 
+// Every behaviour below is checked twice: with the checks inline on the main thread, and with them in a
+// pool of verify threads. Both must give the same outcomes.
+const MODES = [
+  { name: "inline", verifyThreads: 0 },
+  { name: "2 verify threads", verifyThreads: 2 },
+] as const;
+const threadsOf = new WeakMap<object, number>();
+
+/** Registers one test per mode; rig() picks the mode up from the test context. */
+function each(name: string, fn: (t: TestContext) => Promise<void>): void {
+  for (const mode of MODES)
+    test(`${name} [${mode.name}]`, async (t) => {
+      threadsOf.set(t, mode.verifyThreads);
+      await fn(t);
+    });
+}
+
 interface Rig {
   store: Store;
   registry: Registry;
@@ -30,7 +47,7 @@ interface Rig {
 
 type RigOptions = Partial<Omit<IngestOptions, "store">> & { wrap?: (s: Store) => Store; hubs?: string[] };
 
-async function rig(t: { after(fn: () => unknown): void }, o: RigOptions = {}): Promise<Rig> {
+async function rig(t: TestContext, o: RigOptions = {}): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), "anxin-relay-ingest-"));
   const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir);
   const clock = { now: T0 };
@@ -54,8 +71,13 @@ async function rig(t: { after(fn: () => unknown): void }, o: RigOptions = {}): P
     onAck: (hub, ids, now) => void acks.push({ hub, ids, now }),
     onCommitted: (hub, env) => void committed.push({ hub, id: (env as Envelope).id }),
     now: () => clock.now,
+    verifyThreads: threadsOf.get(t) ?? 0,
+    // Every message to a thread, however few: the pool's path is what is under test.
+    verifyInlineBelow: 0,
     ...opts,
   });
+  // Otherwise the first messages would be checked inline while the threads load, and the pool untested.
+  await ingest._verifyThreadsReady();
   t.after(async () => {
     await ingest.close();
     await store.close();
@@ -120,7 +142,7 @@ function flaky(down: () => boolean, calls: EventRow[][], delayMs = 0): (s: Store
   };
 }
 
-test("valid signed events are committed, then acknowledged once per hub with all their ids, then handed on", async (t) => {
+each("valid signed events are committed, then acknowledged once per hub with all their ids, then handed on", async (t) => {
   const r = await rig(t);
   const a = [envelope(r, "hub-1"), envelope(r, "hub-1", { kind: "heartbeat", type: "heartbeat", severity: "info" })];
   const b = [envelope(r, "hub-2")];
@@ -149,7 +171,7 @@ test("valid signed events are committed, then acknowledged once per hub with all
   assert.equal(await metric(r.metrics, "anxin_relay_commit_seconds", {}, "anxin_relay_commit_seconds_count"), 1);
 });
 
-test("every reject reason is counted and logged without the event's data; valid traffic in the same batch still commits", async (t) => {
+each("every reject reason is counted and logged without the event's data; valid traffic in the same batch still commits", async (t) => {
   const r = await rig(t, { maxPayloadBytes: 2048, hubs: ["hub-1", "hub-2", "hub-3"] });
   await r.registry.revoke("hub-3");
   const secret = "Wang Xiuying, 87, bed 2";
@@ -188,7 +210,7 @@ test("every reject reason is counted and logged without the event's data; valid 
   assert.ok(!r.logs.join("\n").includes("Wang"), "personal data leaked into the log");
 });
 
-test("duplicates: a resend is acknowledged again but never handed on; one id twice in a batch is one row", async (t) => {
+each("duplicates: a resend is acknowledged again but never handed on; one id twice in a batch is one row", async (t) => {
   const r = await rig(t);
   const e1 = envelope(r, "hub-1");
   const e2 = envelope(r, "hub-1");
@@ -212,7 +234,7 @@ test("duplicates: a resend is acknowledged again but never handed on; one id twi
   assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total"), 3);
 });
 
-test("a burst larger than batchMaxEvents is split into batches, committed in order, one at a time", async (t) => {
+each("a burst larger than batchMaxEvents is split into batches, committed in order, one at a time", async (t) => {
   const calls: EventRow[][] = [];
   let active = 0;
   let maxActive = 0;
@@ -258,12 +280,13 @@ test("a burst larger than batchMaxEvents is split into batches, committed in ord
     r.ingest.handle("hub-2", wire(e));
     await sleep(2);
   }
+  await r.ingest._testChecked(); // with verify threads, the last ones may still be on their way back
   open();
   await r.ingest.flush();
   assert.deepEqual(calls.map((c) => c.length), [1, 7]);
 });
 
-test("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the commit)", async (t) => {
+each("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the commit)", async (t) => {
   const r = await rig(t, { batchMaxWaitMs: 20 });
   await r.registry.signingKey("hub-1"); // warm, as in steady operation
   const e = envelope(r, "hub-1");
@@ -275,7 +298,7 @@ test("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the
   assert.ok(ms < 20 + 150, `lone alarm waited ${ms} ms`);
 });
 
-test("an event with a far-off clock is kept, flagged and acknowledged (invariant 8)", async (t) => {
+each("an event with a far-off clock is kept, flagged and acknowledged (invariant 8)", async (t) => {
   const r = await rig(t);
   const behind = envelope(r, "hub-1", { ts: T0 - 3 * 3600_000 }); // power cut, no RTC
   const ahead = envelope(r, "hub-1", { ts: T0 + 400_000 });
@@ -293,7 +316,7 @@ test("an event with a far-off clock is kept, flagged and acknowledged (invariant
   assert.equal(r.committed.length, 4);
 });
 
-test("a failing store: nothing is acknowledged until a commit succeeds, then every event is, once", async (t) => {
+each("a failing store: nothing is acknowledged until a commit succeeds, then every event is, once", async (t) => {
   const calls: EventRow[][] = [];
   let failures = 3;
   const r = await rig(t, { wrap: flaky(() => failures-- > 0, calls) });
@@ -318,7 +341,7 @@ test("a failing store: nothing is acknowledged until a commit succeeds, then eve
   assert.match(errors[0]?.msg ?? "", /commit failed/);
 });
 
-test("the in-memory backlog is capped: beyond it messages are dropped unacked, to be resent", async (t) => {
+each("the in-memory backlog is capped: beyond it messages are dropped unacked, to be resent", async (t) => {
   let down = true;
   const r = await rig(t, { maxBacklog: 3, wrap: flaky(() => down, []) });
   const sent = Array.from({ length: 5 }, () => envelope(r, "hub-1"));
@@ -333,7 +356,7 @@ test("the in-memory backlog is capped: beyond it messages are dropped unacked, t
   assert.equal(await r.store.countEvents(), 5);
 });
 
-test("close() gives up on a store that stays down instead of hanging; nothing is acknowledged", async (t) => {
+each("close() gives up on a store that stays down instead of hanging; nothing is acknowledged", async (t) => {
   const r = await rig(t, { wrap: flaky(() => true, []) });
   r.ingest.handle("hub-1", wire(envelope(r, "hub-1")));
   await sleep(30);
@@ -343,7 +366,7 @@ test("close() gives up on a store that stays down instead of hanging; nothing is
   assert.equal(r.ingest.pending, 0);
 });
 
-test("withinCommit sees only the new events, inside the transaction; callbacks that throw do not stop the pipeline", async (t) => {
+each("withinCommit sees only the new events, inside the transaction; callbacks that throw do not stop the pipeline", async (t) => {
   const within: string[][] = [];
   const r = await rig(t, {
     withinCommit: async (trx, inserted) => {
@@ -367,4 +390,124 @@ test("withinCommit sees only the new events, inside the transaction; callbacks t
   await r.ingest.flush();
   assert.deepEqual(within, [[e1.id], [e2.id]]);
   assert.equal(await r.store.countEvents(), 2);
+});
+
+// ---- the verify pool
+
+/** A mixed stream: valid events of three hubs, forgeries, wrong keys, strangers, junk, mismatched hubs. */
+function mixedStream(r: Rig, n: number): Array<{ hub: string; payload: Buffer }> {
+  const out: Array<{ hub: string; payload: Buffer }> = [];
+  const hubs = ["hub-1", "hub-2", "hub-3"];
+  for (let i = 0; i < n; i++) {
+    const hub = hubs[i % 3] as string;
+    switch (i % 10) {
+      case 3:
+        out.push({ hub, payload: wire({ ...envelope(r, hub), data: { lel: i } }) }); // forged after signing
+        break;
+      case 5:
+        out.push({ hub, payload: wire(envelope(r, hub, {}, randomBytes(32))) }); // wrong key
+        break;
+      case 6:
+        out.push({ hub: "hub-9", payload: wire(envelope(r, "hub-9", {}, randomBytes(32))) }); // unknown hub
+        break;
+      case 7:
+        out.push({ hub, payload: Buffer.from(i % 20 === 7 ? "{not json" : JSON.stringify({ v: 1, hub, id: ulid() })) });
+        break;
+      case 8:
+        out.push({ hub, payload: wire(envelope(r, hubs[(i + 1) % 3] as string)) }); // another hub's topic
+        break;
+      default:
+        out.push({ hub, payload: wire(envelope(r, hub, i % 4 === 0 ? { kind: "reading", type: "gas_level", severity: "info" } : {})) });
+    }
+  }
+  return out;
+}
+
+async function outcome(r: Rig): Promise<Record<string, unknown>> {
+  const reasons: Record<string, number> = {};
+  for (const reason of ["not_json", "schema", "hub_mismatch", "unknown_hub", "bad_signature", "worker_failed", "backlog_full"])
+    reasons[reason] = await metric(r.metrics, "anxin_relay_events_rejected_total", { reason });
+  return {
+    reasons,
+    committed: r.committed.map((c) => `${c.hub}/${c.id}`),
+    ackedPerHub: Object.fromEntries(["hub-1", "hub-2", "hub-3"].map((h) => [h, r.acks.filter((a) => a.hub === h).flatMap((a) => a.ids)])),
+    rows: (await r.store.listEvents({ limit: 10_000 })).map((e) => [e.id, e.hub, e.boot, e.seq, e.ts, e.kind, e.type, e.severity, e.device, e.historical, e.payload]).sort(),
+  };
+}
+
+test("verify pool: a mixed stream of valid, forged and invalid messages gives exactly the outcomes of inline checks, in the same order", async (t) => {
+  const inline = await rig(t, { verifyThreads: 0, hubs: ["hub-1", "hub-2", "hub-3"] });
+  // The same registry (so the same keys) with a store of its own: the very same bytes can go to both.
+  const pooled = await rig(t, { verifyThreads: 2, hubs: [], registry: inline.registry });
+  const stream = mixedStream(inline, 3000);
+  for (const m of stream) {
+    inline.ingest.handle(m.hub, m.payload);
+    pooled.ingest.handle(m.hub, m.payload);
+  }
+  await inline.ingest.flush();
+  await pooled.ingest.flush();
+  const a = await outcome(inline);
+  const b = await outcome(pooled);
+  assert.equal((a.committed as string[]).length, 1500, "the mix commits its valid events");
+  assert.deepEqual(b, a);
+  // The same rejections logged, with the same hub, reason and id (their order differs: inline, a message
+  // that fails to parse is logged before earlier ones still waiting for their key).
+  const rejections = (logs: string[]) =>
+    logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected").map((l) => `${l.hub}/${l.reason}/${l.id}/${JSON.stringify(l.issues ?? l.envelopeHub ?? null)}`).sort();
+  assert.deepEqual(rejections(pooled.logs), rejections(inline.logs));
+});
+
+test("verify pool: a worker killed mid-stream is restarted; nothing is acknowledged that was not committed, and resends complete the stream", async (t) => {
+  const r = await rig(t, { verifyThreads: 2 });
+  const sent = Array.from({ length: 4000 }, (_, i) => envelope(r, i % 2 ? "hub-1" : "hub-2"));
+  for (const e of sent) r.ingest.handle(e.hub, wire(e));
+  await new Promise((resolve) => setImmediate(resolve)); // the turn's messages are with the workers now
+  const startsBefore = r.ingest._verifyWorkerStarts;
+  await r.ingest._testKillVerifyWorker(0);
+  await r.ingest.flush();
+
+  const acked = new Set(r.acks.flatMap((a) => a.ids));
+  const failed = await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "worker_failed" });
+  assert.ok(failed > 0, "the killed worker held events");
+  assert.equal(acked.size + failed, sent.length, "every event is either acknowledged or dropped unacked");
+  for (const id of acked) assert.ok(await r.store.getEvent(id), `acked but not stored: ${id}`);
+  assert.equal(await r.store.countEvents(), acked.size);
+  assert.equal(r.ingest.pending, 0);
+  assert.ok(r.logs.some((l) => l.includes("verify worker stopped")));
+
+  await waitFor(() => r.ingest._verifyWorkerStarts > startsBefore);
+  await r.ingest._verifyThreadsReady();
+  // The hubs resend what was never acked.
+  const missing = sent.filter((e) => !acked.has(e.id));
+  for (const e of missing) r.ingest.handle(e.hub, wire({ ...e, historical: true }));
+  await r.ingest.flush();
+  assert.equal(await r.store.countEvents(), sent.length);
+  assert.equal(new Set(r.acks.flatMap((a) => a.ids)).size, sent.length);
+  assert.equal(r.committed.length, sent.length, "each event handed on once");
+});
+
+test("verify pool: close() waits for every message handed in, then stops the workers", async (t) => {
+  const r = await rig(t, { verifyThreads: 2 });
+  const sent = Array.from({ length: 1500 }, (_, i) => envelope(r, i % 2 ? "hub-1" : "hub-2"));
+  for (const e of sent) r.ingest.handle(e.hub, wire(e));
+  assert.equal(r.ingest.pending, sent.length);
+  await r.ingest.close();
+  assert.equal(await r.store.countEvents(), sent.length);
+  for (const hub of ["hub-1", "hub-2"])
+    assert.deepEqual(r.committed.filter((c) => c.hub === hub).map((c) => c.id), sent.filter((e) => e.hub === hub).map((e) => e.id), "each hub's events in the order handed in");
+  assert.equal(r.ingest.pending, 0);
+  r.ingest.handle("hub-1", wire(envelope(r, "hub-1"))); // after close: ignored, never throws
+  assert.equal(r.ingest.pending, 0);
+});
+
+test("verify pool: an event whose key must first be looked up keeps its place behind and ahead of its hub's other events", async (t) => {
+  const r = await rig(t, { verifyThreads: 2 });
+  const sent = Array.from({ length: 600 }, (_, i) => envelope(r, i % 3 ? "hub-1" : "hub-2"));
+  for (const [i, e] of sent.entries()) {
+    if (i % 100 === 0) r.registry.invalidate(e.hub); // the cache forgets: the next event waits for the store
+    r.ingest.handle(e.hub, wire(e));
+  }
+  await r.ingest.flush();
+  for (const hub of ["hub-1", "hub-2"])
+    assert.deepEqual(r.committed.filter((c) => c.hub === hub).map((c) => c.id), sent.filter((e) => e.hub === hub).map((e) => e.id));
 });

@@ -54,6 +54,7 @@ export const relayConfigSchema = z
         batchMaxWaitMs: z.number().int().min(0).max(1000).default(5),
         maxPayloadBytes: z.number().int().min(1024).max(1048576).default(65536),
         clockSkewFlagMs: z.number().int().min(1000).default(300000).describe("events whose hub time is further than this from the relay's are flagged (never dropped)"),
+        verifyThreads: z.number().int().min(0).max(16).optional().describe("worker threads for parsing, validating and verifying events; default none on 2 cores or fewer, else cores − 1 (at most 4)"),
       })
       .strict()
       .default({ batchMaxEvents: 500, batchMaxWaitMs: 5, maxPayloadBytes: 65536, clockSkewFlagMs: 300000 }),

@@ -6,14 +6,20 @@
 // acknowledged again (the hub may have missed the first ack and must be allowed to delete it) but never
 // handed to onCommitted, so it cannot start a second call tree (invariant 5). This holds for as long as
 // the events table keeps an id: the retention period must outlast any resend or replay horizon.
+//
+// The per-message checks (JSON, schema, hub, signature) may run in a pool of worker threads (verifyThreads):
+// they need nothing but the message and the key the registry gives for its hub, and come back in the order
+// handed in. Everything with state (keys, batches, commits, acks, backlog, metrics) stays on this thread.
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { envelopeSchema, type Envelope } from "../../../protocol/envelope.js";
-import { verifyEnvelope } from "../../../protocol/signing.js";
+import type { Envelope } from "../../../protocol/envelope.js";
 import type { Metrics } from "../metrics.js";
 import type { Registry } from "../registry/registry.js";
 import type { EventRow, RelayDb, Store } from "../store/store.js";
+import { checkSignature, parseEnvelope, type Rejected } from "./verify-check.js";
+import { VerifyPool, type VerifyJob, type VerifyOutcome } from "./verify-pool.js";
 
 export type RejectReason = "too_large" | "not_json" | "schema" | "hub_mismatch" | "unknown_hub" | "bad_signature";
 
@@ -39,6 +45,31 @@ export interface IngestOptions {
   now?: () => number;
   /** Events held in memory (collecting, waiting or retrying) beyond which new messages are dropped unacked. Default 50,000. */
   maxBacklog?: number;
+  /**
+   * Worker threads for the per-message checks (JSON, schema, hub, signature); 0 runs them inline on this
+   * thread. Default: none on two cores or fewer, else one fewer than the cores, at most 4. Batching, commits, acks and
+   * their order stay on this thread either way.
+   */
+  verifyThreads?: number;
+  /** @internal Tests: a turn with fewer messages than this (and none with the threads) is checked inline; default 8. */
+  verifyInlineBelow?: number;
+}
+
+/** The verify threads used when none are configured: the cores beside the commit thread (at most 4) on 3+ cores. */
+export function defaultVerifyThreads(): number {
+  // On two cores or fewer the pool bought no throughput on our measurements (hub and relay shared the cores)
+  // and cost CPU and a few ms of ack latency in bursts, so checks stay on the main thread there.
+  const cores = availableParallelism();
+  return cores <= 2 ? 0 : Math.min(4, cores - 1);
+}
+
+/** What a row, the batch and the acks need of an accepted event. */
+type Facts = Pick<Envelope, "id" | "hub" | "boot" | "seq" | "ts" | "kind" | "type" | "severity" | "device" | "historical">;
+
+/** A message handed to the verify pool, with what Ingest needs back when its outcome arrives. */
+interface PoolJob extends VerifyJob {
+  ticket: number;
+  receivedAt: number;
 }
 
 const DEFAULT_MAX_BACKLOG = 50_000;
@@ -50,8 +81,16 @@ const OVERLOAD_LOG_EVERY_MS = 10_000;
 
 interface Accepted {
   hub: string;
-  env: Envelope;
+  id: string;
+  kind: Envelope["kind"];
+  /** The parsed envelope when the checks ran here; from a worker it is parsed again only if a callback needs it. */
+  env: Envelope | undefined;
   row: EventRow;
+}
+
+function envelopeOf(a: Accepted): Envelope {
+  // Already validated and verified: the stored text is exactly what was checked.
+  return (a.env ??= JSON.parse(a.row.payload) as Envelope);
 }
 
 class Batch {
@@ -74,8 +113,13 @@ export class Ingest {
   private retryDelay = RETRY_FIRST_MS;
   private failures = 0;
   private backlog = 0; // events held, including those whose signature check is still running
-  private verifying = 0;
-  private verifyWaiters: Array<() => void> = [];
+  private readonly pool: VerifyPool | null;
+  private closedPool = false; // the pool is stopped: a key lookup that ends now has nowhere to go
+  // Every message past the first checks gets a ticket until it is accepted or dropped, so flush() can wait
+  // for exactly the messages handed in before it (not for a quiet moment, which a drain may never have).
+  private ticketNo = 0;
+  private readonly unsettled = new Set<number>(); // insertion order is ticket order
+  private settleWaiters: Array<{ ticket: number; resolve: () => void }> = [];
   private doneNo = 0; // every batch numbered ≤ this is committed (or given up at close)
   private doneWaiters: Array<{ no: number; resolve: () => void }> = [];
   private closing = false;
@@ -87,6 +131,8 @@ export class Ingest {
     this.now = o.now ?? Date.now;
     this.maxBacklog = o.maxBacklog ?? DEFAULT_MAX_BACKLOG;
     this.current = new Batch(++this.batchNo);
+    const threads = o.verifyThreads ?? defaultVerifyThreads();
+    this.pool = threads > 0 ? new VerifyPool(threads, (job, outcome) => this.pooled(job as PoolJob, outcome), o.log, o.verifyInlineBelow) : null;
   }
 
   /** Events held in memory, not yet committed. */
@@ -101,52 +147,102 @@ export class Ingest {
       if (this.closed) return; // not acked: the hub sends it again to whichever instance is up
       if (payload.length > this.o.maxPayloadBytes) return this.reject(hubFromTopic, "too_large", undefined, { bytes: payload.length });
       const text = payload.toString("utf8");
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch {
-        return this.reject(hubFromTopic, "not_json");
-      }
-      const parsed = envelopeSchema.safeParse(raw);
-      if (!parsed.success) {
-        // Paths and codes only: values may be personal data.
-        const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.code}`);
-        return this.reject(hubFromTopic, "schema", idOf(raw), { issues });
-      }
-      const env = parsed.data;
-      // The broker's ACL already keeps a hub to its own topics; this is defence in depth.
-      if (env.hub !== hubFromTopic) return this.reject(hubFromTopic, "hub_mismatch", env.id, { envelopeHub: env.hub });
+      if (this.pool) return this.handlePooled(hubFromTopic, text);
+      const parsed = parseEnvelope(hubFromTopic, text);
+      if (!parsed.ok) return this.rejected(hubFromTopic, parsed);
+      const env = parsed.env;
       if (this.backlog >= this.maxBacklog) return this.overloaded(hubFromTopic);
       const receivedAt = this.now();
       this.backlog++;
       // Nearly always the key is cached: check it here, without a promise per event.
       const cached = this.o.registry.cachedSigningKey(env.hub);
       if (cached !== undefined) return this.verified(hubFromTopic, env, cached, text, receivedAt);
-      this.verifying++;
+      const ticket = this.take();
       this.o.registry
         .signingKey(env.hub)
         .then(
           (key) => this.verified(hubFromTopic, env, key, text, receivedAt),
-          (err: unknown) => {
-            // The store could not be asked: dropped unacked, the hub will send it again.
-            this.backlog--;
-            this.o.metrics.eventsRejected.inc({ reason: "key_unavailable" });
-            this.o.log.error({ err, hub: hubFromTopic, id: env.id }, "ingest: signing key lookup failed; event left unacked");
-          },
+          (err: unknown) => this.keyUnavailable(hubFromTopic, err, env.id),
         )
         .catch((err: unknown) => this.o.log.error({ err, hub: hubFromTopic }, "ingest: internal error"))
-        .finally(() => {
-          if (--this.verifying === 0) for (const w of this.verifyWaiters.splice(0)) w();
-        });
+        .finally(() => this.settle(ticket));
     } catch (err) {
       this.o.log.error({ err, hub: hubFromTopic }, "ingest: internal error");
     }
   }
 
+  /**
+   * With verify threads: the message goes to the pool with its hub's key, and is accepted when its outcome
+   * comes back (in order). The backlog counts it from here, so the pool's queue is bounded too; under
+   * overload a message is dropped before it is parsed, i.e. counted as backlog_full whatever it holds.
+   */
+  private handlePooled(hub: string, text: string): void {
+    if (this.backlog >= this.maxBacklog) return this.overloaded(hub);
+    const job: PoolJob = { hub, text, key: null, ticket: this.take(), receivedAt: this.now() };
+    this.backlog++;
+    // The registry stays the one authority on keys: each message takes the key it gives now.
+    const cached = this.o.registry.cachedSigningKey(hub);
+    if (cached !== undefined) {
+      job.key = cached;
+      return (this.pool as VerifyPool).submit(job);
+    }
+    // Later messages of this hub wait on the same lookup, so they reach the pool in order.
+    this.o.registry.signingKey(hub).then(
+      (key) => {
+        job.key = key;
+        if (this.pool && !this.closedPool) return this.pool.submit(job);
+        this.backlog--;
+        this.settle(job.ticket);
+      },
+      (err: unknown) => {
+        this.keyUnavailable(hub, err);
+        this.settle(job.ticket);
+      },
+    );
+  }
+
+  /** An outcome from the pool, in the order messages were handed in. */
+  private pooled(job: PoolJob, out: VerifyOutcome): void {
+    try {
+      if (Array.isArray(out)) {
+        const [id, boot, seq, ts, kind, type, severity, device, historical] = out;
+        const facts: Facts = { id, hub: job.hub, boot, seq, ts, kind, type, severity, ...(device === null ? {} : { device }), ...(historical ? { historical: true } : {}) };
+        this.accept(facts, undefined, job.text, job.receivedAt);
+      } else if (out.reason === "worker_failed") {
+        this.backlog--;
+        this.o.metrics.eventsRejected.inc({ reason: "worker_failed" });
+      } else {
+        this.backlog--;
+        this.rejected(job.hub, out);
+      }
+    } catch (err) {
+      this.o.log.error({ err, hub: job.hub }, "ingest: internal error");
+    } finally {
+      this.settle(job.ticket);
+    }
+  }
+
+  private take(): number {
+    const t = ++this.ticketNo;
+    this.unsettled.add(t);
+    return t;
+  }
+
+  private settle(ticket: number): void {
+    this.unsettled.delete(ticket);
+    if (this.settleWaiters.length === 0) return;
+    const lowest = this.unsettled.size > 0 ? (this.unsettled.values().next().value as number) : Infinity;
+    this.settleWaiters = this.settleWaiters.filter((w) => {
+      if (w.ticket >= lowest) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
   /** Commits what is buffered now and waits for it. */
   async flush(): Promise<void> {
-    // Messages already handed in may still be waiting for their key: they belong to "now".
-    if (this.verifying > 0) await new Promise<void>((r) => this.verifyWaiters.push(r));
+    // Messages already handed in may still be waiting for their key or their checks: they belong to "now".
+    await this.checked();
     const target = this.current.items.length > 0 ? this.current.no : this.current.no - 1;
     if (this.current.items.length > 0) this.current.due = true;
     this.pump();
@@ -169,6 +265,35 @@ export class Ingest {
     await this.flush();
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.waitTimer = null;
+    this.closedPool = true;
+    await this.pool?.close();
+  }
+
+  /** Resolves once every message handed in so far is through its checks (accepted into a batch or dropped). */
+  private async checked(): Promise<void> {
+    if (this.unsettled.size === 0) return;
+    const ticket = this.ticketNo;
+    await new Promise<void>((resolve) => this.settleWaiters.push({ ticket, resolve }));
+  }
+
+  /** @internal Test hook: see checked(). */
+  async _testChecked(): Promise<void> {
+    await this.checked();
+  }
+
+  /** @internal Test hook: stop a verify worker as a crash would. */
+  async _testKillVerifyWorker(i = 0): Promise<void> {
+    await this.pool?._testKillWorker(i);
+  }
+
+  /** @internal Tests and benches: resolves once every verify worker has loaded. */
+  async _verifyThreadsReady(): Promise<void> {
+    await this.pool?.ready();
+  }
+
+  /** @internal Test hook: verify workers started so far (restarts included). */
+  get _verifyWorkerStarts(): number {
+    return this.pool?.starts ?? 0;
   }
 
   // ---- intake
@@ -179,15 +304,24 @@ export class Ingest {
     this.o.log.warn({ hub, reason, ...(id ? { id } : {}), ...extra }, "ingest: message rejected");
   }
 
-  private verified(hub: string, env: Envelope, key: Buffer | null, text: string, receivedAt: number): void {
-    if (!key) return this.dropVerified(hub, "unknown_hub", env.id);
-    if (!verifyEnvelope(env, key)) return this.dropVerified(hub, "bad_signature", env.id);
-    this.accept(env, text, receivedAt);
+  private rejected(hub: string, r: Rejected): void {
+    this.reject(hub, r.reason, r.id, r.extra);
   }
 
-  private dropVerified(hub: string, reason: RejectReason, id: string): void {
+  private verified(hub: string, env: Envelope, key: Buffer | null, text: string, receivedAt: number): void {
+    const bad = checkSignature(env, key);
+    if (bad) {
+      this.backlog--;
+      return this.rejected(hub, bad);
+    }
+    this.accept(env, env, text, receivedAt);
+  }
+
+  /** The store could not be asked for the key: dropped unacked, the hub will send it again. */
+  private keyUnavailable(hub: string, err: unknown, id?: string): void {
     this.backlog--;
-    this.reject(hub, reason, id);
+    this.o.metrics.eventsRejected.inc({ reason: "key_unavailable" });
+    this.o.log.error({ err, hub, ...(id ? { id } : {}) }, "ingest: signing key lookup failed; event left unacked");
   }
 
   private overloaded(hub: string): void {
@@ -201,7 +335,7 @@ export class Ingest {
     }
   }
 
-  private accept(env: Envelope, text: string, receivedAt: number): void {
+  private accept(env: Facts, parsed: Envelope | undefined, text: string, receivedAt: number): void {
     let b = this.current;
     if (b.ids.has(env.id)) {
       // The same event twice in one batch (a resend overtaking its ack): one row, one ack.
@@ -220,7 +354,9 @@ export class Ingest {
     }
     b.items.push({
       hub: env.hub,
-      env,
+      id: env.id,
+      kind: env.kind,
+      env: parsed,
       row: {
         id: env.id,
         hub: env.hub,
@@ -310,10 +446,10 @@ export class Ingest {
     let foreign: Set<string>;
     try {
       const within = this.o.withinCommit;
-      const byId = within ? new Map(batch.items.map((a) => [a.env.id, a.env])) : undefined;
+      const byId = within ? new Map(batch.items.map((a) => [a.id, a])) : undefined;
       const res = await this.o.store.insertEvents(
         rows,
-        within && byId ? { withinCommit: (trx, ids) => within(trx, ids.map((id) => byId.get(id) as Envelope)) } : {},
+        within && byId ? { withinCommit: (trx, ids) => within(trx, ids.map((id) => envelopeOf(byId.get(id) as Accepted))) } : {},
       );
       inserted = new Set(res.inserted);
       foreign = new Set(res.foreign);
@@ -348,16 +484,16 @@ export class Ingest {
     const now = this.now();
     const perHub = new Map<string, string[]>();
     for (const a of batch.items) {
-      if (foreign.has(a.env.id)) {
+      if (foreign.has(a.id)) {
         // Another hub's event already has this id. Not acked: it stays in this hub's journal for an
         // operator to see, rather than being deleted as if it were stored.
         m.eventsRejected.inc({ reason: "id_collision" });
-        this.o.log.error({ hub: a.hub, id: a.env.id }, "ingest: event id already stored for another hub; not acknowledged");
+        this.o.log.error({ hub: a.hub, id: a.id }, "ingest: event id already stored for another hub; not acknowledged");
         continue;
       }
       let ids = perHub.get(a.hub);
       if (!ids) perHub.set(a.hub, (ids = []));
-      ids.push(a.env.id);
+      ids.push(a.id);
     }
     for (const [hub, ids] of perHub) {
       for (let i = 0; i < ids.length; i += ACK_MAX_IDS) {
@@ -369,25 +505,18 @@ export class Ingest {
       }
     }
     for (const a of batch.items) {
-      if (foreign.has(a.env.id)) continue;
-      if (!inserted.has(a.env.id)) {
+      if (foreign.has(a.id)) continue;
+      if (!inserted.has(a.id)) {
         m.eventsDuplicate.inc();
         continue;
       }
-      m.eventsCommitted.inc({ kind: a.env.kind });
+      m.eventsCommitted.inc({ kind: a.kind });
       if (!this.o.onCommitted) continue;
       try {
-        this.o.onCommitted(a.hub, a.env);
+        this.o.onCommitted(a.hub, envelopeOf(a));
       } catch (err) {
-        this.o.log.error({ err, hub: a.hub, id: a.env.id }, "ingest: onCommitted failed");
+        this.o.log.error({ err, hub: a.hub, id: a.id }, "ingest: onCommitted failed");
       }
     }
   }
-}
-
-/** An id worth logging from an unvalidated message (short and plain, or nothing). */
-function idOf(raw: unknown): string | undefined {
-  if (raw === null || typeof raw !== "object") return undefined;
-  const id = (raw as { id?: unknown }).id;
-  return typeof id === "string" && /^[A-Za-z0-9_-]{1,40}$/.test(id) ? id : undefined;
 }
