@@ -1,15 +1,21 @@
-// Zigbee benchmark: (1) hub start to ready with the Zigbee stack loaded and the hub's resident memory;
-// (2) a Zigbee gas alarm frame arriving at the coordinator adapter → the valve close and the siren start
-// frames handed to the adapter (hub processing: herdsman's frame parsing, the converters' decode, the gas
-// rule, the actuators, the converters' encode). Targets: RSS ≤ 120 MB; start to ready ≤ 5 s plus the
-// coordinator's own start. Radio time is not included (see docs/benchmarks.md).
-// Run: node --import tsx bench/zigbee.bench.ts   (ZB_ITER=300 by default)
+// Zigbee benchmark: (1) hub start to ready with the Zigbee stack loaded and the hub's resident memory, at
+// ready, after pairing and once pairing's converter files are released; (2) the hub's CPU while idle with
+// eight Zigbee devices paired; (3) a Zigbee gas alarm frame arriving at the coordinator adapter → the valve
+// close and the siren start frames handed to the adapter (hub processing: herdsman's frame parsing, the
+// converters' decode, the gas rule, the actuators, the converters' encode). Targets: RSS ≤ 120 MB and idle
+// CPU ≤ 1 % with Zigbee loaded; start to ready ≤ 5 s plus the coordinator's own start. Radio time is not
+// included (see docs/benchmarks.md).
+// Run: node --import tsx bench/zigbee.bench.ts   (ZB_ITER=300 alarms, ZB_IDLE_S=30 idle seconds after
+// ZB_SETTLE_S=10 settling ones by default;
+// ZB_EXTRA_FLAGS="--max-semi-space-size=2" adds a third run with those node flags)
 //
 // Memory and start time under tsx would include the TypeScript loader, so the script first compiles the
-// project with tsc into .tmp/zigbee-bench/ and measures there, in a plain `node` child process, as the
-// daemon runs on a hub (ZB_INPROCESS=1 measures under tsx instead).
+// project with tsc into .tmp/zigbee-bench/ and measures there, in plain `node` child processes, as the
+// daemon runs on a hub (ZB_INPROCESS=1 measures under tsx instead). The children run one after the other in
+// one invocation, with the node flags of the shipped systemd unit and with node's defaults, so their
+// figures compare on the same machine under the same load.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,17 +28,45 @@ const here = dirname(fileURLToPath(import.meta.url));
 const compiled = here.includes(`${join(".tmp", "zigbee-bench")}`);
 const root = compiled ? resolve(here, "../../..") : resolve(here, "..");
 
+/** The node flags the systemd unit starts the daemon with (between the node binary and the script). */
+function shippedNodeFlags(): string[] {
+  const unit = readFileSync(join(root, "systemd", "anxin-hub.service"), "utf8");
+  const exec = /^ExecStart=\S+\s+(.*)$/m.exec(unit)?.[1] ?? "";
+  return exec.split(/\s+/).filter((w, i, all) => w.startsWith("--") && all.slice(0, i).every((x) => x.startsWith("--")));
+}
+
 if (!compiled && !process.env.ZB_INPROCESS) {
   const out = join(root, ".tmp", "zigbee-bench");
   console.log(`compiling the project into ${out} (tsc) ...`);
   const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.test.json"), "--noEmit", "false", "--sourceMap", "false", "--outDir", out], { stdio: "ignore" });
   const js = join(out, "bench", "zigbee.bench.js");
   if (!existsSync(js)) throw new Error(`tsc produced no ${js} (exit ${tsc.status})`);
-  const child = spawnSync(process.execPath, [js], { stdio: "inherit", env: process.env });
-  process.exit(child.status ?? 1);
+  const variants: Array<{ name: string; flags: string[] }> = [
+    { name: "shipped unit", flags: shippedNodeFlags() },
+    { name: "node defaults", flags: [] },
+  ];
+  if (process.env.ZB_EXTRA_FLAGS) variants.push({ name: "extra", flags: process.env.ZB_EXTRA_FLAGS.split(/\s+/).filter(Boolean) });
+  const results: Array<{ name: string; flags: string[]; r: Result }> = [];
+  for (const v of variants) {
+    console.log(`\n== ${v.name}: node ${v.flags.join(" ") || "(no flags)"}`);
+    const child = spawnSync(process.execPath, [...v.flags, js], { stdio: ["ignore", "pipe", "inherit"], env: process.env, encoding: "utf8" });
+    process.stdout.write(child.stdout);
+    if (child.status !== 0) process.exit(child.status ?? 1);
+    const last = child.stdout.trim().split("\n").at(-1)!;
+    results.push({ ...v, r: JSON.parse(last) as Result });
+  }
+  console.log("\n| node flags | RSS ready / paired / released + idle / after alarms (MB) | V8 heap used, same points (MB) | CPU % settling / idle | valve off p50 / p99 (ms) | load + startHub (ms) |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
+  for (const { flags, r } of results) {
+    const m = r.rssMB;
+    console.log(`| ${flags.map((f) => `\`${f}\``).join(" ") || "none"} | ${m.afterStart} / ${m.afterPairing} / ${m.afterIdle} / ${m.afterPairingAndRun} | ${Object.values(r.heapUsedMB).join(" / ")} | ${r.settling.cpuPct} / ${r.idle.cpuPct} | ${r.alarmToValveCloseMs.p50} / ${r.alarmToValveCloseMs.p99} | ${r.start.moduleLoadMs} + ${r.start.startHubMs} |`);
+  }
+  process.exit(0);
 }
 
 const ITER = Number(process.env.ZB_ITER ?? 300);
+const IDLE_S = Number(process.env.ZB_IDLE_S ?? 30);
+const SETTLE_S = Number(process.env.ZB_SETTLE_S ?? 10);
 const WARMUP = 20;
 const MB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -53,6 +87,7 @@ const tLoad0 = performance.now();
 const { startHub } = await import("../gateway/src/daemon/run.js");
 const { createLogger } = await import("../lib/daemon/logger.js");
 const { streamDaemon } = await import("../gateway/src/control/client.js");
+const { vendorModulesLoaded, VENDOR_RELEASE_AFTER_MS } = await import("../gateway/src/transports/zigbee/definitions.js");
 const loadMs = performance.now() - tLoad0;
 const { installFakeZigbee } = await import("../test/support/zigbee/rig.js");
 const products = await import("../test/support/zigbee/products.js");
@@ -94,6 +129,7 @@ const t0 = performance.now();
 const running = await startHub(config, { log });
 const startMs = performance.now() - t0;
 const rssAfterStart = process.memoryUsage().rss;
+const heapAfterStart = process.memoryUsage().heapUsed;
 
 // Pair the eight devices through the control socket, as an installer would.
 let joined = false;
@@ -108,6 +144,27 @@ const pairMs = performance.now() - tp;
 if (!pairing.ok) throw new Error(`pairing failed: ${JSON.stringify(pairing)}`);
 const paired = (pairing.result as { devices: Array<{ outcome: string }> }).devices.filter((d) => d.outcome === "paired").length;
 const rssAfterPairing = process.memoryUsage().rss;
+const heapAfterPairing = process.memoryUsage().heapUsed;
+const vendorFilesAfterPairing = vendorModulesLoaded();
+
+// Idle: the hub ready with eight Zigbee devices paired and nothing happening. The converters' vendor files
+// loaded for pairing are released a few seconds after the last lookup; the idle period starts after that.
+await until("converter vendor files released", () => vendorModulesLoaded() === 0, VENDOR_RELEASE_AFTER_MS + 10_000);
+/** This process's CPU over `seconds` of doing nothing, as a share of one core. */
+async function cpuOver(seconds: number) {
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  await sleep(seconds * 1000);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = performance.now() - wall0;
+  return { seconds: r2(wallMs / 1000), cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100), userMs: Math.round(cpu.user / 1000), systemMs: Math.round(cpu.system / 1000) };
+}
+// The first seconds after the release include the one-off collection of what pairing loaded; the steady
+// idle figure is taken after them.
+const settling = await cpuOver(SETTLE_S);
+const idle = await cpuOver(IDLE_S);
+const rssAfterIdle = process.memoryUsage().rss;
+const heapAfterIdle = process.memoryUsage().heapUsed;
 
 // ---- alarm → command latency ------------------------------------------------------------------------------
 const adapter = rig.adapter();
@@ -173,7 +230,12 @@ const result = {
     pairEightDevicesMs: Math.round(pairMs),
     paired,
   },
-  rssMB: { boot: r2(rssAtBoot / MB), afterStart: r2(rssAfterStart / MB), afterPairing: r2(rssAfterPairing / MB), afterPairingAndRun: r2(rssAfterRun / MB), heapUsedMB: r2(heapMB) },
+  nodeFlags: process.execArgv,
+  rssMB: { boot: r2(rssAtBoot / MB), afterStart: r2(rssAfterStart / MB), afterPairing: r2(rssAfterPairing / MB), afterIdle: r2(rssAfterIdle / MB), afterPairingAndRun: r2(rssAfterRun / MB), heapUsedMB: r2(heapMB) },
+  heapUsedMB: { afterStart: r2(heapAfterStart / MB), afterPairing: r2(heapAfterPairing / MB), afterIdle: r2(heapAfterIdle / MB), afterPairingAndRun: r2(heapMB) },
+  vendorFilesAfterPairing,
+  settling,
+  idle,
   alarmToValveCloseMs: stat(valveLat),
   alarmToSirenStartMs: stat(sirenLat),
   coldMs: cold && { valve: r2(cold.valve), siren: r2(cold.siren) },
@@ -181,8 +243,10 @@ const result = {
 console.log(`${compiled ? "compiled JS, plain node" : "under tsx (TypeScript loader in memory)"}`);
 console.log(`Zigbee: ${paired} devices paired in ${result.start.pairEightDevicesMs} ms (fake coordinator, compressed herdsman waits)`);
 console.log(`start: module load ${result.start.moduleLoadMs} ms, startHub ${result.start.startHubMs} ms (coordinator start included; ~0 with the fake adapter)`);
-console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing, ${result.rssMB.afterPairingAndRun} MB after pairing and ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB)`);
+console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing (${vendorFilesAfterPairing} converter vendor files loaded), ${result.rssMB.afterIdle} MB once they were released and after ${idle.seconds} s idle, ${result.rssMB.afterPairingAndRun} MB after ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB)`);
+console.log(`idle CPU with ${paired} Zigbee devices paired: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
 console.log("| path | n | p50 | p90 | p99 | max (ms) |\n| --- | --- | --- | --- | --- | --- |");
 for (const [name, s] of [["gas frame → valve off", result.alarmToValveCloseMs], ["gas frame → siren startWarning", result.alarmToSirenStartMs]] as const)
   console.log(`| ${name} | ${s.n} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`);
 console.log(JSON.stringify(result));
+type Result = typeof result;

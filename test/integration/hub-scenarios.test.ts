@@ -53,6 +53,8 @@ test("CO rises → valve closed and verified by its limit switch → alarm journ
   assert.equal(alarm.severity, "critical");
   assert.equal(alarm.device, "kitchen-co");
   assert.equal((alarm.data as { value: number }).value, 350);
+  // The device model for the relay's per-model false-alarm report: an RS-485 device's profile id.
+  assert.equal((alarm.data as { model: string }).model, "greystone-cmd5b4");
   assert.deepEqual(alarm.actions?.map((a) => `${a.action}:${a.target}`), ["valve_close:gas-valve", "siren_on:hall-siren"]);
   const siren = await bench.slave.send({ cmd: "get", unit: 4, table: "co", address: 0, count: 1 });
   assert.deepEqual(siren.values, [1], "the siren's relay output is on");
@@ -86,6 +88,7 @@ test("gas with a jammed valve → critical valve_fault, siren kept on", { skip }
   const ev = await hub.events();
   const gasAlarm = ev.find((e) => e.kind === "alarm" && e.type === "gas");
   const fault = ev.find((e) => e.type === "valve_fault")!;
+  assert.equal((fault.data as { model: string }).model, "rotork-iq-modbus");
   assert.ok(gasAlarm && fault.seq > gasAlarm.seq);
   assert.equal(fault.severity, "critical");
   assert.match(String((fault.data as { reason: string }).reason), /jammed|obstructed/);

@@ -209,6 +209,8 @@ test("a gas alarm from a Zigbee detector closes the Zigbee valve (read-back veri
   assert.equal(alarm.severity, "critical");
   assert.equal(alarm.device, "boiler-gas");
   assert.equal(alarm.room, "boiler");
+  // The device model for the relay's per-model false-alarm report: the converter's model.
+  assert.equal((alarm.data as { model: string }).model, "HS3CG");
   assert.deepEqual(alarm.actions?.map((a) => `${a.action}:${a.target}`).sort(), ["siren_on:hall-siren", "valve_close:rs-valve", "valve_close:zb-valve"]);
   await waitFor("the Zigbee valve got its close command", () => offFrames(valve!).length >= 1);
   assert.equal(valve!.onOff(), false, "the virtual valve is closed");
@@ -279,15 +281,13 @@ test("a Zigbee valve that does not close → critical valve_fault and the siren 
   const devices = makeDevices();
   const v = devices.valve!;
   // A jammed valve: it acknowledges the command but stays open (and says so).
-  const set = v.setAttribute.bind(v);
-  v.setAttribute = (c, a, value, ep) => set(c, a, c === "genOnOff" && a === "onOff" ? 1 : value, ep);
-  const report = v.report.bind(v);
-  v.report = (c, attrs, ep) => report(c, c === "genOnOff" ? { ...attrs, onOff: 1 } : attrs, ep);
+  v.jammed = true;
   const h = await startHome({ devices });
   await pairAll(h);
   await devices.co!.zoneStatus(IAS.alarm1);
   const fault = await waitFor("valve_fault", async () => (await byType(h, "alarm", "valve_fault", "zb-valve"))[0], 8000);
   assert.equal(fault.severity, "critical");
+  assert.equal((fault.data as { model: string }).model, h.running.zigbee!.byId("zb-valve")!.model);
   assert.match(String((fault.data as { reason: string }).reason), /not confirmed closed within its rated 1500 ms/);
   assert.ok(offFrames(v).length >= 2, "the close was re-sent while unverified");
   assert.equal(fault.actions?.[0]?.ok, false);
@@ -306,6 +306,7 @@ test("smoke, CO, SOS (with a chirp), fall, tamper and battery-low from Zigbee de
   const sos = await waitFor("sos alarm", async () => (await byType(h, "alarm", "sos"))[0]);
   assert.equal(sos.severity, "critical");
   assert.equal(sos.device, "bed-sos");
+  assert.equal((sos.data as { model: string }).model, "HS1EB/HS1EB-E");
   assert.deepEqual(sos.actions?.map((a) => `${a.action}:${a.target}`), ["siren_chirp:hall-siren"]);
   await waitFor("a chirp on the siren", () => warnings(d.siren!).some((w) => w.duration === 1));
 
@@ -313,6 +314,7 @@ test("smoke, CO, SOS (with a chirp), fall, tamper and battery-low from Zigbee de
   const smoke = await waitFor("smoke alarm", async () => (await byType(h, "alarm", "smoke"))[0]);
   assert.equal(smoke.severity, "critical");
   assert.equal(smoke.room, "hall");
+  assert.equal((smoke.data as { model: string }).model, "HS3SA/HS1SA");
   assert.deepEqual(smoke.actions?.map((a) => a.action), ["siren_on"]);
   // HS2WD-E offers stop and emergency only: the nearest to fire it has.
   await waitFor("siren on for smoke", () => warnings(d.siren!).some((w) => w.mode === 3 && w.duration === 30));
@@ -323,12 +325,15 @@ test("smoke, CO, SOS (with a chirp), fall, tamper and battery-low from Zigbee de
   await d.co!.zoneStatus(IAS.alarm1);
   const co = await waitFor("co alarm", async () => (await byType(h, "alarm", "co"))[0]);
   assert.equal(co.device, "bedroom-co");
+  assert.equal((co.data as { model: string }).model, "HS1CA-E");
   await d.co!.zoneStatus(0);
 
   // Fall: reported, not withdrawn within the confirmation window → alarm; a withdrawn one raises nothing.
   await d.fall!.tuyaDp(116, TuyaDpType.enum, 2);
   const fall = await waitFor("fall alarm", async () => (await byType(h, "alarm", "fall"))[0], 5000);
   assert.equal(fall.device, "bath-radar");
+  assert.equal((fall.data as { model: string }).model, h.running.zigbee!.byId("bath-radar")!.model);
+  assert.notEqual((fall.data as { model: string }).model, "");
   assert.ok((fall.data as { confirmedAfterMs: number }).confirmedAfterMs >= 1500);
   await d.fall!.tuyaDp(116, TuyaDpType.enum, 0);
   await waitFor("fall cleared", async () => (await byType(h, "alarm_cleared", "fall"))[0]);

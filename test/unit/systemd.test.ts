@@ -81,6 +81,14 @@ for (const unit of UNITS) {
   });
 }
 
+test("anxin-hub.service runs node with V8 set for memory over speed (resident memory target, docs/benchmarks.md)", () => {
+  const hub = readFileSync(UNITS[0]!, "utf8");
+  assert.match(hub, /^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --optimize-for-size \/opt\/anxin\/dist\/gateway\/src\/cli\/main\.js run /m);
+  // A heap limit would turn growth into a crash of the safety daemon; the unit's MemoryMax bounds it instead.
+  assert.doesNotMatch(/^ExecStart=.*$/m.exec(hub)![0], /--max-old-space-size/);
+  assert.match(hub, /^MemoryMax=\d+M$/m);
+});
+
 test("anxin-hub.service reaches the serial adapters; anxin-relay.service reaches no device", () => {
   const hub = readFileSync(UNITS[0]!, "utf8");
   for (const group of ["ttyUSB", "ttyACM", "ttyAMA", "ttyS"]) assert.match(hub, new RegExp(`^DeviceAllow=char-${group} rw$`, "m"));
@@ -278,7 +286,7 @@ test("an abstract NOTIFY_SOCKET falls back to the notify command for READY/STOPP
 
 test("unit files are copied for verify only when ExecStart's program is missing", (t) => {
   // Guards the helper itself: the shipped ExecStart must stay /usr/bin/node.
-  for (const unit of UNITS) assert.match(readFileSync(unit, "utf8"), /^ExecStart=\/usr\/bin\/node \/opt\/anxin\/dist\//m);
+  for (const unit of UNITS) assert.match(readFileSync(unit, "utf8"), /^ExecStart=\/usr\/bin\/node (--[\w-]+(=\S+)? )*\/opt\/anxin\/dist\//m);
   const dir = tempDir(t, "anxin-unit-");
   const fake = join(dir, "x.service");
   copyFileSync(UNITS[0]!, fake);

@@ -5,15 +5,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
+import { createRequire } from "node:module";
 import path from "node:path";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { z } from "zod";
-import { Controller } from "zigbee-herdsman";
+import type { Events } from "zigbee-herdsman";
 import { findByDevice, setLogger } from "zigbee-herdsman-converters";
 import { decodeFrame, type Decoded } from "../support/zigbee/converter-harness.js";
-import { heimanSirenHS2WDE, tuyaGasValve } from "../support/zigbee/products.js";
-import { installFakeZigbee, testControllerOptions, waitForInterview } from "../support/zigbee/rig.js";
+import { heimanSirenHS2WDE, tuyaFallRadar, tuyaGasValve } from "../support/zigbee/products.js";
+import { TuyaDpType } from "../support/zigbee/virtual-device.js";
+import { convertSet, decode as decodeMessage, definitionFor, releaseVendorModules, vendorModulesLoaded } from "../../gateway/src/transports/zigbee/definitions.js";
+import { createLogger } from "../../lib/daemon/logger.js";
+import { pairDevice, withNetwork } from "../support/zigbee/rig.js";
 
 const quiet = { debug: () => {}, info: () => {}, warning: () => {}, error: () => {} };
 if (!process.env.ANXIN_TEST_LOG) setLogger(quiet);
@@ -85,17 +89,9 @@ test("alarm bits are model-specific: the same alarm1 frame is gas for HS1CG but 
 test("toZigbee: HS2WD-E warning and valve OFF produce the expected frames on a real herdsman endpoint", async () => {
   const siren = heimanSirenHS2WDE();
   const valve = tuyaGasValve();
-  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-zigbee-tz-"));
-  const rig = installFakeZigbee({ devices: [siren, valve] });
-  const controller = new Controller(testControllerOptions(dir));
-  try {
-    await controller.start();
+  await withNetwork([siren, valve], async ({ controller }) => {
     await controller.permitJoin(254);
-    for (const d of [siren, valve]) {
-      const done = waitForInterview(controller, d.ieee);
-      await d.join();
-      assert.equal(await done, "successful");
-    }
+    for (const d of [siren, valve]) await pairDevice(controller, d);
 
     const set = async (ieee: string, key: string, value: unknown): Promise<unknown> => {
       const zh = controller.getDeviceByIeeeAddr(ieee)!;
@@ -122,9 +118,65 @@ test("toZigbee: HS2WD-E warning and valve OFF produce the expected frames on a r
     assert.equal(off.raw.length, 3);
     assert.equal(off.raw[2], 0x00, "genOnOff off");
     assert.equal(valve.onOff(), false, "the valve closed");
-  } finally {
-    await controller.stop().catch(() => {});
-    rig.restore();
-    await rm(dir, { recursive: true, force: true });
+  });
+});
+
+// Proves the memory of a pairing lookup can really be collected, with V8's own collector.
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
+const cjs = createRequire(import.meta.url);
+
+/** Weak references to the definition lists of the vendor files loaded now (made in a function of its own,
+ * so no strong reference outlives it). */
+function weakDefinitionLists(): Map<string, WeakRef<object>> {
+  const vendor = path.join(path.dirname(cjs.resolve("zigbee-herdsman-converters")), "devices") + path.sep;
+  const refs = new Map<string, WeakRef<object>>();
+  for (const [file, m] of Object.entries(cjs.cache)) {
+    const list = (m?.exports as { definitions?: object } | undefined)?.definitions;
+    if (file.startsWith(vendor) && list) refs.set(path.basename(file), new WeakRef(list));
   }
+  return refs;
+}
+
+test("converter vendor files loaded for a lookup are released: the kept definitions still decode and encode, the rest is collected, a later lookup loads them again", async () => {
+  const radar = tuyaFallRadar();
+  const valve = tuyaGasValve();
+  const log = createLogger({ name: "test", level: "silent" });
+  await withNetwork([radar, valve], async ({ controller }) => {
+    await controller.permitJoin(254);
+    for (const d of [radar, valve]) await pairDevice(controller, d);
+    const radarDef = await definitionFor(controller.getDeviceByIeeeAddr(radar.ieee)!);
+    const valveDef = await definitionFor(controller.getDeviceByIeeeAddr(valve.ieee)!);
+    assert.equal(radarDef?.model, "MIR-HE200-TY");
+    assert.ok(valveDef);
+    const loaded = vendorModulesLoaded();
+    assert.ok(loaded > 10, `a TS0601 lookup loads every vendor file listing that model (${loaded})`);
+
+    const lists = weakDefinitionLists();
+    assert.ok(lists.has("tuya.js"));
+    assert.equal(releaseVendorModules(), loaded);
+    assert.equal(vendorModulesLoaded(), 0);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    await new Promise((r) => setImmediate(r));
+    const alive = [...lists].filter(([, w]) => w.deref() !== undefined).map(([f]) => f);
+    // tuya.js included: the radar's definition comes from it, yet does not hold its list.
+    assert.deepEqual(alive, [], "no released vendor file's definition list survives a full collection");
+
+    // The kept definitions work as before: a fall report decodes, a valve close is encoded and sent.
+    const message = new Promise<Events.MessagePayload>((resolve) => controller.on("message", (m) => m.device.ieeeAddr === radar.ieee && m.cluster === "manuSpecificTuya" && resolve(m)));
+    await radar.tuyaDp(116, TuyaDpType.enum, 2);
+    const state = await decodeMessage(radarDef!, await message, {}, () => {}, log);
+    assert.equal(state.fall_down_status, "fall");
+    await convertSet(valveDef, controller.getDeviceByIeeeAddr(valve.ieee)!, "state", "OFF", {});
+    await valve.waitForReceived((f) => f.cluster === "genOnOff" && f.command === "off");
+    assert.equal(valve.onOff(), false);
+
+    // A later lookup (the next pairing, a coordinator restart) loads the files again and finds the same model.
+    const again = await definitionFor(controller.getDeviceByIeeeAddr(radar.ieee)!);
+    assert.equal(again?.model, "MIR-HE200-TY");
+    const reloaded = vendorModulesLoaded();
+    assert.ok(reloaded > 10 && reloaded <= loaded, `the TS0601 files again (${reloaded}; ${loaded} with the other tests' lookups)`);
+    assert.equal(releaseVendorModules(), reloaded);
+  });
 });

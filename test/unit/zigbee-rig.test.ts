@@ -9,39 +9,8 @@ import { Controller } from "zigbee-herdsman";
 import { findByDevice } from "zigbee-herdsman-converters";
 import { FAKE_COORDINATOR_IEEE } from "../support/zigbee/fake-adapter.js";
 import { PRODUCTS, heimanCoHS1CAE, heimanGasHS3CG, heimanSmokeHS1SA, tuyaFallRadar, tuyaGasValve } from "../support/zigbee/products.js";
-import { installFakeZigbee, testControllerOptions, waitForInterview, type ZigbeeRig } from "../support/zigbee/rig.js";
+import { installFakeZigbee, pairDevice as pair, testControllerOptions, waitForInterview, withNetwork } from "../support/zigbee/rig.js";
 import { TuyaDpType, type VirtualDevice } from "../support/zigbee/virtual-device.js";
-
-type ControllerOptions = ConstructorParameters<typeof Controller>[0];
-
-interface Net {
-  controller: Controller;
-  rig: ZigbeeRig;
-  dir: string;
-  options: ControllerOptions;
-}
-
-/** A started Controller on the fake coordinator with these devices in range; always torn down. */
-async function withNetwork(devices: VirtualDevice[], fn: (n: Net) => Promise<void>, over: Partial<ControllerOptions> = {}, waitScale?: number): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-zigbee-"));
-  const rig = installFakeZigbee({ devices, waitScale });
-  const options = { ...testControllerOptions(dir), ...over };
-  const controller = new Controller(options);
-  try {
-    assert.equal(await controller.start(), "resumed");
-    await fn({ controller, rig, dir, options });
-  } finally {
-    await controller.stop().catch(() => {});
-    rig.restore();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function pair(controller: Controller, d: VirtualDevice): Promise<void> {
-  const done = waitForInterview(controller, d.ieee);
-  await d.join();
-  assert.equal(await done, "successful", `${d.product} interview`);
-}
 
 test("every product joins while permitJoin is open, is interviewed and resolves to its converter definition", async () => {
   const entries = Object.entries(PRODUCTS).map(([name, p]) => ({ name, p, d: p.make() }));

@@ -1,4 +1,6 @@
 // Human-readable forms of the daemon's answers, for an installer at a terminal.
+import type { PairDeviceReport, PairProgress, PairResult } from "../transports/zigbee/pairing.js";
+
 interface Status {
   hub: string;
   version: string;
@@ -132,37 +134,12 @@ export function printDevices(rows: Array<DeviceRow | ZigbeeRow>): string {
 
 // ---- pairing ----------------------------------------------------------------------------------------------
 
-interface PairReport {
-  ieee: string;
-  outcome: string;
-  id?: string;
-  model?: string;
-  vendor?: string;
-  roles: string[];
-  linkquality: number | null;
-  battery: number | null;
-  power?: string;
-  checkIn?: { reportS: number | null; windowS: number };
-  reason?: string;
-  notes?: string[];
-}
-
-export interface PairOutcome {
-  seconds: number;
-  devices: PairReport[];
-}
-
-type PairProgressLine =
-  | { event: "open"; seconds: number; expect: string[] }
-  | { event: "countdown"; secondsLeft: number }
-  | { event: "joined"; ieee: string }
-  | { event: "rejected"; ieee: string; reason: string }
-  | { event: "interviewing"; ieee: string }
-  | { event: "closed"; waitingFor: string[] }
-  | { event: "result"; device: PairReport };
+// The daemon's own report and progress types (type-only: the CLI never loads the Zigbee stack).
+type PairReport = PairDeviceReport;
+export type PairOutcome = PairResult;
 
 /** One progress line; on a terminal the countdown rewrites itself in place. */
-export function printPairProgress(p: PairProgressLine, tty: boolean): string {
+export function printPairProgress(p: PairProgress, tty: boolean): string {
   const nl = tty ? "\r\x1b[K" : "";
   switch (p.event) {
     case "open":

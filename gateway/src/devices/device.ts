@@ -51,6 +51,10 @@ export class Device implements HubDevice {
     return this.profile.roles;
   }
 
+  get model(): string {
+    return this.profile.id;
+  }
+
   has(role: HubRole): boolean {
     return (this.profile.roles as readonly HubRole[]).includes(role);
   }

@@ -24,6 +24,9 @@ export interface HubDevice {
   readonly id: string;
   readonly room?: string;
   readonly transport: Transport;
+  /** The device model, as alarms carry it (`data.model`) for per-model reports: the converter's model
+   * for Zigbee, the device profile's id for RS-485. */
+  readonly model: string;
   readonly roles: readonly HubRole[];
   /** Valves: the install's rated closing time, when it overrides the default. */
   readonly ratedCloseMs?: number;

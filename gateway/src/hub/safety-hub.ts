@@ -437,6 +437,9 @@ export class SafetyHub extends EventEmitter<HubEvents> {
 
   /** Journal an event without holding anyone up; a failure is logged and counted, never thrown. */
   record(draft: EventDraft): void {
+    // Alarms name the device's model so the relay can count false alarms per model without a care plan.
+    const model = draft.device && (draft.kind === "alarm" || draft.kind === "alarm_cleared") ? this.byId.get(draft.device)?.model : undefined;
+    if (model && draft.data?.model === undefined) draft = { ...draft, data: { ...draft.data, model } };
     this.o.journal.append(draft).catch((e: Error) => {
       this.journalFailures++;
       this.o.log.error({ err: e.message, kind: draft.kind, type: draft.type }, "journal append failed");

@@ -2,9 +2,11 @@
 // Adapter.create factory, which is swapped for one that builds a FakeAdapter; herdsman's fixed waits (10 s for
 // Heiman/Tuya end devices, 500 ms IAS enrolment polls, 12 s channel change) go through utils/wait, which is scaled.
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
-import type { Controller } from "zigbee-herdsman";
+import { Controller } from "zigbee-herdsman";
 import { Adapter } from "zigbee-herdsman/dist/adapter/adapter.js";
 import { FakeAdapter } from "./fake-adapter.js";
 import type { VirtualDevice } from "./virtual-device.js";
@@ -116,4 +118,38 @@ export function waitForInterview(controller: Controller, ieee: string, timeoutMs
     }, timeoutMs);
     controller.on("deviceInterview", onInterview);
   });
+}
+
+type ControllerOptions = ConstructorParameters<typeof Controller>[0];
+
+export interface TestNetwork {
+  controller: Controller;
+  rig: ZigbeeRig;
+  dir: string;
+  options: ControllerOptions;
+}
+
+/** A started Controller on the fake coordinator with these devices in range, in a temp directory; always torn down. */
+export async function withNetwork(devices: VirtualDevice[], fn: (n: TestNetwork) => Promise<void>, over: Partial<ControllerOptions> = {}, waitScale?: number): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-zigbee-"));
+  const rig = installFakeZigbee({ devices, waitScale });
+  const options = { ...testControllerOptions(dir), ...over };
+  const controller = new Controller(options);
+  try {
+    const started = await controller.start();
+    if (started !== "resumed") throw new Error(`the test network started as '${started}', expected 'resumed'`);
+    await fn({ controller, rig, dir, options });
+  } finally {
+    await controller.stop().catch(() => {});
+    rig.restore();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Joins `d` (joining must be open) and waits for its interview to succeed. */
+export async function pairDevice(controller: Controller, d: VirtualDevice): Promise<void> {
+  const done = waitForInterview(controller, d.ieee);
+  await d.join();
+  const status = await done;
+  if (status !== "successful") throw new Error(`${d.product} interview: ${status}`);
 }

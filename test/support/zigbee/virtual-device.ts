@@ -55,7 +55,8 @@ export interface VirtualDeviceSpec {
   tuyaDps?: Record<number, [number, Buffer]>;
 }
 
-export interface ReceivedFrame {
+/** A frame as the device saw it, either way. */
+interface FrameRecord {
   /** ZCL cluster name, or "zdo" for ZDO requests */
   cluster: string;
   /** ZCL command name (global: read, write, configReport, defaultRsp…; specific: off, enrollRsp, startWarning…) or ZDO cluster name */
@@ -64,18 +65,15 @@ export interface ReceivedFrame {
   raw: Buffer;
   at: number;
   endpoint: number;
+}
+
+export interface ReceivedFrame extends FrameRecord {
   transactionSequenceNumber?: number;
   manufacturerCode?: number;
   disableDefaultResponse?: boolean;
 }
 
-export interface SentFrame {
-  cluster: string;
-  command: string;
-  payload: unknown;
-  raw: Buffer;
-  at: number;
-  endpoint: number;
+export interface SentFrame extends FrameRecord {
   transactionSequenceNumber: number;
 }
 

@@ -73,9 +73,7 @@ function decodeParameters(parameters: readonly MtParameter[], data: Buffer): MtP
 
 /** Builds the SRSP frame answering an SREQ, from the command's response parameters. */
 export function srsp(subsystem: SubsystemId, name: string, payload: MtPayload): Buffer {
-  const cmd = commandByName(subsystem, name);
-  if (!("response" in cmd)) throw new Error(`MT command ${name} has no response`);
-  return new Frame(Type.SRSP, subsystem, cmd.ID, encodeParameters(cmd.response, payload)).toBuffer();
+  return frameFor(Type.SRSP, subsystem, name, payload);
 }
 
 /** Builds an SRSP frame from raw bytes (ZDO SREQs answer with a bare status byte). */
@@ -85,9 +83,15 @@ export function srspRaw(subsystem: SubsystemId, id: number, data: Buffer): Buffe
 
 /** Builds an AREQ (indication/callback) frame from the command's parameters. */
 export function areq(subsystem: SubsystemId, name: string, payload: MtPayload): Buffer {
+  return frameFor(Type.AREQ, subsystem, name, payload);
+}
+
+/** An SRSP carries the command's response parameters; an AREQ its request parameters. */
+function frameFor(type: typeof Type.SRSP | typeof Type.AREQ, subsystem: SubsystemId, name: string, payload: MtPayload): Buffer {
   const cmd = commandByName(subsystem, name);
-  if (!("request" in cmd)) throw new Error(`MT command ${name} has no parameters`);
-  return new Frame(Type.AREQ, subsystem, cmd.ID, encodeParameters(cmd.request, payload)).toBuffer();
+  const params = type === Type.SRSP ? ("response" in cmd ? cmd.response : undefined) : "request" in cmd ? cmd.request : undefined;
+  if (!params) throw new Error(`MT command ${name} has no ${type === Type.SRSP ? "response" : "parameters"}`);
+  return new Frame(type, subsystem, cmd.ID, encodeParameters(params, payload)).toBuffer();
 }
 
 /** Builds an AREQ frame from raw bytes (ZDO callbacks carry ZDO-encoded bodies). */

@@ -2,6 +2,8 @@
 // a state object) and how a command is built (toZigbee convertSet/convertGet). The hub never builds
 // Zigbee payloads or reads alarm bits itself: models differ (one gas detector alarms on alarm1, another
 // on alarm2) and the converters know each.
+import { createRequire } from "node:module";
+import path from "node:path";
 import * as zhc from "zigbee-herdsman-converters";
 import type { Models, Events } from "zigbee-herdsman";
 import type { Logger } from "pino";
@@ -25,8 +27,60 @@ export function setConverterLogger(log: Logger): void {
   zhc.setLogger(zigbeeLogger(log.child({ component: "zigbee-converters" })));
 }
 
+// The converters load a vendor's whole file to find one definition, and every file that lists the model:
+// a Tuya "TS0601" pulls in 48 files (about 15 MB of heap) for the one definition a radar needs. The hub
+// keeps the definitions it admitted and lets the module cache forget the files once lookups are over, so
+// the rest can be collected. A later lookup (pairing, a restart of the coordinator) loads them again:
+// about 0.25 s of parsing on a fast core, only while pairing or restoring, never on the alarm path.
+const require = createRequire(import.meta.url);
+const VENDOR_DIR = path.join(path.dirname(require.resolve("zigbee-herdsman-converters")), "devices") + path.sep;
+/** Lookups often come in bursts (a restart restores every device, a pairing session admits several). */
+export const VENDOR_RELEASE_AFTER_MS = 5_000;
+let lookups = 0;
+let releaseTimer: NodeJS.Timeout | undefined;
+
 export async function definitionFor(device: ZhDevice): Promise<Definition | undefined> {
-  return zhc.findByDevice(device);
+  lookups++;
+  clearTimeout(releaseTimer);
+  try {
+    return await zhc.findByDevice(device);
+  } finally {
+    if (--lookups === 0) {
+      releaseTimer = setTimeout(releaseVendorModules, VENDOR_RELEASE_AFTER_MS);
+      releaseTimer.unref();
+    }
+  }
+}
+
+/** How many converter vendor files are held in the module cache now. */
+export function vendorModulesLoaded(): number {
+  return Object.keys(require.cache).filter((k) => k.startsWith(VENDOR_DIR)).length;
+}
+
+/**
+ * Drops the converters' vendor files from the module cache, from their parents' child lists and from the
+ * parent link of helpers they loaded first (each of which would keep them alive). Definitions already
+ * returned stay valid: they hold what they use. Returns how many files were released; does nothing while
+ * a lookup is running.
+ */
+export function releaseVendorModules(): number {
+  clearTimeout(releaseTimer);
+  if (lookups > 0) return 0;
+  let released = 0;
+  for (const key of Object.keys(require.cache)) {
+    if (!key.startsWith(VENDOR_DIR)) continue;
+    delete require.cache[key];
+    released++;
+  }
+  if (released)
+    for (const m of Object.values(require.cache)) {
+      if (!m) continue;
+      if (m.children.some((c) => c.id.startsWith(VENDOR_DIR))) m.children = m.children.filter((c) => !c.id.startsWith(VENDOR_DIR));
+      // A shared helper first loaded by a vendor file points back at it as its parent, which would keep
+      // that file's whole definition list alive.
+      if (m.parent?.id.startsWith(VENDOR_DIR)) m.parent = undefined;
+    }
+  return released;
 }
 
 export function exposesOf(def: Definition, device: ZhDevice): ExposeLike[] {
