@@ -44,7 +44,9 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** "none": a stand-in that acks every event on receipt (no checks, no store), to measure the hub alone. */
-type StoreKind = "sqlite" | "postgres" | "none";
+type StoreKind = "sqlite" | "postgres" | "none" | "sqlite+mosquitto";
+/** With it, a layout with the relay on an external broker (the machine's Mosquitto) and SQLite. */
+const MQTT_URL = process.env.ANXIN_TEST_MQTT_URL;
 
 interface RelayStats {
   committed: number;
@@ -120,7 +122,10 @@ async function startLocalRelay(store: StoreKind, hub: string, verifyThreads?: nu
   // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
   const ingest = process.env.BENCH_DRAIN_BATCH_WAIT ? { ingest: { batchMaxWaitMs: Number(process.env.BENCH_DRAIN_BATCH_WAIT) } } : {};
   const parts = verifyThreads === undefined ? {} : { parts: { ingest: (o: ConstructorParameters<typeof Ingest>[0]) => new Ingest({ ...o, verifyThreads }) } };
-  const rig = await startRelayForTest({ config: { ...ingest, ...(schema ? { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } : {}) }, ...parts });
+  const broker = store === "sqlite+mosquitto" ? { broker: { kind: "external", url: MQTT_URL, sharedGroup: `drain${randomBytes(3).toString("hex")}`, host: undefined, port: undefined, publicUrl: undefined } } : {};
+  const rig = await startRelayForTest({ config: { ...ingest, ...broker, ...(schema ? { store: { kind: "postgres", url: PG_URL, schema, path: undefined } } : {}) }, ...parts });
+  // With an external broker the hub connects where enrolment tells it to, not to the rig's embedded port.
+  if (store === "sqlite+mosquitto") await rig.relay.session.whenConnected(5000);
   // The threads load in the background (messages are checked inline meanwhile); measure them loaded.
   await rig.relay.ingest._verifyThreadsReady();
   const enrol = await rig.relay.registry.provisionDirect(hub);
@@ -177,7 +182,7 @@ async function relayChild(): Promise<void> {
           send({ t: "finished", stats });
         } else if (m.t === "start") {
           current = await startLocalRelay(m.store, m.hub, m.verifyThreads);
-          send({ t: "started", mqttUrl: current.rig.mqttUrl, enrol: current.enrol });
+          send({ t: "started", mqttUrl: current.enrol.mqtt.url, enrol: current.enrol });
         } else if (m.t === "mark") {
           cpu0 = process.cpuUsage();
           elu0 = performance.eventLoopUtilization();
@@ -355,7 +360,7 @@ async function drainOnce(layout: RunResult["layout"], store: StoreKind, window: 
 function sameProcess(store: StoreKind, verifyThreads?: number): (hub: string) => Promise<RelayHandle> {
   return async (hub) => {
     const l = await startLocalRelay(store, hub, verifyThreads);
-    return { mqttUrl: l.rig.mqttUrl, enrol: l.enrol, markStart: () => {}, finish: () => finishLocalRelay(l, null) };
+    return { mqttUrl: l.enrol.mqtt.url, enrol: l.enrol, markStart: () => {}, finish: () => finishLocalRelay(l, null) };
   };
 }
 
@@ -399,7 +404,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
   console.log(`${EVENTS} events journaled over a ${OUTAGE_MS / 60_000}-minute outage, then drained; windows ${WINDOWS.join(", ")}; PostgreSQL ${PG_URL ? "on" : "skipped (ANXIN_TEST_PG_URL not set)"}`);
 
-  const stores: StoreKind[] = [...(PG_URL ? (["sqlite", "postgres"] as const) : (["sqlite"] as const)), "none"];
+  const stores: StoreKind[] = [...(PG_URL ? (["sqlite", "postgres"] as const) : (["sqlite"] as const)), ...(MQTT_URL ? (["sqlite+mosquitto"] as const) : []), "none"];
   const results: RunResult[] = [];
   const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -407,7 +412,7 @@ async function main(): Promise<void> {
   });
   try {
     for (const store of stores)
-      for (const layout of store === "none" ? (["relay in child"] as const) : LAYOUTS)
+      for (const layout of store === "none" || store === "sqlite+mosquitto" ? (["relay in child"] as const) : LAYOUTS)
         for (const w of WINDOWS)
           for (const vt of store === "none" ? [undefined] : VERIFY_THREADS) {
             const r = await drainOnce(layout, store, w, layout === "same process" ? sameProcess(store, vt) : inChild(child, store, vt));
