@@ -2,7 +2,8 @@
 // acknowledges it after its own commit (invariant 4). All SQLite work runs in a worker thread, so the
 // thread that closes valves and sounds sirens never waits for the disk (invariant 1).
 import { randomFillSync } from "node:crypto";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../../../lib/daemon/worker.js";
 import { decodeTime, monotonicFactory } from "ulid";
 import { envelopeSchema, PROTOCOL_VERSION, SEVERITY_RANK } from "../../../protocol/envelope.js";
 import type { Envelope, EventDraft } from "../../../protocol/envelope.js";
@@ -77,21 +78,6 @@ const THINNABLE_KINDS = ["reading", "heartbeat"] as const;
 const RESERVED = ["v", "hub", "boot", "seq", "id", "sig", "historical"] as const;
 const PLACEHOLDER_ID = "0".repeat(26);
 
-// Under tsx (tests) the worker is the .ts source; once compiled it is the .js beside this file.
-const IS_TS = import.meta.url.endsWith(".ts");
-const WORKER_URL = new URL(IS_TS ? "./worker.ts" : "./worker.js", import.meta.url);
-
-// Workers inherit `--import tsx`, but on Node 20 tsx only registers its hooks on the main thread. So the
-// .ts worker is loaded through this bootstrap, which registers tsx in the worker when a plain import
-// cannot load TypeScript (the retry uses a fresh URL: a failed import stays cached).
-const TS_BOOTSTRAP = `
-const { workerData } = require("node:worker_threads");
-import(workerData.target).catch(async (err) => {
-  if (!err || err.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw err;
-  const { register } = await import(workerData.tsx);
-  register();
-  await import(workerData.target + "?tsx");
-});`;
 
 // ulid's default source asks the CSPRNG once per character (~90 µs per id); drawing the same bytes from
 // a pool refilled by the CSPRNG keeps their quality at a fraction of the cost.
@@ -106,11 +92,7 @@ function pooledRandom(): number {
 }
 
 function startWorker(): Worker {
-  if (!IS_TS) return new Worker(WORKER_URL);
-  return new Worker(TS_BOOTSTRAP, {
-    eval: true,
-    workerData: { target: WORKER_URL.href, tsx: import.meta.resolve("tsx/esm/api") },
-  });
+  return startModuleWorker(import.meta.url, "worker");
 }
 
 interface AppendEntry {

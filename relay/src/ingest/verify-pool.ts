@@ -6,7 +6,8 @@
 // dropped unacked (the hub resends them), and the worker is started again. With no worker running at all
 // (still starting, or one that cannot start), jobs are checked inline instead of waiting: a lone alarm
 // must not wait for a thread to load.
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../../../lib/daemon/worker.js";
 import type { Logger } from "pino";
 import type { Rejected } from "./verify-check.js";
 import { verifyOne, type Facts, type VerifyRequest, type VerifyResponse } from "./verify-wire.js";
@@ -33,25 +34,8 @@ const RESTART_MAX_MS = 5_000;
 /** A worker that lived this long is healthy again: its next crash restarts at once. */
 const HEALTHY_AFTER_MS = 10_000;
 
-// Under tsx (tests, benches) the worker is the .ts source; once compiled it is the .js beside this file.
-const IS_TS = import.meta.url.endsWith(".ts");
-const WORKER_URL = new URL(IS_TS ? "./verify-worker.ts" : "./verify-worker.js", import.meta.url);
-
-// Workers inherit `--import tsx`, but on Node 20 tsx only registers its hooks on the main thread. So the
-// .ts worker is loaded through this bootstrap, which registers tsx in the worker when a plain import
-// cannot load TypeScript (the retry uses a fresh URL: a failed import stays cached).
-const TS_BOOTSTRAP = `
-const { workerData } = require("node:worker_threads");
-import(workerData.target).catch(async (err) => {
-  if (!err || err.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw err;
-  const { register } = await import(workerData.tsx);
-  register();
-  await import(workerData.target + "?tsx");
-});`;
-
 function startWorker(): Worker {
-  if (!IS_TS) return new Worker(WORKER_URL);
-  return new Worker(TS_BOOTSTRAP, { eval: true, workerData: { target: WORKER_URL.href, tsx: import.meta.resolve("tsx/esm/api") } });
+  return startModuleWorker(import.meta.url, "verify-worker");
 }
 
 interface Chunk {
