@@ -1,17 +1,12 @@
 // Writing care plans: each write is one statement that inserts or bumps the version, so concurrent first
 // writes (two operators, two relay instances) never collide; every write is audited. SQLite, and
 // PostgreSQL when ANXIN_TEST_PG_URL is set.
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { listAudit } from "../../relay/src/careplans/audit.js";
 import { parseCarePlan, readCarePlan, setCarePlan } from "../../relay/src/careplans/store.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";
-import { openStore, type Store } from "../../relay/src/store/store.js";
-import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
+import type { Store } from "../../relay/src/store/store.js";
+import { testOnBothStores } from "../support/loop-store.js";
 
 const plan = (n: number) =>
   parseCarePlan(
@@ -39,24 +34,4 @@ async function check(store: Store): Promise<void> {
   assert.equal(audit.filter((a) => a.action === "careplan.write").length, 5);
 }
 
-test("SQLite: care-plan writes bump the version in one statement", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "anxin-careplan-"));
-  const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir, { migrations: relayExtraMigrations });
-  try {
-    await check(store);
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test("PostgreSQL: concurrent first writes do not collide", { skip: PG_URL ? false : pgSkipReason("care-plan store on PostgreSQL") }, async () => {
-  const schema = uniquePgSchema("anxin_test");
-  const store = await openStore({ kind: "postgres", url: PG_URL!, schema, poolSize: 5 }, "/nonexistent", { migrations: relayExtraMigrations });
-  try {
-    await check(store);
-  } finally {
-    await store.close();
-    await dropPgSchema(PG_URL!, schema);
-  }
-});
+testOnBothStores("care-plan writes are one upsert: versions bump, concurrent first writes never collide", check);

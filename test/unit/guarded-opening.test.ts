@@ -1,20 +1,15 @@
 // One alarm whose incident cannot be opened must not hold up the batch it came in: its part rolls back to
 // a savepoint, the events commit, and an operator alert names it. On SQLite, and on PostgreSQL when
 // ANXIN_TEST_PG_URL is set (a failed statement there aborts the transaction until the savepoint is undone).
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
 import { listOperatorAlerts, raiseOperatorAlert } from "../../relay/src/alerts/operator-alerts.js";
 import { guardedOpening } from "../../relay/src/daemon/guarded-opening.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";
-import { openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
-import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
+import type { EventRow, Store } from "../../relay/src/store/store.js";
+import { testOnBothStores } from "../support/loop-store.js";
 
 const T0 = 1_800_000_000_000;
 
@@ -59,24 +54,4 @@ async function check(store: Store): Promise<void> {
   assert.deepEqual(raised, ["escalation_error"]);
 }
 
-test("SQLite: a failing incident opening rolls back alone; the batch commits and an alert names the alarm", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "anxin-guard-"));
-  const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir, { migrations: relayExtraMigrations });
-  try {
-    await check(store);
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test("PostgreSQL: the same", { skip: PG_URL ? false : pgSkipReason("the PostgreSQL case") }, async () => {
-  const schema = uniquePgSchema("anxin_test");
-  const store = await openStore({ kind: "postgres", url: PG_URL!, schema, poolSize: 2 }, "/nonexistent", { migrations: relayExtraMigrations });
-  try {
-    await check(store);
-  } finally {
-    await store.close();
-    await dropPgSchema(PG_URL!, schema);
-  }
-});
+testOnBothStores("a failing incident opening rolls back alone; the batch commits and an alert names the alarm", check);
