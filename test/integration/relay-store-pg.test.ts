@@ -114,6 +114,21 @@ test("PostgreSQL: schema created and migrated (also by two instances at once); e
   assert.equal((await b.getHub("hub-1"))?.online, true);
 });
 
+test("PostgreSQL: sightings of 600 online hubs in one flush keep each hub's latest", async (t) => {
+  if (!PG_URL) return t.skip(SKIP);
+  const ctx = await pgContext(t);
+  const store = await ctx.open();
+  const hubs = Array.from({ length: 600 }, (_, i) => `hub-${String(i).padStart(3, "0")}`);
+  for (const h of hubs) {
+    await store.insertPendingHub(h, { claimHash: "h", claimSalt: "s", claimExpiresAt: T0 + 1000 }, T0);
+    await store.activateHub(h, "h", { passwordHash: "p", passwordSalt: "s", keyB64: "k" }, T0);
+  }
+  await store.applyTransitions(hubs.map((hub) => ({ op: "online" as const, hub, at: T0 })));
+  await store.recordSeen(hubs.map((h, i) => [h, T0 + 1000 + i] as const));
+  assert.deepEqual(await store.recordSeen(hubs.map((h, i) => [h, i % 2 ? T0 + 5000 + i : T0 + 10] as const)), []);
+  for (const [i, h] of hubs.entries()) assert.equal((await store.getHub(h))?.lastSeenAt, i % 2 ? T0 + 5000 + i : T0 + 1000 + i, h);
+});
+
 test("PostgreSQL: enrolment, logins and revocation", async (t) => {
   if (!PG_URL) return t.skip(SKIP);
   const ctx = await pgContext(t);

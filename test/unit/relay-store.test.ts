@@ -162,6 +162,17 @@ test("recordSeen: last_seen only rises; a sighting from before the hub went offl
   assert.equal((await store.getHub("hub-1"))?.lastSeenAt, T0 + 1500);
 });
 
+test("recordSeen for 1,200 online hubs at once (three statements): each keeps its latest sighting", async (t) => {
+  const { store } = await tempStore(t);
+  const hubs = Array.from({ length: 1200 }, (_, i) => `hub-${String(i).padStart(4, "0")}`);
+  for (const h of hubs) await activeHub(store, h);
+  await store.applyTransitions(hubs.map((hub) => ({ op: "online" as const, hub, at: T0 })));
+  await store.recordSeen(hubs.map((h, i) => [h, T0 + 1000 + i] as const));
+  // Older sightings for the even ones must not move them back; newer ones for the odd ones do.
+  assert.deepEqual(await store.recordSeen(hubs.map((h, i) => [h, i % 2 ? T0 + 5000 + i : T0 + 10] as const)), []);
+  for (const [i, h] of hubs.entries()) assert.equal((await store.getHub(h))?.lastSeenAt, i % 2 ? T0 + 5000 + i : T0 + 1000 + i, h);
+});
+
 test("staleHubs and offline with staleBefore only take hubs not seen since; revoking closes open incidents", async (t) => {
   const { store } = await tempStore(t);
   await activeHub(store, "hub-1");

@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from "kysely";
 import pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
@@ -496,14 +496,18 @@ class KyselyStore implements Store {
         for (const r of rows) offline.add(r.id);
       }
       const out: TransitionResult[] = [];
+      const online: Array<readonly [string, number]> = [];
       for (const [hub, at] of list) {
-        if (offline.has(hub)) {
-          const res = await goOnline(trx, hub, at, undefined, true, "recovered");
-          if (res.changed) out.push(res);
-        } else {
-          await touch(trx, hub, at);
+        if (!offline.has(hub)) {
+          online.push([hub, at]);
+          continue;
         }
+        const res = await goOnline(trx, hub, at, undefined, true, "recovered");
+        if (res.changed) out.push(res);
       }
+      // The common case, hubs already online, is one statement per chunk instead of one per hub: on SQLite
+      // this runs on the relay's only thread, and 1,000 single updates held it for 40–65 ms.
+      for (const part of chunks(online, INSERT_CHUNK)) await touchMany(trx, part);
       return out;
     });
   }
@@ -563,6 +567,14 @@ function toEventRow(r: RelayDb["events"]): EventRow {
     skewMs: r.skew_ms,
     historical: r.historical === 1,
   };
+}
+
+/** `touch` for many hubs at once; VALUES columns are column1, column2 on both SQLite and PostgreSQL. */
+async function touchMany(db: Kysely<RelayDb>, seen: ReadonlyArray<readonly [string, number]>): Promise<void> {
+  if (seen.length === 0) return;
+  const values = sql.join(seen.map(([hub, at]) => sql`(CAST(${hub} AS text), CAST(${at} AS bigint))`));
+  await sql`UPDATE hubs SET last_seen_at = v.column2 FROM (VALUES ${values}) AS v
+    WHERE hubs.id = v.column1 AND (hubs.last_seen_at IS NULL OR hubs.last_seen_at < v.column2)`.execute(db);
 }
 
 async function touch(db: Kysely<RelayDb>, hub: string, at: number): Promise<void> {
