@@ -1,11 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { scrypt } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { enrolResponseSchema } from "../../protocol/messages.js";
 import { ClaimError, CREDENTIAL_CACHE_MS, EnrolError, Registry, SIGNING_KEY_CACHE_MS } from "../../relay/src/registry/registry.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
+import { checkPassword, hashPassword } from "../../relay/src/registry/secrets.js";
 
 const T0 = 1_800_000_000_000;
 const TTL_S = 3600;
@@ -59,11 +61,26 @@ test("claim and enrol: a typable one-time code becomes MQTT credentials and a 32
   const text = JSON.stringify(raw);
   assert.ok(!text.includes(res.mqtt.password), "password stored in clear");
   assert.ok(!text.includes(code) && !text.includes(code.replace(/-/g, "")), "claim code stored in clear");
-  assert.match(raw.password_hash ?? "", /^scrypt:16384:8:1:/);
+  assert.match(raw.password_hash ?? "", /^sha256:[A-Za-z0-9+/]{43}=$/);
   assert.equal(raw.key_b64, res.key, "the signing key is kept: the relay verifies with it");
 
   assert.equal(await reg.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
   assert.deepEqual(await reg.signingKey("hub-1"), Buffer.from(res.key, "base64"));
+});
+
+test("passwords: salted SHA-256 for new ones; a legacy scrypt hash still logs in; a wrong password never does", async () => {
+  const salt = Buffer.alloc(16, 7);
+  const fast = hashPassword("p".repeat(32), salt);
+  assert.equal(await checkPassword("p".repeat(32), salt, fast), true);
+  assert.equal(await checkPassword("p".repeat(31) + "q", salt, fast), false);
+  assert.equal(await checkPassword("p".repeat(32), Buffer.alloc(16, 8), fast), false, "the salt is part of it");
+  // A hash stored by an earlier version (scrypt N = 2^14, r = 8, p = 1).
+  const legacy = await new Promise<string>((resolve, reject) =>
+    scrypt("p".repeat(32), salt, 32, { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(`scrypt:16384:8:1:${key.toString("base64")}`))),
+  );
+  assert.equal(await checkPassword("p".repeat(32), salt, legacy), true);
+  assert.equal(await checkPassword("wrong", salt, legacy), false);
+  assert.equal(await checkPassword("p".repeat(32), salt, "md5:abc"), false, "an unknown format never matches");
 });
 
 test("enrol refuses an unknown hub, a wrong code, a used code, an expired code and a revoked hub", async (t) => {

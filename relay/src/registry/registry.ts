@@ -32,7 +32,7 @@ export class ClaimError extends Error {
 
 
 /**
- * Successful logins are remembered for this long (per process), so reconnects skip scrypt. A revocation or
+ * Successful logins are remembered for this long (per process), so reconnects skip the store and the hash. A revocation or
  * re-enrolment made in this process clears the entry at once; another relay instance sharing the store
  * still accepts the old password until its entry expires, i.e. for at most this long.
  */
@@ -115,7 +115,7 @@ export class Registry {
     // A secret at rest: the relay verifies every signature with this key, so it is stored as is (not
     // hashed). The store file (SQLite, mode 0600) or database must be protected accordingly.
     const key = randomBytes(32);
-    const creds = { passwordHash: await hashPassword(password, salt), passwordSalt: salt.toString("base64"), keyB64: key.toString("base64") };
+    const creds = { passwordHash: hashPassword(password, salt), passwordSalt: salt.toString("base64"), keyB64: key.toString("base64") };
     const now = this.now();
     if (!(await this.store.activateHub(hub, row.claimHash as string, creds, now))) {
       // Lost a race (the code was used, rotated or revoked meanwhile): report what it is now.
@@ -155,7 +155,7 @@ export class Registry {
     const hit = this.creds.get(username);
     if (hit && hit.expires > this.now() && sameBytes(hit.value, digest)) return username;
 
-    // A hub reconnecting in a loop must not start one scrypt per attempt.
+    // A hub reconnecting in a loop must not start one store lookup and hash check per attempt.
     const flightKey = `${username}\n${digest.toString("hex")}`;
     const pending = this.credsInFlight.get(flightKey);
     if (pending) return pending;

@@ -6,7 +6,7 @@ import { sql, type Kysely, type Migration } from "kysely";
 export interface HubsTable {
   id: string;
   status: "pending" | "active" | "revoked";
-  /** `scrypt:N:r:p:<base64>`: the cost travels with the hash so it can be raised later. */
+  /** `sha256:<base64>` (salted; the passwords are 192 random bits), or a legacy `scrypt:N:r:p:<base64>`. */
   password_hash: string | null;
   password_salt: string | null;
   /** The HMAC key in clear (base64): the relay must verify signatures with it, so it is a secret at rest. */
