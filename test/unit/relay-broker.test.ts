@@ -190,6 +190,15 @@ test("state may be retained and reaches the relay; the will must be on the hub's
     const a = await hub(r, "hub-a", { will: { topic: topics.state("hub-a"), payload: Buffer.from('{"online":false,"boot":1}'), qos: 1, retain: true } });
     await a.publishAsync(topics.state("hub-a"), '{"online":true,"boot":1}', { qos: 1, retain: true });
     await waitFor("birth", () => r.states.length === 1);
+    // The embedded broker keeps no retained births (the relay heard it live): a later subscriber gets none.
+    const late = new mqtt.MqttClient(() => r.broker.connectInternal() as never, { clientId: "anxin-relay-late", reconnectPeriod: 0 });
+    const retained: string[] = [];
+    late.on("message", (topic) => retained.push(topic));
+    await new Promise<void>((resolve) => late.once("connect", () => resolve()));
+    await late.subscribeAsync("anxin/v1/+/state", { qos: 1 });
+    await sleep(100);
+    assert.deepEqual(retained, []);
+    late.end(true);
     // An unclean loss publishes the will.
     a.stream.destroy();
     await waitFor("will", () => r.states.length === 2);

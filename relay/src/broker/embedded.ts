@@ -253,12 +253,21 @@ export class EmbeddedBroker {
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (error?: Error | null) => void): void {
     const t = parseTopic(packet.topic);
     // A will left over from a client that is already gone: only a state message is plausible.
-    if (!client) return cb(t?.kind === "state" ? null : new Error("not authorised"));
+    if (!client) {
+      if (t?.kind === "state") packet.retain = false;
+      return cb(t?.kind === "state" ? null : new Error("not authorised"));
+    }
     const id = this.identities.get(client);
     if (id?.kind === "relay") return cb(packet.topic.startsWith(`${TOPIC_ROOT}/`) ? null : new Error("not authorised"));
     if (id?.kind !== "hub" || id.kicked) return cb(new Error("not authorised"));
     const ok = t !== null && t.hub === id.hub && ((t.kind === "evt" && !packet.retain) || t.kind === "state");
-    if (ok) return cb(null);
+    if (ok) {
+      // Births and wills are retained on the wire (an external broker hands them to a relay that subscribes
+      // later). Here the relay lives in this process and hears them as they come; retaining them would only
+      // make every later SUBSCRIBE scan all of them (aedes' memory store), so connecting N hubs cost N².
+      if (t.kind === "state") packet.retain = false;
+      return cb(null);
+    }
     this.refused("publish", { hub: id.hub, topic: packet.topic, retain: packet.retain });
     // MQTT 3.1.1 has no negative PUBACK: aedes closes the connection, which a misbehaving client notices.
     cb(new Error("not authorised"));
