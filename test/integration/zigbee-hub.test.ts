@@ -17,6 +17,7 @@ import { waitFor } from "../support/hub-rig.js";
 import { installFakeZigbee, type ZigbeeRig } from "../support/zigbee/rig.js";
 import * as products from "../support/zigbee/products.js";
 import { TuyaDpType, type VirtualDevice } from "../support/zigbee/virtual-device.js";
+import { Endpoint } from "zigbee-herdsman/dist/controller/model/index.js";
 
 const IAS = { alarm1: 1, alarm2: 2, tamper: 4, batteryLow: 8 };
 
@@ -63,7 +64,7 @@ const ENTRIES: Record<string, string> = {
   fall: "id: bath-radar, room: bathroom",
 };
 
-function zigbeeYaml(d: Record<string, VirtualDevice>, extra = "", coOfflineMs = 600000): string {
+function zigbeeYaml(d: Record<string, VirtualDevice>, extra = "", coOfflineMs = 600000, sirenSeconds = 30): string {
   return `zigbee:
   adapter: zstack
   path: /dev/ttyFAKE0
@@ -71,7 +72,7 @@ function zigbeeYaml(d: Record<string, VirtualDevice>, extra = "", coOfflineMs = 
   restartMinMs: 300
   restartMaxMs: 3000
   fallConfirmMs: 1500
-  sirenSeconds: 30
+  sirenSeconds: ${sirenSeconds}
 ${extra}  devices:
 ${Object.entries(d)
   .filter(([k]) => ENTRIES[k])
@@ -91,14 +92,14 @@ rules:
   valve: { retryMs: 500 }
 `;
 
-async function startHome(opts: { devices?: Record<string, VirtualDevice>; extra?: string; dir?: string; coOfflineMs?: number } = {}): Promise<Home> {
+async function startHome(opts: { devices?: Record<string, VirtualDevice>; extra?: string; dir?: string; coOfflineMs?: number; sirenSeconds?: number } = {}): Promise<Home> {
   const devices = opts.devices ?? makeDevices();
   const rig = installFakeZigbee({ devices: Object.values(devices) });
   cleanups.push(async () => rig.restore());
   const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), "anxin-zb-")));
   if (!opts.dir) cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const configFile = path.join(dir, "hub.yaml");
-  await writeFile(configFile, `hub: { id: zb-hub, dataDir: ./data }\n${RS485}${zigbeeYaml(devices, opts.extra, opts.coOfflineMs)}`);
+  await writeFile(configFile, `hub: { id: zb-hub, dataDir: ./data }\n${RS485}${zigbeeYaml(devices, opts.extra, opts.coOfflineMs, opts.sirenSeconds)}`);
   const running = await startHub(configFile, { log: createLogger({ name: "anxin-hub", level: process.env.ANXIN_TEST_LOG ?? "silent" }) });
   cleanups.push(() => running.stop());
   return {
@@ -434,4 +435,113 @@ test("a corrupt network file stops only the Zigbee side: the hub runs, says why,
   assert.match((r as { error: string }).error, /coordinator is not running/);
   (h.running.sim.get("line1")!.devices.get(2) as SimLelDetector).setLel(40);
   await waitFor("RS-485 valve closed and verified", async () => (await byType(h, "device", "valve_closed", "rs-valve"))[0], 10_000);
+});
+
+// ---- Second-read findings: each test below failed before its fix ------------------------------------------------
+
+test("an alarm reaches the valve first even when herdsman's database cannot be written (the save is never on the alarm path)", async () => {
+  const h = await startHome();
+  await pairAll(h);
+  const { gas3, valve } = h.devices as Record<string, VirtualDevice>;
+  // The detector's herdsman device: its save rewrites and fsyncs the whole database file; here the disk fails.
+  const zh = h.running.zigbee!.stack!.up!.getDeviceByIeeeAddr(gas3!.ieee)!;
+  const offAtSave: number[] = [];
+  const save = zh.save.bind(zh);
+  // The disk heals before the daemon stops (herdsman saves every device on stop).
+  cleanups.push(async () => void (zh.save = save));
+  zh.save = () => {
+    offAtSave.push(offFrames(valve!).length);
+    throw new Error("EIO: i/o error, fsync");
+  };
+  await gas3!.zoneStatus(IAS.alarm2);
+  await waitFor("gas alarm", async () => (await byType(h, "alarm", "gas", "boiler-gas"))[0]);
+  await waitFor("the Zigbee valve got its close command", () => offFrames(valve!).length >= 1);
+  await waitFor("the detector's state save was tried (and failed) after the close", () => offAtSave.length >= 1, 5000);
+  assert.ok(offAtSave.every((n) => n >= 1), `the database save ran before the close frame went out: ${JSON.stringify(offAtSave)}`);
+});
+
+test("a converter value that is not true/false (undefined, a string) is never taken for clear air or a moved valve", async () => {
+  const h = await startHome();
+  await pairAll(h);
+  const zb = h.running.zigbee!;
+  await h.devices.gas3!.zoneStatus(IAS.alarm2);
+  await waitFor("gas alarm", async () => (await byType(h, "alarm", "gas", "boiler-gas"))[0]);
+  await waitFor("Zigbee valve verified", async () => (await byType(h, "device", "valve_closed", "zb-valve"))[0]);
+  const gas = zb.byId("boiler-gas")!;
+  const valve = zb.byId("zb-valve")!;
+  for (const change of [{ gas: undefined }, { gas: "false" }, { gas: 0 }]) zb.emit("change", { device: gas, change, at: Date.now() });
+  zb.emit("change", { device: valve, change: { state: undefined }, at: Date.now() });
+  // clearHoldMs is 300 ms: well past it, the alarm must still stand and the valve still count as closed.
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(h.running.hub.rule.detectors["boiler-gas"]?.flag, true, "the detector still counts as in alarm");
+  assert.equal((await byType(h, "alarm_cleared", "gas")).length, 0, "bad input cleared the gas alarm");
+  assert.equal(h.running.hub.rule.valves["zb-valve"]?.closed, true, "bad input moved the valve");
+  // A real clear still clears.
+  await h.devices.gas3!.zoneStatus(0);
+  await waitFor("gas cleared", async () => (await byType(h, "alarm_cleared", "gas"))[0], 5000);
+});
+
+test("a Zigbee siren that misses its first command during an alarm is tried again soon, not after half its sound time", async () => {
+  // One command sounds for an hour: before the fix the siren was only re-sent after 30 minutes.
+  const h = await startHome({ sirenSeconds: 3600 });
+  await pairAll(h);
+  const siren = h.devices.siren!;
+  siren.online = false;
+  await h.devices.gas3!.zoneStatus(IAS.alarm2);
+  await waitFor("gas alarm", async () => (await byType(h, "alarm", "gas"))[0]);
+  assert.equal(warnings(siren).length, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  siren.online = true;
+  await waitFor("the siren sounds once it answers again", () => warnings(siren).some((w) => w.mode === 3 && w.duration === 3600), 10_000);
+});
+
+test("a Zigbee valve that closes without reporting it is verified by read-back, not by the converter's optimistic state", async () => {
+  const devices = makeDevices();
+  const v = devices.valve!;
+  // This valve moves and answers reads, but never reports on its own.
+  const report = v.report.bind(v);
+  v.report = async (cluster, attrs, ep) => (cluster === "genOnOff" ? undefined : report(cluster, attrs, ep));
+  const h = await startHome({ devices });
+  await pairAll(h);
+  await devices.co!.zoneStatus(IAS.alarm1);
+  await waitFor("the Zigbee valve got its close command", () => offFrames(v).length >= 1);
+  assert.equal(v.onOff(), false);
+  const verified = await waitFor("Zigbee valve verified by read-back", async () => (await byType(h, "device", "valve_closed", "zb-valve"))[0], 8000);
+  assert.equal(verified.actions?.[0]?.ok, true);
+  assert.equal((await byType(h, "alarm", "valve_fault", "zb-valve")).length, 0, "no false valve_fault");
+});
+
+test("after a restart every paired device is back at once, even while a sleeping device does not answer a read", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-zb-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const devices = makeDevices();
+  const h1 = await startHome({ dir, devices });
+  await pairAll(h1);
+  await h1.running.stop();
+  h1.rig.restore();
+  cleanups.splice(0);
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  // Sleeping battery devices: a read of their battery is not answered (a real one can take minutes to time out).
+  const read = Endpoint.prototype.read;
+  Endpoint.prototype.read = function (this: Endpoint, cluster, ...rest) {
+    return cluster === "genPowerCfg" ? new Promise(() => {}) : read.call(this, cluster, ...rest);
+  } as typeof read;
+  cleanups.push(async () => void (Endpoint.prototype.read = read));
+
+  const h2 = await startHome({ dir, devices });
+  // The valve was paired after six battery devices; it must not wait for them.
+  await waitFor("the Zigbee valve restored", () => h2.running.zigbee!.byId("zb-valve") !== undefined, 5000);
+  await devices.gas3!.zoneStatus(IAS.alarm2);
+  await waitFor("gas alarm", async () => (await byType(h2, "alarm", "gas", "boiler-gas"))[0]);
+  await waitFor("the restored Zigbee valve closed", () => devices.valve!.onOff() === false, 5000);
+});
+
+test("pairing a Zigbee valve sets its power-on behaviour to 'previous', so a power cut never opens a closed valve", async () => {
+  const devices = { valve: products.tuyaGasValve(), gas3: products.heimanGasHS3CG() };
+  // Shipped set to "on": after a power cut it would open by itself.
+  devices.valve.setAttribute("genOnOff", "32770", 1);
+  const h = await startHome({ devices });
+  const { result } = await pair(h, [devices.valve], [devices.valve.ieee], 5);
+  assert.equal(result.devices[0]?.outcome, "paired", JSON.stringify(result));
+  assert.equal(devices.valve.attribute("genOnOff", "32770"), 2, "power-on behaviour is 'previous'");
 });

@@ -24,6 +24,9 @@ export interface ZigbeeDeviceSpec {
   chirpSeconds: number;
 }
 
+/** How soon a siren command that failed is tried again. */
+const SIREN_RETRY_MS = 2_000;
+
 const truthy = (v: unknown) => v === true || v === "ON" || v === 1;
 
 export class ZigbeeDevice implements HubDevice {
@@ -38,6 +41,9 @@ export class ZigbeeDevice implements HubDevice {
   linkquality: number | null = null;
   lastMessageAt: number | null = null;
   private sirenTimer?: NodeJS.Timeout;
+  /** Bumped by every siren on/off, so a send still in flight cannot restart a siren that was turned off. */
+  private sirenGen = 0;
+  private sirenWanted = false;
   private hurryTimer?: NodeJS.Timeout;
 
   constructor(private readonly spec: ZigbeeDeviceSpec) {
@@ -85,33 +91,58 @@ export class ZigbeeDevice implements HubDevice {
 
   async command(command: HubCommand, _priority: Priority, opts?: CommandOptions): Promise<void> {
     // Zigbee has no queue of our own to jump: herdsman sends each request as it comes.
-    const zh = this.zh();
     const p = this.plan;
     switch (command) {
       case "close":
       case "open": {
         if (!p.valve) throw new Error(`${this.id} is not a valve`);
         const value = command === "close" ? p.valve.close : p.valve.openCmd;
-        this.update(await convertSet(this.definition, zh, p.valve.property, value, this.state));
+        // The converter's optimistic state is not kept: only the valve's own report or read-back may say
+        // it closed (invariant 3), and the read-back stops once the state says closed.
+        await convertSet(this.definition, this.zh(), p.valve.property, value, this.state);
         return;
       }
-      case "siren_on":
-        clearInterval(this.sirenTimer);
-        await this.warn(opts?.mode ?? "emergency", this.spec.sirenSeconds, "very_high");
-        // Re-sent before it runs out, for as long as the siren is wanted.
-        this.sirenTimer = setInterval(() => {
-          this.warn(opts?.mode ?? "emergency", this.spec.sirenSeconds, "very_high").catch((e: Error) => this.spec.log.warn({ device: this.id, err: e.message }, "siren refresh failed"));
-        }, Math.max(1000, (this.spec.sirenSeconds * 1000) / 2));
-        this.sirenTimer.unref();
-        return;
-      case "siren_off":
-        clearInterval(this.sirenTimer);
+      case "siren_on": {
+        const gen = ++this.sirenGen;
+        this.sirenWanted = true;
+        clearTimeout(this.sirenTimer);
         this.sirenTimer = undefined;
-        await convertSet(this.definition, zh, "warning", { mode: "stop", duration: 0, strobe: false }, this.state);
+        const mode = opts?.mode ?? "emergency";
+        const refreshMs = Math.max(1000, (this.spec.sirenSeconds * 1000) / 2);
+        // Re-sent before it runs out, for as long as the siren is wanted; a send that failed (the first one
+        // included) is tried again soon, so one lost frame never leaves the siren silent for a whole alarm.
+        const schedule = (ok: boolean) => {
+          if (gen !== this.sirenGen) return;
+          this.sirenTimer = setTimeout(() => {
+            this.warn(mode, this.spec.sirenSeconds, "very_high").then(
+              () => schedule(true),
+              (e: Error) => {
+                this.spec.log.warn({ device: this.id, err: e.message }, "siren refresh failed; retrying");
+                schedule(false);
+              },
+            );
+          }, ok ? refreshMs : Math.min(refreshMs, SIREN_RETRY_MS));
+          this.sirenTimer.unref();
+        };
+        try {
+          await this.warn(mode, this.spec.sirenSeconds, "very_high");
+        } catch (e) {
+          schedule(false);
+          throw e;
+        }
+        schedule(true);
+        return;
+      }
+      case "siren_off":
+        this.sirenGen++;
+        this.sirenWanted = false;
+        clearTimeout(this.sirenTimer);
+        this.sirenTimer = undefined;
+        await convertSet(this.definition, this.zh(), "warning", { mode: "stop", duration: 0, strobe: false }, this.state);
         return;
       case "siren_chirp":
         // A short bounded sound: the siren stops by itself, nothing has to turn it off.
-        if (this.sirenTimer) return; // already sounding for an alarm: that is feedback enough
+        if (this.sirenWanted) return; // already sounding for an alarm: that is feedback enough
         await this.warn("emergency", this.spec.chirpSeconds, "low");
         return;
     }
@@ -133,14 +164,16 @@ export class ZigbeeDevice implements HubDevice {
       if (this.plan.valve && this.state[p.property] === p.closed) return;
       const zh = this.spec.lookup(this.ieee);
       if (zh) convertGet(this.definition, zh, p.property, this.state).catch((e: Error) => this.spec.log.debug({ device: this.id, err: e.message }, "valve read-back failed"));
-      if (Date.now() + period < end) this.hurryTimer = setTimeout(once, period);
+      if (Date.now() + period < end) (this.hurryTimer = setTimeout(once, period)).unref();
     };
     this.hurryTimer = setTimeout(once, period);
     this.hurryTimer.unref();
   }
 
   stop(): void {
-    clearInterval(this.sirenTimer);
+    this.sirenGen++;
+    this.sirenWanted = false;
+    clearTimeout(this.sirenTimer);
     clearTimeout(this.hurryTimer);
   }
 
@@ -149,9 +182,10 @@ export class ZigbeeDevice implements HubDevice {
     const s: Signals = {};
     const p = this.plan;
     const st = this.state;
-    const flags = [p.smoke, p.gas, p.co].filter((k): k is string => !!k && st[k] !== undefined);
+    // Only true/false counts: anything else from a converter is not a reading (invariant 7).
+    const flags = [p.smoke, p.gas, p.co].filter((k): k is string => !!k && typeof st[k] === "boolean");
     if (flags.length) s.alarm = flags.some((k) => st[k] === true);
-    if (p.valve && st[p.valve.property] !== undefined) {
+    if (p.valve && (st[p.valve.property] === p.valve.closed || st[p.valve.property] === p.valve.open)) {
       s.valve_closed = st[p.valve.property] === p.valve.closed;
       s.valve_open = st[p.valve.property] === p.valve.open;
     }

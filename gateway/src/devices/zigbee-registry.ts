@@ -10,13 +10,19 @@ import { ZigbeeDevice } from "./zigbee-device.js";
 import type { HubRole } from "./hub-device.js";
 import { ZigbeeStack } from "../transports/zigbee/stack.js";
 import { loadOrCreateNetworkSecrets } from "../transports/zigbee/network-keys.js";
-import { decode, definitionFor, exposesOf, setConverterLogger, type Definition, type State, type ZhDevice } from "../transports/zigbee/definitions.js";
+import { canSet, convertSet, decode, definitionFor, exposesOf, setConverterLogger, type Definition, type State, type ZhDevice } from "../transports/zigbee/definitions.js";
 import { planRoles, type RolePlan } from "../transports/zigbee/roles.js";
 import { Availability, checkInFor, DEFAULT_CHECK_IN, type CheckIn } from "../transports/zigbee/availability.js";
 import { PairingSession, type PairDeviceReport, type PairProgress, type PairRequest, type PairResult } from "../transports/zigbee/pairing.js";
 
+/**
+ * herdsman saves by rewriting and fsyncing its whole database file synchronously: a detector's last state is
+ * saved this long after the alarm, so the close and siren frames are on their way first.
+ */
+const SAVE_DELAY_MS = 1_000;
+
 /** Bumped when the hub's own reporting set-up changes, so devices are set up again. */
-const SETUP_VERSION = 1;
+const SETUP_VERSION = 2;
 
 export interface ZigbeeChange {
   device: ZigbeeDevice;
@@ -53,6 +59,8 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
   private readonly checkIn: Record<HubRole, CheckIn>;
   networkFile = "";
   private startError: string | null = null;
+  private readonly saveSoon = new Set<ZhDevice>();
+  private saveTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: ZigbeeRegistryOptions) {
     super();
@@ -92,7 +100,8 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
       this.availability.pause();
       this.emit("coordinator", { up: false, reason: info.reason, retryInMs: info.retryInMs, attempt: info.attempt });
     });
-    stack.on("message", (m) => void this.onMessage(m));
+    // A failure on one message is logged, never an unhandled rejection that could take the daemon down.
+    stack.on("message", (m) => void this.onMessage(m).catch((e: Error) => this.log.error({ ieee: m.device.ieeeAddr, err: e.message }, "a zigbee message could not be handled")));
     stack.on("lastSeenChanged", (e) => {
       const d = this.devicesByIeee.get(e.device.ieeeAddr);
       if (d) this.availability.seen(d.id, e.device.lastSeen ?? this.now);
@@ -108,6 +117,10 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
     this.session?.abort();
     this.availability.stop();
     for (const d of this.devicesByIeee.values()) d.stop();
+    // herdsman writes its whole database when the controller stops: nothing pending is lost.
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    this.saveSoon.clear();
     await this.stack?.stop();
   }
 
@@ -215,7 +228,8 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
 
     const notes = [...plan.problems];
     const meta = zh.meta as { anxinSetup?: number };
-    if (fresh || meta.anxinSetup !== SETUP_VERSION) notes.push(...(await this.setUp(zh, def, mains, reportS)));
+    const setUpNeeded = fresh || meta.anxinSetup !== SETUP_VERSION;
+    if (setUpNeeded && fresh) notes.push(...(await this.setUp(zh, def, mains, reportS, !!plan.valve)));
     // The detector's last known alarm state (kept in herdsman's database): an IAS detector reports only on
     // change, so a freshly paired one that said nothing is clear, and a restored one is as it last said.
     const flags = detectorFlags(plan);
@@ -232,8 +246,16 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
       { id: device.id, mains, windowMs, ping: mains ? () => this.lookupOrThrow(ieee).ping() : undefined },
       zh.lastSeen,
     );
+    // A device restored at start is admitted before anything is asked of it over the air: devices are restored
+    // one after another, and a sleeping one's configure or battery read can take minutes, during which every
+    // device after it (a valve, a detector) would be deaf to the rules.
+    if (setUpNeeded && !fresh)
+      void this.setUp(zh, def, mains, reportS, !!plan.valve).then(
+        (n) => void (n.length && this.log.warn({ id: device.id, notes: n }, "zigbee device set-up incomplete")),
+        (e: Error) => this.log.error({ id: device.id, err: e.message }, "zigbee device set-up failed"),
+      );
     let battery: number | null = null;
-    if (plan.battery && !mains) battery = await this.readBattery(zh, device);
+    if (fresh && plan.battery && !mains) battery = await this.readBattery(zh, device);
     this.log.info({ id: device.id, ieee, model: def.model, roles: plan.roles, fresh }, "zigbee device admitted");
     return {
       ...base, ...info, outcome: "paired", id: device.id, roles: plan.roles, battery, power: mains ? "mains" : "battery",
@@ -252,7 +274,7 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
    * The converter's own configure (binds, its reporting), then the hub's check-in: battery devices are
    * asked to report their battery at least every `reportS`, so silence longer than the window means trouble.
    */
-  private async setUp(zh: ZhDevice, def: Definition, mains: boolean, reportS: number): Promise<string[]> {
+  private async setUp(zh: ZhDevice, def: Definition, mains: boolean, reportS: number, valve: boolean): Promise<string[]> {
     const notes: string[] = [];
     const coordinator = this.stack?.up?.getDevicesByType("Coordinator")[0]?.getEndpoint(1);
     if (def.configure && coordinator) {
@@ -276,6 +298,17 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
           ok = false;
           notes.push(`setting up its check-in report failed (${(e as Error).message}); it is retried at the next start`);
         }
+      }
+    }
+    // A valve must never open by itself (invariant 2): with its power-on behaviour at "on" or "toggle" it
+    // opens after a power cut. "previous" keeps a closed valve closed, without cutting the gas at every outage.
+    const pob = exposesOf(def, zh).find((e) => (e.property ?? e.name) === "power_on_behavior");
+    if (valve && pob && (pob.values ?? []).includes("previous") && canSet(def, "power_on_behavior")) {
+      try {
+        await convertSet(def, zh, "power_on_behavior", "previous", {});
+      } catch (e) {
+        ok = false;
+        notes.push(`setting its power-on behaviour to 'previous' failed (${(e as Error).message}): after a power cut it may open by itself; it is retried at the next start`);
       }
     }
     if (ok) {
@@ -309,13 +342,32 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
       this.emit("change", { device: d, change: later, at: this.now });
     }, this.log);
     d.update(change, m.linkquality, at);
-    if (detectorFlags(d.plan).some((k) => k in change)) this.remember(m.device, d);
+    // The rules (and so the valve and siren commands) first; remembering the detector's state writes
+    // herdsman's whole database file synchronously, which must never hold up or stop an alarm (invariant 1).
     if (Object.keys(change).length) this.emit("change", { device: d, change, at });
+    if (detectorFlags(d.plan).some((k) => k in change)) this.remember(m.device, d);
   }
 
+  /** Keeps the detector's last alarm state in herdsman's database; a failed write is logged, not thrown. */
   private remember(zh: ZhDevice, d: ZigbeeDevice): void {
     (zh.meta as { anxinLast?: State }).anxinLast = Object.fromEntries(detectorFlags(d.plan).filter((k) => k in d.state).map((k) => [k, d.state[k]]));
-    zh.save();
+    this.saveSoon.add(zh);
+    this.saveTimer ??= setTimeout(() => this.flushSaves(), SAVE_DELAY_MS);
+    this.saveTimer.unref();
+  }
+
+  private flushSaves(): void {
+    this.saveTimer = undefined;
+    for (const zh of this.saveSoon) {
+      // A device object from before a coordinator restart is no longer the database's.
+      if (this.lookup(zh.ieeeAddr) !== zh) continue;
+      try {
+        zh.save();
+      } catch (e) {
+        this.log.error({ ieee: zh.ieeeAddr, err: (e as Error).message }, "could not save a detector's last state to the zigbee database");
+      }
+    }
+    this.saveSoon.clear();
   }
 }
 

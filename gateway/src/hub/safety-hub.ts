@@ -314,15 +314,23 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     if (this.byId.get(d.id) !== d) return;
     const p = d.plan;
     const ch = c.change;
-    const has = (k: string | undefined): k is string => k !== undefined && k in ch;
+    const present = (k: string | undefined): k is string => k !== undefined && k in ch;
+    // A value the converter should give as a boolean but did not (undefined, "false", 0) is bad input, never
+    // "clear" (invariant 7): it is logged and the rule keeps what it knew.
+    const bad = (k: string, want: string) => {
+      this.o.log.error({ device: d.id, model: d.model, property: k, got: typeof ch[k] === "string" ? ch[k] : typeof ch[k] }, `zigbee converter gave an unexpected value (want ${want}); ignored`);
+      return false;
+    };
+    const has = (k: string | undefined): k is string => present(k) && (typeof ch[k] === "boolean" || bad(k, "true/false"));
     // Safety inputs first: they may issue actuator commands.
     if (d.has("gas_detector") && has(p.gas)) this.apply({ type: "detector", device: d.id, kind: "gas", room: d.room, signals: { alarm: ch[p.gas] === true }, eventDriven: true });
     if (d.has("co_detector") && has(p.co)) this.apply({ type: "detector", device: d.id, kind: "co", room: d.room, signals: { alarm: ch[p.co] === true }, eventDriven: true });
-    if (d.has("valve") && p.valve && has(p.valve.property))
-      this.apply({ type: "valve", device: d.id, signals: { valve_closed: ch[p.valve.property] === p.valve.closed, valve_open: ch[p.valve.property] === p.valve.open } });
+    const pv = p.valve;
+    if (d.has("valve") && pv && present(pv.property) && (ch[pv.property] === pv.closed || ch[pv.property] === pv.open || bad(pv.property, `${String(pv.closed)}/${String(pv.open)}`)))
+      this.apply({ type: "valve", device: d.id, signals: { valve_closed: ch[pv.property] === pv.closed, valve_open: ch[pv.property] === pv.open } });
     if (d.has("smoke_detector") && has(p.smoke)) this.applySmoke({ type: "detector", device: d.id, room: d.room, smoke: ch[p.smoke] === true });
-    if (d.has("sos_button") && p.sos && has(p.sos.property) && p.sos.press.includes(String(ch[p.sos.property]))) this.applySos(d, String(ch[p.sos.property]));
-    if (d.has("fall_detector") && p.fall && has(p.fall.property)) {
+    if (d.has("sos_button") && p.sos && present(p.sos.property) && p.sos.press.includes(String(ch[p.sos.property]))) this.applySos(d, String(ch[p.sos.property]));
+    if (d.has("fall_detector") && p.fall && present(p.fall.property) && (typeof ch[p.fall.property] === "string" || bad(p.fall.property, "a status name"))) {
       const v = String(ch[p.fall.property]);
       this.applyFall({ type: "report", device: d.id, room: d.room, status: p.fall.fall.includes(v) ? "fall" : p.fall.maybe.includes(v) ? "maybe" : "clear" });
     }
@@ -331,7 +339,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.noteFlag(d, "battery_low", p.batteryLow, ch);
     const r: Reading = { device: d.id, at: c.at, values: {}, labels: {}, problems: [], signals: d.signals() };
     this.emit("reading", r);
-    if (d.has("breathing_monitor") && has(p.breathing)) this.maybeJournalVital(d, ch[p.breathing], c.at);
+    if (d.has("breathing_monitor") && present(p.breathing)) this.maybeJournalVital(d, ch[p.breathing], c.at);
   }
 
   /** tamper / battery_low: a warning when it appears, info when it goes away; a first "all fine" is not news. */
