@@ -545,3 +545,24 @@ test("pairing a Zigbee valve sets its power-on behaviour to 'previous', so a pow
   assert.equal(result.devices[0]?.outcome, "paired", JSON.stringify(result));
   assert.equal(devices.valve.attribute("genOnOff", "32770"), 2, "power-on behaviour is 'previous'");
 });
+
+test("a device that leaves is dropped from the gas rule: a detector's last 'clear' stops counting, and a valve paired again during the alarm is closed again", async () => {
+  const h = await startHome();
+  await pairAll(h);
+  const { gas1, gas3, valve } = h.devices as Record<string, VirtualDevice>;
+  await gas3!.zoneStatus(IAS.alarm2);
+  await waitFor("gas alarm", async () => (await byType(h, "alarm", "gas"))[0]);
+  await waitFor("Zigbee valve verified", async () => (await byType(h, "device", "valve_closed", "zb-valve"))[0]);
+  assert.ok(h.running.hub.rule.detectors["kitchen-gas"], "the quiet HS1CG counts as a detector");
+
+  gas1!.leave();
+  await waitFor("the detector that left is out of the rule", () => h.running.hub.rule.detectors["kitchen-gas"] === undefined);
+  valve!.leave();
+  await waitFor("the valve that left is out of the rule", () => h.running.hub.rule.valves["zb-valve"] === undefined);
+  await waitFor("left events", async () => (await byType(h, "device", "left")).length === 2);
+
+  const before = offFrames(valve!).length;
+  await pair(h, [valve!], [valve!.ieee]);
+  await waitFor("the re-paired valve is commanded closed during the alarm", () => offFrames(valve!).length > before);
+  assert.ok(h.running.hub.rule.valves["zb-valve"]?.commandedAt !== null);
+});

@@ -204,3 +204,35 @@ test("a verified-closed valve found open with no alarm is recorded as opened on 
   r.lel(0);
   assert.deepEqual(kinds(r.valve(false)), ["valve_opened_on_site"]);
 });
+
+test("a device that left: its alarm does not clear on its own, its 'clear' no longer counts, a valve back during the alarm is closed again", () => {
+  const r = rig();
+  // Two gas detectors; lel1 raises the alarm, lel2 has said clear.
+  r.feed({ type: "detector", device: "lel2", kind: "gas", signals: { gas_lel: 1, alarm: false } });
+  r.lel(30);
+  assert.ok(r.state.alarms.gas);
+  r.valve(true);
+  // lel1 leaves the network while the alarm is on; lel2 keeps saying clear, for longer than the hold time.
+  let s = gas.removeDevice(r.state, "lel1");
+  assert.equal(s.detectors.lel1, undefined);
+  assert.ok(s.alarms.gas, "the alarm stays");
+  let st = gas.step(s, params(), { type: "detector", device: "lel2", kind: "gas", signals: { gas_lel: 1, alarm: false } }, 1_000_000 + 200_000);
+  // lel2 alone may now prove the air clear (it is a detector that is still here): the alarm clears after its hold.
+  st = gas.step(st.state, params(), { type: "detector", device: "lel2", kind: "gas", signals: { gas_lel: 1, alarm: false } }, 1_000_000 + 200_000 + rules.gas.clearHoldMs + 1);
+  assert.ok(st.decisions.some((d) => d.do === "clear"), "the remaining detector clears it");
+
+  // Only one detector, and it leaves during the alarm: nothing is left to prove the air clear.
+  const r2 = rig();
+  r2.lel(30);
+  s = gas.removeDevice(r2.state, "lel1");
+  st = gas.step(s, params(), { type: "tick" }, 1_000_000 + 3_600_000);
+  assert.ok(st.state.alarms.gas, "no detector of that kind left: the alarm does not clear on its own");
+  assert.match(gas.reopenBlockers(st.state).join(" "), /gas alarm active/);
+
+  // The valve leaves and is paired again while the alarm is on: it is commanded closed at once.
+  s = gas.removeDevice(st.state, "v1");
+  assert.equal(s.valves.v1, undefined);
+  const back = gas.addValve(s, "v1", 1_000_000 + 3_700_000);
+  assert.deepEqual(kinds(back.decisions), ["close_valve"]);
+  assert.equal(gas.removeDevice(back.state, "nobody"), back.state, "an unknown id changes nothing");
+});

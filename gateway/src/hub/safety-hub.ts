@@ -306,6 +306,8 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     if (this.byId.get(d.id) !== d) return;
     this.byId.delete(d.id);
     this.actuators.remove(d.id);
+    this.state = gas.removeDevice(this.state, d.id);
+    delete this.params.valves[d.id];
     this.record({ kind: "device", type: "left", severity: "warning", device: d.id, room: d.room, data: { ieee: d.ieee, model: d.model, reason } });
   }
 

@@ -287,6 +287,20 @@ export function addValve(prev: GasRuleState, id: string, now: number): Step {
   return { state, decisions };
 }
 
+/**
+ * A device that left the network (a Zigbee detector or valve). Its last report no longer speaks for the air
+ * or the valve: a detector that said "clear" must not keep counting as clear, and a valve that comes back is
+ * added afresh (and commanded closed if an alarm is still on). An alarm it raised stays until the detectors
+ * that remain prove the air clear; with none left of that kind it does not clear on its own.
+ */
+export function removeDevice(prev: GasRuleState, id: string): GasRuleState {
+  if (!prev.detectors[id] && !prev.valves[id]) return prev;
+  const state = structuredClone(prev);
+  delete state.detectors[id];
+  delete state.valves[id];
+  return state;
+}
+
 /** Why an on-site reopen must be refused now; empty when it may go ahead. */
 export function reopenBlockers(state: GasRuleState): string[] {
   const out: string[] = [];
