@@ -16,6 +16,7 @@ import { verifyEnvelope } from "../../protocol/signing.js";
 import { Journal } from "../../gateway/src/journal/journal.js";
 import { Uplink } from "../../gateway/src/uplink/uplink.js";
 import type { UplinkSettings } from "../../gateway/src/uplink/settings.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const URL_ = process.env.ANXIN_TEST_MQTT_URL;
 const SKIP = URL_ ? false : "ANXIN_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883 for a local Mosquitto)";
@@ -27,17 +28,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** The relay's side for one hub: verifies, records, acks unless holding. */
 class Relay {

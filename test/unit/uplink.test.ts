@@ -23,6 +23,7 @@ import { writeSecrets } from "../../gateway/src/uplink/secrets.js";
 import { startHub } from "../../gateway/src/daemon/run.js";
 import { callDaemon } from "../../gateway/src/control/client.js";
 import { printStatus } from "../../gateway/src/cli/print.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 // --- harness -----------------------------------------------------------------------------------------
 
@@ -31,17 +32,6 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 interface Broker {
   port: number;
