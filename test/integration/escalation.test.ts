@@ -446,6 +446,10 @@ test("token roles are enforced; care-plan reads are audited; the OpenAPI descrip
     "device_test",
     "device_fault",
     "pressed_by_mistake",
+    "lying_down_to_rest",
+    "out_of_radar_range",
+    "visitor",
+    "pet",
     "other",
   ]);
   const saved = JSON.parse(await readFile(path.resolve("docs/openapi.json"), "utf8")) as unknown;

@@ -22,7 +22,8 @@ async function problemsOf(text: string) {
   await withFile(text, async (file) => {
     try {
       const loaded = await readConfigFile(file);
-      problems = checkAgainstProfiles(loaded, (await loadProfiles(SHIPPED_PROFILES_DIR)).profiles);
+      const set = await loadProfiles(SHIPPED_PROFILES_DIR);
+      problems = checkAgainstProfiles(loaded, set.profiles, set.radars);
     } catch (e) {
       assert.ok(e instanceof ConfigError, String(e));
       problems = e.problems;
@@ -41,8 +42,42 @@ devices:
 test("the example configuration is valid against the shipped profiles", async () => {
   const loaded = await readConfigFile(path.resolve("config/hub.example.yaml"));
   const set = await loadProfiles(SHIPPED_PROFILES_DIR);
-  assert.deepEqual(checkAgainstProfiles(loaded, set.profiles), []);
+  assert.deepEqual(checkAgainstProfiles(loaded, set.profiles, set.radars), []);
   assert.equal(loaded.config.rules.gas.setpointLel, 20);
+  assert.equal(loaded.config.radars.length, 2);
+});
+
+test("radars and rooms: unknown or Modbus profiles, shared ports, clashing ids and misspelt rooms are errors with their place", async () => {
+  const problems = await problemsOf(`${base}radars:
+  - { id: bath-radar, profile: seeed-mr60fda1, path: /dev/ttyUSB1, room: bathroom }
+  - { id: co, profile: seeed-mr60bha1, path: /dev/ttyUSB2, room: bedroom }
+  - { id: r3, profile: greystone-cmd5b4, path: /dev/ttyUSB1 }
+  - { id: r4, profile: seeed-mr60fda1, path: /dev/ttyUSB0 }
+rooms:
+  bathrom: { stillness: { dangerous: true } }
+  bedroom: { vitals: { absentMs: 30000 } }
+`);
+  const by = (field: string) => problems.filter((p) => p.field === field).map((p) => p.message);
+  assert.match(by("radars[1].id")[0] ?? "", /already used/);
+  assert.match(by("radars[2].profile")[0] ?? "", /unknown radar profile 'greystone-cmd5b4'.*RS-485 Modbus profile/);
+  assert.match(by("radars[2].path")[0] ?? "", /already used by radar 'bath-radar'/);
+  assert.match(by("radars[3].path")[0] ?? "", /already used by bus 'b1'/);
+  assert.match(by("rooms.bathrom")[0] ?? "", /no device is in room 'bathrom'/);
+  assert.deepEqual(by("rooms.bedroom"), [], "a room with a radar in it is fine");
+  assert.ok(problems.every((p) => p.line !== undefined), "every problem has its line");
+});
+
+test("behaviour rules: defaults fill in, a typo in a window is an error, the night must be HH:MM", async () => {
+  await withFile(base, async (file) => {
+    const { config } = await readConfigFile(file);
+    assert.deepEqual(config.rules.fall, { confirmMs: 30000, getUpMs: 5000 });
+    assert.equal(config.rules.vitals.absentMs, 60000);
+    assert.deepEqual(config.rules.inactivity.night, { from: "22:00", to: "07:00" });
+  });
+  const typo = await problemsOf(`${base}rules: { fall: { confirmMS: 1000 }, inactivity: { night: { from: "22", to: "07:00" }, timeZone: Mars/Olympus } }\n`);
+  assert.ok(typo.some((p) => p.field.startsWith("rules.fall") && /confirmMS/.test(p.message)), JSON.stringify(typo));
+  assert.ok(typo.some((p) => p.field === "rules.inactivity.night.from"));
+  assert.ok(typo.some((p) => p.field === "rules.inactivity.timeZone"));
 });
 
 test("relative paths resolve against the configuration file, and defaults fill in", async () => {

@@ -3,7 +3,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initialSmokeState, smokeStep, type SmokeRuleState } from "../../gateway/src/rules/smoke.js";
 import { initialSosState, sosPress, DEFAULT_SOS } from "../../gateway/src/rules/sos.js";
-import { fallStep, initialFallState, type FallInput, type FallRuleState } from "../../gateway/src/rules/fall.js";
+import { fallStep, initialFallState, type FallRuleState } from "../../gateway/src/rules/fall.js";
+import { DEFAULT_BEHAVIOUR } from "../../gateway/src/rules/behaviour-params.js";
+import type { BehaviourDecision, RadarInput } from "../../gateway/src/rules/radar-input.js";
 
 const dos = (ds: Array<{ do: string }>) => ds.map((d) => d.do);
 
@@ -59,57 +61,74 @@ test("sos: a press chirps first and raises a critical sos; presses within the re
   assert.deepEqual(dos(other.decisions), ["chirp", "raise"], "another button is its own call");
 });
 
-function run(inputs: Array<[FallInput, number]>, confirmMs = 10_000): { state: FallRuleState; all: Array<{ do: string; [k: string]: unknown }> } {
+// The fall rule in full (stillness, Zigbee radars, offline) is in rules-behaviour.test.ts; these keep the
+// basics next to the other life-safety rules.
+const CONFIRM = DEFAULT_BEHAVIOUR.defaults.fall.confirmMs;
+const GETUP = DEFAULT_BEHAVIOUR.defaults.fall.getUpMs;
+const radar = (f: Partial<Extract<RadarInput, { type: "reading" }>>): RadarInput => ({ type: "reading", device: "radar", room: "bath", gives: ["presence", "motion", "fall"], ...f });
+
+function run(inputs: Array<[RadarInput, number]>): { state: FallRuleState; all: BehaviourDecision[] } {
   let state = initialFallState();
-  const all: Array<{ do: string; [k: string]: unknown }> = [];
+  const all: BehaviourDecision[] = [];
   for (const [input, at] of inputs) {
-    const r = fallStep(state, { confirmMs }, input, at);
+    const r = fallStep(state, DEFAULT_BEHAVIOUR, input, at);
     state = r.state;
     all.push(...r.decisions);
   }
   return { state, all };
 }
 
-test("fall: a report not withdrawn within the confirmation window raises a critical fall, with the presence seen", () => {
+test("fall: a report with no getting up within the confirmation window raises a critical fall, with the presence seen", () => {
   const { all } = run([
-    [{ type: "presence", device: "radar", room: "bath", presence: true }, 0],
-    [{ type: "report", device: "radar", room: "bath", status: "fall" }, 1000],
-    [{ type: "tick" }, 10_999],
+    [radar({ presence: true, motion: "still" }), 0],
+    [radar({ fall: "fall" }), 1000],
+    [{ type: "tick" }, 1000 + CONFIRM - 1],
   ]);
-  assert.deepEqual(all, [], "not yet: the window is 10 s");
+  assert.deepEqual(all, [], "not yet");
   const { all: all2, state } = run([
-    [{ type: "presence", device: "radar", room: "bath", presence: true }, 0],
-    [{ type: "report", device: "radar", room: "bath", status: "fall" }, 1000],
-    [{ type: "report", device: "radar", room: "bath", status: "maybe" }, 5000],
-    [{ type: "tick" }, 11_000],
+    [radar({ presence: true, motion: "still" }), 0],
+    [radar({ fall: "fall" }), 1000],
+    [radar({ fall: "maybe" }), 5000],
+    [{ type: "tick" }, 1000 + CONFIRM],
   ]);
-  assert.deepEqual(all2, [{ do: "raise", alarm: "fall", device: "radar", room: "bath", reportedAt: 1000, presence: true }]);
-  assert.equal(state.devices.radar?.raisedAt, 11_000);
+  assert.deepEqual(dos(all2), ["raise"]);
+  const raise = all2[0] as Extract<BehaviourDecision, { do: "raise" }>;
+  assert.deepEqual([raise.alarm, raise.severity, raise.device, raise.room, raise.since], ["fall", "critical", "radar", "bath", 1000]);
+  assert.equal(raise.evidence.readings.presence, true);
+  assert.equal(state.devices.radar?.raised?.at, 1000 + CONFIRM);
 });
 
-test("fall: withdrawn within the window → nothing raised; once raised, a clear report clears it; repeated fall reports raise once", () => {
-  const w = run([
-    [{ type: "report", device: "r", status: "fall" }, 0],
-    [{ type: "report", device: "r", status: "clear" }, 3000],
-    [{ type: "tick" }, 20_000],
+test("fall: the radar clearing its flag withdraws nothing; getting up does; once raised, getting up clears it and repeated reports raise once", () => {
+  const flag = run([
+    [radar({ fall: "fall", motion: "still" }), 0],
+    [radar({ fall: "clear" }), 3000],
+    [{ type: "tick" }, CONFIRM],
   ]);
-  assert.deepEqual(w.all, [{ do: "withdrawn", device: "r", afterMs: 3000 }]);
+  assert.deepEqual(dos(flag.all), ["raise"]);
+  const up = run([
+    [radar({ fall: "fall", motion: "still" }), 0],
+    [radar({ motion: "moving" }), 3000],
+    [radar({ motion: "moving" }), 3000 + GETUP],
+    [{ type: "tick" }, 2 * CONFIRM],
+  ]);
+  assert.deepEqual(up.all, [{ do: "withdrawn", alarm: "fall", device: "radar", room: "bath", afterMs: 3000 + GETUP, reason: "got_up" }]);
   const c = run([
-    [{ type: "report", device: "r", status: "fall" }, 0],
-    [{ type: "tick" }, 10_000],
-    [{ type: "report", device: "r", status: "fall" }, 12_000],
-    [{ type: "tick" }, 30_000],
-    [{ type: "report", device: "r", status: "clear" }, 40_000],
+    [radar({ fall: "fall", motion: "still" }), 0],
+    [{ type: "tick" }, CONFIRM],
+    [radar({ fall: "fall" }), CONFIRM + 2000],
+    [{ type: "tick" }, 3 * CONFIRM],
+    [radar({ motion: "moving" }), 4 * CONFIRM],
+    [radar({ motion: "moving" }), 4 * CONFIRM + GETUP],
   ]);
-  assert.deepEqual(dos(c.all as Array<{ do: string }>), ["raise", "clear"]);
-  assert.deepEqual(c.all[1], { do: "clear", alarm: "fall", device: "r", since: 10_000 });
+  assert.deepEqual(dos(c.all), ["raise", "clear"]);
+  assert.deepEqual(c.all[1], { do: "clear", alarm: "fall", device: "radar", room: "bath", since: CONFIRM, reason: "got_up" });
 });
 
 test("fall: a maybe report alone and presence alone raise nothing", () => {
   const { all } = run([
-    [{ type: "report", device: "r", status: "maybe" }, 0],
-    [{ type: "presence", device: "r", presence: false }, 1000],
-    [{ type: "tick" }, 60_000],
+    [radar({ fall: "maybe" }), 0],
+    [radar({ presence: false }), 1000],
+    [{ type: "tick" }, 10 * CONFIRM],
   ]);
   assert.deepEqual(all, []);
 });

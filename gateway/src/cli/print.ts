@@ -114,11 +114,39 @@ interface DeviceRow {
   counters: { ok: number; timeout: number; crc: number; exception: number; framing: number };
 }
 
-export function printDevices(rows: Array<DeviceRow | ZigbeeRow>): string {
+interface RadarRow {
+  id: string;
+  transport: "uart";
+  profile: string;
+  model: string;
+  roles: string[];
+  path: string;
+  room?: string;
+  status: string;
+  lastFrameAt: number | null;
+  portError: string | null;
+  product: Record<string, string>;
+  readings: Record<string, unknown>;
+  counters: Record<string, number>;
+}
+
+function radarRow(d: RadarRow): string {
+  const readings = Object.entries(d.readings).map(([k, v]) => `${k}=${v === null ? "no reading" : String(v)}`).join(" ");
+  const product = Object.entries(d.product).map(([k, v]) => `${k} ${v}`).join(", ");
+  const c = d.counters;
+  return [
+    `${d.id} (${d.profile}; ${d.roles.join(", ")}) on ${d.path}${d.room ? ` in ${d.room}` : ""}: ${d.status.toUpperCase()}${d.portError ? `  port: ${d.portError}` : ""}`,
+    `    last frame ${when(d.lastFrameAt)}  ${readings || "(no readings yet)"}${product ? `  (${product})` : ""}`,
+    `    frames ok ${c.frames}  noise bytes ${c.noiseBytes}  checksum ${c.checksum}  tail ${c.tail}  oversize ${c.oversize}  bad values ${c.badValue}  unknown ${c.unknown}  ignored while settling ${c.ignoredWhileSettling}`,
+  ].join("\n");
+}
+
+export function printDevices(rows: Array<DeviceRow | ZigbeeRow | RadarRow>): string {
   return (
     rows
       .map((d) => {
         if (d.transport === "zigbee") return zigbeeRow(d);
+        if (d.transport === "uart") return radarRow(d);
         const sig = Object.entries(d.signals).map(([k, v]) => `${k}=${String(v)}`).join(" ");
         const c = d.counters;
         return [

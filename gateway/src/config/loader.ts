@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { joinPath, readYamlFile, type ConfigProblem } from "../../../lib/config/yaml.js";
 import type { Profile, Role } from "../profiles/schema.js";
+import type { RadarProfile } from "../profiles/radar-schema.js";
 import { configSchema, type HubConfig } from "./schema.js";
 
 export { ConfigError, formatConfigProblems, type ConfigProblem } from "../../../lib/config/yaml.js";
@@ -37,7 +38,11 @@ const SAFETY_ROLES: ReadonlySet<Role> = new Set(["gas_detector", "co_detector", 
 export const MAX_SAFETY_POLL_MS = 1000;
 
 /** Cross-checks between the configuration and the device profiles it names. */
-export function checkAgainstProfiles(loaded: LoadedConfig, profiles: ReadonlyMap<string, Profile>): ConfigProblem[] {
+export function checkAgainstProfiles(
+  loaded: LoadedConfig,
+  profiles: ReadonlyMap<string, Profile>,
+  radarProfiles: ReadonlyMap<string, RadarProfile> = new Map(),
+): ConfigProblem[] {
   const { config, file, lineOf } = loaded;
   const out: ConfigProblem[] = [];
   const add = (parts: Array<string | number>, message: string) => out.push({ file, line: lineOf(parts), field: joinPath(parts), message });
@@ -87,5 +92,21 @@ export function checkAgainstProfiles(loaded: LoadedConfig, profiles: ReadonlyMap
     ids.add(zid);
     if (d.ratedCloseMs !== undefined && d.roles && !d.roles.includes("valve")) add(["zigbee", "devices", i, "ratedCloseMs"], "only valves have a rated closing time");
   });
+  const rooms = new Set<string>([...config.devices, ...(config.zigbee?.devices ?? [])].flatMap((d) => (d.room ? [d.room] : [])));
+  config.radars.forEach((r, i) => {
+    if (ids.has(r.id)) add(["radars", i, "id"], `device id '${r.id}' is already used by another device`);
+    ids.add(r.id);
+    if (r.room) rooms.add(r.room);
+    if (!radarProfiles.has(r.profile))
+      add(["radars", i, "profile"], `unknown radar profile '${r.profile}' (known: ${[...radarProfiles.keys()].sort().join(", ") || "none"})${profiles.has(r.profile) ? `; '${r.profile}' is an RS-485 Modbus profile` : ""}`);
+    const other = paths.get(r.path);
+    if (other !== undefined) add(["radars", i, "path"], `port ${r.path} is already used by ${other.startsWith("radar ") ? other : `bus '${other}'`}: one radar per port`);
+    paths.set(r.path, `radar '${r.id}'`);
+    if (config.zigbee && config.zigbee.path === r.path) add(["radars", i, "path"], `port ${r.path} is the Zigbee coordinator's`);
+    if (r.reopenMinMs > r.reopenMaxMs) add(["radars", i, "reopenMinMs"], "must not exceed reopenMaxMs");
+  });
+  // A misspelt room name would silently leave a bathroom unguarded: every room given rules must have a device.
+  for (const room of Object.keys(config.rooms))
+    if (!rooms.has(room)) add(["rooms", room], `no device is in room '${room}' (rooms with devices: ${[...rooms].sort().join(", ") || "none"})`);
   return out;
 }

@@ -37,8 +37,73 @@ export const coTierSchema = z
   .object({ ppm: z.number().positive().max(10000), forMs: ms(0, 24 * 3600000) })
   .strict();
 
+const rangeSchema = (lo: number, hi: number) =>
+  z
+    .object({ min: z.number().min(lo).max(hi), max: z.number().min(lo).max(hi) })
+    .strict()
+    .refine((r) => r.min < r.max, { message: "min must be below max", path: ["min"] });
+
+const timeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a local time of day as HH:MM (24 h), e.g. 22:00");
+
+export const fallRuleSchema = z
+  .object({
+    confirmMs: ms(0, 600000).describe("a fall report with no getting up for this long raises `fall`"),
+    getUpMs: ms(500, 120000).describe("movement sustained this long after a fall report is the elder getting up"),
+  })
+  .strict();
+
+export const stillnessRuleSchema = z
+  .object({
+    dangerous: z.boolean().describe("lying still here is dangerous (bathroom, kitchen floor): presence without movement raises `fall`"),
+    windowMs: ms(10000, 24 * 3600000).describe("how long someone present may stay without moving in such a room"),
+  })
+  .strict();
+
+export const vitalsRuleSchema = z
+  .object({
+    absentMs: ms(5000, 3600000).describe("in bed, heart rate and breathing both absent this long → `vital_absent`"),
+    abnormalMs: ms(10000, 24 * 3600000).describe("out of range on every reading this long → `vital_abnormal`"),
+    heartRate: rangeSchema(10, 250).describe("beats per minute"),
+    breathing: rangeSchema(2, 80).describe("breaths per minute"),
+    trendEveryMs: ms(10000, 3600000).describe("one trend reading per radar this often"),
+  })
+  .strict();
+
+export const inactivityRuleSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    spanMs: ms(600000, 7 * 86400000).default(12 * 3600000).describe("no sign of life anywhere for this long (night not counted) → `inactivity`"),
+    night: z
+      .object({ from: timeOfDay, to: timeOfDay })
+      .strict()
+      .refine((n) => n.from !== n.to, { message: "from and to must differ", path: ["to"] })
+      .nullable()
+      .default({ from: "22:00", to: "07:00" })
+      .describe("hours not counted (sleep); null counts every hour"),
+    timeZone: z
+      .string()
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat("en-GB", { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, "an IANA time zone such as Asia/Shanghai")
+      .default("Asia/Shanghai"),
+  })
+  .strict();
+
+const FALL_DEFAULT = { confirmMs: 30000, getUpMs: 5000 };
+const STILLNESS_DEFAULT = { windowMs: 600000 };
+const VITALS_DEFAULT = { absentMs: 60000, abnormalMs: 300000, heartRate: { min: 40, max: 130 }, breathing: { min: 8, max: 30 }, trendEveryMs: 60000 };
+
 export const rulesSchema = z
   .object({
+    fall: fallRuleSchema.partial().strict().transform((f) => ({ ...FALL_DEFAULT, ...f })).default(FALL_DEFAULT),
+    stillness: stillnessRuleSchema.omit({ dangerous: true }).partial().strict().transform((f) => ({ ...STILLNESS_DEFAULT, ...f })).default(STILLNESS_DEFAULT),
+    vitals: vitalsRuleSchema.partial().strict().transform((f) => ({ ...VITALS_DEFAULT, ...f })).default(VITALS_DEFAULT),
+    inactivity: inactivityRuleSchema.default(inactivityRuleSchema.parse({})),
     gas: z
       .object({
         setpointLel: z.number().positive().max(60).default(20),
@@ -75,6 +140,30 @@ export const rulesSchema = z
       })
       .strict()
       .default({ ratedCloseMs: 15000, retryMs: 2000, verifyPollMs: 250 }),
+  })
+  .strict();
+
+/** Per-room overrides of the behaviour rules; a room not listed uses the install's `rules`. */
+export const roomSchema = z
+  .object({
+    fall: fallRuleSchema.partial().strict().optional(),
+    stillness: stillnessRuleSchema.partial().strict().optional(),
+    vitals: vitalsRuleSchema.partial().strict().optional(),
+  })
+  .strict();
+
+/** A radar on its own serial port (USB-UART, or a UART-to-RS-485 pair): one radar per port. */
+export const radarSchema = z
+  .object({
+    id,
+    profile: z.string().min(1).describe("a `transport: uart-frame` device profile"),
+    path: z.string().min(1).describe("serial device, e.g. /dev/serial/by-id/usb-...; one radar per port"),
+    room: z.string().max(64).optional(),
+    baudRate: z.number().int().positive().optional().describe("default: the profile's"),
+    settleMs: ms(0, 300000).optional().describe("readings ignored this long after the radar powers up; default: the profile's"),
+    offlineAfterMs: ms(2000, 3600000).optional().describe("check-in window: no valid frame this long → `offline`; default: the profile's"),
+    reopenMinMs: ms(100, 60000).default(1000),
+    reopenMaxMs: ms(1000, 600000).default(30000),
   })
   .strict();
 
@@ -117,7 +206,7 @@ export const zigbeeSchema = z
     pingS: z.number().int().min(1).max(86400).default(120).describe("mains devices quiet this long are pinged; no answer → `offline`"),
     sirenSeconds: z.number().int().min(5).max(3600).default(300).describe("one siren command's length; re-sent while the alarm lasts"),
     chirpSeconds: z.number().int().min(1).max(10).default(1).describe("SOS feedback: a short sound on the Zigbee sirens"),
-    fallConfirmMs: ms(0, 600000).default(10000).describe("a fall report the radar has not withdrawn after this long raises `fall`"),
+    fallConfirmMs: ms(0, 600000).optional().describe("deprecated: use rules.fall.confirmMs (when given, it is used for every radar)"),
     checkIn: z.partialRecord(z.enum(ZIGBEE_ROLES), checkInSchema).default({}).describe("per-role check-in overrides (seconds)"),
     devices: z.array(zigbeeDeviceSchema).default([]),
   })
@@ -169,6 +258,8 @@ export const configSchema = z
     log: z.object({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info") }).strict().default({ level: "info" }),
     buses: z.array(busSchema).default([]),
     devices: z.array(deviceSchema).default([]),
+    radars: z.array(radarSchema).default([]),
+    rooms: z.record(z.string().min(1).max(64), roomSchema).default({}),
     rules: rulesSchema.default(rulesSchema.parse({})),
     journal: z.object({ maxRows: z.number().int().min(1000).max(10_000_000).default(200000) }).strict().default({ maxRows: 200000 }),
     uplink: uplinkSchema.optional(),
@@ -182,4 +273,6 @@ export type DeviceConfig = z.infer<typeof deviceSchema>;
 export type RulesConfig = z.infer<typeof rulesSchema>;
 export type UplinkConfig = z.infer<typeof uplinkSchema>;
 export type ZigbeeConfig = z.infer<typeof zigbeeSchema>;
+export type RadarConfig = z.infer<typeof radarSchema>;
+export type RoomConfig = z.infer<typeof roomSchema>;
 export type ZigbeeDeviceConfig = z.infer<typeof zigbeeDeviceSchema>;

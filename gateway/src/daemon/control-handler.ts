@@ -71,7 +71,29 @@ async function status(p: Parts) {
 }
 
 function devices(p: Parts) {
-  return [...modbusDevices(p), ...zigbeeDevices(p)];
+  return [...modbusDevices(p), ...zigbeeDevices(p), ...radarDevices(p)];
+}
+
+function radarDevices(p: Parts) {
+  return p.hub.radarDevices().map((r) => {
+    const st = r.stats();
+    const c = st.counters;
+    return {
+      id: r.id,
+      transport: "uart",
+      profile: r.profile.id,
+      model: r.profile.model,
+      roles: [...r.roles],
+      path: p.config.radars.find((x) => x.id === r.id)?.path ?? "",
+      room: r.room,
+      status: st.online === true ? (st.settledAt !== null && Date.now() < st.settledAt ? "settling" : "online") : st.online === false ? "offline" : "starting",
+      lastFrameAt: st.lastFrameAt,
+      portError: st.portError,
+      product: st.product,
+      readings: { ...r.latest },
+      counters: { frames: c.frames, bytes: c.bytes, noiseBytes: c.noiseBytes, checksum: c.checksum, tail: c.tail, oversize: c.oversize, unknown: c.unknown, badValue: c.badValue, ignoredWhileSettling: st.ignoredWhileSettling },
+    };
+  });
 }
 
 function zigbeeDevices(p: Parts) {

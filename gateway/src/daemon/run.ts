@@ -8,6 +8,7 @@ import { checkAgainstProfiles, ConfigError, readConfigFile, type LoadedConfig } 
 import type { BusConfig, HubConfig } from "../config/schema.js";
 import { loadProfiles, formatProblems } from "../profiles/loader.js";
 import type { Profile } from "../profiles/schema.js";
+import type { RadarProfile } from "../profiles/radar-schema.js";
 import { Bus } from "../transports/modbus/bus.js";
 import { SerialLink, type ModbusLink } from "../transports/modbus/link.js";
 import { SimLink } from "../sim/sim-link.js";
@@ -23,6 +24,11 @@ import { VERSION } from "../version.js";
 import type { EventDraft } from "../../../protocol/envelope.js";
 import { openUplink, SirenTest, type UplinkHandle } from "../uplink/index.js";
 import { ZigbeeRegistry } from "../devices/zigbee-registry.js";
+import { RadarDevice, type ByteLine } from "../devices/radar-device.js";
+import { UartPort } from "../transports/uart/port.js";
+import { codecFor } from "../transports/uart/codecs.js";
+import { behaviourParamsFrom, inactivityParamsFrom } from "../config/behaviour.js";
+import type { RadarConfig } from "../config/schema.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -36,6 +42,8 @@ export interface RunningHub {
   uplink: UplinkHandle | null;
   /** Null when the configuration has no `zigbee` section. */
   zigbee: ZigbeeRegistry | null;
+  /** Radars on their own serial lines, in configuration order. */
+  radars: RadarDevice[];
   stop(): Promise<void>;
 }
 
@@ -44,6 +52,8 @@ export interface StartOptions {
   /** Replaces how a bus's link is made (tests, benchmarks). */
   linkFor?: (bus: BusConfig, devicesOnBus: Array<{ unit: number; profile: Profile }>) => ModbusLink;
   now?: () => number;
+  /** Replaces how a radar's serial line is made (tests, benchmarks). */
+  radarLineFor?: (radar: RadarConfig, profile: RadarProfile) => ByteLine;
 }
 
 const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
@@ -51,18 +61,18 @@ const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
 const ZIGBEE_READY_WAIT_MS = 20_000;
 
 /** Loads and checks everything the daemon would, without starting anything. */
-export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile> }> {
+export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile>; radarProfiles: Map<string, RadarProfile> }> {
   const loaded = await readConfigFile(file);
   const set = await loadProfiles(loaded.config.hub.profilesDir!);
   if (set.problems.some((p) => (p as { severity?: string }).severity !== "warning"))
     throw new Error(`device profiles in ${loaded.config.hub.profilesDir} have problems:\n${formatProblems(set.problems)}`);
-  const problems = checkAgainstProfiles(loaded, set.profiles);
+  const problems = checkAgainstProfiles(loaded, set.profiles, set.radars);
   if (problems.length) throw new ConfigError(problems);
-  return { loaded, profiles: set.profiles };
+  return { loaded, profiles: set.profiles, radarProfiles: set.radars };
 }
 
 export async function startHub(configFile: string, o: StartOptions): Promise<RunningHub> {
-  const { loaded, profiles } = await loadAndCheck(configFile);
+  const { loaded, profiles, radarProfiles } = await loadAndCheck(configFile);
   const config = loaded.config;
   const log = o.log;
   const now = o.now ?? Date.now;
@@ -115,11 +125,23 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       return e;
     },
   };
+  const radars = config.radars.map((r) => {
+    const profile = radarProfiles.get(r.profile)!;
+    const codec = codecFor(profile.protocol);
+    if (!codec) throw new Error(`radar ${r.id}: no codec for protocol '${profile.protocol}'`);
+    const s = profile.serial;
+    const line =
+      o.radarLineFor?.(r, profile) ??
+      new UartPort({ path: r.path, baudRate: r.baudRate ?? s.baudRate, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, reopenMinMs: r.reopenMinMs, reopenMaxMs: r.reopenMaxMs });
+    return new RadarDevice({ id: r.id, room: r.room, profile, codec, line, settleMs: r.settleMs ?? profile.settleMs, offlineAfterMs: r.offlineAfterMs ?? profile.checkInMs, now });
+  });
   const zigbee = config.zigbee ? new ZigbeeRegistry({ config: config.zigbee, dataDir: config.hub.dataDir, log, now }) : null;
   const hub = new SafetyHub({
     devices, buses, rules: config.rules, journal: sink, log, now,
     zigbee: zigbee ?? undefined,
-    fall: config.zigbee ? { confirmMs: config.zigbee.fallConfirmMs } : undefined,
+    radars,
+    behaviour: behaviourParamsFrom(config),
+    inactivity: inactivityParamsFrom(config),
   });
   const sirenTest = new SirenTest(hub, log);
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
@@ -153,7 +175,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   uplink?.start();
   hub.record({
     kind: "audit", type: "hub_started", severity: "info",
-    data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, host: os.hostname(), ...(zigbee ? { zigbee: zigbee.coordinator().state, zigbeeDevices: zigbee.devices().length } : {}) },
+    data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, radars: radars.length, host: os.hostname(), ...(zigbee ? { zigbee: zigbee.coordinator().state, zigbeeDevices: zigbee.devices().length } : {}) },
   });
 
   const notifier = createNotifier({ healthy: () => health.ok(), log: (msg, err) => log.warn({ err: err instanceof Error ? err.message : err }, msg) });
@@ -165,6 +187,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     (stopping ??= (async () => {
       notifier.stopping();
       hub.stop();
+      await hub.stopRadars();
       await uplink?.stop();
       await sirenTest.stop();
       await control.stop();
@@ -175,5 +198,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, zigbee, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, stop };
 }

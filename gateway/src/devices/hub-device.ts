@@ -18,7 +18,7 @@ export interface CommandOptions {
   mode?: SirenMode;
 }
 
-export type Transport = "modbus" | "zigbee";
+export type Transport = "modbus" | "zigbee" | "uart";
 
 export interface HubDevice {
   readonly id: string;

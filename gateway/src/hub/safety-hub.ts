@@ -1,5 +1,6 @@
-// Wires the parts of one home together: readings (RS-485 polls, Zigbee messages) → rules (gas/CO, smoke,
-// SOS, fall) → actuators, and every outcome into the journal. Actuator commands are issued before the
+// Wires the parts of one home together: readings (RS-485 polls, Zigbee messages, radar frames) → rules
+// (gas/CO, smoke, SOS; falls, stillness, vital signs and inactivity in BehaviourWatch) → actuators, and every
+// outcome into the journal. Actuator commands are issued before the
 // journal write is started, and the journal write is never awaited on the way to a valve (invariant 1).
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
@@ -12,7 +13,10 @@ import type { ZigbeeChange, ZigbeeRegistry } from "../devices/zigbee-registry.js
 import type { PairDeviceReport } from "../transports/zigbee/pairing.js";
 import * as smoke from "../rules/smoke.js";
 import * as sos from "../rules/sos.js";
-import * as fall from "../rules/fall.js";
+import { BehaviourWatch, type ActiveBehaviourAlarm } from "./behaviour-watch.js";
+import { DEFAULT_BEHAVIOUR, DEFAULT_INACTIVITY, type BehaviourParams, type InactivityParams } from "../rules/behaviour-params.js";
+import type { BehaviourDecision, RadarField, RadarInput } from "../rules/radar-input.js";
+import type { RadarDevice } from "../devices/radar-device.js";
 import type { DeviceHealth, DeviceStatus } from "../devices/poller.js";
 import { Poller } from "../devices/poller.js";
 import { Actuators } from "../actions/actuators.js";
@@ -37,7 +41,10 @@ export interface SafetyHubOptions {
   /** The Zigbee side, when the install has one. */
   zigbee?: ZigbeeRegistry;
   sos?: sos.SosParams;
-  fall?: fall.FallParams;
+  /** Radars on their own serial lines. */
+  radars?: RadarDevice[];
+  behaviour?: BehaviourParams;
+  inactivity?: InactivityParams;
 }
 
 /** Every active alarm, gas/CO and the others, in the gas rule's shape (what status and the siren test read). */
@@ -48,7 +55,7 @@ export interface RuleView extends Omit<gas.GasRuleState, "alarms"> {
 export type OtherDecision =
   | { rule: "smoke"; d: smoke.SmokeDecision }
   | { rule: "sos"; d: sos.SosDecision }
-  | { rule: "fall"; d: fall.FallDecision };
+  | { rule: "behaviour"; d: BehaviourDecision };
 
 const COORDINATOR_ID = "zigbee-coordinator";
 
@@ -76,7 +83,8 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private readonly byId: Map<string, HubDevice>;
   private smokeState = smoke.initialSmokeState();
   private sosState = sos.initialSosState();
-  private fallState = fall.initialFallState();
+  readonly behaviour: BehaviourWatch;
+  private readonly radars: RadarDevice[];
   private sirenMode: SirenMode | null = null;
   private readonly flagsShown = new Map<string, boolean>();
   journalFailures = 0;
@@ -84,7 +92,17 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   constructor(private readonly o: SafetyHubOptions) {
     super();
     this.now = o.now ?? Date.now;
-    this.byId = new Map(o.devices.map((d) => [d.id, d]));
+    this.radars = o.radars ?? [];
+    this.byId = new Map<string, HubDevice>([...o.devices.map((d) => [d.id, d] as const), ...this.radars.map((r) => [r.id, r] as const)]);
+    this.behaviour = new BehaviourWatch({
+      params: o.behaviour ?? DEFAULT_BEHAVIOUR,
+      inactivity: o.inactivity ?? DEFAULT_INACTIVITY,
+      record: (d) => this.record(d),
+      log: o.log,
+      now: this.now,
+    });
+    this.behaviour.onDecision = (d, at) => this.emit("other", { rule: "behaviour", d }, at);
+    for (const r of this.radars) this.wireRadar(r);
     this.poller = new Poller(o.devices, this.now);
     this.actuators = new Actuators(o.devices, o.log);
     const valves: gas.GasRuleParams["valves"] = {};
@@ -127,15 +145,47 @@ export class SafetyHub extends EventEmitter<HubEvents> {
 
   start(): void {
     this.poller.start();
-    this.tick = setInterval(() => {
-      this.apply({ type: "tick" });
-      this.applyFall({ type: "tick" });
-    }, this.o.tickMs ?? 200);
+    for (const r of this.radars) r.start();
+    this.tick = setInterval(() => this.tickNow(), this.o.tickMs ?? 200);
+  }
+
+  /** One clock tick of every rule and of the radars' supervision, at now(). The daemon runs it on an interval. */
+  tickNow(): void {
+    this.apply({ type: "tick" });
+    const now = this.now();
+    for (const r of this.radars) r.check(now);
+    this.behaviour.apply({ type: "tick" });
   }
 
   stop(): void {
     clearInterval(this.tick);
     this.poller.stop();
+    void Promise.all(this.radars.map((r) => r.stop())).catch(() => {});
+  }
+
+  async stopRadars(): Promise<void> {
+    await Promise.all(this.radars.map((r) => r.stop()));
+  }
+
+  // ---- radars on serial lines --------------------------------------------------------------------------------
+
+  private wireRadar(r: RadarDevice): void {
+    const gives = r.profile.gives.filter((g): g is RadarField => g !== "distanceCm");
+    r.on("report", (rep) => {
+      // Distance alone informs nobody's safety; every other fact goes to the rules.
+      const { distanceCm: _d, ...facts } = rep;
+      if (Object.keys(facts).length) this.behaviour.apply({ type: "reading", device: r.id, room: r.room, gives, ...facts });
+    });
+    r.on("status", (online, reason) => {
+      this.behaviour.apply({ type: "status", device: r.id, room: r.room, online });
+      if (online && reason === "first frame") return;
+      const st = r.stats();
+      this.record({
+        kind: "device", type: online ? "online" : "offline", severity: online ? "info" : "warning", device: r.id, room: r.room,
+        data: { reason, roles: [...r.roles], transport: "uart", model: r.model, ...(st.portError ? { port: st.portError } : {}) },
+      });
+    });
+    r.on("line", (up, reason) => (up ? this.o.log.info({ radar: r.id }, "radar port open") : this.o.log.warn({ radar: r.id, reason }, "radar port lost; reopening")));
   }
 
   /** The gas/CO rule's state, with every other active alarm and the sirens' real state folded in. */
@@ -143,14 +193,21 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     const alarms: Record<string, gas.AlarmState> = { ...this.state.alarms };
     const sm = this.smokeState.alarm;
     if (sm) alarms.smoke = { since: sm.since, device: sm.device, trigger: `smoke at ${sm.devices.join(", ")}`, peak: null, belowSince: null };
-    for (const [id, f] of Object.entries(this.fallState.devices))
-      if (f.raisedAt !== null && !alarms.fall) alarms.fall = { since: f.raisedAt, device: id, trigger: "fall reported and not withdrawn", peak: null, belowSince: null };
+    for (const a of this.behaviour.active.values()) {
+      const key = alarms[a.alarm] ? `${a.alarm}@${a.device}` : a.alarm;
+      alarms[key] = { since: a.since, device: a.device, trigger: a.trigger, peak: null, belowSince: null };
+    }
     return { ...this.state, alarms, sirenOn: this.sirenMode !== null };
   }
 
   /** Every device the hub knows, RS-485 and Zigbee. */
   devices(): HubDevice[] {
     return [...this.byId.values()];
+  }
+
+  /** The radars on serial lines. */
+  radarDevices(): readonly RadarDevice[] {
+    return this.radars;
   }
 
   health(id: string): DeviceHealth | undefined {
@@ -169,6 +226,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     if (d.has("gas_detector")) this.apply({ type: "detector", device: d.id, kind: "gas", room: d.room, signals: r.signals });
     if (d.has("co_detector")) this.apply({ type: "detector", device: d.id, kind: "co", room: d.room, signals: r.signals });
     if (d.has("valve")) this.apply({ type: "valve", device: d.id, signals: r.signals });
+    if (d.has("presence") && typeof r.signals.presence === "boolean") this.behaviour.apply({ type: "reading", device: d.id, room: d.room, gives: ["presence"], presence: r.signals.presence });
     this.noteFault(d, r);
     this.maybeJournalReading(d, r);
   }
@@ -193,6 +251,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private onStatus(d: Device, status: DeviceStatus, reason: string): void {
     if (status === "starting") return;
     this.apply({ type: "status", device: d.id, online: status === "online" });
+    if (d.has("presence")) this.behaviour.apply({ type: "status", device: d.id, room: d.room, online: status === "online" });
     // The first reading after start is not news; coming back after being offline is.
     if (status === "online" && reason === "first reading") return;
     this.record({ kind: "device", type: status, severity: status === "offline" ? "warning" : "info", device: d.id, room: d.room, data: { reason, roles: d.profile.roles } });
@@ -332,16 +391,41 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       this.apply({ type: "valve", device: d.id, signals: { valve_closed: ch[pv.property] === pv.closed, valve_open: ch[pv.property] === pv.open } });
     if (d.has("smoke_detector") && has(p.smoke)) this.applySmoke({ type: "detector", device: d.id, room: d.room, smoke: ch[p.smoke] === true });
     if (d.has("sos_button") && p.sos && present(p.sos.property) && p.sos.press.includes(String(ch[p.sos.property]))) this.applySos(d, String(ch[p.sos.property]));
-    if (d.has("fall_detector") && p.fall && present(p.fall.property) && (typeof ch[p.fall.property] === "string" || bad(p.fall.property, "a status name"))) {
-      const v = String(ch[p.fall.property]);
-      this.applyFall({ type: "report", device: d.id, room: d.room, status: p.fall.fall.includes(v) ? "fall" : p.fall.maybe.includes(v) ? "maybe" : "clear" });
-    }
-    if (d.has("fall_detector") && has(p.presence)) this.applyFall({ type: "presence", device: d.id, room: d.room, presence: ch[p.presence] === true });
+    this.behaviourFromZigbee(d, ch, present, bad, has);
     this.noteFlag(d, "tamper", p.tamper, ch);
     this.noteFlag(d, "battery_low", p.batteryLow, ch);
     const r: Reading = { device: d.id, at: c.at, values: {}, labels: {}, problems: [], signals: d.signals() };
     this.emit("reading", r);
     if (d.has("breathing_monitor") && present(p.breathing)) this.maybeJournalVital(d, ch[p.breathing], c.at);
+  }
+
+  /** A Zigbee radar or presence sensor feeds the same behaviour rules as a UART radar. */
+  private behaviourFromZigbee(
+    d: ZigbeeDevice,
+    ch: Record<string, unknown>,
+    present: (k: string | undefined) => k is string,
+    bad: (k: string, want: string) => boolean,
+    has: (k: string | undefined) => k is string,
+  ): void {
+    const p = d.plan;
+    const gives: RadarField[] = [];
+    if (p.presence) gives.push("presence");
+    if (p.fall && d.has("fall_detector")) gives.push("fall");
+    if (p.breathing && d.has("breathing_monitor")) gives.push("breathing");
+    if (!gives.length) return;
+    const input: Extract<RadarInput, { type: "reading" }> = { type: "reading", device: d.id, room: d.room, gives };
+    if (gives.includes("fall") && p.fall && present(p.fall.property) && (typeof ch[p.fall.property] === "string" || bad(p.fall.property, "a status name"))) {
+      const v = String(ch[p.fall.property]);
+      input.fall = p.fall.fall.includes(v) ? "fall" : p.fall.maybe.includes(v) ? "maybe" : "clear";
+    }
+    if (has(p.presence)) input.presence = ch[p.presence] === true;
+    if (gives.includes("breathing") && present(p.breathing)) {
+      const v = ch[p.breathing];
+      // 0 is "no reading", never a low rate; anything not a finite number is bad input.
+      if (typeof v === "number" && Number.isFinite(v) && v >= 0) input.breathing = v === 0 ? null : v;
+      else bad(p.breathing, "a number");
+    }
+    if (input.fall !== undefined || input.presence !== undefined || input.breathing !== undefined) this.behaviour.apply(input);
   }
 
   /** tamper / battery_low: a warning when it appears, info when it goes away; a first "all fine" is not news. */
@@ -370,6 +454,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     if (this.byId.get(d.id) !== d) return;
     this.apply({ type: "status", device: d.id, online });
     this.applySmoke({ type: "status", device: d.id, online });
+    if (d.has("presence") || d.has("fall_detector") || d.has("breathing_monitor")) this.behaviour.apply({ type: "status", device: d.id, room: d.room, online });
     // A detector restored from the database is fed its last known state once it is heard again.
     if (online) this.restoreDetector(d);
     if (online && reason === "first frame") return;
@@ -425,18 +510,6 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       if (d.do === "raise")
         this.record({ kind: "alarm", type: "sos", severity: "critical", device: d.device, room: d.room, data: { action: d.action }, actions: chirps.map((s) => ({ action: "siren_chirp", target: s.id, detail: "local feedback to the caller" })) });
       else if (d.do === "repeat") this.record({ kind: "reading", type: "sos_repeat", severity: "high", device: d.device, room: dev.room, data: { presses: d.presses, since: d.since } });
-    }
-  }
-
-  private applyFall(input: fall.FallInput): void {
-    const at = this.now();
-    const r = fall.fallStep(this.fallState, this.o.fall ?? fall.DEFAULT_FALL, input, at);
-    this.fallState = r.state;
-    for (const d of r.decisions) {
-      this.emit("other", { rule: "fall", d }, at);
-      if (d.do === "raise") this.record({ kind: "alarm", type: "fall", severity: "critical", device: d.device, room: d.room, data: { reportedAt: d.reportedAt, confirmedAfterMs: at - d.reportedAt, presence: d.presence } });
-      else if (d.do === "clear") this.record({ kind: "alarm_cleared", type: "fall", severity: "info", device: d.device, room: this.byId.get(d.device)?.room, data: { since: d.since } });
-      else if (d.do === "withdrawn") this.o.log.info({ device: d.device, afterMs: d.afterMs }, "fall report withdrawn by the radar before confirmation");
     }
   }
 

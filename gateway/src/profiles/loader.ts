@@ -21,6 +21,7 @@ import {
   type SignalName,
   type SignalSource,
 } from "./schema.js";
+import { radarProfileSchema, type RadarProfile } from "./radar-schema.js";
 
 export type ProblemSeverity = "error" | "warning";
 
@@ -35,14 +36,18 @@ export interface ProfileProblem {
 }
 
 export interface ProfileSet {
-  /** Only profiles without errors, by id. */
+  /** Only profiles without errors, by id (RS-485 Modbus devices). */
   profiles: Map<string, Profile>;
+  /** Radars on a serial line (`transport: uart-frame`), by id; ids are unique across both maps. */
+  radars: Map<string, RadarProfile>;
   problems: ProfileProblem[];
 }
 
 export interface ProfileFileResult {
-  /** Absent when the file has any error. */
+  /** Absent when the file has any error, or when it is a radar profile. */
   profile?: Profile;
+  /** A `uart-frame` radar profile without errors. */
+  radar?: RadarProfile;
   problems: ProfileProblem[];
 }
 
@@ -86,6 +91,7 @@ export function hasErrors(problems: readonly ProfileProblem[]): boolean {
 /** Loads every *.yaml / *.yml directly in `dir` (sorted by name, so results are repeatable). */
 export async function loadProfiles(dir: string): Promise<ProfileSet> {
   const profiles = new Map<string, Profile>();
+  const radars = new Map<string, RadarProfile>();
   const problems: ProfileProblem[] = [];
   let names: string[];
   try {
@@ -96,7 +102,7 @@ export async function loadProfiles(dir: string): Promise<ProfileSet> {
       .sort();
   } catch (e) {
     problems.push({ file: dir, field: "", message: `cannot read the profile folder: ${(e as Error).message}`, severity: "error" });
-    return { profiles, problems };
+    return { profiles, radars, problems };
   }
   if (names.length === 0) problems.push({ file: dir, field: "", message: "no *.yaml profiles in this folder", severity: "warning" });
 
@@ -105,27 +111,29 @@ export async function loadProfiles(dir: string): Promise<ProfileSet> {
     const file = path.join(dir, n);
     const r = await analyseFile(file);
     problems.push(...r.problems);
-    if (!r.profile) continue;
-    const first = owner.get(r.profile.id);
+    const loaded = r.profile ?? r.radar;
+    if (!loaded) continue;
+    const first = owner.get(loaded.id);
     if (first !== undefined) {
-      problems.push({ file, field: "id", message: `id "${r.profile.id}" is already used by ${first}; this file is ignored`, severity: "error", ...r.where(["id"]) });
+      problems.push({ file, field: "id", message: `id "${loaded.id}" is already used by ${first}; this file is ignored`, severity: "error", ...r.where(["id"]) });
       continue;
     }
-    owner.set(r.profile.id, file);
-    profiles.set(r.profile.id, r.profile);
+    owner.set(loaded.id, file);
+    if (r.profile) profiles.set(r.profile.id, r.profile);
+    else if (r.radar) radars.set(r.radar.id, r.radar);
   }
-  return { profiles, problems };
+  return { profiles, radars, problems };
 }
 
 export async function loadProfileFile(file: string): Promise<ProfileFileResult> {
-  const { profile, problems } = await analyseFile(file);
-  return profile ? { profile, problems } : { problems };
+  const { profile, radar, problems } = await analyseFile(file);
+  return profile ? { profile, problems } : radar ? { radar, problems } : { problems };
 }
 
 /** Checks profile text as if read from `file` (the name is used for messages and the <id>.yaml check). */
 export function parseProfileText(text: string, file: string): ProfileFileResult {
-  const { profile, problems } = analyse(text, file);
-  return profile ? { profile, problems } : { problems };
+  const { profile, radar, problems } = analyse(text, file);
+  return profile ? { profile, problems } : radar ? { radar, problems } : { problems };
 }
 
 interface Analysis extends ProfileFileResult {
@@ -168,6 +176,17 @@ function analyse(text: string, file: string): Analysis {
     return { problems, where };
   }
 
+  const stem = path.basename(file).replace(/\.ya?ml$/i, "");
+  if (typeof data === "object" && (data as { transport?: unknown }).transport === "uart-frame") {
+    const radar = radarProfileSchema.safeParse(data, { reportInput: true });
+    if (!radar.success) {
+      for (const f of zodFindings(radar.error)) add(f.path, f.message, f.severity);
+      return { problems, where };
+    }
+    if (stem !== radar.data.id) add(["id"], `the file should be named ${radar.data.id}.yaml (is ${path.basename(file)})`, "warning");
+    return { radar: radar.data, problems, where };
+  }
+
   const parsed = profileSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
     for (const f of zodFindings(parsed.error)) add(f.path, f.message, f.severity);
@@ -176,7 +195,6 @@ function analyse(text: string, file: string): Analysis {
   const profile = parsed.data;
   for (const f of checkProfile(profile)) add(f.path, f.message, f.severity);
 
-  const stem = path.basename(file).replace(/\.ya?ml$/i, "");
   if (stem !== profile.id) add(["id"], `the file should be named ${profile.id}.yaml (is ${path.basename(file)})`, "warning");
 
   return hasErrors(problems) ? { problems, where } : { profile, problems, where };

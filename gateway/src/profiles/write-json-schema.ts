@@ -7,19 +7,21 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { z } from "zod";
 import { profileSchema } from "./schema.js";
+import { radarProfileSchema } from "./radar-schema.js";
 
 export const SCHEMA_FILE_NAME = "profile.schema.json";
 
 /** The JSON Schema text, byte for byte what is committed. */
 export function renderProfileJsonSchema(): string {
   // "input": fields with defaults stay optional, as they are when a profile is written by hand.
-  const { $schema, ...rest } = z.toJSONSchema(profileSchema, { io: "input" }) as Record<string, unknown>;
+  const { $schema, ...rest } = z.toJSONSchema(z.union([profileSchema, radarProfileSchema]), { io: "input" }) as Record<string, unknown>;
   const doc = {
     $schema,
     title: "Anxin device profile",
     description:
-      "One device model's Modbus RTU register map and how the hub reads and commands it. Addresses are 0-based PDU addresses. " +
-      "Generated from gateway/src/profiles/schema.ts; the hub's loader also checks what a schema cannot (see docs/device-profiles.md).",
+      "One device model: a Modbus RTU register map and how the hub reads and commands it (addresses are 0-based PDU addresses), " +
+      "or a radar on a serial line (transport uart-frame): its frame protocol and the readings it gives. " +
+      "Generated from gateway/src/profiles/schema.ts and radar-schema.ts; the hub's loader also checks what a schema cannot (see docs/device-profiles.md).",
     ...rest,
   };
   return `${JSON.stringify(doc, null, 2)}\n`;

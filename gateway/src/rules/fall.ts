@@ -1,80 +1,276 @@
-// The fall rule: pure. A radar's fall report starts a short confirmation window; if the radar has not
-// withdrawn it by the end, a critical `fall` alarm is raised. Radars already dwell before they report
-// (a typical radar raises its alarm about 90 s after a fall), so the window only filters a report the
-// radar itself takes back within seconds. "Maybe" reports and presence only inform.
+// The fall rule: pure (state + room params + input + clock → new state + decisions). One `fall` alarm per
+// device at a time, from either of two triggers:
+//
+// - `fall_report`: the radar reports a fall. The report is pending for `fall.confirmMs`; only the elder
+//   getting up withdraws it, and getting up is movement sustained for `fall.getUpMs` after the report. The
+//   radar clearing its own flag is not getting up (radars drop the flag while the person still lies there),
+//   neither is a brief motion artefact, nor the person dropping out of view (presence false / motion none).
+// - `no_movement`: in a room where stillness is dangerous (`stillness.dangerous`), someone present and not
+//   moving for `stillness.windowMs`. Any movement, even brief, restarts that window: it is a sign of life.
+//
+// A radar that cannot see movement at all (a Zigbee fall radar whose profile gives no `motion`) cannot show
+// the elder getting up: its fall report is always raised after confirmMs, and the raised alarm clears only
+// once its flag reads "clear" AND confirmMs have passed since the raise. That clear only tells the relay the
+// radar no longer reports a fall; the relay keeps calling until a person resolves the alarm. Such a radar
+// never feeds the stillness window either (presence alone cannot tell lying still from sitting reading).
+//
+// After an episode ends by getting up while the radar still holds its flag at "fall", that same flag does
+// not start a new episode: the radar must first report something else ("clear" or "maybe"), or go offline
+// and come back. A radar that keeps repeating "fall" after the elder got up would otherwise start a new
+// pending fall at once and raise a false alarm the next time the elder sat still for confirmMs.
+//
+// Offline (`status` online:false) drops the device's pending fall and stillness window (`withdrawn`,
+// reason "offline") and forgets its readings; an alarm already raised stays raised. Every step costs a few
+// comparisons per device when nothing is due, and copies only the entries it changes.
 
-export type FallStatus = "fall" | "maybe" | "clear";
+import { roomParams, type BehaviourParams, type RoomParams } from "./behaviour-params.js";
+import type { BehaviourDecision, BehaviourStep, FallFlag, Motion, RadarInput } from "./radar-input.js";
 
-export interface FallParams {
-  confirmMs: number;
+export type FallTrigger = "fall_report" | "no_movement";
+
+/** A raised `fall` alarm. */
+export interface FallEpisode {
+  /** When the alarm was raised (the `since` of its clear). */
+  at: number;
+  /** When the episode began: the fall report, or the start of the stillness. */
+  since: number;
+  trigger: FallTrigger;
+  /** The radar's fall report behind this episode, if any (a report makes presence loss no reason to clear). */
+  fallReportAt: number | null;
 }
 
 export interface FallDeviceState {
-  room?: string;
-  status: FallStatus;
-  /** A fall report waiting for its confirmation window. */
-  pendingSince: number | null;
-  /** The raised alarm, until the radar reports clear. */
-  raisedAt: number | null;
+  room: string | null;
+  online: boolean;
+  /** The device's profile gives `motion`: getting up can be seen. */
+  seesMotion: boolean;
+  /** Last known readings (a frame carries only some of them); null = unknown. */
   presence: boolean | null;
+  motion: Motion | null;
+  flag: FallFlag | null;
+  /** Start of the current run of "moving" readings. */
+  movingSince: number | null;
+  /** The radar's last "maybe" in this episode (evidence for a fall that follows). */
+  maybeAt: number | null;
+  /** False after an episode ended while the flag still read "fall": waits for the flag to leave "fall". */
+  armed: boolean;
+  /** A fall report waiting for confirmMs. */
+  pendingSince: number | null;
+  /** Start of the stillness window (dangerous rooms only). */
+  stillSince: number | null;
+  raised: FallEpisode | null;
 }
 
 export interface FallRuleState {
   devices: Record<string, FallDeviceState>;
 }
 
-export type FallDecision =
-  | { do: "raise"; alarm: "fall"; device: string; room?: string; reportedAt: number; presence: boolean | null }
-  | { do: "withdrawn"; device: string; afterMs: number }
-  | { do: "clear"; alarm: "fall"; device: string; since: number };
-
-export type FallInput =
-  | { type: "report"; device: string; room?: string; status: FallStatus }
-  | { type: "presence"; device: string; room?: string; presence: boolean }
-  | { type: "tick" };
-
-export interface FallStep {
-  state: FallRuleState;
-  decisions: FallDecision[];
-}
-
-export const DEFAULT_FALL: FallParams = { confirmMs: 10_000 };
-
 export function initialFallState(): FallRuleState {
   return { devices: {} };
 }
 
-function fresh(room?: string): FallDeviceState {
-  return { room, status: "clear", pendingSince: null, raisedAt: null, presence: null };
+function fresh(): FallDeviceState {
+  return {
+    room: null,
+    online: true,
+    seesMotion: false,
+    presence: null,
+    motion: null,
+    flag: null,
+    movingSince: null,
+    maybeAt: null,
+    armed: true,
+    pendingSince: null,
+    stillSince: null,
+    raised: null,
+  };
 }
 
-export function fallStep(prev: FallRuleState, p: FallParams, input: FallInput, now: number): FallStep {
-  const state = structuredClone(prev);
-  const decisions: FallDecision[] = [];
-  if (input.type === "presence") {
-    const d = (state.devices[input.device] ??= fresh(input.room));
-    d.presence = input.presence;
-  } else if (input.type === "report") {
-    const d = (state.devices[input.device] ??= fresh(input.room));
-    d.room = input.room ?? d.room;
-    d.status = input.status;
-    if (input.status === "fall") d.pendingSince ??= d.raisedAt === null ? now : null;
-    else if (input.status === "clear") {
-      if (d.pendingSince !== null) decisions.push({ do: "withdrawn", device: input.device, afterMs: now - d.pendingSince });
-      d.pendingSince = null;
-      if (d.raisedAt !== null) {
-        decisions.push({ do: "clear", alarm: "fall", device: input.device, since: d.raisedAt });
-        d.raisedAt = null;
+// roomParams allocates for a room with overrides; steps run per radar frame, so keep one per (params, room).
+const rpCache = new WeakMap<BehaviourParams, Map<string | null, RoomParams>>();
+function paramsFor(p: BehaviourParams, room: string | null): RoomParams {
+  let m = rpCache.get(p);
+  if (!m) rpCache.set(p, (m = new Map()));
+  let rp = m.get(room);
+  if (!rp) m.set(room, (rp = roomParams(p, room ?? undefined)));
+  return rp;
+}
+
+const roomOf = (d: FallDeviceState): { room?: string } => (d.room === null ? {} : { room: d.room });
+
+function windows(rp: RoomParams): Record<string, number | boolean> {
+  return {
+    confirmMs: rp.fall.confirmMs,
+    getUpMs: rp.fall.getUpMs,
+    stillnessWindowMs: rp.stillness.windowMs,
+    dangerous: rp.stillness.dangerous,
+  };
+}
+
+/** When movement became sustained (counting only movement from `floor` on), or null if it has not (yet). */
+function gotUpAt(d: FallDeviceState, floor: number, rp: RoomParams, now: number): number | null {
+  if (!d.seesMotion || d.movingSince === null) return null;
+  const t = Math.max(d.movingSince, floor) + rp.fall.getUpMs;
+  return t <= now ? t : null;
+}
+
+function applyReading(old: FallDeviceState, input: Extract<RadarInput, { type: "reading" }>, rp: (room: string | null) => RoomParams, now: number): FallDeviceState {
+  const d: FallDeviceState = { ...old };
+  if (input.room !== undefined) d.room = input.room;
+  d.online = true;
+  d.seesMotion = input.gives.includes("motion");
+  if (input.presence !== undefined) d.presence = input.presence;
+  if (input.motion !== undefined) {
+    d.motion = input.motion;
+    // A frame without `motion` (a heart-rate frame, a presence frame) neither extends nor breaks the run.
+    if (input.motion === "moving") d.movingSince ??= now;
+    else d.movingSince = null;
+  }
+  if (input.fall !== undefined) {
+    d.flag = input.fall;
+    if (input.fall === "fall") {
+      if (d.raised) {
+        // One alarm per episode; a report during a no_movement alarm makes it a reported fall.
+        if (d.raised.fallReportAt === null) d.raised = { ...d.raised, fallReportAt: now };
+      } else if (d.pendingSince === null && d.armed) {
+        d.pendingSince = now;
+        // A "maybe" long before is no part of this fall.
+        if (d.maybeAt !== null && now - d.maybeAt > rp(d.room).fall.confirmMs) d.maybeAt = null;
       }
-    }
-    // "maybe" keeps a pending report pending: the radar has not taken it back.
-  }
-  for (const [id, d] of Object.entries(state.devices)) {
-    if (d.pendingSince !== null && now - d.pendingSince >= p.confirmMs) {
-      decisions.push({ do: "raise", alarm: "fall", device: id, room: d.room, reportedAt: d.pendingSince, presence: d.presence });
-      d.raisedAt = now;
-      d.pendingSince = null;
+    } else {
+      d.armed = true;
+      if (input.fall === "maybe") d.maybeAt = now;
     }
   }
-  return { state, decisions };
+  const p = rp(d.room);
+  if (!p.stillness.dangerous || !d.seesMotion || d.raised) d.stillSince = null;
+  else if (d.motion === "moving" || d.motion === "none" || d.presence === false) d.stillSince = null;
+  else if (d.presence === true || d.motion === "still") d.stillSince ??= now;
+  return d;
+}
+
+function endEpisode(d: FallDeviceState): void {
+  d.armed = d.flag !== "fall";
+  d.maybeAt = null;
+}
+
+/** Closes whatever is due for one device. Returns `d` itself when nothing changed. */
+function evaluate(id: string, d: FallDeviceState, rp: RoomParams, now: number, out: BehaviourDecision[]): FallDeviceState {
+  if (!d.online) return d;
+  let c = d;
+  const w = (): FallDeviceState => (c === d ? (c = { ...d }) : c);
+
+  if (c.pendingSince !== null) {
+    const reportAt = c.pendingSince;
+    const deadline = reportAt + rp.fall.confirmMs;
+    const up = gotUpAt(c, reportAt, rp, now);
+    if (up !== null && up <= deadline) {
+      out.push({ do: "withdrawn", alarm: "fall", device: id, ...roomOf(c), afterMs: now - reportAt, reason: "got_up" });
+      w().pendingSince = null;
+      endEpisode(w());
+    } else if (now >= deadline) {
+      out.push({
+        do: "raise",
+        alarm: "fall",
+        severity: "critical",
+        device: id,
+        ...roomOf(c),
+        since: reportAt,
+        evidence: {
+          trigger: "fall_report",
+          readings: { fall: c.flag, reportAt, maybeAt: c.maybeAt, motion: c.motion, presence: c.presence, seesMotion: c.seesMotion, lyingMs: now - reportAt },
+          windows: windows(rp),
+        },
+      });
+      const x = w();
+      x.raised = { at: now, since: reportAt, trigger: "fall_report", fallReportAt: reportAt };
+      x.pendingSince = null;
+      x.stillSince = null;
+    }
+  }
+
+  if (c.raised === null && c.stillSince !== null && now >= c.stillSince + rp.stillness.windowMs) {
+    const since = c.stillSince;
+    out.push({
+      do: "raise",
+      alarm: "fall",
+      severity: "critical",
+      device: id,
+      ...roomOf(c),
+      since,
+      evidence: {
+        trigger: "no_movement",
+        readings: { presence: c.presence, motion: c.motion, stillMs: now - since, fallReportAt: c.pendingSince, maybeAt: c.maybeAt },
+        windows: windows(rp),
+      },
+    });
+    const x = w();
+    // A fall report still pending is the same episode: absorbed, never a second alarm.
+    x.raised = { at: now, since, trigger: "no_movement", fallReportAt: c.pendingSince };
+    x.pendingSince = null;
+    x.stillSince = null;
+  }
+
+  if (c.raised !== null) {
+    const r = c.raised;
+    let reason: string | null = null;
+    if (c.seesMotion) {
+      if (gotUpAt(c, r.since, rp, now) !== null) reason = "got_up";
+      // Nobody in view ends a stillness alarm, never a reported fall (the person may lie out of view).
+      else if (r.fallReportAt === null && (c.presence === false || c.motion === "none")) reason = "nobody_present";
+    } else if (c.flag === "clear" && now >= r.at + rp.fall.confirmMs) reason = "radar_clear";
+    if (reason !== null) {
+      out.push({ do: "clear", alarm: "fall", device: id, ...roomOf(c), since: r.at, reason });
+      const x = w();
+      x.raised = null;
+      x.stillSince = null;
+      endEpisode(x);
+    }
+  }
+  return c;
+}
+
+function goOffline(id: string, d: FallDeviceState, now: number, out: BehaviourDecision[]): FallDeviceState {
+  const open = d.pendingSince ?? d.stillSince;
+  if (open !== null) out.push({ do: "withdrawn", alarm: "fall", device: id, ...roomOf(d), afterMs: now - open, reason: "offline" });
+  return {
+    ...d,
+    online: false,
+    presence: null,
+    motion: null,
+    flag: null,
+    movingSince: null,
+    maybeAt: null,
+    armed: true,
+    pendingSince: null,
+    stillSince: null,
+  };
+}
+
+export function fallStep(prev: FallRuleState, params: BehaviourParams, input: RadarInput, now: number): BehaviourStep<FallRuleState> {
+  const decisions: BehaviourDecision[] = [];
+  let devices = prev.devices;
+  const put = (id: string, d: FallDeviceState): void => {
+    if (devices === prev.devices) devices = { ...prev.devices };
+    devices[id] = d;
+  };
+  const rp = (room: string | null): RoomParams => paramsFor(params, room);
+
+  if (input.type === "reading") {
+    put(input.device, applyReading(prev.devices[input.device] ?? fresh(), input, rp, now));
+  } else if (input.type === "status") {
+    const d = prev.devices[input.device];
+    if (d && d.online !== input.online) {
+      if (!input.online) put(input.device, goOffline(input.device, d, now, decisions));
+      else put(input.device, { ...d, online: true, ...(input.room !== undefined ? { room: input.room } : {}) });
+    }
+  }
+
+  // Every step (a reading from any device, a tick) closes what is due on every device.
+  for (const id of Object.keys(devices)) {
+    const d = devices[id]!;
+    const next = evaluate(id, d, rp(d.room), now, decisions);
+    if (next !== d) put(id, next);
+  }
+  return { state: devices === prev.devices ? prev : { devices }, decisions };
 }

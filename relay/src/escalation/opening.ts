@@ -18,9 +18,13 @@ export class IncidentOpener {
   async withinCommit(trx: Kysely<LoopDb>, inserted: Envelope[]): Promise<void> {
     for (const env of inserted) {
       if (env.kind === "alarm") {
+        // Whatever its severity: an inactivity alarm comes as "warning" and still needs its welfare check.
+        // The type picks the policy; the severity is only carried along (incident, forwards).
         const model = typeof env.data?.model === "string" ? env.data.model : undefined;
         await this.openOrJoin(trx, { hub: env.hub, type: env.type, severity: env.severity, eventId: env.id, device: env.device ?? null, model, cause: `alarm ${env.id}` });
       } else if (env.kind === "alarm_cleared") {
+        // Noted only: a detector or radar no longer flagging (a fall flag dropping, vital signs read again)
+        // is not the elder confirmed safe. The calls stop when a person acknowledges, never on this.
         const open = await trx.selectFrom("incidents").select("id").where("open_key", "=", openKeyOf(env.hub, env.type)).executeTakeFirst();
         if (open) await addTimeline(trx, open.id, { at: this.c.now(), actor: `hub:${env.hub}`, kind: "alarm_cleared", cause: `event ${env.id}`, detail: { eventId: env.id, device: env.device ?? null } });
       }

@@ -23,7 +23,19 @@ export type IncidentState = (typeof INCIDENT_STATES)[number];
 /** States in which a repeated alarm of the same type joins the incident instead of opening a new one. */
 export const JOINABLE_STATES: ReadonlySet<IncidentState> = new Set(["received", "confirming", "confirmed", "responding", "coordinated"]);
 
-export const FALSE_ALARM_REASONS = ["cooking_smoke", "device_test", "device_fault", "pressed_by_mistake", "other"] as const;
+export const FALSE_ALARM_REASONS = [
+  "cooking_smoke",
+  "device_test",
+  "device_fault",
+  "pressed_by_mistake",
+  // The radar alarms (fall, vital_absent, vital_abnormal, inactivity): named so the per-model report shows
+  // which false alarms a radar's placement or settings could avoid, rather than lumping them under "other".
+  "lying_down_to_rest",
+  "out_of_radar_range",
+  "visitor",
+  "pet",
+  "other",
+] as const;
 export type FalseAlarmReason = (typeof FALSE_ALARM_REASONS)[number];
 
 /** Who was sent: the public services, the gas company, or a person going to the door. */

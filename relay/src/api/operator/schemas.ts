@@ -9,7 +9,14 @@ const note = z.string().max(1000).optional().describe("free text for the timelin
 const ms = z.number().int().describe("ms since epoch");
 
 export const noteBody = z.object({ note }).strict();
-export const falseAlarmBody = z.object({ reason: z.enum(FALSE_ALARM_REASONS), note }).strict();
+export const falseAlarmBody = z
+  .object({
+    reason: z
+      .enum(FALSE_ALARM_REASONS)
+      .describe("why it was no emergency; lying_down_to_rest, out_of_radar_range, visitor and pet are for the radar alarms (fall, vital_absent, vital_abnormal, inactivity)"),
+    note,
+  })
+  .strict();
 export const dispatchBody = z
   .object({
     service: z.enum(DISPATCH_SERVICES).describe("police_110, fire_119, ambulance_120, gas_company, or door (a person sent to the door)"),
