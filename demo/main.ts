@@ -1,6 +1,7 @@
 // `npm start`: the whole system on its embedded defaults — the relay with its own MQTT broker and
-// SQLite, and a hub on simulated RS-485 devices — walking a gas leak a newcomer can follow, from the
-// detector to the valve, the relay, the call tree and a duty operator closing the incident.
+// SQLite, and a hub on simulated RS-485 devices and a simulated fall radar — walking a gas leak a newcomer
+// can follow, from the detector to the valve, the relay, the call tree and a duty operator closing the
+// incident; then a fall in the bathroom, from the radar to the elder's phone.
 // Everything real runs (bus queue, rules, valve verification, journal, control socket, enrolment,
 // signed uplink, the relay's commit and ack, incidents, escalation timers, the operator API over HTTP with
 // a bearer token); only the devices are simulated and the telephony is the console adapter, which calls
@@ -83,8 +84,15 @@ devices:
   - { id: kitchen-gas, profile: pemtech-pt495-lel, bus: rs485-1, unit: 2, room: kitchen }
   - { id: gas-valve, profile: rotork-iq-modbus, bus: rs485-1, unit: 3, room: kitchen }
   - { id: living-radar, profile: saifuli-mtdx62-mb, bus: rs485-1, unit: 4, room: living room }
+# A fall radar in the bathroom, simulated in-process (real Seeed frames through the hub's codec).
+radars:
+  - { id: bath-radar, profile: seeed-mr60fda1, path: sim, room: bathroom, settleMs: 1000 }
+rooms:
+  bathroom: { stillness: { dangerous: true } }
 rules:
   gas: { setpointLel: 20, hysteresisLel: 5, clearHoldMs: 5000 }
+  # 5 s instead of the default 30 s, only so the demo moves briskly.
+  fall: { confirmMs: 5000 }
 uplink: {}
 `;
 
@@ -94,21 +102,24 @@ async function main(): Promise<void> {
   const relayFile = path.join(dir, "relay.yaml");
   await writeFile(relayFile, relayConfig(await freePort(), await freePort()));
   let leakAt = 0;
-  let openedIncident: ((i: Incident) => void) | undefined;
-  const incidentOpened = new Promise<Incident>((resolve) => (openedIncident = resolve));
+  const opened = new Map<string, (i: Incident) => void>();
+  const incidentOf = (type: string) => new Promise<Incident>((resolve) => opened.set(type, resolve));
+  const incidentOpened = incidentOf("gas");
   const relay = await startRelay(relayFile, {
     log: createLogger({ name: "anxin-relay", level }),
     onCommitted: (hub, e) => {
       const env = e as Envelope;
       if (env.kind === "alarm" || env.kind === "alarm_cleared" || env.type === "valve_closed")
-        say(`RELAY ← ${hub}: ${env.kind} ${env.type} (${env.severity}) committed${leakAt && env.kind === "alarm" ? `, ${Date.now() - leakAt} ms after the gas crossed the set point` : ""}`);
+        say(`RELAY ← ${hub}: ${env.kind} ${env.type} (${env.severity}) committed${leakAt && env.kind === "alarm" && env.type === "gas" ? `, ${Date.now() - leakAt} ms after the gas crossed the set point` : ""}`);
       if (env.kind === "alarm")
         // The incident, its frozen policy and its first timer were written in that same commit.
         void listIncidents(relay.db, { hub, openOnly: true }).then((list) => {
           const inc = list.find((i) => i.type === env.type);
           if (!inc) return;
+          if (!opened.has(inc.type)) return;
           say(`RELAY: incident ${inc.id} opened in the same commit (${inc.type}, policy ${inc.policyName} v${inc.policyVersion}); the call tree starts`);
-          openedIncident?.(inc);
+          opened.get(inc.type)?.(inc);
+          opened.delete(inc.type);
         });
     },
     // The console telephony's lines, with who each masked number belongs to in the demo's care plan.
@@ -147,6 +158,12 @@ async function main(): Promise<void> {
     else if (d.do === "valve_verified") say(`✓ valve ${d.valve} proven closed by its limit switch after ${d.afterMs} ms`);
     else if (d.do === "valve_fault") say(`✗ VALVE FAULT ${d.valve}: ${d.reason}`);
     else if (d.do === "clear") say(`alarm ${d.alarm} cleared (peak ${d.peak}); the valve stays closed until someone reopens it on site`);
+  });
+  running.hub.on("other", (o) => {
+    if (o.rule !== "behaviour") return;
+    const d = o.d;
+    if (d.do === "raise") say(`ALARM ${d.alarm.toUpperCase()} at ${d.device} (${d.room}): ${d.evidence.trigger.replace(/_/g, " ")}, nobody seen getting up for ${d.evidence.windows.confirmMs} ms`);
+    else if (d.do === "clear") say(`alarm ${d.alarm} at ${d.device} cleared on the hub: ${d.reason.replace(/_/g, " ")} (the relay's call tree goes on until a person resolves it)`);
   });
   try {
     say("Waiting for the first readings of every device ...");
@@ -213,6 +230,8 @@ async function main(): Promise<void> {
     const still = (await api.get<{ incidents: Incident[] }>("/v1/incidents")).incidents;
     say(`OPERATOR GET /v1/incidents → ${still.length} open.`);
 
+    await fallScene(running, api, incidentOf("fall"));
+
     for (let i = 0; i < 50 && (await running.journal.stats()).rows > 0; i++) await sleep(100);
     const left = (await running.journal.stats()).rows;
     const rows = await relay.store.listEvents({ hub: "demo-hub", limit: 1000 });
@@ -222,7 +241,7 @@ async function main(): Promise<void> {
       say(`  #${v.boot}.${String(v.seq).padEnd(3)} ${v.severity.padEnd(8)} ${v.kind.padEnd(13)} ${v.type.padEnd(22)} ${v.device ?? ""}`);
     }
     say(`anxin-hub status → uplink ${running.uplink?.status().state}, ${running.uplink?.status().acked} event(s) acknowledged`);
-    say("Done: gas leak → valve closed and proven → relay → call tree → operator closed the incident.");
+    say("Done: gas leak → valve closed and proven → relay → call tree → operator closed the incident; a fall → radar → relay → the elder called first.");
   } finally {
     // The relay first: its graceful stop commits and acks what is in flight while the hub is still
     // connected, and it is not there to report the hub going offline as an outage.
@@ -230,6 +249,31 @@ async function main(): Promise<void> {
     await running.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The elder slips in the bathroom: the fall radar's report, the hub's confirmation, the call tree. */
+async function fallScene(running: Awaited<ReturnType<typeof startHub>>, api: OperatorClient, fallIncident: Promise<Incident>): Promise<void> {
+  const radar = running.simRadars.get("bath-radar")!;
+  const st = running.radars[0]!.stats();
+  say(`Evening. The bathroom fall radar: ${st.online ? "online" : "not heard"}, model ${st.product.model ?? "?"}, ${st.counters.frames} frames, no errors: ${st.counters.checksum + st.counters.tail + st.counters.oversize + st.counters.badValue === 0}.`);
+  say("Scenario: the elder slips in the bathroom. The radar reports a fall; she lies still on the floor.");
+  radar.set("fallen");
+  const inc = await withTimeout(fallIncident, 20_000, "the relay opened no fall incident");
+  let now = (await api.get<{ incident: Incident }>(`/v1/incidents/${inc.id}`)).incident;
+  for (let i = 0; i < 120 && now.escalation === "running"; i++) {
+    await sleep(250);
+    now = (await api.get<{ incident: Incident }>(`/v1/incidents/${inc.id}`)).incident;
+  }
+  say(`OPERATOR GET /v1/incidents/${now.id} → ${now.type} ${now.state}, ${treeOf(now)}`);
+  say("The son arrives and helps her up; the radar sees her walking again.");
+  radar.set("walking");
+  await sleep(6000);
+  const act = async (what: string, body: unknown) => {
+    const r = await api.post<{ incident: Incident }>(`/v1/incidents/${inc.id}/${what}`, body);
+    say(`OPERATOR POST /v1/incidents/…/${what} ${JSON.stringify(body)} → ${r.incident.state}`);
+  };
+  await act("dispatches", { service: "door", by: "son", note: "bruised hip, no ambulance needed" });
+  await act("resolve", { summary: "fall in the bathroom; son helped her up; GP visit booked" });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

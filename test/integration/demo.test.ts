@@ -60,6 +60,14 @@ test("npm start's demo walks the whole loop and leaves nothing behind", { timeou
     ["closed", /POST \/v1\/incidents\/…\/close .* → closed/],
     ["closed via the API", /Incident \w+ closed via the operator API: closed\./],
     ["nothing open", /OPERATOR GET \/v1\/incidents → 0 open\./],
+    ["the fall radar heard, with its model", /bathroom fall radar: online, model MR60FDA1, \d+ frames, no errors: true/],
+    ["the fall confirmed on the hub", /ALARM FALL at bath-radar \(bathroom\): fall report, nobody seen getting up/],
+    ["the fall committed at the relay", /RELAY ← demo-hub: alarm fall \(critical\) committed/],
+    ["the fall incident on the person policy", /RELAY: incident \w+ opened in the same commit \(fall, policy person v1\)/],
+    ["the elder called first about the fall", /☎ {2}calling \+86\*+1001 .*a fall alarm.*\[the elder\]/],
+    ["the son going to the door", /☎ {2}\+86\*+1002: answered, pressed 1/],
+    ["getting up clears the fall on the hub", /alarm fall at bath-radar cleared on the hub: got up/],
+    ["the fall resolved", /POST \/v1\/incidents\/…\/resolve .*fall in the bathroom.* → resolved/],
     ["journal empty", /the hub's journal has 0 left/],
   ];
   let from = 0;

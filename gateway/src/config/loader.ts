@@ -99,7 +99,7 @@ export function checkAgainstProfiles(
     if (r.room) rooms.add(r.room);
     if (!radarProfiles.has(r.profile))
       add(["radars", i, "profile"], `unknown radar profile '${r.profile}' (known: ${[...radarProfiles.keys()].sort().join(", ") || "none"})${profiles.has(r.profile) ? `; '${r.profile}' is an RS-485 Modbus profile` : ""}`);
-    const other = paths.get(r.path);
+    const other = r.path === "sim" ? undefined : paths.get(r.path);
     if (other !== undefined) add(["radars", i, "path"], `port ${r.path} is already used by ${other.startsWith("radar ") ? other : `bus '${other}'`}: one radar per port`);
     paths.set(r.path, `radar '${r.id}'`);
     if (config.zigbee && config.zigbee.path === r.path) add(["radars", i, "path"], `port ${r.path} is the Zigbee coordinator's`);

@@ -157,7 +157,7 @@ export const radarSchema = z
   .object({
     id,
     profile: z.string().min(1).describe("a `transport: uart-frame` device profile"),
-    path: z.string().min(1).describe("serial device, e.g. /dev/serial/by-id/usb-...; one radar per port"),
+    path: z.string().min(1).describe("serial device, e.g. /dev/serial/by-id/usb-...; one radar per port; `sim` for the built-in simulator"),
     room: z.string().max(64).optional(),
     baudRate: z.number().int().positive().optional().describe("default: the profile's"),
     settleMs: ms(0, 300000).optional().describe("readings ignored this long after the radar powers up; default: the profile's"),

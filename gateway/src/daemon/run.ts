@@ -26,6 +26,7 @@ import { openUplink, SirenTest, type UplinkHandle } from "../uplink/index.js";
 import { ZigbeeRegistry } from "../devices/zigbee-registry.js";
 import { RadarDevice, type ByteLine } from "../devices/radar-device.js";
 import { UartPort } from "../transports/uart/port.js";
+import { SimRadarLine } from "../sim/sim-radar.js";
 import { codecFor } from "../transports/uart/codecs.js";
 import { behaviourParamsFrom, inactivityParamsFrom } from "../config/behaviour.js";
 import type { RadarConfig } from "../config/schema.js";
@@ -44,6 +45,8 @@ export interface RunningHub {
   zigbee: ZigbeeRegistry | null;
   /** Radars on their own serial lines, in configuration order. */
   radars: RadarDevice[];
+  /** Simulated radars by id, when a radar's path is `sim`. */
+  simRadars: Map<string, SimRadarLine>;
   stop(): Promise<void>;
 }
 
@@ -125,13 +128,17 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       return e;
     },
   };
+  const simRadars = new Map<string, SimRadarLine>();
   const radars = config.radars.map((r) => {
     const profile = radarProfiles.get(r.profile)!;
     const codec = codecFor(profile.protocol);
     if (!codec) throw new Error(`radar ${r.id}: no codec for protocol '${profile.protocol}'`);
     const s = profile.serial;
+    const sim = r.path === "sim" && !o.radarLineFor ? new SimRadarLine(profile.model) : undefined;
+    if (sim) simRadars.set(r.id, sim);
     const line =
       o.radarLineFor?.(r, profile) ??
+      sim ??
       new UartPort({ path: r.path, baudRate: r.baudRate ?? s.baudRate, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, reopenMinMs: r.reopenMinMs, reopenMaxMs: r.reopenMaxMs });
     return new RadarDevice({ id: r.id, room: r.room, profile, codec, line, settleMs: r.settleMs ?? profile.settleMs, offlineAfterMs: r.offlineAfterMs ?? profile.checkInMs, now });
   });
@@ -198,5 +205,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, stop };
 }

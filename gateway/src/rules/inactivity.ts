@@ -1,8 +1,9 @@
 // The inactivity rule: pure (state + params + input + clock → new state + decisions), home-wide. No sign of
 // life anywhere for `spanMs` of counted time raises one `inactivity` warning, cleared by the next sign of life.
 //
-// A sign of life: a reading with motion "moving"; presence turning true on a device (from false or unknown);
-// motion changing from one known value to another. A body lying still under a radar (steady presence,
+// A sign of life: a reading with motion "moving", or presence turning true on a device (from false or
+// unknown): someone appearing. Motion flickering between still and none at the edge of a radar's range is
+// not one, so a still body there cannot keep resetting the count. A body lying still under a radar (steady presence,
 // steady motion) is not one. What a device last said is kept across its outages: a radar that drops off and
 // comes back reporting the same still body has not seen a sign of life.
 //
@@ -123,7 +124,6 @@ export function inactivityStep(prev: InactivityRuleState, params: InactivityPara
       if (input.room !== undefined) d.room = input.room;
       if (input.motion === "moving") sign = true;
       if (input.presence === true && d.presence !== true) sign = true;
-      if (input.motion !== undefined && d.motion !== null && input.motion !== d.motion) sign = true;
       if (input.presence !== undefined) d.presence = input.presence;
       if (input.motion !== undefined) d.motion = input.motion;
       state.devices = { ...prev.devices, [input.device]: d };
