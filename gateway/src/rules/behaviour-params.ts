@@ -84,3 +84,15 @@ export function roomParams(p: BehaviourParams, room: string | undefined): RoomPa
     vitals: { ...p.defaults.vitals, ...o.vitals },
   };
 }
+
+// roomParams allocates for a room with overrides; the rules run per radar frame, so keep one per (params, room).
+const cache = new WeakMap<BehaviourParams, Map<string | null, RoomParams>>();
+
+/** `roomParams`, memoised per parameter set and room (null: no room). */
+export function paramsForRoom(p: BehaviourParams, room: string | null): RoomParams {
+  let m = cache.get(p);
+  if (!m) cache.set(p, (m = new Map()));
+  let rp = m.get(room);
+  if (!rp) m.set(room, (rp = roomParams(p, room ?? undefined)));
+  return rp;
+}

@@ -23,7 +23,7 @@
 // reason "offline") and forgets its readings; an alarm already raised stays raised. Every step costs a few
 // comparisons per device when nothing is due, and copies only the entries it changes.
 
-import { roomParams, type BehaviourParams, type RoomParams } from "./behaviour-params.js";
+import { paramsForRoom, type BehaviourParams, type RoomParams } from "./behaviour-params.js";
 import type { BehaviourDecision, BehaviourStep, FallFlag, Motion, RadarInput } from "./radar-input.js";
 
 export type FallTrigger = "fall_report" | "no_movement";
@@ -86,15 +86,6 @@ function fresh(): FallDeviceState {
   };
 }
 
-// roomParams allocates for a room with overrides; steps run per radar frame, so keep one per (params, room).
-const rpCache = new WeakMap<BehaviourParams, Map<string | null, RoomParams>>();
-function paramsFor(p: BehaviourParams, room: string | null): RoomParams {
-  let m = rpCache.get(p);
-  if (!m) rpCache.set(p, (m = new Map()));
-  let rp = m.get(room);
-  if (!rp) m.set(room, (rp = roomParams(p, room ?? undefined)));
-  return rp;
-}
 
 const roomOf = (d: FallDeviceState): { room?: string } => (d.room === null ? {} : { room: d.room });
 
@@ -254,7 +245,7 @@ export function fallStep(prev: FallRuleState, params: BehaviourParams, input: Ra
     if (devices === prev.devices) devices = { ...prev.devices };
     devices[id] = d;
   };
-  const rp = (room: string | null): RoomParams => paramsFor(params, room);
+  const rp = (room: string | null): RoomParams => paramsForRoom(params, room);
 
   if (input.type === "reading") {
     put(input.device, applyReading(prev.devices[input.device] ?? fresh(), input, rp, now));

@@ -2,8 +2,9 @@
 // UART radar, a Zigbee radar or a presence sensor. The hub turns each device's report into one `RadarInput`;
 // the rules never see a transport. `null` heart rate or breathing means "no reading now", never "low".
 
-export type Motion = "none" | "still" | "moving";
-export type FallFlag = "fall" | "maybe" | "clear";
+// The vocabulary is the radars' own (transports/uart/codec.ts); Zigbee radars are mapped onto it.
+export type { Motion, FallFlag } from "../transports/uart/codec.js";
+import type { Motion, FallFlag } from "../transports/uart/codec.js";
 
 export type RadarInput =
   | {

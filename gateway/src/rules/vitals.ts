@@ -17,7 +17,7 @@
 // Offline (`status` online:false) drops the absence window and any abnormal run (`withdrawn`, "offline") and
 // forgets the last heart rate and breathing; raised alarms stay raised.
 
-import { roomParams, type BehaviourParams, type Range, type RoomParams } from "./behaviour-params.js";
+import { paramsForRoom, type BehaviourParams, type Range, type RoomParams } from "./behaviour-params.js";
 import type { BehaviourDecision, BehaviourStep, RadarInput, Stat } from "./radar-input.js";
 
 export type VitalSignal = "heartRate" | "breathing";
@@ -98,14 +98,6 @@ function fresh(): VitalsDeviceState {
   };
 }
 
-const rpCache = new WeakMap<BehaviourParams, Map<string | null, RoomParams>>();
-function paramsFor(p: BehaviourParams, room: string | null): RoomParams {
-  let m = rpCache.get(p);
-  if (!m) rpCache.set(p, (m = new Map()));
-  let rp = m.get(room);
-  if (!rp) m.set(room, (rp = roomParams(p, room ?? undefined)));
-  return rp;
-}
 
 const roomOf = (d: VitalsDeviceState): { room?: string } => (d.room === null ? {} : { room: d.room });
 
@@ -280,7 +272,7 @@ export function vitalsStep(prev: VitalsRuleState, params: BehaviourParams, input
     if (old || input.gives.includes("heartRate") || input.gives.includes("breathing")) {
       let d = old ?? fresh();
       const room = input.room ?? d.room;
-      const rp = paramsFor(params, room);
+      const rp = paramsForRoom(params, room);
       // Close the interval that ended before this reading joins the next one; the absence window is judged
       // after the reading (a reading that brings a heart rate at the deadline is in time).
       d = rollTrend(input.device, d, rp, now, decisions);
@@ -296,7 +288,7 @@ export function vitalsStep(prev: VitalsRuleState, params: BehaviourParams, input
 
   for (const id of Object.keys(devices)) {
     const d = devices[id]!;
-    const next = evaluate(id, d, paramsFor(params, d.room), now, decisions);
+    const next = evaluate(id, d, paramsForRoom(params, d.room), now, decisions);
     if (next !== d) put(id, next);
   }
   return { state: devices === prev.devices ? prev : { devices }, decisions };
