@@ -4,8 +4,10 @@
 // check-in window.
 import { z } from "zod";
 
-/** Frame protocols the hub can parse; `gateway/src/transports/uart/codecs.ts` maps each to its codec. */
-export const UART_PROTOCOLS = ["seeed-5359"] as const;
+import { PROTOCOLS } from "../transports/uart/codecs.js";
+
+/** Frame protocols the hub can parse: exactly those with a codec in `transports/uart/codecs.ts`. */
+export const UART_PROTOCOLS = PROTOCOLS;
 
 export const RADAR_ROLES = ["presence", "fall_detector", "breathing_monitor"] as const;
 export type RadarRole = (typeof RADAR_ROLES)[number];
