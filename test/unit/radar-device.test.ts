@@ -53,6 +53,14 @@ test("settling counts from the radar's first byte, not from the port opening", (
   line.feed(encodeReport({ fall: "fall" }));
   assert.deepEqual(reports, [{ fall: "fall" }]);
   assert.equal(radar.stats().ignoredWhileSettling, 2);
+  // A radar that reports only every few seconds (a vital-sign radar every 3 s, a fall radar on change) has
+  // not powered up again: a gap shorter than its check-in window is no power cut.
+  clock.now += 3900;
+  line.feed(encodeReport({ fall: "clear" }));
+  assert.deepEqual(reports.at(-1), { fall: "clear" });
+  clock.now += 3000;
+  line.feed(encodeReport({ fall: "fall" }));
+  assert.deepEqual(reports.at(-1), { fall: "fall" }, "a fall after 3 s of quiet reaches the rules");
 });
 
 test("silence past the window is offline once; frames again are online and settle again after a power cut", () => {

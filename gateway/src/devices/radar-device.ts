@@ -2,9 +2,11 @@
 // and the check-in window. It hands on reports in the radar vocabulary with the time they arrived; what
 // they mean for the elder is the rules' business.
 //
-// Power-up is the first byte after silence (the port opening, or the radar having gone quiet), not the
-// port opening: a radar plugged in later, or one whose supply came back, is still settling then. A radar
-// already running when the hub starts cannot be told apart, so it is given its settling time too.
+// Power-up is the first byte since the port opened, or the first after a silence as long as the check-in
+// window (the radar was offline: unplugged, or its supply cut) — not the port opening itself: a radar
+// plugged in later, or one whose supply came back, is still settling then. A shorter gap is a radar that
+// reports only on change, not a new power-up. A radar already running when the hub starts cannot be told
+// apart, so it is given its settling time too.
 import { EventEmitter } from "node:events";
 import type { RadarProfile } from "../profiles/radar-schema.js";
 import type { FrameCodec, ParseCounters, RadarReport, StreamParser } from "../transports/uart/codec.js";
@@ -32,9 +34,6 @@ export interface RadarSpec {
   now: () => number;
 }
 
-/** Bytes silent this long before a byte arrives mean the radar has just powered up. */
-const POWER_UP_SILENCE_MS = 2000;
-
 export interface RadarStats {
   online: boolean | null;
   bytesIn: number;
@@ -56,6 +55,8 @@ type RadarEvents = {
   status: [online: boolean, reason: string];
   /** The line itself (the serial port) failed or came back. */
   line: [up: boolean, reason: string];
+  /** A fall report arrived while the radar was still settling after power-up, and was ignored. */
+  settlingFall: [at: number];
 };
 
 export class RadarDevice extends EventEmitter<RadarEvents> implements HubDevice {
@@ -147,7 +148,7 @@ export class RadarDevice extends EventEmitter<RadarEvents> implements HubDevice 
   private onData(chunk: Buffer): void {
     const at = this.spec.now();
     this.bytesIn += chunk.length;
-    if (this.lastByteAt === null || at - this.lastByteAt >= POWER_UP_SILENCE_MS) this.poweredAt = at;
+    if (this.lastByteAt === null || at - this.lastByteAt >= this.spec.offlineAfterMs) this.poweredAt = at;
     this.lastByteAt = at;
     const all = this.parser.push(chunk);
     // Our own queries heard back on a looped or half-duplex line prove nothing about the radar.
@@ -168,6 +169,8 @@ export class RadarDevice extends EventEmitter<RadarEvents> implements HubDevice 
       if (f.kind !== "report") continue;
       if (settling) {
         this.ignored++;
+        // Never dropped silently: a fall reported while the radar settles is at least in the log.
+        if (f.report.fall === "fall") this.emit("settlingFall", at);
         continue;
       }
       this.reports++;

@@ -185,6 +185,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
         data: { reason, roles: [...r.roles], transport: "uart", model: r.model, ...(st.portError ? { port: st.portError } : {}) },
       });
     });
+    r.on("settlingFall", () => this.o.log.warn({ radar: r.id, settledAt: r.stats().settledAt }, "a fall report arrived while the radar was settling after power-up; ignored"));
     r.on("line", (up, reason) => (up ? this.o.log.info({ radar: r.id }, "radar port open") : this.o.log.warn({ radar: r.id, reason }, "radar port lost; reopening")));
   }
 
