@@ -185,6 +185,47 @@ test("fall: getting up completed by the deadline withdraws even when the step co
   assert.deepEqual(dos(f.tick(CONFIRM + 10_000)), ["withdrawn:fall"]);
 });
 
+test("fall: a failed attempt to get up (movement past getUpMs, then still again with the flag up) is the same fall, raised at the original deadline", () => {
+  const f = fallRig();
+  f.radar(0, { fall: "fall", presence: true, motion: "still" });
+  f.radar(3000, { motion: "moving" });
+  const w = f.radar(3000 + GETUP, { motion: "moving" });
+  assert.deepEqual(w.map((d) => [d.do, (d as { reason?: string }).reason]), [["withdrawn", "got_up"]], "it looked like getting up");
+  f.radar(3000 + GETUP + 1000, { motion: "still" });
+  assert.deepEqual(f.tick(3000 + GETUP + 1000 + GETUP - 1), [], "not still long enough yet");
+  assert.deepEqual(f.tick(3000 + GETUP + 1000 + GETUP), [], "re-opened, but the original deadline is still ahead");
+  assert.deepEqual(f.tick(CONFIRM - 1), []);
+  const raise = only<Raise>(f.tick(CONFIRM), "raise");
+  assert.equal(raise.since, 0, "the same episode, from the original report");
+  assert.equal(raise.evidence.readings.failedAttemptToGetUp, true);
+
+  // Re-opened, but the radar clears its flag before the deadline: she got up and lay down on the sofa.
+  const sofa = fallRig();
+  sofa.radar(0, { fall: "fall", presence: true, motion: "still" });
+  sofa.radar(1000, { motion: "moving" });
+  sofa.radar(1000 + GETUP, { motion: "moving" });
+  sofa.radar(1000 + GETUP + 500, { motion: "still" });
+  sofa.tick(1000 + 2 * GETUP + 500);
+  const gone = sofa.radar(1000 + 2 * GETUP + 1000, { fall: "clear" });
+  assert.deepEqual(gone.map((d) => [d.do, (d as { reason?: string }).reason]), [["withdrawn", "flag_cleared_after_getting_up"]]);
+  assert.deepEqual(sofa.tick(CONFIRM + 1000), []);
+
+  // Really up: the flag clears, or the person keeps moving past confirmMs: nothing re-opens.
+  const g = fallRig();
+  g.radar(0, { fall: "fall", presence: true, motion: "still" });
+  g.radar(1000, { motion: "moving" });
+  g.radar(1000 + GETUP, { motion: "moving" });
+  g.radar(1000 + GETUP + 500, { fall: "clear" });
+  g.radar(1000 + GETUP + 1000, { motion: "still" });
+  assert.deepEqual(g.tick(1000 + GETUP + 1000 + 10 * GETUP), [], "the radar cleared its flag after she got up");
+  const h = fallRig();
+  h.radar(0, { fall: "fall", presence: true, motion: "still" });
+  h.radar(1000, { motion: "moving" });
+  for (let t = 1000 + GETUP; t <= 1000 + GETUP + CONFIRM + 1000; t += 1000) h.radar(t, { motion: "moving" });
+  h.radar(1000 + GETUP + CONFIRM + 2000, { motion: "still" });
+  assert.deepEqual(h.tick(1000 + GETUP + CONFIRM + 2000 + 2 * GETUP), [], "still long after getting up is no fall, even with a stuck flag");
+});
+
 test("fall: 'maybe' alone raises nothing and does not cancel a pending fall; it is in the evidence of a fall that follows", () => {
   const f = fallRig();
   f.radar(0, { fall: "maybe", presence: true, motion: "still" });
@@ -424,6 +465,17 @@ test("vital_abnormal: out of range on every reading for abnormalMs → high; a s
   const r2 = only<Raise>(w.bed(210_000 + ABNORMAL, { breathing: 45 }), "raise");
   assert.equal(r2.since, 210_000, "the nulls did not restart the run");
   assert.equal(r2.evidence.readings.signal, "breathing");
+});
+
+test("vital_abnormal: the clock closes the window, not the next reading (readings come every few seconds)", () => {
+  const v = vitalsRig();
+  for (let t = 0; t < ABNORMAL; t += 3000) v.bed(t, { inBed: true, heartRate: 150, breathing: 16 });
+  // The last reading came at ABNORMAL - 3000 (or so); the window closes at ABNORMAL on the tick.
+  assert.deepEqual(v.tick(ABNORMAL - 1), []);
+  const raise = only<Raise>(v.tick(ABNORMAL), "raise");
+  assert.equal(raise.alarm, "vital_abnormal");
+  assert.equal(raise.since, 0);
+  assert.deepEqual(v.tick(ABNORMAL + 1000), [], "one alarm");
 });
 
 test("vital_abnormal: needs at least 3 out-of-range readings; 0 is never abnormally low; clears after 3 consecutive in-range readings", () => {

@@ -82,7 +82,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
 
   await mkdir(config.hub.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.hub.dataDir, 0o700).catch(() => {});
-  const journal = await Journal.open({ path: path.join(config.hub.dataDir, "journal.db"), hub: config.hub.id, maxRows: config.journal.maxRows });
+  const journal = await Journal.open({ path: path.join(config.hub.dataDir, "journal.db"), hub: config.hub.id, maxRows: config.journal.maxRows, clock: now });
 
   const sim = new Map<string, SimLink>();
   const buses: Bus[] = [];

@@ -14,6 +14,13 @@
 // radar no longer reports a fall; the relay keeps calling until a person resolves the alarm. Such a radar
 // never feeds the stillness window either (presence alone cannot tell lying still from sitting reading).
 //
+// A failed attempt to get up looks like getting up at first: movement past getUpMs, then lying still again.
+// So a fall withdrawn while the radar still holds its flag at "fall" is watched for confirmMs more: still
+// again (no movement) for getUpMs with the flag still up re-opens the same episode, from the original
+// report — raised at the original deadline, or at once if that has passed. Such a re-opened episode rests on
+// the radar's flag alone (the movement looked like getting up), so the flag clearing before the deadline
+// withdraws it: someone who got up and lay down on the sofa is not raised.
+//
 // After an episode ends by getting up while the radar still holds its flag at "fall", that same flag does
 // not start a new episode: the radar must first report something else ("clear" or "maybe"), or go offline
 // and come back. A radar that keeps repeating "fall" after the elder got up would otherwise start a new
@@ -59,6 +66,10 @@ export interface FallDeviceState {
   /** Start of the stillness window (dangerous rooms only). */
   stillSince: number | null;
   raised: FallEpisode | null;
+  /** A fall withdrawn as "got up" with the flag still up: watched in case the attempt failed. */
+  retry: { reportAt: number; upAt: number; stillSince: number | null } | null;
+  /** The pending fall was re-opened after a failed attempt to get up (it rests on the flag). */
+  reopened: boolean;
 }
 
 export interface FallRuleState {
@@ -83,6 +94,8 @@ function fresh(): FallDeviceState {
     pendingSince: null,
     stillSince: null,
     raised: null,
+    retry: null,
+    reopened: false,
   };
 }
 
@@ -116,6 +129,7 @@ function applyReading(old: FallDeviceState, input: Extract<RadarInput, { type: "
     // A frame without `motion` (a heart-rate frame, a presence frame) neither extends nor breaks the run.
     if (input.motion === "moving") d.movingSince ??= now;
     else d.movingSince = null;
+    if (d.retry) d.retry = { ...d.retry, stillSince: input.motion === "moving" ? null : (d.retry.stillSince ?? now) };
   }
   if (input.fall !== undefined) {
     d.flag = input.fall;
@@ -130,6 +144,7 @@ function applyReading(old: FallDeviceState, input: Extract<RadarInput, { type: "
       }
     } else {
       d.armed = true;
+      d.retry = null;
       if (input.fall === "maybe") d.maybeAt = now;
     }
   }
@@ -151,14 +166,34 @@ function evaluate(id: string, d: FallDeviceState, rp: RoomParams, now: number, o
   let c = d;
   const w = (): FallDeviceState => (c === d ? (c = { ...d }) : c);
 
+  if (c.retry !== null) {
+    const r = c.retry;
+    if (c.flag === "fall" && r.stillSince !== null && now >= r.stillSince + rp.fall.getUpMs) {
+      // The attempt to get up failed: the same episode, from the original report.
+      const x = w();
+      x.pendingSince = r.reportAt;
+      x.retry = null;
+      x.reopened = true;
+    } else if (c.flag !== "fall" || now > r.upAt + rp.fall.confirmMs) w().retry = null;
+  }
+
   if (c.pendingSince !== null) {
     const reportAt = c.pendingSince;
     const deadline = reportAt + rp.fall.confirmMs;
     const up = gotUpAt(c, reportAt, rp, now);
-    if (up !== null && up <= deadline) {
+    if (c.reopened && c.flag !== "fall") {
+      out.push({ do: "withdrawn", alarm: "fall", device: id, ...roomOf(c), afterMs: now - reportAt, reason: "flag_cleared_after_getting_up" });
+      const x = w();
+      x.pendingSince = null;
+      x.reopened = false;
+      endEpisode(x);
+    } else if (up !== null && up <= deadline) {
       out.push({ do: "withdrawn", alarm: "fall", device: id, ...roomOf(c), afterMs: now - reportAt, reason: "got_up" });
-      w().pendingSince = null;
-      endEpisode(w());
+      const x = w();
+      x.pendingSince = null;
+      x.reopened = false;
+      endEpisode(x);
+      if (x.flag === "fall") x.retry = { reportAt, upAt: now, stillSince: x.motion !== null && x.motion !== "moving" ? now : null };
     } else if (now >= deadline) {
       out.push({
         do: "raise",
@@ -169,13 +204,14 @@ function evaluate(id: string, d: FallDeviceState, rp: RoomParams, now: number, o
         since: reportAt,
         evidence: {
           trigger: "fall_report",
-          readings: { fall: c.flag, reportAt, maybeAt: c.maybeAt, motion: c.motion, presence: c.presence, seesMotion: c.seesMotion, lyingMs: now - reportAt },
+          readings: { fall: c.flag, reportAt, maybeAt: c.maybeAt, motion: c.motion, presence: c.presence, seesMotion: c.seesMotion, lyingMs: now - reportAt, failedAttemptToGetUp: c.reopened },
           windows: windows(rp),
         },
       });
       const x = w();
       x.raised = { at: now, since: reportAt, trigger: "fall_report", fallReportAt: reportAt };
       x.pendingSince = null;
+      x.reopened = false;
       x.stillSince = null;
     }
   }
@@ -199,6 +235,7 @@ function evaluate(id: string, d: FallDeviceState, rp: RoomParams, now: number, o
     // A fall report still pending is the same episode: absorbed, never a second alarm.
     x.raised = { at: now, since, trigger: "no_movement", fallReportAt: c.pendingSince };
     x.pendingSince = null;
+    x.reopened = false;
     x.stillSince = null;
   }
 
@@ -235,6 +272,8 @@ function goOffline(id: string, d: FallDeviceState, now: number, out: BehaviourDe
     armed: true,
     pendingSince: null,
     stillSince: null,
+    retry: null,
+    reopened: false,
   };
 }
 
@@ -264,4 +303,30 @@ export function fallStep(prev: FallRuleState, params: BehaviourParams, input: Ra
     if (next !== d) put(id, next);
   }
   return { state: devices === prev.devices ? prev : { devices }, decisions };
+}
+
+/**
+ * One device's state saved before a restart, made safe to run on. Its pending fall report, stillness window and
+ * watch after a withdrawn fall keep their start times (a clock behind them restarts them now), a raised alarm
+ * stays the same episode, and whether the radar waits for its flag to leave "fall" is kept. Its readings
+ * (presence, motion, a run of movement) are forgotten: they must be heard again, so nothing from before the
+ * restart counts as getting up, as nobody present or as a radar clear. Of its flag only "fall" is kept: it can
+ * only keep an episode open or watched, never end one; any other flag must be heard again. When the windows are
+ * judged is the caller's choice (the hub judges a device once it is heard again).
+ */
+export function restoreFallDevice(d: FallDeviceState, now: number): FallDeviceState {
+  const notAfterNow = (t: number | null): number | null => (t === null ? null : Math.min(t, now));
+  return {
+    ...d,
+    online: true,
+    presence: null,
+    motion: null,
+    flag: d.flag === "fall" ? "fall" : null,
+    movingSince: null,
+    maybeAt: null,
+    pendingSince: notAfterNow(d.pendingSince),
+    stillSince: notAfterNow(d.stillSince),
+    raised: d.raised ? { ...d.raised } : null,
+    retry: d.retry ? { reportAt: d.retry.reportAt, upAt: Math.min(d.retry.upAt, now), stillSince: notAfterNow(d.retry.stillSince) } : null,
+  };
 }

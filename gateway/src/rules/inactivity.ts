@@ -164,3 +164,23 @@ export function inactivityStep(prev: InactivityRuleState, params: InactivityPara
   }
   return { state, decisions };
 }
+
+/**
+ * The state saved before a restart, made safe to run on. A raised alarm stays the same episode and the last
+ * sign of life is kept. The downtime is not counted (nothing was heard: silence is not inactivity) and every
+ * device counts as not heard since (counting resumes when one is); what each device last said is kept, as
+ * across its own outages. `trustCounted` false: the counted time saved may predate a sign of life that was not
+ * saved, so counting restarts from 0 (later, never earlier).
+ */
+export function restoreInactivityState(saved: InactivityRuleState, now: number, trustCounted: boolean): InactivityRuleState {
+  const devices: InactivityRuleState["devices"] = {};
+  for (const [id, d] of Object.entries(saved.devices)) devices[id] = { ...d, online: false };
+  return {
+    ...saved,
+    lastActivityAt: Math.min(saved.lastActivityAt, now),
+    countedMs: trustCounted ? saved.countedMs : 0,
+    countedTo: now,
+    raised: saved.raised ? { ...saved.raised } : null,
+    devices,
+  };
+}

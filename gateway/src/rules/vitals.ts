@@ -148,7 +148,7 @@ function rollTrend(id: string, d: VitalsDeviceState, rp: RoomParams, now: number
   return { ...d, trend: { from, readings: 0, heartRate: null, breathing: null } };
 }
 
-/** Closes what is due on one device (trend interval, absence window). Returns `d` when nothing changed. */
+/** Closes what is due on one device (trend interval, absence window, an abnormal run). Returns `d` when nothing changed. */
 function evaluate(id: string, d: VitalsDeviceState, rp: RoomParams, now: number, out: BehaviourDecision[]): VitalsDeviceState {
   let c = rollTrend(id, d, rp, now, out);
   if (c.online && c.absent === null && c.absentSince !== null && now >= c.absentSince + rp.vitals.absentMs) {
@@ -168,8 +168,47 @@ function evaluate(id: string, d: VitalsDeviceState, rp: RoomParams, now: number,
     });
     c = { ...c, absent: { at: now, since } };
   }
+  if (abnormalDue(c, rp, now)) {
+    c = { ...c };
+    judgeAbnormal(id, c, rp, now, out);
+  }
   return c;
 }
+
+/** A run out of range for abnormalMs raises; every abnormal signal back in range clears. Mutates `d` (a copy). */
+function judgeAbnormal(id: string, d: VitalsDeviceState, rp: RoomParams, now: number, out: BehaviourDecision[]): void {
+  const v = rp.vitals;
+  for (const [signal, key] of [["heartRate", "hr"], ["breathing", "br"]] as const) {
+    const w = d[key];
+    if (!w.abnormal && w.since !== null && w.n >= 3 && now - w.since >= v.abnormalMs) {
+      d[key] = { ...w, abnormal: true };
+      if (!d.abnormal) {
+        out.push({
+          do: "raise",
+          alarm: "vital_abnormal",
+          severity: "high",
+          device: id,
+          ...roomOf(d),
+          since: w.since,
+          evidence: {
+            trigger: signal === "heartRate" ? "heart_rate_out_of_range" : "breathing_out_of_range",
+            readings: { signal, heartRate: d.heartRate, breathing: d.breathing, min: w.min, max: w.max, outOfRange: w.n, outOfRangeMs: now - w.since, inBed: d.inBed },
+            windows: windows(rp),
+          },
+        });
+        d.abnormal = { at: now, since: w.since, signal };
+      }
+    } else if (w.abnormal && w.inRange >= 3) d[key] = noWatch();
+  }
+  if (d.abnormal && !d.hr.abnormal && !d.br.abnormal) {
+    out.push({ do: "clear", alarm: "vital_abnormal", device: id, ...roomOf(d), since: d.abnormal.at, reason: "in_range" });
+    d.abnormal = null;
+  }
+}
+
+/** A run whose window has closed since its last reading (readings come every few seconds; the clock does not wait). */
+const abnormalDue = (d: VitalsDeviceState, rp: RoomParams, now: number): boolean =>
+  d.online && [d.hr, d.br].some((w) => !w.abnormal && w.since !== null && w.n >= 3 && now - w.since >= rp.vitals.abnormalMs);
 
 function applyReading(id: string, old: VitalsDeviceState, input: Extract<RadarInput, { type: "reading" }>, rp: RoomParams, now: number, out: BehaviourDecision[]): VitalsDeviceState {
   const d: VitalsDeviceState = { ...old };
@@ -206,32 +245,7 @@ function applyReading(id: string, old: VitalsDeviceState, input: Extract<RadarIn
   const v = rp.vitals;
   if (typeof hr === "number") d.hr = watch(d.hr, hr, v.heartRate, now);
   if (typeof br === "number") d.br = watch(d.br, br, v.breathing, now);
-  for (const [signal, key] of [["heartRate", "hr"], ["breathing", "br"]] as const) {
-    const w = d[key];
-    if (!w.abnormal && w.since !== null && w.n >= 3 && now - w.since >= v.abnormalMs) {
-      d[key] = { ...w, abnormal: true };
-      if (!d.abnormal) {
-        out.push({
-          do: "raise",
-          alarm: "vital_abnormal",
-          severity: "high",
-          device: id,
-          ...roomOf(d),
-          since: w.since,
-          evidence: {
-            trigger: signal === "heartRate" ? "heart_rate_out_of_range" : "breathing_out_of_range",
-            readings: { signal, heartRate: d.heartRate, breathing: d.breathing, min: w.min, max: w.max, outOfRange: w.n, outOfRangeMs: now - w.since, inBed: d.inBed },
-            windows: windows(rp),
-          },
-        });
-        d.abnormal = { at: now, since: w.since, signal };
-      }
-    } else if (w.abnormal && w.inRange >= 3) d[key] = noWatch();
-  }
-  if (d.abnormal && !d.hr.abnormal && !d.br.abnormal) {
-    out.push({ do: "clear", alarm: "vital_abnormal", device: id, ...roomOf(d), since: d.abnormal.at, reason: "in_range" });
-    d.abnormal = null;
-  }
+  judgeAbnormal(id, d, rp, now, out);
 
   // Trend (the interval that ended was closed before this reading, by the caller).
   const t = d.trend ?? { from: now, readings: 0, heartRate: null, breathing: null };
@@ -292,4 +306,30 @@ export function vitalsStep(prev: VitalsRuleState, params: BehaviourParams, input
     if (next !== d) put(id, next);
   }
   return { state: devices === prev.devices ? prev : { devices }, decisions };
+}
+
+/**
+ * One device's state saved before a restart, made safe to run on. Raised alarms stay the same episodes; an
+ * out-of-range run keeps its start; in bed / presence are kept (as across the device's own outages). The heart
+ * rate and breathing are forgotten (they must be heard again) and so is the trend interval. The absence window
+ * keeps its start only if the vital signs were already absent when the state was saved; if they were still
+ * coming, its start is unknown (it restarts with each reading) and it restarts with the first reading after the
+ * restart: longer, never shorter. A clock behind the saved times restarts the windows now.
+ */
+export function restoreVitalsDevice(d: VitalsDeviceState, now: number): VitalsDeviceState {
+  const notAfterNow = (t: number | null): number | null => (t === null ? null : Math.min(t, now));
+  const flowing = d.heartRate !== null || d.breathing !== null;
+  const w = (s: SignalWatch): SignalWatch => ({ ...s, since: notAfterNow(s.since), inRange: 0 });
+  return {
+    ...d,
+    online: true,
+    heartRate: null,
+    breathing: null,
+    absentSince: flowing ? null : notAfterNow(d.absentSince),
+    absent: d.absent ? { ...d.absent } : null,
+    hr: w(d.hr),
+    br: w(d.br),
+    abnormal: d.abnormal ? { ...d.abnormal } : null,
+    trend: null,
+  };
 }
