@@ -7,7 +7,8 @@ import type { CommandOptions, HubCommand, HubDevice, HubRole } from "./hub-devic
 import type { Reading } from "./device.js";
 import type { Signals } from "./signals.js";
 import { convertGet, convertSet, type Definition, type State, type ZhDevice } from "../transports/zigbee/definitions.js";
-import { pickSirenMode, type RolePlan } from "../transports/zigbee/roles.js";
+import type { RolePlan } from "../transports/zigbee/roles.js";
+import { fitSound, stopWarning, type CadenceStep, type FittedSound, type SirenCapabilities } from "../transports/zigbee/siren-patterns.js";
 
 export interface ZigbeeDeviceSpec {
   id: string;
@@ -105,52 +106,99 @@ export class ZigbeeDevice implements HubDevice {
       case "siren_on": {
         const gen = ++this.sirenGen;
         this.sirenWanted = true;
-        clearTimeout(this.sirenTimer);
-        this.sirenTimer = undefined;
-        const mode = opts?.mode ?? "emergency";
-        const refreshMs = Math.max(1000, (this.spec.sirenSeconds * 1000) / 2);
-        // Re-sent before it runs out, for as long as the siren is wanted; a send that failed (the first one
-        // included) is tried again soon, so one lost frame never leaves the siren silent for a whole alarm.
-        const schedule = (ok: boolean) => {
-          if (gen !== this.sirenGen) return;
-          this.sirenTimer = setTimeout(() => {
-            this.warn(mode, this.spec.sirenSeconds, "very_high").then(
-              () => schedule(true),
-              (e: Error) => {
-                this.spec.log.warn({ device: this.id, err: e.message }, "siren refresh failed; retrying");
-                schedule(false);
-              },
-            );
-          }, ok ? refreshMs : Math.min(refreshMs, SIREN_RETRY_MS));
-          this.sirenTimer.unref();
-        };
-        try {
-          await this.warn(mode, this.spec.sirenSeconds, "very_high");
-        } catch (e) {
-          schedule(false);
-          throw e;
-        }
-        schedule(true);
-        return;
+        this.clearSirenTimer();
+        const sound = fitSound(this.sirenCaps(), opts?.mode ?? "emergency");
+        if (sound.steps) return this.soundCadence(gen, sound, sound.steps);
+        return this.soundContinuous(gen, sound);
       }
       case "siren_off":
         this.sirenGen++;
         this.sirenWanted = false;
-        clearTimeout(this.sirenTimer);
-        this.sirenTimer = undefined;
-        await convertSet(this.definition, this.zh(), "warning", { mode: "stop", duration: 0, strobe: false }, this.state);
+        this.clearSirenTimer();
+        await this.warn(stopWarning(this.sirenCaps()));
         return;
       case "siren_chirp":
         // A short bounded sound: the siren stops by itself, nothing has to turn it off.
         if (this.sirenWanted) return; // already sounding for an alarm: that is feedback enough
-        await this.warn("emergency", this.spec.chirpSeconds, "low");
+        await this.warn(fitSound(this.sirenCaps(), "chirp").warning(this.spec.chirpSeconds));
         return;
     }
   }
 
-  private async warn(mode: "fire" | "emergency", seconds: number, level: string): Promise<void> {
-    const p = this.plan.siren!;
-    await convertSet(this.definition, this.zh(), p.property, { mode: pickSirenMode(p.modes, mode), level, strobe: true, duration: seconds }, this.state);
+  /** The siren's `warning` features, from its plan (planRoles always reads them; a hand-made plan gets what was sent before). */
+  private sirenCaps(): SirenCapabilities {
+    const p = this.plan.siren;
+    if (!p) throw new Error(`${this.id} is not a siren`);
+    return this.plan.sirenCaps ?? { property: p.property, modes: p.modes, levels: [], strobeLevels: [], strobe: true, duration: true };
+  }
+
+  private clearSirenTimer(): void {
+    clearTimeout(this.sirenTimer);
+    this.sirenTimer = undefined;
+  }
+
+  /**
+   * One warning lasting `sirenSeconds`, re-sent at half that for as long as the siren is wanted; a send that
+   * failed (the first one included) is tried again soon, so one lost frame never leaves the siren silent for
+   * a whole alarm.
+   */
+  private async soundContinuous(gen: number, sound: FittedSound): Promise<void> {
+    const refreshMs = Math.max(1000, (this.spec.sirenSeconds * 1000) / 2);
+    const schedule = (ok: boolean) => {
+      if (gen !== this.sirenGen) return;
+      this.sirenTimer = setTimeout(() => {
+        this.warn(sound.warning(this.spec.sirenSeconds)).then(
+          () => schedule(true),
+          (e: Error) => {
+            this.spec.log.warn({ device: this.id, err: e.message }, "siren refresh failed; retrying");
+            schedule(false);
+          },
+        );
+      }, ok ? refreshMs : Math.min(refreshMs, SIREN_RETRY_MS));
+      this.sirenTimer.unref();
+    };
+    try {
+      await this.warn(sound.warning(this.spec.sirenSeconds));
+    } catch (e) {
+      schedule(false);
+      throw e;
+    }
+    schedule(true);
+  }
+
+  /**
+   * A cadence (fire's temporal-three): each sounding step is a full `sirenSeconds` warning and each silent
+   * step a `stop`, on this device's own timer. Losing a stop, or the hub dying mid-sound, can only make the
+   * siren sound longer (never past `sirenSeconds`), never leave it silent; a sounding step that failed is
+   * tried again after SIREN_RETRY_MS. siren_off, another siren_on and stop() end the cadence.
+   */
+  private async soundCadence(gen: number, sound: FittedSound, steps: readonly CadenceStep[]): Promise<void> {
+    const step = async (i: number): Promise<void> => {
+      if (gen !== this.sirenGen) return;
+      const s = steps[i]!;
+      const started = Date.now();
+      let failure: Error | undefined;
+      try {
+        await this.warn(s.sound ? sound.warning(this.spec.sirenSeconds) : stopWarning(this.sirenCaps()));
+      } catch (e) {
+        failure = e as Error;
+      }
+      if (gen !== this.sirenGen) return;
+      // A silent step that failed leaves the siren sounding: the cadence goes on. A sounding one is retried.
+      const retry = failure !== undefined && s.sound;
+      const next = retry ? i : (i + 1) % steps.length;
+      const wait = retry ? SIREN_RETRY_MS : Math.max(0, started + s.ms - Date.now());
+      this.sirenTimer = setTimeout(() => {
+        step(next).catch((e: Error) => this.spec.log.warn({ device: this.id, err: e.message }, "siren cadence step failed"));
+      }, wait);
+      this.sirenTimer.unref();
+      if (failure) throw failure;
+    };
+    await step(0);
+  }
+
+  private async warn(value: Record<string, unknown>): Promise<void> {
+    await convertSet(this.definition, this.zh(), this.sirenCaps().property, value, this.state);
   }
 
   /** The valve's read-back: ask for its state now and then until `forMs` is over (the answer arrives as a message). */
@@ -173,7 +221,7 @@ export class ZigbeeDevice implements HubDevice {
   stop(): void {
     this.sirenGen++;
     this.sirenWanted = false;
-    clearTimeout(this.sirenTimer);
+    this.clearSirenTimer();
     clearTimeout(this.hurryTimer);
   }
 

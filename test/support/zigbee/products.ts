@@ -137,6 +137,25 @@ export function heimanSirenHS2WDE(o: ProductOptions = {}): VirtualDevice {
   );
 }
 
+/** Heiman HS2WD-EF siren (modelId WarningDevice-EFA1-3.0, mains with backup battery) → "HS2WD-EF": the multi-mode
+ * one (stop, burglar, fire, emergency, and a sound level). Laid out like the HS2WD-E; not captured from a real unit. */
+export function heimanSirenHS2WDEF(o: ProductOptions = {}): VirtualDevice {
+  return heimanZone(
+    {
+      product: "Heiman HS2WD-EF siren",
+      modelId: "WarningDevice-EFA1-3.0",
+      ieee: "0x000d6f0011a5e00a",
+      kind: "Router",
+      zoneType: ZoneType.warningDevice,
+      deviceId: 0x0403,
+      battery: false,
+      extraIn: [C.powerCfg, C.iasWd],
+      extraAttrs: { ssIasWd: { maxDuration: 240 }, genPowerCfg: { batteryPercentageRemaining: 200, batteryVoltage: 42 } },
+    },
+    o,
+  );
+}
+
 /** Tuya gas/water valve on a genOnOff relay (TS0001 / _TZ3000_o4cjetlm) → "ZN231392". onOff 1 = open. */
 export function tuyaGasValve(o: ProductOptions = {}): VirtualDevice {
   return new VirtualDevice({
@@ -225,6 +244,7 @@ export const PRODUCTS: Record<string, ProductEntry> = {
   heimanCoHS1CAE: { make: heimanCoHS1CAE, model: "HS1CA-E", ias: true },
   heimanSosHS1EB: { make: heimanSosHS1EB, model: "HS1EB/HS1EB-E", ias: true },
   heimanSirenHS2WDE: { make: heimanSirenHS2WDE, model: "HS2WD-E", ias: true },
+  heimanSirenHS2WDEF: { make: heimanSirenHS2WDEF, model: "HS2WD-EF", ias: true },
   tuyaGasValve: { make: tuyaGasValve, model: "ZN231392", ias: false },
   tuyaFallRadar: { make: tuyaFallRadar, model: "MIR-HE200-TY", ias: false },
   tuyaPresenceZYM100: { make: tuyaPresenceZYM100, model: "ZY-M100-L", ias: false },

@@ -2,6 +2,9 @@
 // or raw bits): smoke, gas, CO, SOS, siren, valve, presence, fall, breathing. A device with none of these
 // gets a reason instead, so no device is silently ignored.
 import type { HubRole } from "../../devices/hub-device.js";
+import { sirenCapabilities, type SirenCapabilities } from "./siren-patterns.js";
+
+export { pickSirenMode } from "./siren-patterns.js";
 
 /** The parts of a converter expose this module reads. */
 export interface ExposeLike {
@@ -12,6 +15,8 @@ export interface ExposeLike {
   values?: readonly unknown[];
   value_on?: unknown;
   value_off?: unknown;
+  value_min?: number;
+  value_max?: number;
   features?: readonly ExposeLike[];
 }
 
@@ -25,6 +30,8 @@ export interface RolePlan {
   /** `action` values that are a press of the call button. */
   sos?: { property: string; press: string[] };
   siren?: { property: string; modes: string[] };
+  /** Every feature of the siren's `warning`: what its alarms can be made of (siren-patterns.ts). */
+  sirenCaps?: SirenCapabilities;
   valve?: { property: string; closed: unknown; open: unknown; close: unknown; openCmd: unknown };
   presence?: string;
   fall?: { property: string; fall: string[]; maybe: string[] };
@@ -88,6 +95,7 @@ export function planRoles(exposes: readonly ExposeLike[], description: string, f
   if (warning) {
     const mode = warning.features?.find((f) => prop(f) === "mode");
     plan.siren = { property: "warning", modes: (mode?.values ?? []).map(String) };
+    plan.sirenCaps = sirenCapabilities(warning);
     derived.add("siren");
   }
 
@@ -136,10 +144,4 @@ export function planRoles(exposes: readonly ExposeLike[], description: string, f
     plan.problems.push(`exposes ${names.length ? names.join(", ") : "nothing"}; none of it is a role Anxin uses (smoke, gas, CO, SOS, siren, valve, presence, fall, breathing)`);
   }
   return plan;
-}
-
-/** The siren mode to ask for: the wanted one when the device has it, else the nearest it has. */
-export function pickSirenMode(available: readonly string[], wanted: "fire" | "emergency"): string {
-  const order = wanted === "fire" ? ["fire", "fire_panic", "emergency", "emergency_panic", "burglar"] : ["emergency", "emergency_panic", "fire", "burglar"];
-  return order.find((m) => available.includes(m)) ?? available.find((m) => m !== "stop") ?? wanted;
 }
