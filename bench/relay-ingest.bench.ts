@@ -64,7 +64,7 @@ function presign(keys: Array<{ hub: string; key: Buffer }>, n: number): Map<stri
       v: 1,
       hub,
       boot: 3,
-      seq: i,
+      seq: i + 1,
       id: next(),
       ts: now,
       kind: "alarm",

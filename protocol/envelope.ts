@@ -19,6 +19,30 @@ export const SEVERITY_RANK: Record<Severity, number> = { critical: 0, high: 1, w
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/**
+ * How deeply `data` may nest: the object itself is level 1, an object or array inside it level 2, and so on.
+ * Readings are flat or nearly so; a bound keeps a hostile event from exhausting the stack of anything that
+ * walks it recursively (the canonical form for the signature, JSON.stringify).
+ */
+export const MAX_DATA_DEPTH = 16;
+
+/**
+ * True when `value` nests objects or arrays deeper than `max` levels (a plain value is level 0). Iterative,
+ * so it cannot itself run out of stack whatever it is given.
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) {
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 export const actionSchema = z
   .object({
     action: z.string().min(1).max(64),
@@ -35,7 +59,8 @@ export const envelopeSchema = z
     v: z.literal(PROTOCOL_VERSION),
     hub: z.string().regex(ID),
     boot: z.number().int().nonnegative(),
-    seq: z.number().int().nonnegative(),
+    /** Per boot, from 1. */
+    seq: z.number().int().min(1),
     id: z.string().regex(ULID),
     ts: z.number().int().nonnegative(),
     kind: z.enum(EVENT_KINDS),
@@ -43,7 +68,10 @@ export const envelopeSchema = z
     severity: z.enum(SEVERITIES),
     device: z.string().regex(ID).optional(),
     room: z.string().max(64).optional(),
-    data: z.record(z.string(), z.unknown()).optional(),
+    data: z
+      .record(z.string(), z.unknown())
+      .refine((d) => !nestedDeeperThan(d, MAX_DATA_DEPTH), { message: `nested deeper than ${MAX_DATA_DEPTH} levels` })
+      .optional(),
     actions: z.array(actionSchema).max(32).optional(),
     historical: z.boolean().optional(),
     sig: z.string().regex(/^[0-9a-f]{64}$/).optional(),

@@ -3,14 +3,35 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "no
 import type { Envelope } from "./envelope.js";
 
 /**
+ * Nesting the canonical form follows before it gives up: the envelope (1), its `data` (2) and the
+ * MAX_DATA_DEPTH levels the schema allows inside, with room to spare. The schema refuses deeper events
+ * first; this bound only keeps an unvalidated value from exhausting the stack.
+ */
+export const MAX_CANONICAL_DEPTH = 32;
+
+/** Thrown by canonicalJson for a value nested deeper than MAX_CANONICAL_DEPTH. */
+export class CanonicalDepthError extends Error {
+  override name = "CanonicalDepthError";
+  constructor() {
+    super(`nested deeper than ${MAX_CANONICAL_DEPTH} levels`);
+  }
+}
+
+/**
  * JSON with object keys sorted at every depth; arrays keep their order. Written as loops over sorted keys
  * (not entries/filter/map): it runs once per event on both sides and was a visible share of ingest CPU.
+ * Throws CanonicalDepthError past MAX_CANONICAL_DEPTH levels.
  */
 export function canonicalJson(value: unknown): string {
+  return canonical(value, 0);
+}
+
+function canonical(value: unknown, depth: number): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (++depth > MAX_CANONICAL_DEPTH) throw new CanonicalDepthError();
   if (Array.isArray(value)) {
     let out = "[";
-    for (let i = 0; i < value.length; i++) out += (i ? "," : "") + (canonicalJson(value[i]) ?? "");
+    for (let i = 0; i < value.length; i++) out += (i ? "," : "") + (canonical(value[i], depth) ?? "");
     return out + "]";
   }
   const obj = value as Record<string, unknown>;
@@ -19,7 +40,7 @@ export function canonicalJson(value: unknown): string {
   for (const k of Object.keys(obj).sort()) {
     const v = obj[k];
     if (v === undefined) continue;
-    out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonicalJson(v);
+    out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonical(v, depth);
     first = false;
   }
   return out + "}";

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import mqtt from "mqtt";
+import mqtt, { type MqttClient } from "mqtt";
 import { createLogger } from "../../lib/daemon/logger.js";
 import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
 import { provision } from "../../gateway/src/uplink/provision.js";
@@ -16,6 +16,7 @@ import { signEnvelope } from "../../protocol/signing.js";
 import { topics } from "../../protocol/topics.js";
 import type { Envelope } from "../../protocol/envelope.js";
 import { startRelay } from "../../relay/src/daemon/run.js";
+import { listPlannedStops, supervisionDb } from "../../relay/src/supervision/planned-stops.js";
 import { startRelayForTest, freePort } from "../support/relay-rig.js";
 import { waitFor } from "../support/hub-rig.js";
 import { ulid } from "ulid";
@@ -83,10 +84,16 @@ test("a gas leak reaches the relay (embedded broker, SQLite) and leaves the hub 
   // The relay's supervision sees the hub through its birth and its heartbeats.
   const hubs = await rig.relay.registry.list();
   assert.equal(hubs.find((h) => h.id === "hub-e2e-1")?.online, true);
-  // The hub going away is noticed at once through its last word on the state topic.
+  // A clean stop (SIGTERM: a restart, an update) is the hub's signed last word on the state topic, a planned
+  // stop: the relay waits for it to come back (planned-stop.test.ts follows it to the end of the grace) and
+  // opens nothing meanwhile.
+  const boot = running.journal.boot;
   await running.stop();
-  const incident = await waitFor("hub_offline incident", async () => (await rig.relay.store.listIncidents({ hub: "hub-e2e-1", openOnly: true }))[0], 10_000);
-  assert.equal(incident.type, "hub_offline");
+  const wait = await waitFor("planned stop recorded", async () => (await listPlannedStops(supervisionDb(rig.relay.store.db))).find((p) => p.hub === "hub-e2e-1"), 10_000);
+  assert.equal(wait.boot, boot);
+  assert.equal(wait.until - wait.stoppedAt, rig.relay.config.supervision.plannedStopGraceS * 1000);
+  await rig.relay.supervisor.check();
+  assert.deepEqual(await rig.relay.store.listIncidents({ hub: "hub-e2e-1" }), [], "a clean stop opens no hub_offline incident");
   // A used claim code does not work twice.
   await assert.rejects(provision({ relay: rig.httpUrl, hub: "hub-e2e-1", code, dataDir: rig.dir, secretsFile: path.join(rig.dir, "x.json") }), /used|refused|403|410/i);
 });
@@ -116,6 +123,17 @@ http: { host: 127.0.0.1, port: ${httpPort}, publicUrl: "http://127.0.0.1:${httpP
   const { code } = await relay.registry.createClaim(hub);
   const running = await startProvisionedHub(hub, `http://127.0.0.1:${httpPort}`, code);
   await gasLeakReachesRelay(running, hub, async () => (await relay.store.listEvents({ hub, limit: 1000 })).map((r) => JSON.parse(r.payload) as Envelope));
+  // A lost connection (no DISCONNECT: Mosquitto publishes the will) opens hub_offline at once; the hub's
+  // reconnect closes it.
+  (running.uplink as unknown as { client: MqttClient }).client.stream.destroy();
+  const lost = await waitFor("hub_offline from the will", async () => (await relay.store.listIncidents({ hub }))[0], 10_000);
+  assert.equal(lost.reason, "will: connection lost");
+  await waitFor("closed when the hub is back", async () => (await relay.store.listIncidents({ hub }))[0]?.closeReason === "recovered", 15_000);
+  // A clean stop is a planned stop, waited out in PostgreSQL like any supervision state: nothing opens.
+  await running.stop();
+  await waitFor("planned stop recorded", async () => (await listPlannedStops(supervisionDb(relay.store.db))).some((p) => p.hub === hub), 10_000);
+  await relay.supervisor.check();
+  assert.equal((await relay.store.listIncidents({ hub, openOnly: true })).length, 0);
   // Leave no retained state behind on the machine's broker.
   const c = await mqtt.connectAsync(MQTT!, { reconnectPeriod: 0 });
   await c.publishAsync(topics.state(hub), "", { retain: true, qos: 1 });

@@ -198,14 +198,18 @@ test("SOS: nobody answers until the third emergency contact, who will go to the 
   assert.equal(inc.acknowledgedBy, "emergency_contact:niece");
   assert.equal(inc.state, "confirming", "a contact going to the door does not confirm the emergency by itself");
   await advance(L, 3600_000, [L.relay]);
-  assert.deepEqual(calledNumbers(L.gw), [N.elder, N.elder, N.son, N.daughter, N.niece]);
-  assert.equal(new Set(L.gw.calls.map((c) => c.attemptId)).size, 5, "every attempt has its own id");
+  // The only call after that is the policy's arrival check to the niece (she confirms with 1 again).
+  assert.deepEqual(calledNumbers(L.gw), [N.elder, N.elder, N.son, N.daughter, N.niece, N.niece]);
+  assert.equal(new Set(L.gw.calls.map((c) => c.attemptId)).size, 6, "every attempt has its own id");
   assert.match(L.gw.calls[4]!.message, /Room 302, 12 Lane 88/, "the contact hears the address");
+  assert.match(L.gw.calls[5]!.message, /Press 1 if you are with the elder/);
+  await L.gw.waitForCallbacks(4);
+  await waitFor("the arrival recorded", async () => (await getTimeline(L.relay.db, inc.id)).some((e) => e.kind === "arrival"));
   const tl = await getTimeline(L.relay.db, inc.id);
   assert.ok(tl.some((e) => e.kind === "acknowledged" && e.cause === "going_to_door" && e.actor === "emergency_contact:niece"));
   assert.deepEqual(
     tl.filter((e) => e.kind === "outcome").map((e) => (e.detail as { status: string }).status),
-    ["no_answer", "busy", "answered"],
+    ["no_answer", "busy", "answered", "answered"],
   );
 });
 

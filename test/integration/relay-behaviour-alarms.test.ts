@@ -196,7 +196,7 @@ testOnBothStores("radar alarms: each type opens an incident with its policy froz
       const inc = incidents.get(type)!;
       const r = RADAR[type];
       assert.equal(inc.policyName, r.policy, `${type}: policy`);
-      assert.equal(inc.policyVersion, 1, `${type}: policy version`);
+      assert.equal(inc.policyVersion, policyFor(defaults, type).version, `${type}: policy version`);
       assert.equal(inc.severity, r.severity, `${type}: severity kept`);
       assert.equal(inc.eventId, alarms[i]!.id, `${type}: opened by its alarm`);
       assert.equal(inc.deviceModel, r.model, `${type}: the model the alarm reported`);
@@ -343,10 +343,11 @@ testOnBothStores("radar alarms: a policy changed between relay runs leaves a fal
     } finally {
       await A.stop();
     }
-    // person v2 calls the family before the elder; fall keeps its v1 (elder twice, then the family).
+    // The next person version calls the family before the elder; fall keeps its own (elder twice, then the family).
+    const was = policyFor(loadPolicySet(), "fall").version;
     const v2: PolicySetInput = {
       ...DEFAULT_POLICIES,
-      policies: DEFAULT_POLICIES.policies.map((p) => (p.name === "person" ? { ...p, version: 2, steps: [{ name: "family first", targets: [{ who: "role", role: "emergency_contact" }], waitS: 30 }, ...p.steps] } : p)),
+      policies: DEFAULT_POLICIES.policies.map((p) => (p.name === "person" ? { ...p, version: was + 1, steps: [{ name: "family first", targets: [{ who: "role", role: "emergency_contact" }], waitS: 30 }, ...p.steps] } : p)),
     };
     const B = await startLoop(store, { clock, gw, policies: v2, key: A.key });
     try {
@@ -357,9 +358,9 @@ testOnBothStores("radar alarms: a policy changed between relay runs leaves a fal
       const fall = incidents.get("fall")!;
       const vital = incidents.get("vital_absent")!;
       assert.equal(fall.id, fallId);
-      assert.deepEqual([fall.policyName, fall.policyVersion], ["person", 1], "the fall keeps the policy it opened with");
+      assert.deepEqual([fall.policyName, fall.policyVersion], ["person", was], "the fall keeps the policy it opened with");
       assert.deepEqual(await callsOf(B.relay, fall), [["elder", 0], ["elder", 45]], "and runs its steps after the restart");
-      assert.deepEqual([vital.policyName, vital.policyVersion], ["person", 2], "a new incident takes the policy now in force");
+      assert.deepEqual([vital.policyName, vital.policyVersion], ["person", was + 1], "a new incident takes the policy now in force");
       assert.deepEqual((await callsOf(B.relay, vital)).slice(0, 2).map(([t]) => t).sort(), ["daughter", "son"], "its first step is the new one");
     } finally {
       await B.stop();

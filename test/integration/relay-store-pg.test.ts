@@ -12,6 +12,8 @@ import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
 import { EnrolError, Registry } from "../../relay/src/registry/registry.js";
 import { HUB_OFFLINE, isUniqueViolation, openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
 import { Supervisor } from "../../relay/src/supervision/supervisor.js";
+import { listPlannedStops, supervisionDb, supervisionMigrations } from "../../relay/src/supervision/planned-stops.js";
+import { signState } from "../../protocol/messages.js";
 import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "../support/pg.js";
 
 const SKIP = pgSkipReason("PostgreSQL store tests");
@@ -35,7 +37,7 @@ async function pgContext(t: { after(fn: () => unknown): void }): Promise<Ctx> {
   return {
     schema,
     open: async () => {
-      const s = await openStore({ kind: "postgres", url, schema, poolSize: 4 }, "/nonexistent");
+      const s = await openStore({ kind: "postgres", url, schema, poolSize: 4 }, "/nonexistent", { migrations: supervisionMigrations });
       stores.push(s);
       return s;
     },
@@ -260,6 +262,50 @@ test("PostgreSQL: two supervisors checking the same stale hubs concurrently open
   b.onState("hub-00", Buffer.from(JSON.stringify({ online: false, boot: 1 })));
   await Promise.all([a.drain(), b.drain()]);
   assert.equal((await s1.listIncidents({ hub: "hub-00", openOnly: true })).length, 1);
+  a.stop();
+  b.stop();
+  await Promise.all([a.drain(), b.drain()]);
+});
+
+test("PostgreSQL: planned stops are shared by two supervisors: a repeat keeps the deadline, a later boot replaces it, one incident at the end", async (t) => {
+  if (!PG_URL) return t.skip(SKIP);
+  const ctx = await pgContext(t);
+  const [s1, s2] = await Promise.all([ctx.open(), ctx.open()]);
+  const reg = new Registry(s1, { claimCodeTtlS: 60, heartbeatS: 60, mqttUrl: "mqtt://relay:1883" });
+  const key = Buffer.from((await reg.provisionDirect("hub-1")).key, "base64");
+  await reg.provisionDirect("hub-2");
+  const clock = { now: T0 };
+  const metrics = createMetrics();
+  const mk = (store: Store): Supervisor =>
+    new Supervisor({ store, metrics, log: silent, heartbeatIntervalS: 60, missedHeartbeats: 3, checkEveryS: 10, plannedStopGraceS: 300, now: () => clock.now });
+  const a = mk(s1);
+  const b = mk(s2);
+  const bye = (boot: number) => wire(signState({ online: false, boot, ts: T0, planned: true, reason: "stopping" }, key));
+  a.onState("hub-1", wire({ online: true, boot: 1 }));
+  a.onState("hub-2", wire({ online: true, boot: 1 }));
+  await a.drain();
+  a.onState("hub-1", bye(1));
+  await a.drain();
+  clock.now += 60_000;
+  b.onState("hub-1", bye(1)); // delivered again, to the other instance: same deadline
+  await b.drain();
+  const pending = () => listPlannedStops(supervisionDb(s1.db));
+  assert.deepEqual((await pending()).map((p) => [p.hub, p.boot, p.until]), [["hub-1", 1, T0 + 300_000]]);
+  // (A later boot's planned stop without its birth seen: it replaces the older wait.)
+  b.onState("hub-1", bye(2));
+  await b.drain();
+  assert.deepEqual((await pending()).map((p) => [p.boot, p.until]), [[2, T0 + 60_000 + 300_000]]);
+  // Past the heartbeat window: hub-2 is silent, hub-1 is waited out.
+  clock.now = T0 + 240_000;
+  await Promise.all([a.check(), b.check()]);
+  assert.deepEqual((await s1.listIncidents({ openOnly: true })).map((i) => i.hub), ["hub-2"]);
+  clock.now = T0 + 60_000 + 300_000;
+  await Promise.all([a.check(), b.check(), a.check(), b.check()]);
+  const open = await s2.listIncidents({ hub: "hub-1", openOnly: true });
+  assert.equal(open.length, 1);
+  assert.match(open[0]!.reason, /^planned stop \(stopping\) at .*, not back within 300 s$/);
+  assert.deepEqual(await pending(), []);
+  assert.equal(await counter(metrics, "anxin_relay_hub_incidents_total", { type: HUB_OFFLINE }), 2);
   a.stop();
   b.stop();
   await Promise.all([a.drain(), b.drain()]);

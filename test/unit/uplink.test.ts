@@ -12,9 +12,9 @@ import { connect, type MqttClient } from "mqtt";
 import { pino, type Logger } from "pino";
 import type { Envelope, EventDraft } from "../../protocol/envelope.js";
 import { verifyEnvelope } from "../../protocol/signing.js";
-import type { HubState } from "../../protocol/messages.js";
+import { verifyState, type HubState } from "../../protocol/messages.js";
 import { Journal } from "../../gateway/src/journal/journal.js";
-import { Uplink, type UplinkOptions } from "../../gateway/src/uplink/uplink.js";
+import { DEFAULT_EXPECT_BACK_S, GOODBYE_PUBACK_MS, Uplink, type UplinkOptions } from "../../gateway/src/uplink/uplink.js";
 import type { UplinkSettings } from "../../gateway/src/uplink/settings.js";
 import { SirenTest } from "../../gateway/src/uplink/siren-test.js";
 import { reconnectDelay, resendDelay } from "../../gateway/src/uplink/backoff.js";
@@ -36,6 +36,7 @@ after(async () => {
 interface Broker {
   port: number;
   url: string;
+  aedes: Aedes;
   clients: Map<string, BrokerClient>;
   /** Drops a client's connection as a network failure would: no DISCONNECT, so its will goes out. */
   kill(clientId: string): void;
@@ -59,6 +60,7 @@ async function startBroker(port = 0, noDelay = true): Promise<Broker> {
   const b: Broker = {
     port: p,
     url: `mqtt://127.0.0.1:${p}`,
+    aedes: broker,
     clients,
     kill: (id) => clients.get(id)?.conn.destroy(),
     close: async () => {
@@ -408,6 +410,8 @@ test("will on an abrupt disconnect; birth again after the reconnect; in-flight e
   broker.kill(r.hub);
   const will = await waitFor("will", () => relay.states.slice(before).find((s) => s.online === false));
   assert.equal(will.boot, r.journal.boot);
+  assert.equal(will.planned, undefined, "a lost connection is never a planned stop");
+  assert.equal(will.sig, undefined);
   await waitFor("birth again", () => relay.states.slice(before).some((s) => s.online === true));
   // Its ack deadline is a minute away, yet it goes again as soon as the session is back.
   await waitFor("resent after reconnect", () => relay.received.length >= 2, 3000);
@@ -522,7 +526,7 @@ test("heartbeats are journaled and travel like any event", async () => {
   await r.uplink.stop();
 });
 
-test("stop: says offline on the state topic and leaves in-flight rows due for the next run", async () => {
+test("stop: a signed planned stop on the state topic, a clean disconnect (no will), in-flight rows due for the next run", async () => {
   const broker = await startBroker();
   const relay = new FakeRelay(KEY);
   relay.hold = true;
@@ -531,9 +535,54 @@ test("stop: says offline on the state topic and leaves in-flight rows due for th
   await waitFor("connected", () => r.uplink.status().state === "connected");
   await r.append(alarm);
   await waitFor("sent", () => relay.received.length === 1);
-  await r.uplink.stop();
-  assert.equal((await retainedState(broker.url, r.hub)).online, false);
+  const before = relay.states.length;
+  await r.uplink.stop({ reason: "stopping", expectBackWithinS: 120 });
+  const bye = await retainedState(broker.url, r.hub);
+  assert.equal(bye.online, false);
+  assert.equal(bye.planned, true);
+  assert.equal(bye.boot, r.journal.boot);
+  assert.equal(bye.reason, "stopping");
+  assert.equal(bye.expectBackWithinS, 120);
+  assert.ok(verifyState(bye, KEY), "signed with the hub's key");
+  assert.ok(!verifyState(bye, randomBytes(32)));
+  assert.ok(!verifyState({ ...bye, expectBackWithinS: 86400 }, KEY), "the signature covers every field");
+  await sleep(200);
+  assert.deepEqual(
+    relay.states.slice(before).map((s) => [s.online, s.planned]),
+    [[false, true]],
+    "the planned stop and nothing after it: the clean disconnect suppressed the will",
+  );
   assert.equal((await r.journal.pending(10, Date.now())).length, 1, "due again at once, not after its ack deadline");
+
+  // Without arguments (as the daemon's handle may be called): reason `stopping`, the default expectation.
+  const r2 = await rig(broker.url);
+  await waitFor("connected", () => r2.uplink.status().state === "connected");
+  await r2.uplink.stop();
+  const bye2 = await retainedState(broker.url, r2.hub);
+  assert.deepEqual([bye2.planned, bye2.reason, bye2.expectBackWithinS], [true, "stopping", DEFAULT_EXPECT_BACK_S]);
+  assert.ok(verifyState(bye2, KEY));
+});
+
+test("stop: a broker that never confirms the planned stop holds the stop only briefly; the hub then drops the line", { timeout: 20_000 }, async () => {
+  const broker = await startBroker();
+  // PUBACK for everything but the planned stop, which the broker sits on.
+  broker.aedes.authorizePublish = (_client, packet, cb) => {
+    if (packet.topic.endsWith("/state") && /"planned":true/.test(String(packet.payload))) return;
+    cb(null);
+  };
+  const relay = new FakeRelay(KEY);
+  await relay.connect(broker.url);
+  const r = await rig(broker.url);
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const t0 = performance.now();
+  await r.uplink.stop();
+  const took = performance.now() - t0;
+  assert.ok(took >= GOODBYE_PUBACK_MS - 50, `waited for the PUBACK (${Math.round(took)} ms)`);
+  assert.ok(took < GOODBYE_PUBACK_MS + 2000, `a stop never hangs on the broker: ${Math.round(took)} ms`);
+  assert.ok(r.lines.some((l) => l.msg === "uplink: the planned stop was not confirmed by the broker; dropping the connection (the will goes out)"));
+  // Not known to have arrived: the connection is dropped rather than closed, so the will speaks for the hub.
+  const will = await waitFor("will", () => relay.states.find((s) => s.online === false));
+  assert.equal(will.planned, undefined);
 });
 
 test("an unreachable broker: connecting/disconnected with the reason, backing off, and the events wait", async () => {
@@ -671,5 +720,9 @@ uplink: { url: "${broker.url}", secretsFile: ./secrets/hub.json }
   }
   await running.stop();
   stopped = true;
-  assert.equal((await retainedState(broker.url, hub)).online, false);
+  const bye = await retainedState(broker.url, hub);
+  assert.equal(bye.online, false);
+  assert.equal(bye.planned, true, "the daemon's stop is a planned stop");
+  assert.equal(bye.reason, "stopping");
+  assert.ok(verifyState(bye, KEY), "signed with the key from the secrets file");
 });

@@ -148,8 +148,9 @@ program
   .requiredOption("--relay <url>", "the relay's enrolment endpoint base, http(s)://host[:port]")
   .requiredOption("--hub <id>", "this hub's id; must match hub.id in the configuration")
   .requiredOption("--code <code>", "the one-time claim code from the relay operator")
+  .option("--insecure", "allow a plain http:// relay URL that is not on this machine (the claim code and credentials travel unencrypted)")
   .addOption(new Option("--config <file>", "the hub's configuration: says where the secrets go").default(DEFAULT_CONFIG).env("ANXIN_HUB_CONFIG"))
-  .action(async (opts: { relay: string; hub: string; code: string; config: string }) => {
+  .action(async (opts: { relay: string; hub: string; code: string; config: string; insecure?: boolean }) => {
     let loaded: Awaited<ReturnType<typeof readConfigFile>>;
     try {
       loaded = await readConfigFile(opts.config);
@@ -160,13 +161,21 @@ program
     if (c.hub.id !== opts.hub) fail(`${loaded.file} is the configuration of hub '${c.hub.id}', not '${opts.hub}'`, 2);
     const secretsFile = secretsPath(c, path.dirname(loaded.file));
     try {
-      const r = await provision({ relay: opts.relay, hub: opts.hub, code: opts.code, secretsFile, dataDir: c.hub.dataDir });
+      // A plain-http URL is refused (unless loopback or --insecure) and warned about before anything is sent.
+      const r = await provision({
+        relay: opts.relay,
+        hub: opts.hub,
+        code: opts.code,
+        secretsFile,
+        dataDir: c.hub.dataDir,
+        insecure: opts.insecure === true,
+        warn: (m) => process.stderr.write(`anxin-hub: warning: ${m}\n`),
+      });
       const out = [
         `enrolled hub ${r.hub} at ${r.relay}`,
         `${r.replaced ? "replaced" : "wrote"} ${r.secretsFile} (mode 0600): broker ${r.mqttUrl}, user ${r.username}, signing key, heartbeat every ${r.heartbeatS} s`,
         c.uplink ? "restart the daemon to connect with these credentials" : `note: ${loaded.file} has no 'uplink' section; add 'uplink: {}' so the daemon connects`,
       ];
-      if (r.relay.startsWith("http:")) process.stderr.write("anxin-hub: warning: the relay was reached over plain http; the claim code and the credentials crossed the network unencrypted\n");
       process.stdout.write(`${out.join("\n")}\n`);
     } catch (e) {
       if (e instanceof ProvisionError) fail(e.message, e.exitCode);

@@ -14,6 +14,11 @@ interface Status {
   journal: { rows: number; alarms: number; oldestTs: number | null };
   uplink: UplinkView;
   zigbee?: { state: string; error?: string | null; adapter?: string; path?: string; channel?: number; devices?: number; pairing?: boolean };
+  state?: {
+    restored: { outcome: string; reason?: string; savedBoot?: number; savedAt?: number; alarms?: string[]; latchedValves?: string[]; windows?: number };
+    failures?: number;
+    lastError?: string | null;
+  };
 }
 
 interface UplinkView {
@@ -46,10 +51,23 @@ export function printStatus(s: Status): string {
     `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
     `uplink: ${uplinkLine(s.uplink)}`,
     `zigbee: ${zigbeeLine(s.zigbee)}`,
+    ...stateLines(s.state),
   ];
   const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);
   if (bad.length) lines.push("health problems:", ...bad.map(([n, c]) => `  ${n}: ${c.detail ?? "failing"}`));
   return `${lines.join("\n")}\n`;
+}
+
+/** Only what an installer should know: a take-over after a restart, or state that is not being saved. */
+function stateLines(st: Status["state"]): string[] {
+  if (!st) return [];
+  const out: string[] = [];
+  const r = st.restored;
+  if (r.outcome === "restored")
+    out.push(`rules' state: taken over from boot ${r.savedBoot ?? "?"} (saved ${when(r.savedAt)}): alarms ${r.alarms?.join(", ") || "none"}, latched ${r.latchedValves?.join(", ") || "none"}, ${r.windows ?? 0} pending window(s)`);
+  else if (r.outcome === "failed") out.push(`rules' state: NOT TAKEN OVER at start, started clean (${r.reason ?? "unknown reason"})`);
+  if (st.failures) out.push(`rules' state: ${st.failures} SAVE FAILURE(S) (last: ${st.lastError ?? "?"})`);
+  return out;
 }
 
 function zigbeeLine(z: Status["zigbee"]): string {

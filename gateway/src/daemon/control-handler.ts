@@ -7,6 +7,7 @@ import type { SafetyHub } from "../hub/safety-hub.js";
 import type { Bus } from "../transports/modbus/bus.js";
 import type { Health } from "../../../lib/daemon/health.js";
 import type { UplinkHandle } from "../uplink/index.js";
+import type { StateKeeper } from "../state/keeper.js";
 import { VERSION } from "../version.js";
 
 interface Parts {
@@ -17,6 +18,7 @@ interface Parts {
   health: Health;
   uplink?: UplinkHandle | null;
   zigbee?: ZigbeeRegistry | null;
+  state?: StateKeeper;
   startedAt: number;
 }
 
@@ -63,6 +65,8 @@ async function status(p: Parts) {
       fault: v.fault,
     })),
     siren: rule.sirenOn,
+    // The rules' state across restarts: what this start took over, and how its saving goes.
+    state: { restored: p.hub.restored, ...(p.state ? p.state.stats() : {}) },
     buses: p.buses.map((b) => ({ name: b.name, up: b.isUp, queued: b.queued, requests: b.requests })),
     journal: await p.journal.stats(),
     uplink: p.uplink?.status() ?? { state: "not configured" },

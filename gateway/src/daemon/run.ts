@@ -29,6 +29,7 @@ import { UartPort } from "../transports/uart/port.js";
 import { SimRadarLine } from "../sim/sim-radar.js";
 import { codecFor } from "../transports/uart/codecs.js";
 import { behaviourParamsFrom, inactivityParamsFrom } from "../config/behaviour.js";
+import { StateKeeper } from "../state/keeper.js";
 import type { RadarConfig } from "../config/schema.js";
 
 export interface RunningHub {
@@ -47,6 +48,8 @@ export interface RunningHub {
   radars: RadarDevice[];
   /** Simulated radars by id, when a radar's path is `sim`. */
   simRadars: Map<string, SimRadarLine>;
+  /** Saves the rules' state for a restart (through the journal). */
+  state: StateKeeper;
   stop(): Promise<void>;
 }
 
@@ -149,7 +152,13 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     radars,
     behaviour: behaviourParamsFrom(config),
     inactivity: inactivityParamsFrom(config),
+    state: { changed: () => journal.stateChanged() },
   });
+  // The rules' state is saved with the journal's commits and taken over from the last run before anything
+  // else starts: no reading reaches a rule, and no reopen is accepted, before it is (invariant 9).
+  const state = new StateKeeper({ hub: config.hub.id, boot: journal.boot, read: () => hub.rulesState(), now, log });
+  journal.setStateSource(state);
+  hub.restore(journal.savedState, { hub: config.hub.id, readError: journal.savedStateError });
   const sirenTest = new SirenTest(hub, log);
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
   const health = new Health();
@@ -166,7 +175,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     // A coordinator that is down is reported and restarted; restarting the daemon would not bring it back.
     health.register("zigbee", () => ({ ok: true, detail: zigbee.coordinator().state === "up" ? "up" : `coordinator ${zigbee.coordinator().state}: ${zigbee.coordinator().error ?? "starting"}` }));
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, startedAt: now() }), log);
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, state, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();
@@ -194,8 +203,14 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     (stopping ??= (async () => {
       notifier.stopping();
       hub.stop();
+      // The last state, readings-level details too, goes with the journal's last commit.
+      state.writeNext();
+      journal.stateChanged();
       await hub.stopRadars();
-      await uplink?.stop();
+      // A clean stop: the uplink tells the relay, signed, that this is a planned stop (bounded wait for the
+      // broker, then a clean disconnect, so no will), and the relay waits for the hub to come back before
+      // opening a hub_offline incident. A crash or kill never gets here: the will says "lost".
+      await uplink?.stop({ reason: "stopping" }).catch((e: Error) => log.error({ err: e.message }, "uplink: error while stopping"));
       await sirenTest.stop();
       await control.stop();
       await zigbee?.stop();
@@ -205,5 +220,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, state, stop };
 }

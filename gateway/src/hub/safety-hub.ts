@@ -22,10 +22,32 @@ import { Poller } from "../devices/poller.js";
 import { Actuators } from "../actions/actuators.js";
 import * as gas from "../rules/gas.js";
 import type { Bus } from "../transports/modbus/bus.js";
+import { decodeSnapshot, type RulesState, type Snapshot } from "../state/snapshot.js";
 
 /** What the hub needs of the journal: an append that may be slow and must not be awaited here. */
 export interface EventSink {
   append(draft: EventDraft): Promise<unknown>;
+}
+
+/**
+ * Where the hub says its rules' state may have changed. Called after a pass's actuator commands and journal
+ * appends were issued; whoever listens reads `rulesState()` later (the journal: at its next flush, this tick)
+ * and must never throw or block.
+ */
+export interface StateSink {
+  changed(): void;
+}
+
+/** What became of the state saved before this start. */
+export interface RestoreReport {
+  outcome: "none" | "restored" | "failed";
+  reason?: string;
+  savedAt?: number;
+  savedBoot?: number;
+  /** Alarms active again (gas/CO, smoke, behaviour), latched valves, pending windows. */
+  alarms?: string[];
+  latchedValves?: string[];
+  windows?: number;
 }
 
 export interface SafetyHubOptions {
@@ -45,6 +67,8 @@ export interface SafetyHubOptions {
   radars?: RadarDevice[];
   behaviour?: BehaviourParams;
   inactivity?: InactivityParams;
+  /** Told of every change of the rules' state (the daemon saves it for a restart). */
+  state?: StateSink;
 }
 
 /** Every active alarm, gas/CO and the others, in the gas rule's shape (what status and the siren test read). */
@@ -88,6 +112,16 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private sirenMode: SirenMode | null = null;
   private readonly flagsShown = new Map<string, boolean>();
   journalFailures = 0;
+  /** Gas/CO detectors restored from before a restart and not heard since: they prove nothing yet. */
+  private readonly unheard = new Set<string>();
+  /** Restored devices that may be Zigbee devices still to come back; checked once the coordinator is up. */
+  private restoredPending: Set<string> | null = null;
+  /** Restored valves to command closed again as soon as they are back (Zigbee valves come after the restore). */
+  private readonly closeOnReturn = new Set<string>();
+  /** What became of the state saved before this start. */
+  restored: RestoreReport = { outcome: "none" };
+  /** Valve closes and sirens the restored state wants: given at start, once the buses are open. */
+  private restoreCommands: gas.Decision[] | null = null;
 
   constructor(private readonly o: SafetyHubOptions) {
     super();
@@ -100,6 +134,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       record: (d) => this.record(d),
       log: o.log,
       now: this.now,
+      changed: () => this.changed(),
     });
     this.behaviour.onDecision = (d, at) => this.emit("other", { rule: "behaviour", d }, at);
     for (const r of this.radars) this.wireRadar(r);
@@ -144,6 +179,13 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   }
 
   start(): void {
+    // What the state restored from before a restart wants of the actuators goes first, before any poll.
+    const restored = this.restoreCommands;
+    this.restoreCommands = null;
+    if (restored) {
+      if (restored.length) this.carryOut(restored, this.now());
+      this.settleSirens();
+    }
     this.poller.start();
     for (const r of this.radars) r.start();
     this.tick = setInterval(() => this.tickNow(), this.o.tickMs ?? 200);
@@ -262,7 +304,102 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     const at = this.now();
     const { state, decisions } = gas.step(this.state, this.params, input, at);
     this.state = state;
+    if (input.type === "detector") this.unheard.delete(input.device);
     if (decisions.length) this.carryOut(decisions, at);
+    this.changed();
+  }
+
+  /** Actuator commands and journal appends of this pass are already out; the state is saved after them. */
+  private changed(): void {
+    this.o.state?.changed();
+  }
+
+  /** Every rule's state now, as saved for a restart. */
+  rulesState(): RulesState {
+    return { gas: this.state, smoke: this.smokeState, sos: this.sosState, ...this.behaviour.snapshot() };
+  }
+
+  /**
+   * Takes over the state saved before this start (a crash, a power cut, a restart), before any reading is
+   * processed: alarm episodes, valve latches and pending windows go on as they were (invariant 9). Valves are
+   * commanded closed again during an alarm and the sirens sound again. A document that cannot be used (not
+   * readable, another hub's, another format version, a wrong shape) is logged and journaled as
+   * `state_restore_failed`, and the hub starts clean. Never throws.
+   */
+  restore(saved: string | null, o: { hub: string; readError?: string | null }): RestoreReport {
+    const failed = (reason: string, found?: Record<string, unknown>): RestoreReport => {
+      this.o.log.warn({ reason, found }, "the rules' state saved before this start is not used; starting clean");
+      this.record({ kind: "audit", type: "state_restore_failed", severity: "warning", data: { reason, ...(found ? { found: JSON.parse(JSON.stringify(found)) as Record<string, unknown> } : {}) } });
+      return (this.restored = { outcome: "failed", reason });
+    };
+    if (o.readError) return failed(`the saved state cannot be read: ${o.readError}`);
+    if (saved === null) return (this.restored = { outcome: "none" });
+    const d = decodeSnapshot(saved, o.hub);
+    if (!d.ok) return failed(d.reason, d.found);
+    try {
+      return (this.restored = this.takeOver(d.snapshot));
+    } catch (e) {
+      return failed(`the saved state cannot be used: ${(e as Error).message}`);
+    }
+  }
+
+  private takeOver(s: Snapshot): RestoreReport {
+    const now = this.now();
+    const zigbee = this.o.zigbee !== undefined;
+    // A device configured now is known; any other id may be a Zigbee device that comes back from the
+    // coordinator's own database after the start (checked once it is up), if this hub has Zigbee at all.
+    const later = (id: string) => zigbee && !this.byId.has(id);
+    const keepGas = (id: string) => {
+      const d = this.byId.get(id);
+      return d ? d.has("gas_detector") || d.has("co_detector") : later(id);
+    };
+    const g = gas.restoreState(s.gas, this.state, this.params, now, keepGas);
+    const sm = smoke.restoreSmokeState(s.smoke);
+    const so = sos.restoreSosState(s.sos, this.o.sos ?? sos.DEFAULT_SOS, now);
+    // Every part is computed before any is taken over (the behaviour part computes, then takes over at its end),
+    // so a document that turns out unusable here leaves the hub clean.
+    const b = this.behaviour.restore(s, { savedAt: s.savedAt, keep: (id) => this.byId.has(id) || zigbee });
+    this.state = g.state;
+    this.smokeState = sm;
+    this.sosState = so;
+    this.unheard.clear();
+    for (const id of Object.keys(g.state.detectors)) this.unheard.add(id);
+    const pending = new Set<string>([...Object.keys(g.state.detectors), ...Object.keys(g.state.valves), ...this.behaviour.heldDevices()].filter((id) => !this.byId.has(id)));
+    this.restoredPending = pending.size ? pending : null;
+
+    if (s.savedAt > now + 1000) this.o.log.warn({ savedAt: s.savedAt, now, behindMs: s.savedAt - now }, "the hub's clock is behind the time the rules' state was saved (no real-time clock?): windows that would start in the future start now");
+    // Valves present now are commanded at start (the buses are not open yet); the others as soon as they are back.
+    this.restoreCommands = g.decisions.filter((x) => x.do !== "close_valve" || this.byId.has(x.valve));
+    for (const x of g.decisions) if (x.do === "close_valve" && !this.byId.has(x.valve)) this.closeOnReturn.add(x.valve);
+
+    const alarms = Object.keys(this.rule.alarms);
+    const latchedValves = Object.entries(this.state.valves).filter(([, v]) => v.commandedAt !== null).map(([id]) => id);
+    const report: RestoreReport = { outcome: "restored", savedAt: s.savedAt, savedBoot: s.boot, alarms, latchedValves, windows: b.windows };
+    this.o.log.info({ ...report, unheard: [...this.unheard], held: b.held }, "the rules' state saved before this start was taken over");
+    if (alarms.length || latchedValves.length || b.windows)
+      this.record({
+        kind: "audit", type: "state_restored", severity: "info",
+        data: { savedAt: s.savedAt, savedBoot: s.boot, alarms, latchedValves, windows: b.windows, ...(s.savedAt > now + 1000 ? { clockBehindMs: s.savedAt - now } : {}) },
+      });
+    this.changed();
+    return report;
+  }
+
+  /** Once the Zigbee devices are back: what was restored for a device that did not come back is dropped. */
+  private pruneRestored(): void {
+    const pending = this.restoredPending;
+    if (!pending) return;
+    this.restoredPending = null;
+    const gone = [...pending].filter((id) => !this.byId.has(id));
+    if (!gone.length) return;
+    for (const id of gone) {
+      this.state = gas.removeDevice(this.state, id);
+      this.unheard.delete(id);
+      this.closeOnReturn.delete(id);
+      this.behaviour.forget(id);
+    }
+    this.o.log.warn({ devices: gone }, "devices in the state saved before this start did not come back with the Zigbee network; what was saved for them is dropped");
+    this.changed();
   }
 
   private carryOut(decisions: gas.Decision[], at: number): void {
@@ -357,6 +494,12 @@ export class SafetyHub extends EventEmitter<HubEvents> {
       const r = gas.addValve(this.state, d.id, at);
       this.state = r.state;
       if (r.decisions.length) this.carryOut(r.decisions, at);
+      // A valve restored latched during an alarm (or not proven closed) is commanded closed again now it is back.
+      if (this.closeOnReturn.delete(d.id)) {
+        const v = this.state.valves[d.id];
+        if (v) this.carryOut([{ do: "close_valve", valve: d.id, attempt: v.attempts }], at);
+      }
+      this.changed();
     }
     // A siren that joins during an alarm sounds at once.
     if (this.sirenMode && d.has("siren") && d.canDo("siren_on")) void this.actuators.send(d.id, "siren_on", { mode: this.sirenMode });
@@ -367,6 +510,9 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.byId.delete(d.id);
     this.actuators.remove(d.id);
     this.state = gas.removeDevice(this.state, d.id);
+    this.unheard.delete(d.id);
+    this.closeOnReturn.delete(d.id);
+    this.changed();
     delete this.params.valves[d.id];
     this.record({ kind: "device", type: "left", severity: "warning", device: d.id, room: d.room, data: { ieee: d.ieee, model: d.model, reason } });
   }
@@ -465,9 +611,15 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private restoreDetector(d: ZigbeeDevice): void {
     const p = d.plan;
     for (const [kind, key, role] of [["gas", p.gas, "gas_detector"], ["co", p.co, "co_detector"]] as const) {
-      if (!key || !d.has(role) || this.state.detectors[d.id] || typeof d.state[key] !== "boolean") continue;
+      // Also one restored from before a hub restart: heard again, its last known state is its report.
+      if (!key || !d.has(role) || (this.state.detectors[d.id] && !this.unheard.has(d.id)) || typeof d.state[key] !== "boolean") continue;
       this.apply({ type: "detector", device: d.id, kind, room: d.room, signals: { alarm: d.state[key] === true }, eventDriven: true });
     }
+    // A smoke detector behind a smoke alarm restored from before a hub restart must report again before the alarm
+    // can clear; heard again, its last known state is that report (it reports on change only).
+    const sk = p.smoke;
+    if (sk && d.has("smoke_detector") && this.smokeState.alarm?.devices.includes(d.id) && !this.smokeState.detectors[d.id] && typeof d.state[sk] === "boolean")
+      this.applySmoke({ type: "detector", device: d.id, room: d.room, smoke: d.state[sk] === true });
   }
 
   private onUnsupported(r: PairDeviceReport): void {
@@ -478,6 +630,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   }
 
   private onCoordinator(c: { up: boolean; reason?: string; retryInMs?: number; attempt: number; downForMs?: number | null }): void {
+    if (c.up) this.pruneRestored();
     if (!c.up) {
       this.record({ kind: "device", type: "fault", severity: "warning", device: COORDINATOR_ID, data: { component: "zigbee", reason: c.reason, attempt: c.attempt, retryInMs: c.retryInMs } });
       return;
@@ -489,6 +642,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     const at = this.now();
     const r = smoke.smokeStep(this.smokeState, input, at);
     this.smokeState = r.state;
+    this.changed();
     if (!r.decisions.length) return;
     if (r.decisions.some((x) => x.do === "sirens")) this.settleSirens();
     for (const d of r.decisions) {
@@ -506,6 +660,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     // Feedback first, then the journal.
     const chirps = r.decisions.some((d) => d.do === "chirp") ? this.actuators.sirens.filter((s) => s.canDo("siren_chirp")) : [];
     if (chirps.length) void this.actuators.chirp();
+    this.changed();
     for (const d of r.decisions) {
       this.emit("other", { rule: "sos", d }, at);
       if (d.do === "raise")
@@ -533,11 +688,15 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   /** The on-site reopen: refused while any gas/CO alarm or detector fault is active; always journaled. */
   async reopenValves(by: { person: string; osUser: string }): Promise<ReopenResult> {
     const r = gas.reopen(this.state, { knownDetectors: this.detectors().length });
-    if (!r.ok) {
-      this.record({ kind: "audit", type: "valve_reopen_refused", severity: "warning", data: { by: by.person, osUser: by.osUser, reasons: r.reasons } });
-      return { ok: false, reasons: r.reasons, opened: [] };
+    // A detector restored from before a restart proves nothing until it is heard again.
+    const unheard = [...this.unheard].map((id) => `detector ${id} has not been heard since the hub restarted`);
+    if (!r.ok || unheard.length) {
+      const reasons = [...(r.ok ? [] : r.reasons), ...unheard];
+      this.record({ kind: "audit", type: "valve_reopen_refused", severity: "warning", data: { by: by.person, osUser: by.osUser, reasons } });
+      return { ok: false, reasons, opened: [] };
     }
     this.state = r.step.state;
+    this.changed();
     const opened: ReopenResult["opened"] = [];
     for (const d of r.step.decisions) {
       if (d.do === "open_valve") {

@@ -104,8 +104,18 @@ interface AppendEntry {
 
 type Outstanding =
   | { kind: "call"; op: Request["op"]; resolve(value: unknown): void; reject(err: Error): void }
-  | { kind: "append"; entries: AppendEntry[] }
-  | { kind: "retry"; rows: EventRow[]; done(ok: boolean): void };
+  /** `state`: the message also carried the rules' state. */
+  | { kind: "append"; entries: AppendEntry[]; state: boolean }
+  | { kind: "retry"; rows: EventRow[]; state: boolean; done(ok: boolean): void };
+
+/**
+ * Where the journal gets the rules' state to save: asked once per flush after `stateChanged()`, it returns the
+ * document to write, or null when nothing worth writing changed. `done` hears how each write went.
+ */
+export interface StateSource {
+  take(): string | null;
+  done(err: Error | null): void;
+}
 
 interface Prepared {
   env: Envelope;
@@ -141,6 +151,12 @@ export class Journal {
   private closing: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
 
+  private stateSource: StateSource | null = null;
+  private stateWanted = false;
+  private stateRetryTimer: NodeJS.Timeout | null = null;
+  private savedStateAtOpen: string | null = null;
+  private savedStateErrorAtOpen: string | null = null;
+
   private constructor(
     private readonly path: string,
     private readonly hub: string,
@@ -151,6 +167,16 @@ export class Journal {
   /** This run's boot counter (1 on a fresh database). */
   get boot(): number {
     return this.bootNo;
+  }
+
+  /** The rules' state as it was committed when this journal opened (before this run wrote any), or null. */
+  get savedState(): string | null {
+    return this.savedStateAtOpen;
+  }
+
+  /** Why the saved state could not be read at open, if it could not (the journal itself opened). */
+  get savedStateError(): string | null {
+    return this.savedStateErrorAtOpen;
   }
 
   static async open(opts: JournalOptions): Promise<Journal> {
@@ -174,6 +200,8 @@ export class Journal {
     }
     j.opened = true;
     j.bootNo = opened.boot;
+    j.savedStateAtOpen = opened.state;
+    j.savedStateErrorAtOpen = opened.stateError ?? null;
     // Ids stay above everything committed before, even if the clock came back from a power cut behind.
     if (opened.lastId) j.idFloor = decodeTime(opened.lastId) + 1;
     return j;
@@ -182,6 +210,23 @@ export class Journal {
   /** Resolves once the event is durably committed. seq, id and ts are assigned now, in call order. */
   append(draft: EventDraft): Promise<Envelope> {
     return this.enqueue([draft], false).then((envs) => envs[0] as Envelope);
+  }
+
+  /**
+   * The rules' state is saved from `source`: after each `stateChanged()` the next flush asks it for the document
+   * and commits it in the same transaction as the events appended in the same tick, so an alarm event and the
+   * state that knows of it are committed together or not at all. Nothing here ever blocks the caller: the
+   * write runs in the worker like every append.
+   */
+  setStateSource(source: StateSource): void {
+    this.stateSource = source;
+  }
+
+  /** Something worth saving may have changed: the next flush (this tick) asks the source. Never throws. */
+  stateChanged(): void {
+    if (this.closing || !this.stateSource) return;
+    this.stateWanted = true;
+    this.queueFlush();
   }
 
   /** All drafts are validated first and committed in one transaction. */
@@ -289,12 +334,47 @@ export class Journal {
     }
     return new Promise<Envelope[]>((resolve, reject) => {
       this.buffered.push({ rows, envelopes, resolve, reject });
-      if (!this.flushQueued) {
-        // Appends made in the same tick travel as one message; no timer, so a lone append goes at once.
-        this.flushQueued = true;
-        queueMicrotask(() => this.flush());
-      }
+      this.queueFlush();
     });
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    // Appends made in the same tick travel as one message; no timer, so a lone append goes at once.
+    this.flushQueued = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  /**
+   * The state document to send with this message, if one is wanted and the source has one. While events are
+   * held for a retry the state waits for that retry and goes with it: it may lag the events, never lead them.
+   */
+  private takeState(forRetry = false): string | undefined {
+    if (!this.stateWanted || !this.stateSource) return undefined;
+    if (!forRetry && (this.retryQueue.length > 0 || this.retryInFlight)) return undefined;
+    this.stateWanted = false;
+    try {
+      return this.stateSource.take() ?? undefined;
+    } catch (err) {
+      this.stateDone(err instanceof Error ? err : new Error(String(err)));
+      return undefined;
+    }
+  }
+
+  private stateDone(err: Error | null): void {
+    try {
+      this.stateSource?.done(err);
+    } catch {
+      // the source's own bookkeeping failing is no reason to disturb the journal
+    }
+    if (err && !this.stateRetryTimer && !this.closing) {
+      // Saved again after the same back-off as failed events; the source gives its whole state again.
+      this.stateRetryTimer = setTimeout(() => {
+        this.stateRetryTimer = null;
+        this.stateChanged();
+      }, this.retryDelay);
+      this.stateRetryTimer.unref();
+    }
   }
 
   private prepare(draft: unknown, prefix: string): Prepared {
@@ -306,7 +386,7 @@ export class Journal {
     }
     const now = this.clock();
     const { ts, ...body } = draft as EventDraft;
-    const env = { v: PROTOCOL_VERSION, hub: this.hub, boot: this.bootNo, seq: 0, id: PLACEHOLDER_ID, ts: ts ?? now, ...body };
+    const env = { v: PROTOCOL_VERSION, hub: this.hub, boot: this.bootNo, seq: 1, id: PLACEHOLDER_ID, ts: ts ?? now, ...body };
     const parsed = envelopeSchema.safeParse(env);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -333,11 +413,12 @@ export class Journal {
 
   private flush(): void {
     this.flushQueued = false;
-    if (this.buffered.length === 0) return;
+    const state = this.takeState();
+    if (this.buffered.length === 0 && state === undefined) return;
     const entries = this.buffered;
     this.buffered = [];
     const rows = entries.length === 1 ? (entries[0] as AppendEntry).rows : entries.flatMap((e) => e.rows);
-    this.post({ op: "append", rows }, { kind: "append", entries });
+    this.post(state === undefined ? { op: "append", rows } : { op: "append", rows, state }, { kind: "append", entries, state: state !== undefined });
   }
 
   private commitFailed(entries: AppendEntry[], error: WireError): void {
@@ -383,13 +464,17 @@ export class Journal {
     if (this.retryQueue.length === 0) return Promise.resolve(true);
     const rows = this.retryQueue;
     this.retryQueue = [];
-    const attempt = new Promise<boolean>((done) => this.post({ op: "append", rows }, { kind: "retry", rows, done }));
+    const state = this.takeState(true);
+    const attempt = new Promise<boolean>((done) =>
+      this.post(state === undefined ? { op: "append", rows } : { op: "append", rows, state }, { kind: "retry", rows, state: state !== undefined, done }),
+    );
     this.retryInFlight = attempt;
     return attempt;
   }
 
   private retryDone(o: Extract<Outstanding, { kind: "retry" }>, ok: boolean): void {
     this.retryInFlight = null;
+    if (o.state) this.stateDone(ok ? null : new JournalError("journal: state not saved: the retried commit failed"));
     if (ok) {
       this.retryDelay = RETRY_MIN_MS;
     } else {
@@ -399,6 +484,8 @@ export class Journal {
     }
     o.done(ok);
     this.scheduleRetry();
+    // A state that waited for this retry goes now that no event is held any more.
+    if (this.stateWanted && this.retryQueue.length === 0 && !this.closing) this.queueFlush();
   }
 
   // --- worker plumbing -----------------------------------------------------------------------------
@@ -435,7 +522,8 @@ export class Journal {
         else o.reject(new JournalError(`journal: ${o.op} failed: ${r.error.message}`, r.error.code));
       } else if (o.kind === "append") {
         if (r.ok) for (const e of o.entries) e.resolve(e.envelopes);
-        else this.commitFailed(o.entries, r.error);
+        else if (o.entries.length) this.commitFailed(o.entries, r.error);
+        if (o.state) this.stateDone(r.ok ? null : new JournalError(`journal: state not saved: ${r.error.message}`, r.error.code));
       } else {
         this.retryDone(o, r.ok);
       }
@@ -453,8 +541,10 @@ export class Journal {
     // A batch may have committed just before the stop; its retry is then a no-op (ids are unique).
     for (const o of lost) {
       if (o.kind === "call") o.reject(new JournalError(`journal: ${o.op} failed: ${error.message}`));
-      else if (o.kind === "append") this.commitFailed(o.entries, error);
-      else this.retryDone(o, false);
+      else if (o.kind === "append") {
+        if (o.entries.length) this.commitFailed(o.entries, error);
+        if (o.state) this.stateDone(new JournalError(`journal: state not saved: ${error.message}`));
+      } else this.retryDone(o, false);
     }
     if (this.opened) this.respawnTimer = setTimeout(() => this.respawn(), this.retryDelay);
     this.settled();
@@ -511,6 +601,8 @@ export class Journal {
     if (this.appendsInFlight()) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.stateRetryTimer) clearTimeout(this.stateRetryTimer);
+    this.stateRetryTimer = null;
     if (this.retryQueue.length > 0) await this.retryNow();
     const unsaved = this.retryQueue.length;
     if (this.worker) {

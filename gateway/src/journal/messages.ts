@@ -33,11 +33,16 @@ export interface OpenResult {
   boot: number;
   /** The newest event id ever committed, so ids stay increasing across restarts. */
   lastId: string | null;
+  /** The rules' state as last committed (an opaque JSON document), or null if none was ever saved. */
+  state: string | null;
+  /** Set when the saved state could not be read at all (the rest of the journal opened). */
+  stateError?: string;
 }
 
 export type Request =
   | { op: "open"; path: string; maxRows: number; bumpBoot: boolean }
-  | { op: "append"; rows: EventRow[] }
+  /** `state`, when present, replaces the saved rules' state in the same transaction as the rows. */
+  | { op: "append"; rows: EventRow[]; state?: string }
   | { op: "pending"; limit: number; now: number }
   | { op: "markSent"; ids: string[]; nextAttemptAt: number; countAttempt: boolean }
   | { op: "ack"; ids: string[] }

@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (rank);
 -- (kind, rowid): thinning takes the oldest rows of one kind; stats counts alarms.
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+-- The rules' state (alarm episodes, valve latches, pending windows): one JSON document, replaced in the same
+-- transaction as the events of the same flush, so an alarm event and the state that knows of it commit together.
+CREATE TABLE IF NOT EXISTS rule_state (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  snapshot TEXT    NOT NULL
+);
 `;
 
 // mkdir -p by hand: Node's recursive mkdirSync can spin forever where a directory cannot be created
@@ -66,6 +72,8 @@ export class JournalStore {
   private readonly getMeta: Database.Statement;
   private readonly setMeta: Database.Statement;
   private readonly raiseLastId: Database.Statement;
+  private readonly putState: Database.Statement;
+  private readonly getState: Database.Statement;
   private readonly markTx: Database.Transaction<(ids: string[], at: number, count: number) => void>;
   private readonly ackTx: Database.Transaction<(ids: string[]) => number>;
 
@@ -128,7 +136,14 @@ export class JournalStore {
         `SELECT count(*) AS rows, coalesce(sum(kind = 'alarm'), 0) AS alarms, min(ts) AS oldestTs,
                 coalesce(sum(size), 0) AS bytes FROM events`,
       );
-      this.appendTx = db.transaction((rows: EventRow[]) => this.appendRows(rows));
+      this.putState = db.prepare(
+        "INSERT INTO rule_state (id, snapshot) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot",
+      );
+      this.getState = db.prepare("SELECT snapshot FROM rule_state WHERE id = 1").pluck();
+      this.appendTx = db.transaction((rows: EventRow[], state: string | undefined) => {
+        if (state !== undefined) this.putState.run(state);
+        return rows.length ? this.appendRows(rows) : this.rows;
+      });
       this.markTx = db.transaction((ids: string[], at: number, count: number) => {
         for (const id of ids) this.markStmt.run({ at, id, count });
       });
@@ -143,14 +158,25 @@ export class JournalStore {
     }
   }
 
-  /** Commits all rows in one transaction (the group commit); retried rows are ignored if already present. */
-  append(rows: EventRow[]): void {
-    if (rows.length === 0) return;
+  /**
+   * Commits all rows in one transaction (the group commit); retried rows are ignored if already present.
+   * `state`, when given, replaces the saved rules' state in that same transaction.
+   */
+  append(rows: EventRow[], state?: string): void {
+    if (rows.length === 0 && state === undefined) return;
     // The row count is only updated once the transaction committed, so a failed commit leaves it true.
-    this.rows = this.appendTx.immediate(rows);
+    this.rows = this.appendTx.immediate(rows, state);
   }
 
-  private readonly appendTx: Database.Transaction<(rows: EventRow[]) => number>;
+  private readonly appendTx: Database.Transaction<(rows: EventRow[], state: string | undefined) => number>;
+
+  /** The rules' state as last committed, or null. Throws only if the database cannot be read. */
+  readState(): string | null {
+    const v = this.getState.get() as unknown;
+    if (v === undefined || v === null) return null;
+    // Anything but text is a damaged row: handed on as it is, so the reader reports it rather than skipping it.
+    return typeof v === "string" ? v : String(v);
+  }
 
   private appendRows(rows: EventRow[]): number {
     let maxId = "";

@@ -26,7 +26,13 @@ function handle(msg: RequestMessage): unknown {
     case "open": {
       store?.close();
       store = new JournalStore(msg.path, msg.maxRows, msg.bumpBoot);
-      const result: OpenResult = { boot: store.boot, lastId: store.lastId };
+      const result: OpenResult = { boot: store.boot, lastId: store.lastId, state: null };
+      // A damaged state row must not keep the journal (and the hub) from starting: it is reported instead.
+      try {
+        result.state = store.readState();
+      } catch (err) {
+        result.stateError = wireError(err).message;
+      }
       return result;
     }
     case "pending":
@@ -50,9 +56,15 @@ function handle(msg: RequestMessage): unknown {
 
 function commitGroup(group: RequestMessage[], replies: Reply[]): void {
   const rows: EventRow[] = [];
-  for (const m of group) if (m.op === "append") for (const r of m.rows) rows.push(r);
+  // Only the newest rules' state of the group is written; it commits with the group's rows.
+  let state: string | undefined;
+  for (const m of group) {
+    if (m.op !== "append") continue;
+    for (const r of m.rows) rows.push(r);
+    if (m.state !== undefined) state = m.state;
+  }
   try {
-    need().append(rows);
+    need().append(rows, state);
     for (const m of group) replies.push({ rid: m.rid, ok: true, value: undefined });
   } catch (err) {
     const error = wireError(err);

@@ -327,3 +327,77 @@ export function reopen(prev: GasRuleState, opts: { knownDetectors: number }): { 
   settleSiren(state, decisions);
   return { ok: true, step: { state, decisions } };
 }
+
+/**
+ * The state saved before a restart (crash, power cut), made safe to run on; `base` is a fresh state with the
+ * valves configured now, `keep` says whether a saved device not among them may still appear (a Zigbee device
+ * restored from its own database after the start). Across the downtime:
+ *
+ * - An alarm stays the same episode (`since`, device, trigger, peak): no second `raise`, and its `clear` names
+ *   the original `since`. Its clear hold restarts: it counts only fresh readings after the boot, never the
+ *   downtime, so it is never shortened.
+ * - A detector's readings are not news: each one is kept only as "known, not heard since the restart" (stale
+ *   by age, never event-driven), so it cannot prove clear air or allow a reopen until it is heard again. Its CO
+ *   tier windows keep their start (a clock behind the saved times restarts them now).
+ * - A valve latched closed stays latched (only an on-site reopen unlatches it). One proven closed keeps its
+ *   proof (a read-back showing it open is then a hand reset, or a re-close during an alarm); one not proven
+ *   closed restarts its verification window now. During an alarm every valve is commanded closed again, and
+ *   a valve not proven closed is too: the decisions say so. A valve fault stays raised until the close is proven.
+ * - The siren is wanted on again when an alarm or a valve fault is active (a `siren` decision).
+ */
+export function restoreState(saved: GasRuleState, base: GasRuleState, p: GasRuleParams, now: number, keep: (id: string) => boolean): Step {
+  const state = structuredClone(base);
+  state.sirenOn = false;
+  const decisions: Decision[] = [];
+  const notAfterNow = (t: number): number => Math.min(t, now);
+  for (const kind of ["gas", "co"] as const) {
+    const a = saved.alarms[kind];
+    if (a) state.alarms[kind] = { since: a.since, device: a.device, trigger: a.trigger, peak: a.peak, belowSince: null };
+  }
+  for (const [id, d] of Object.entries(saved.detectors)) {
+    if (!keep(id)) continue;
+    const tiers = d.kind === "co" && d.tierSince.length === p.co.tiers.length ? d.tierSince : p.co.tiers.map(() => null);
+    state.detectors[id] = {
+      kind: d.kind,
+      ...(d.room !== undefined ? { room: d.room } : {}),
+      value: null,
+      flag: false,
+      over: false,
+      trigger: null,
+      fault: false,
+      offline: false,
+      at: now - p.staleMs - 1,
+      tierSince: d.kind === "co" ? tiers.map((t) => (t === null ? null : notAfterNow(t))) : [],
+    };
+  }
+  const alarm = Object.keys(state.alarms).length > 0;
+  for (const [id, v] of Object.entries(saved.valves)) {
+    if (!state.valves[id] && !keep(id)) continue;
+    if (v.commandedAt === null) {
+      state.valves[id] = freshValve();
+      continue;
+    }
+    const proven = v.closed === true;
+    state.valves[id] = {
+      commandedAt: proven ? notAfterNow(v.commandedAt) : now,
+      lastSentAt: null,
+      attempts: v.attempts,
+      closed: proven,
+      verifiedAt: proven && v.verifiedAt !== null ? notAfterNow(v.verifiedAt) : null,
+      fault: v.fault,
+      offline: false,
+    };
+  }
+  for (const [id, v] of Object.entries(state.valves)) {
+    if (!alarm && (v.commandedAt === null || v.closed === true)) continue;
+    if (v.commandedAt === null) {
+      v.commandedAt = now;
+      v.closed = v.closed === true;
+    }
+    v.lastSentAt = now;
+    v.attempts++;
+    decisions.push({ do: "close_valve", valve: id, attempt: v.attempts });
+  }
+  settleSiren(state, decisions);
+  return { state, decisions };
+}

@@ -68,3 +68,12 @@ export function smokeStep(prev: SmokeRuleState, input: SmokeInput, now: number):
   }
   return { state, decisions };
 }
+
+/**
+ * The state saved before a restart, made safe to run on: the alarm stays the same episode; the detectors'
+ * reports are forgotten, so every detector that reported smoke must report clear again after the restart
+ * before the alarm clears (a report from before the restart proves nothing about the air now).
+ */
+export function restoreSmokeState(saved: SmokeRuleState): SmokeRuleState {
+  return { detectors: {}, alarm: saved.alarm ? { ...saved.alarm, devices: [...saved.alarm.devices] } : null };
+}

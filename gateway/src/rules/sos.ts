@@ -42,3 +42,15 @@ export function sosPress(prev: SosRuleState, p: SosParams, input: { device: stri
   decisions.push({ do: "raise", alarm: "sos", device: input.device, room: input.room, action: input.action });
   return { state, decisions };
 }
+
+/**
+ * The state saved before a restart: a button's repeat window continues from its original raise, so a press
+ * just after the restart is still a repeat of the same call. A window already over is dropped, and so is one
+ * that starts after `now` (the clock went back across a power cut): a press then raises a new alarm rather than
+ * being swallowed as a repeat for as long as the clock is behind.
+ */
+export function restoreSosState(saved: SosRuleState, p: SosParams, now: number): SosRuleState {
+  const last: SosRuleState["last"] = {};
+  for (const [id, l] of Object.entries(saved.last)) if (l.raisedAt <= now && now - l.raisedAt < p.repeatWindowMs) last[id] = { ...l };
+  return { last };
+}

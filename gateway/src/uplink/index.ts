@@ -8,7 +8,7 @@ import type { SirenTestResult } from "./commands.js";
 import { loadUplinkSettings, displayUrl } from "./settings.js";
 import { Uplink, type UplinkHandle, type UplinkJournal, type UplinkStatus } from "./uplink.js";
 
-export { Uplink, type UplinkHandle, type UplinkStatus } from "./uplink.js";
+export { Uplink, type Goodbye, type UplinkHandle, type UplinkStatus } from "./uplink.js";
 export { SirenTest } from "./siren-test.js";
 
 export interface OpenUplinkOptions {

@@ -21,6 +21,14 @@ export interface ProvisionOptions {
   /** Created 0700 when missing. */
   dataDir: string;
   timeoutMs?: number;
+  /**
+   * Allow plain http to a relay that is not on this machine (the claim code and the credentials then cross
+   * the network unencrypted). Without it such a URL is refused before anything is sent; http to a loopback
+   * address is allowed with a warning.
+   */
+  insecure?: boolean;
+  /** Where the plain-http warning goes, before anything is sent; default stderr. */
+  warn?: (message: string) => void;
 }
 
 export interface ProvisionResult {
@@ -46,6 +54,19 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   if (!request.success) {
     const i = request.error.issues[0];
     throw new ProvisionError(`--${String(i?.path[0] ?? "hub")}: ${i?.message ?? "invalid"}`, 2);
+  }
+  if (relay.protocol === "http:") {
+    // Checked before anything is sent: the claim code goes out in the request, the credentials come back.
+    const local = isLoopback(relay.hostname);
+    if (!local && !o.insecure) {
+      throw new ProvisionError(
+        `refusing to send the claim code over plain http to ${displayUrl(relay.href)}: use the relay's https:// URL (or --insecure, if this network is trusted)`,
+        2,
+      );
+    }
+    (o.warn ?? ((m: string) => process.stderr.write(`anxin-hub: warning: ${m}\n`)))(
+      `the relay is reached over plain http${local ? " (this machine)" : ""}; the claim code and the credentials cross ${local ? "the loopback interface" : "the network"} unencrypted`,
+    );
   }
   const endpoint = new URL("v1/enrol", relay.href.endsWith("/") ? relay.href : `${relay.href}/`);
 
@@ -92,6 +113,15 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
     secretsFile: o.secretsFile,
     replaced,
   };
+}
+
+/** localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x): a relay on this machine. `hostname` is a URL's (IPv6 in brackets). */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (h === "::1" || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h)) return true;
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(h);
+  return v4 !== null && v4[1] === "127";
 }
 
 /** The relay's `{error, message}` when it sent one, else the start of its body. */

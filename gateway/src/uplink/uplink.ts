@@ -5,7 +5,7 @@
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
-import { ackSchema, type HubState } from "../../../protocol/messages.js";
+import { ackSchema, signState, type HubState } from "../../../protocol/messages.js";
 import { topics } from "../../../protocol/topics.js";
 import { reconnectDelay } from "./backoff.js";
 import { Commands, type SirenTestResult } from "./commands.js";
@@ -32,9 +32,18 @@ export interface UplinkStatus {
   error?: string;
 }
 
+/** What the hub says last on a clean stop (see Uplink.stop). */
+export interface Goodbye {
+  /** Short token for the relay's records; default `stopping`. */
+  reason?: string;
+  /** When the hub expects to be back; default DEFAULT_EXPECT_BACK_S. */
+  expectBackWithinS?: number;
+}
+
 export interface UplinkHandle {
   start(): void;
-  stop(): Promise<void>;
+  /** A clean stop: a signed planned stop on the state topic, then a clean disconnect (no will). */
+  stop(goodbye?: Goodbye): Promise<void>;
   /** Call after each journal append: a new event goes out now rather than at the next poll. */
   nudge(): void;
   status(): UplinkStatus;
@@ -61,6 +70,8 @@ export interface UplinkOptions {
   pollMs?: number;
   maxResendMs?: number;
   random?: () => number;
+  /** What a planned stop says about coming back, unless stop() is told; default DEFAULT_EXPECT_BACK_S. */
+  expectBackWithinS?: number;
 }
 
 const KEEPALIVE_S = 30;
@@ -68,7 +79,15 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** A session shorter than this does not reset the reconnect backoff (a broker that accepts then drops us). */
 const STABLE_SESSION_MS = 5_000;
 const CLOCK_WARN_MS = 5 * 60_000;
-const GOODBYE_MS = 1_000;
+/** How long a stop waits for the broker's PUBACK of the planned stop: a stop must never hang on the network. */
+export const GOODBYE_PUBACK_MS = 2_000;
+/** How long a stop waits for the clean disconnect before dropping the socket. */
+const DISCONNECT_MS = 1_000;
+/** What a planned stop says about coming back when the caller does not: a restart or an update. */
+export const DEFAULT_EXPECT_BACK_S = 300;
+/** The wire contract's bounds for a planned stop's fields (protocol/messages.ts). */
+const MAX_EXPECT_BACK_S = 7 * 86400;
+const REASON = /^[a-z][a-z0-9_]{0,31}$/;
 
 export class Uplink implements UplinkHandle {
   private readonly log: Logger;
@@ -143,8 +162,14 @@ export class Uplink implements UplinkHandle {
     };
   }
 
-  /** Says goodbye on the state topic (a clean disconnect suppresses the will), then closes. */
-  async stop(): Promise<void> {
+  /**
+   * A clean stop. While still connected, says last on the state topic that this is a planned stop, signed
+   * with the hub's key so the relay can tell it from a forgery (invariant 11): the relay then waits a grace
+   * period for the hub's return before opening a hub_offline incident. It waits at most GOODBYE_PUBACK_MS for
+   * the broker's PUBACK, then disconnects cleanly, which suppresses the will (at most DISCONNECT_MS more).
+   * Without a session nothing is said: the will has already spoken, and the relay treats the hub as lost.
+   */
+  async stop(goodbye: Goodbye = {}): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -155,11 +180,37 @@ export class Uplink implements UplinkHandle {
     this.state = "disconnected";
     if (!client) return;
     if (client.connected) {
-      const offline: HubState = { online: false, boot: this.o.boot, ts: this.clock() };
-      await withTimeout(new Promise<void>((resolve) => client.publish(this.t.state, JSON.stringify(offline), { qos: 1, retain: true }, () => resolve())), GOODBYE_MS);
-      await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), GOODBYE_MS);
+      const planned = this.plannedStop(goodbye);
+      const acked = await withTimeout(
+        new Promise<boolean>((resolve) => client.publish(this.t.state, JSON.stringify(planned), { qos: 1, retain: true }, (err) => resolve(!err))),
+        GOODBYE_PUBACK_MS,
+        false,
+      );
+      // Only a planned stop the broker took is followed by a clean disconnect. Otherwise the line is dropped
+      // and the will speaks for the hub: the relay, if the planned stop reached it after all, takes a will of
+      // the same boot as its tail; if not, the hub is lost, which is all anyone can know.
+      let clean = false;
+      if (acked) clean = await withTimeout(new Promise<boolean>((resolve) => client.end(false, {}, () => resolve(true))), DISCONNECT_MS, false);
+      else this.log.warn({ url: this.url, waitedMs: GOODBYE_PUBACK_MS }, "uplink: the planned stop was not confirmed by the broker; dropping the connection (the will goes out)");
+      // end(true) does nothing once an end(false) is under way, so a disconnect that stalled is cut here.
+      if (!clean) client.stream?.destroy();
     }
     client.end(true);
+  }
+
+  private plannedStop(goodbye: Goodbye): HubState {
+    // Kept within the wire contract: the relay refuses a whole state message with a field out of bounds.
+    const reason = goodbye.reason !== undefined && REASON.test(goodbye.reason) ? goodbye.reason : "stopping";
+    const back = Math.round(goodbye.expectBackWithinS ?? this.o.expectBackWithinS ?? DEFAULT_EXPECT_BACK_S);
+    const state: HubState = {
+      online: false,
+      boot: this.o.boot,
+      ts: this.clock(),
+      planned: true,
+      reason,
+      expectBackWithinS: Number.isFinite(back) ? Math.min(MAX_EXPECT_BACK_S, Math.max(0, back)) : DEFAULT_EXPECT_BACK_S,
+    };
+    return signState(state, this.o.settings.key);
   }
 
   // --- session -------------------------------------------------------------------------------------
@@ -320,12 +371,13 @@ export class Uplink implements UplinkHandle {
   }
 }
 
-function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+/** `p`'s value, or `fallback` once `ms` have passed. */
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    void p.then(() => {
+    const t = setTimeout(() => resolve(fallback), ms);
+    void p.then((v) => {
       clearTimeout(t);
-      resolve();
+      resolve(v);
     });
   });
 }

@@ -21,7 +21,7 @@ interface Helpers {
 }
 
 /** The person at the keyboard, for the audit log. */
-const cliActor = () => `cli:${(() => {
+export const cliActor = () => `cli:${(() => {
   try {
     return os.userInfo().username;
   } catch {

@@ -9,7 +9,10 @@ import { createLogger } from "../../../lib/daemon/logger.js";
 import { mosquittoAcl, mosquittoConf } from "../broker/mosquitto.js";
 import { ConfigError, hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import { RELAY_VERSION, startRelay } from "../daemon/run.js";
-import { registerLoopCommands } from "./loop-commands.js";
+import { registerForwardCommands } from "./forward-commands.js";
+import { recordAudit } from "../careplans/audit.js";
+import { CLAIM_AUDIT_ACTION } from "../registry/registry.js";
+import { cliActor, registerLoopCommands } from "./loop-commands.js";
 import { openAdminStore, type AdminHandle as Admin } from "./open-admin.js";
 import { isHubId, RELAY_USERNAME } from "../mqtt/topics.js";
 
@@ -83,9 +86,10 @@ withConfig(hubs.command("add"))
   .option("--json", "machine-readable")
   .action(async (hub: string, opts: { config: string; direct?: boolean; json?: boolean }) => {
     checkHubId(hub);
-    await admin(opts.config, async ({ config, registry }) => {
+    await admin(opts.config, async ({ config, registry, db }) => {
       if (opts.direct) {
         const r = await registry.provisionDirect(hub);
+        await recordAudit(db, { actor: cliActor(), action: "hub.provision_direct", subject: hub, purpose: "cli", at: Date.now() });
         // Shown once: the relay keeps only what it needs to check them.
         process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         if (!opts.json)
@@ -98,6 +102,7 @@ withConfig(hubs.command("add"))
       const claim = await registry.createClaim(hub).catch((e: Error & { code?: string }) =>
         fail(e.code === "active" ? `hub ${hub} is already enrolled; 'anxin-relay hubs rotate ${hub}' issues a new claim code` : e.message),
       );
+      await recordAudit(db, { actor: cliActor(), action: CLAIM_AUDIT_ACTION[claim.action], subject: hub, purpose: "cli", at: Date.now() });
       printClaim(hub, claim, relayPublicUrl(config), opts.json);
     });
   });
@@ -108,8 +113,9 @@ withConfig(hubs.command("rotate"))
   .option("--json", "machine-readable")
   .action(async (hub: string, opts: { config: string; json?: boolean }) => {
     checkHubId(hub);
-    await admin(opts.config, async ({ config, registry }) => {
+    await admin(opts.config, async ({ config, registry, db }) => {
       const claim = await registry.createClaim(hub, { rotate: true }).catch((e: Error) => fail(e.message));
+      await recordAudit(db, { actor: cliActor(), action: CLAIM_AUDIT_ACTION[claim.action], subject: hub, purpose: "cli", at: Date.now() });
       printClaim(hub, claim, relayPublicUrl(config), opts.json);
     });
   });
@@ -191,6 +197,7 @@ withConfig(program.command("broker-config"))
   });
 
 registerLoopCommands(program, { withConfig, admin, fail });
+registerForwardCommands(program, { withConfig, admin, fail });
 
 function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, json?: boolean): void {
   const command = `anxin-hub provision --relay ${shellWord(publicUrl)} --hub ${shellWord(hub)} --code ${shellWord(claim.code)}`;

@@ -1,9 +1,18 @@
 // The relay's configuration (YAML). As on the hub, every key is checked and an unknown key is an error.
+import { isIP } from "node:net";
 import { z } from "zod";
 import { forwardersConfigSchema } from "../forwarders/config.js";
 import { telephonyConfigSchema } from "../telephony/config.js";
 
 const port = z.number().int().min(0).max(65535);
+
+/** `192.0.2.7`, `10.0.0.0/8`, `2001:db8::/32`: an address with an optional prefix length that fits it. */
+function isCidr(s: string): boolean {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(s.trim());
+  if (!m) return false;
+  const v = isIP(m[1] as string);
+  return v !== 0 && (m[2] === undefined || Number(m[2]) <= (v === 4 ? 32 : 128));
+}
 
 export const relayConfigSchema = z
   .object({
@@ -45,9 +54,23 @@ export const relayConfigSchema = z
       ])
       .default({ kind: "embedded", host: "0.0.0.0", port: 1883 }),
     http: z
-      .object({ host: z.string().default("127.0.0.1"), port: port.default(8080), publicUrl: z.string().optional().describe("how hubs reach the enrolment endpoint") })
+      .object({
+        host: z.string().default("127.0.0.1"),
+        port: port.default(8080),
+        publicUrl: z.string().optional().describe("how hubs reach the enrolment endpoint"),
+        trustedProxies: z
+          .array(z.string().refine(isCidr, "expected an IP address or a CIDR range, e.g. 10.0.0.0/8 or fd00::/8"))
+          .max(64)
+          .default([])
+          .describe("reverse proxies whose X-Forwarded-For names the client (for the enrolment rate limit); default none: the socket's address counts"),
+        metrics: z
+          .object({ host: z.string().default("127.0.0.1"), port })
+          .strict()
+          .optional()
+          .describe("a separate listener for /metrics (and /healthz); when set, the public listener answers 404 for /metrics"),
+      })
       .strict()
-      .default({ host: "127.0.0.1", port: 8080 }),
+      .default({ host: "127.0.0.1", port: 8080, trustedProxies: [] }),
     ingest: z
       .object({
         batchMaxEvents: z.number().int().min(1).max(10000).default(500),
@@ -63,9 +86,16 @@ export const relayConfigSchema = z
         heartbeatIntervalS: z.number().int().min(5).max(86400).default(60).describe("what hubs are told to use; must match the hubs' uplink.heartbeatS"),
         missedHeartbeats: z.number().int().min(1).max(100).default(3),
         checkEveryS: z.number().int().min(1).max(3600).default(10),
+        plannedStopGraceS: z
+          .number()
+          .int()
+          .min(0)
+          .max(86400)
+          .default(300)
+          .describe("a hub that announced a signed planned stop (a restart, an update) has this long to come back before a hub_offline incident opens; less if the hub says it will be back sooner"),
       })
       .strict()
-      .default({ heartbeatIntervalS: 60, missedHeartbeats: 3, checkEveryS: 10 }),
+      .default({ heartbeatIntervalS: 60, missedHeartbeats: 3, checkEveryS: 10, plannedStopGraceS: 300 }),
     enrolment: z
       .object({ claimCodeTtlS: z.number().int().min(60).max(30 * 86400).default(86400) })
       .strict()

@@ -6,6 +6,7 @@ import { sql, type Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Envelope } from "../../../protocol/envelope.js";
 import type { Alerter } from "../alerts/alerter.js";
+import { reachesIncidents } from "../escalation/opening.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 
 export type Opening = (trx: Kysely<LoopDb>, inserted: Envelope[]) => Promise<void>;
@@ -14,7 +15,7 @@ export function guardedOpening(open: Opening, o: { alerts: Pick<Alerter, "raise"
   return async (trx, inserted) => {
     let n = 0;
     for (const env of inserted) {
-      if (env.kind !== "alarm" && env.kind !== "alarm_cleared") continue;
+      if (!reachesIncidents(env)) continue;
       const sp = sql.raw(`anxin_incident_${n++}`);
       await sql`SAVEPOINT ${sp}`.execute(trx);
       try {

@@ -1,6 +1,5 @@
 // Composition root of the relay: reads the configuration, builds the parts in order, owns start/stop.
 // No logic of its own lives here.
-import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Kysely, Migration } from "kysely";
@@ -8,6 +7,8 @@ import type { Logger } from "pino";
 import { Health } from "../../../lib/daemon/health.js";
 import { createNotifier } from "../../../lib/daemon/sd-notify.js";
 import { Alerter } from "../alerts/alerter.js";
+import { alertMigrations } from "../alerts/operator-alerts.js";
+import { claimOwner, takeOverEarlierClaims } from "./claims.js";
 import { guardedOpening } from "./guarded-opening.js";
 import { createOperatorRouter } from "../api/operator/router.js";
 import { openApiDocument } from "../api/operator/openapi.js";
@@ -30,6 +31,7 @@ import { RelaySession, type SessionConnection } from "../mqtt/session.js";
 import { Registry } from "../registry/registry.js";
 import { openStore, type Store } from "../store/store.js";
 import { Supervisor, type SupervisorOptions } from "../supervision/supervisor.js";
+import { supervisionMigrations } from "../supervision/planned-stops.js";
 
 export const RELAY_VERSION = "0.1.0";
 
@@ -49,7 +51,7 @@ export interface RelayParts {
 /** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
  * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
  * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations };
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
@@ -70,7 +72,10 @@ export interface StartRelayOptions {
   parts?: Partial<RelayParts>;
   /** Replaces the configured telephony (tests drive outcomes through `escalation.onOutcome`). */
   telephony?: Telephony;
-  /** Names this instance's claims on timers and outbox rows; default relay.id plus a random suffix. */
+  /**
+   * Names this instance's claims on timers and outbox rows; default `<relay.id>#<boot>` (claims.ts), which
+   * lets a restarted relay take back at once what its earlier run held when it died.
+   */
   instanceId?: string;
   /** Console telephony: where its lines go (the demo prints them). */
   print?: (line: string) => void;
@@ -93,6 +98,8 @@ export interface RunningRelay {
   alerts: Alerter;
   telephony: Telephony;
   forwarder: ForwarderWorker;
+  /** The owner name of this run's claims on timers and outbox rows (`<relay.id>#<boot>`). */
+  instanceId: string;
   /** The operator API's OpenAPI description. */
   openapi: Record<string, unknown>;
   /** Present with `broker.kind: embedded`. */
@@ -143,7 +150,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     // The closed loop: incidents, escalation, telephony, forwarders. Built before ingest, which opens
     // incidents inside its commits; nothing here is awaited by ingest beyond those few inserts.
     const baseDir = path.dirname(file);
-    const instanceId = o.instanceId ?? `${config.relay.id}-${randomBytes(4).toString("hex")}`;
+    const instanceId = o.instanceId ?? claimOwner(config.relay.id);
     const db = loopDb(store.db);
     const alerts = new Alerter(log.child({ part: "alerts" }), metrics.registry);
     const forwarding = new IncidentForwarding(enqueueForward, config.forwarders.destinations.map((d) => d.name));
@@ -169,9 +176,15 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       log: log.child({ part: "forwarders" }),
       // One open alert per destination, counting the dead items; the payload (it may name an address) stays out.
       onDeadLetter: (item, reason) =>
-        alerts.raise(db, { kind: "forward_dead", detail: `an update for ${item.destination} could not be delivered after ${item.attempts} tries (${reason.slice(0, 200)}); see the outbox`, at: now(), key: item.destination }),
+        alerts.raise(db, {
+          kind: "forward_dead",
+          detail: `an update for ${item.destination} could not be delivered after ${item.attempts} tries (${reason.slice(0, 200)}; latest: forward ${item.id}); list them with anxin-relay forwards dead or GET /v1/forwards, and once the receiver is fixed resend each (anxin-relay forwards resend <id>, POST /v1/forwards/{id}/resend)`,
+          at: now(),
+          key: item.destination,
+        }),
       now: o.now,
       instanceId,
+      leaseMarginMs: config.forwarders.leaseMarginMs,
     });
     const loopOn = config.escalation.enabled;
     const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
@@ -244,6 +257,16 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
 
     supervisor.start();
     undo.push(() => supervisor.stop());
+    // Claims an earlier run of this relay held when it died are taken back now, not after their lease:
+    // the next escalation step goes out within a poll of the restart (claims.ts).
+    try {
+      const back = await takeOverEarlierClaims(db, config.relay.id, instanceId);
+      if (back.timers + back.forwards > 0)
+        log.warn({ timers: back.timers, forwards: back.forwards, from: back.owners }, "took over the claims an earlier run of this relay left behind");
+    } catch (e) {
+      // Not fatal: those claims then come back when their lease runs out.
+      log.error({ err: (e as Error).message }, "could not take over an earlier run's claims; they come back when their lease runs out");
+    }
     if (loopOn) {
       escalation.start(config.escalation.pollMs);
       undo.push(() => escalation.stop());
@@ -295,6 +318,8 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       routes,
       host: config.http.host,
       port: config.http.port,
+      trustedProxies: config.http.trustedProxies,
+      metricsListener: config.http.metrics,
       log: log.child({ part: "http" }),
       metrics,
       enrol: (hub, code) => registry.enrol(hub, code),
@@ -385,6 +410,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       alerts,
       telephony,
       forwarder,
+      instanceId,
       openapi,
       broker,
       session: s,

@@ -61,6 +61,17 @@ export interface EscalationContext {
   kick(): void;
 }
 
+/**
+ * Takes the incident's row for the rest of the transaction (a row lock on PostgreSQL; SQLite runs one writer
+ * anyway). The transactions that move a tree — a step scheduling its successor, an outcome pulling that
+ * forward, an arrival giving up — take it first, so they run one after the other and each sees what the
+ * other wrote: otherwise a callback could look for a next step not yet committed, and the tree would wait
+ * out the whole step instead of moving on at once.
+ */
+export async function lockIncident(db: Kysely<LoopDb>, id: string): Promise<void> {
+  await db.updateTable("incidents").set((eb) => ({ escalation: eb.ref("escalation") })).where("id", "=", id).execute();
+}
+
 /** The step (and round) after this one, or undefined after the last. */
 export function nextOf(plan: EscalationPlan, step: number, round: number): { step: number; round: number } | undefined {
   const s = plan.steps[step];

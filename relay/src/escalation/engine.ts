@@ -4,12 +4,14 @@
 // turns their outcomes into acknowledgements. Ingest never waits for any of this: calls are placed from the
 // timer loop, which a commit only nudges.
 //
-// This file is the loop; the work is in opening.ts, steps.ts, outcomes.ts and hub-offline.ts.
+// This file is the loop; the work is in opening.ts (with evidence.ts), steps.ts, outcomes.ts, arrival.ts
+// and hub-offline.ts.
 import type { Kysely } from "kysely";
 import type { Registry } from "prom-client";
 import type { Envelope } from "../../../protocol/envelope.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import type { CallOutcome } from "../telephony/types.js";
+import { ArrivalCheck } from "./arrival.js";
 import { createMeters, type EscalationContext } from "./context.js";
 import { HubOfflineSync } from "./hub-offline.js";
 import { IncidentOpener } from "./opening.js";
@@ -62,9 +64,10 @@ export class EscalationEngine {
       kick: () => this.kick(),
     };
     this.batch = o.batch ?? 50;
+    const arrival = new ArrivalCheck(this.c);
     this.opener = new IncidentOpener(this.c);
-    this.steps = new StepRunner(this.c);
-    this.outcomes = new OutcomeHandler(this.c);
+    this.steps = new StepRunner(this.c, arrival);
+    this.outcomes = new OutcomeHandler(this.c, arrival);
     this.hubOffline = new HubOfflineSync(this.c, this.opener);
   }
 

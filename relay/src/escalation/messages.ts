@@ -51,3 +51,16 @@ export function buildMessage(o: { type: string; role: TargetRole; channel: Chann
     ? `安心平台紧急通知：${address}老人家中发生${what}报警，暂未确认老人安全。${voice ? "您能上门查看请按1，不能请按2。" : "请尽快上门查看。"}`
     : `Anxin emergency: a ${what} alarm at ${address}; the elder's safety is not yet confirmed.${voice ? " Press 1 if you will go to the door, 2 if you cannot." : " Please go to the door if you can."}`;
 }
+
+/** The arrival check to a responder who said they would go to the door: keys on a call, a reply by SMS. */
+export function buildArrivalMessage(o: { channel: Channel; care: CarePlan | undefined }): string {
+  const zh = (o.care?.language ?? "zh") === "zh";
+  const address = o.care?.elder.address ?? "";
+  if (o.channel === "voice")
+    return zh
+      ? `安心平台确认来电：您已答应上门查看${address}的老人。您已在老人身边请按1，未能到达请按2。`
+      : `Anxin check: you said you would go to the door at ${address}. Press 1 if you are with the elder now, 2 if you could not get there.`;
+  return zh
+    ? `安心平台确认：您已答应上门查看${address}的老人。已在老人身边请回复1，未能到达请回复2。`
+    : `Anxin check: you said you would go to the door at ${address}. Reply 1 if you are with the elder now, 2 if you could not get there.`;
+}

@@ -1,15 +1,22 @@
 // Opening incidents, inside ingest's transaction: an alarm and its incident, frozen policy, first timer and
-// forwards commit together or not at all. A repeated alarm of the same hub and type joins the open incident.
+// forwards commit together or not at all. A repeated alarm of the same hub and type joins the open incident;
+// when it is new evidence (evidence.ts) the confirmation opens again.
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";
 import type { Envelope } from "../../../protocol/envelope.js";
 import { addTimeline, getIncidentRow, openKeyOf, toIncident } from "../incidents/repo.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import { carePlanFor, type EscalationContext } from "./context.js";
+import { devicesSeen, evidenceOf, EVIDENCE_READINGS, recordNewEvidence } from "./evidence.js";
 import { expandPlan } from "./plan.js";
 import { policyFor } from "./policy.js";
 import { exhaust } from "./steps.js";
 import { addTimer, stepTimerId } from "./timers.js";
+
+/** The events withinCommit acts on: alarms, cleared alarms, and readings that are evidence for an incident. */
+export function reachesIncidents(env: Pick<Envelope, "kind" | "type">): boolean {
+  return env.kind === "alarm" || env.kind === "alarm_cleared" || (env.kind === "reading" && env.type in EVIDENCE_READINGS);
+}
 
 export class IncidentOpener {
   constructor(private readonly c: EscalationContext) {}
@@ -27,8 +34,24 @@ export class IncidentOpener {
         // is not the elder confirmed safe. The calls stop when a person acknowledges, never on this.
         const open = await trx.selectFrom("incidents").select("id").where("open_key", "=", openKeyOf(env.hub, env.type)).executeTakeFirst();
         if (open) await addTimeline(trx, open.id, { at: this.c.now(), actor: `hub:${env.hub}`, kind: "alarm_cleared", cause: `event ${env.id}`, detail: { eventId: env.id, device: env.device ?? null } });
+      } else if (env.kind === "reading" && env.type in EVIDENCE_READINGS) {
+        await this.evidenceReading(trx, env, EVIDENCE_READINGS[env.type] as string);
       }
     }
+  }
+
+  /** A reading that is evidence (smoke reaching another detector) for the open incident of `type`, if any. */
+  private async evidenceReading(trx: Kysely<LoopDb>, env: Envelope, type: string): Promise<void> {
+    const at = this.c.now();
+    const open = await trx.selectFrom("incidents").select("id").where("open_key", "=", openKeyOf(env.hub, type)).executeTakeFirst();
+    if (!open) return; // no incident to add to: a reading never opens one
+    // Taken first, so two instances' concurrent joins decide one after the other.
+    await trx.updateTable("incidents").set({ updated_at: at }).where("id", "=", open.id).execute();
+    const row = await getIncidentRow(trx, open.id);
+    if (!row) return;
+    const j = { kind: "reading" as const, eventId: env.id, device: env.device ?? null, severity: env.severity };
+    const why = evidenceOf(row, await devicesSeen(trx, row), j);
+    if (why.length > 0) await recordNewEvidence(this.c, trx, row, { ...j, type, cause: `reading ${env.id} (${env.type})` }, why, at);
   }
 
   /** Opens an incident, or adds the alarm to the open one of the same hub and type. */
@@ -39,8 +62,13 @@ export class IncidentOpener {
     const at = this.c.now();
     const key = openKeyOf(a.hub, a.type);
     const join = async (id: string) => {
+      // The update comes first: it takes the row, so concurrent joins (two instances) decide one at a time.
       await trx.updateTable("incidents").set((eb) => ({ alarms: eb("alarms", "+", 1), updated_at: at })).where("id", "=", id).execute();
-      await addTimeline(trx, id, { at, actor: `hub:${a.hub}`, kind: "joined", cause: a.cause, detail: { eventId: a.eventId ?? null, device: a.device } });
+      const row = a.eventId ? await getIncidentRow(trx, id) : undefined; // supervision's joins carry no evidence
+      const j = { kind: "alarm" as const, eventId: a.eventId ?? "", device: a.device, severity: a.severity };
+      const why = row ? evidenceOf(row, await devicesSeen(trx, row), j) : [];
+      if (row && why.length > 0) await recordNewEvidence(this.c, trx, row, { ...j, type: a.type, cause: a.cause }, why, at);
+      else await addTimeline(trx, id, { at, actor: `hub:${a.hub}`, kind: "joined", cause: a.cause, detail: { eventId: a.eventId ?? null, device: a.device } });
       return { id, opened: false };
     };
     const existing = await trx.selectFrom("incidents").select("id").where("open_key", "=", key).executeTakeFirst();
@@ -68,6 +96,7 @@ export class IncidentOpener {
         policy_version: policy.version,
         plan: JSON.stringify(plan),
         escalation: "running",
+        escalation_pass: 0,
         acknowledged_at: null,
         acknowledged_by: null,
         false_alarm_reason: null,

@@ -2,7 +2,7 @@
 // the steps actually run, each naming its targets by care-plan id (never by number). Frozen into the
 // incident when it opens, so step numbers (and the timers and call attempts keyed on them) never shift.
 import type { CarePlan, ContactRole } from "../careplans/schema.js";
-import type { Channel, Policy, PolicySet } from "./policy.js";
+import { restartStepIndex, type ArrivalPolicy, type Channel, type Policy, type PolicySet } from "./policy.js";
 
 export type TargetRole = "elder" | "onsite_team" | ContactRole;
 
@@ -23,13 +23,24 @@ export interface PlannedStep {
 export interface EscalationPlan {
   startDelayS: number;
   steps: PlannedStep[];
+  /**
+   * The planned step new evidence restarts the tree at: the first one expanded from the policy's
+   * `onNewEvidence.restartAtStep` or a later policy step (that one may be empty in this home). Absent in
+   * plans frozen before it existed: the first step.
+   */
+  restartAt?: number;
+  /** The policy's arrival check, if any (absent in plans frozen before it existed: no check). */
+  arrival?: ArrivalPolicy;
 }
 
 export function expandPlan(policy: Policy, groups: PolicySet["groups"], care: CarePlan | undefined): EscalationPlan {
   const contacts = care?.contacts ?? [];
   const ofRole = (role: ContactRole) => contacts.filter((c) => c.role === role);
   const steps: PlannedStep[] = [];
-  for (const s of policy.steps) {
+  const restartFrom = restartStepIndex(policy);
+  let restartAt: number | undefined;
+  for (const [i, s] of policy.steps.entries()) {
+    if (i >= restartFrom && restartAt === undefined) restartAt = steps.length;
     const first = s.targets[0];
     if (s.targets.length === 1 && first?.who === "role" && first.mode === "each_in_turn") {
       const ch = first.channel ?? s.channel;
@@ -54,7 +65,8 @@ export function expandPlan(policy: Policy, groups: PolicySet["groups"], care: Ca
     // A role nobody fills in this home is skipped, not waited on.
     if (targets.length > 0) steps.push({ name: s.name, targets, waitS: s.waitS, repeat: s.repeat });
   }
-  return { startDelayS: policy.startDelayS, steps };
+  // Nothing planned at or after the named step (nobody fills those roles here): restart from the top.
+  return { startDelayS: policy.startDelayS, steps, restartAt: restartAt !== undefined && restartAt < steps.length ? restartAt : 0, ...(policy.arrival ? { arrival: policy.arrival } : {}) };
 }
 
 /** The number to call for a target, from the current care plan (a number corrected mid-incident is used). */

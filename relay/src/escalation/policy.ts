@@ -44,6 +44,32 @@ export const stepSchema = z
   });
 export type PolicyStep = z.infer<typeof stepSchema>;
 
+/**
+ * A new alarm joining an open incident as new evidence (another device, a higher severity, a new episode after
+ * an acknowledgement) re-opens the confirmation: the call tree restarts at this policy step (its index from
+ * 0, or its name). Defaults to the first step, so a policy file written before this field keeps invariant 10.
+ */
+export const newEvidenceSchema = z
+  .object({
+    restartAtStep: z.union([z.number().int().min(0).max(19), z.string().min(1).max(80)]).default(0),
+  })
+  .strict();
+export type NewEvidencePolicy = z.infer<typeof newEvidenceSchema>;
+
+/**
+ * After a responder answers "I will go to the door", ask them `checkAfterS` later to confirm they are with
+ * the elder; without a confirmation within `giveUpAfterS` of that check the tree resumes after their step.
+ * Absent: no arrival check (the tree stays stopped once someone said they are going).
+ */
+export const arrivalSchema = z
+  .object({
+    checkAfterS: z.number().int().min(60).max(86_400),
+    channel: channel.default("voice"),
+    giveUpAfterS: z.number().int().min(60).max(86_400),
+  })
+  .strict();
+export type ArrivalPolicy = z.infer<typeof arrivalSchema>;
+
 export const policySchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9_-]{0,47}$/),
@@ -52,9 +78,22 @@ export const policySchema = z
     /** Seconds before the first step (maintenance: the hub may come back by itself). */
     startDelayS: z.number().int().min(0).max(86_400).default(0),
     steps: z.array(stepSchema).min(1).max(20),
+    onNewEvidence: newEvidenceSchema.default({ restartAtStep: 0 }),
+    arrival: arrivalSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    const at = p.onNewEvidence.restartAtStep;
+    const known = typeof at === "number" ? at < p.steps.length : p.steps.some((s) => s.name === at);
+    if (!known) ctx.addIssue({ code: "custom", message: `no step ${typeof at === "number" ? at : `"${at}"`} in this policy`, path: ["onNewEvidence", "restartAtStep"] });
+  });
 export type Policy = z.infer<typeof policySchema>;
+
+/** The index of the policy step new evidence restarts at (the schema has checked that it exists). */
+export function restartStepIndex(p: Policy): number {
+  const at = p.onNewEvidence.restartAtStep;
+  return typeof at === "number" ? at : Math.max(0, p.steps.findIndex((s) => s.name === at));
+}
 
 export const INCIDENT_TYPES = [...ALARM_TYPES, "hub_offline"] as const;
 
@@ -86,6 +125,9 @@ export type PolicySetInput = z.input<typeof policySetSchema>;
 
 const onsite = (waitS: number, repeat: number): z.input<typeof stepSchema> => ({ name: "platform on-site team", targets: [{ who: "onsite_team" }], waitS, repeat });
 const emergencyContactsInTurn = (waitS: number): z.input<typeof stepSchema> => ({ name: "emergency contacts in turn", targets: [{ who: "role", role: "emergency_contact", mode: "each_in_turn" }], waitS });
+// A neighbour, committee member or relative nearby reaches the door well within 15 minutes; 5 more minutes
+// to answer the check before the next people are called. A welfare check is not an emergency: longer.
+const arrivalCheck = (checkAfterS: number, giveUpAfterS: number): z.input<typeof arrivalSchema> => ({ checkAfterS, channel: "voice", giveUpAfterS });
 
 /** The documented defaults (docs/escalation.md). */
 export const DEFAULT_POLICIES: PolicySetInput = {
@@ -95,7 +137,7 @@ export const DEFAULT_POLICIES: PolicySetInput = {
   policies: [
     {
       name: "fire_gas",
-      version: 1,
+      version: 2,
       description: "smoke, gas, CO, a valve that did not close: call the elder and the community responders at once, then the family, then the on-site team",
       steps: [
         { name: "elder and community responders at once", targets: [{ who: "elder" }, { who: "group", group: "community_responders" }], waitS: 60 },
@@ -103,10 +145,13 @@ export const DEFAULT_POLICIES: PolicySetInput = {
         { name: "volunteers, relatives and neighbours", targets: [{ who: "role", role: "volunteer" }, { who: "role", role: "relative_neighbour" }], waitS: 60 },
         onsite(120, 2),
       ],
+      // The elder and the people nearest the door first again: a second detector may be a spreading fire.
+      onNewEvidence: { restartAtStep: 0 },
+      arrival: arrivalCheck(900, 300),
     },
     {
       name: "person",
-      version: 1,
+      version: 2,
       description: "SOS, fall, vital signs: call the elder back first, then contacts in the programme's order, then the on-site team",
       steps: [
         { name: "call the elder back", targets: [{ who: "elder" }], waitS: 45, repeat: 1 },
@@ -117,10 +162,13 @@ export const DEFAULT_POLICIES: PolicySetInput = {
         { name: "relatives and neighbours", targets: [{ who: "role", role: "relative_neighbour" }], waitS: 60 },
         onsite(120, 2),
       ],
+      // An SOS pressed again after "I am fine" is the elder asking again: call them back first.
+      onNewEvidence: { restartAtStep: 0 },
+      arrival: arrivalCheck(900, 300),
     },
     {
       name: "welfare",
-      version: 1,
+      version: 2,
       description: "inactivity: a gentler welfare check with longer waits",
       steps: [
         { name: "call the elder", targets: [{ who: "elder" }], waitS: 120, repeat: 1 },
@@ -128,10 +176,14 @@ export const DEFAULT_POLICIES: PolicySetInput = {
         { name: "neighbourhood, volunteers, relatives", targets: [{ who: "role", role: "neighbourhood_committee" }, { who: "role", role: "volunteer" }, { who: "role", role: "relative_neighbour" }], waitS: 300 },
         onsite(600, 1),
       ],
+      onNewEvidence: { restartAtStep: 0 },
+      arrival: arrivalCheck(1800, 600),
     },
     {
       name: "maintenance",
-      version: 1,
+      // v2: the frozen copy carries onNewEvidence (its default); hub_offline incidents are joined by
+      // supervision, not by alarms, so it never applies, and nobody "goes to the door" for a hub.
+      version: 2,
       description: "hub_offline: wait for the hub to come back, then ask the elder to check power, text the family, then a maintenance visit",
       startDelayS: 900,
       steps: [

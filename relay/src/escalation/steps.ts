@@ -1,24 +1,30 @@
 // Running a claimed timer: a step (place its calls, then schedule the next round or step), the end of the
-// tree (nobody acknowledged: operator alert), or a resolved incident's follow-up falling due.
+// tree (nobody acknowledged: operator alert), a resolved incident's follow-up falling due, or an arrival
+// check (arrival.ts).
 import type { Kysely } from "kysely";
-import type { CarePlan } from "../careplans/schema.js";
 import { isMaintenance } from "../incidents/lifecycle.js";
 import { addTimeline, getIncidentRow, toIncident } from "../incidents/repo.js";
 import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
-import { TelephonyRejected, TelephonyUnavailable } from "../telephony/types.js";
-import { carePlanFor, nextOf, stepOver, SYSTEM, type EscalationContext } from "./context.js";
-import { GATHER_DIGITS } from "./keys.js";
+import type { ArrivalCheck } from "./arrival.js";
+import { placeCall } from "./calls.js";
+import { carePlanFor, lockIncident, nextOf, stepOver, SYSTEM, type EscalationContext } from "./context.js";
 import { buildMessage } from "./messages.js";
-import { numberFor, type EscalationPlan, type PlannedStep, type PlannedTarget } from "./plan.js";
-import { addTimer, finishTimer, stepTimerId, type TimerRow } from "./timers.js";
+import { passEndTimerId, passOf, passTimerId } from "./passes.js";
+import type { EscalationPlan, PlannedStep } from "./plan.js";
+import { addTimer, finishTimer, type TimerRow } from "./timers.js";
 
 export class StepRunner {
-  constructor(private readonly c: EscalationContext) {}
+  constructor(
+    private readonly c: EscalationContext,
+    private readonly arrival: ArrivalCheck,
+  ) {}
 
   async runTimer(t: TimerRow): Promise<void> {
     try {
       if (t.kind === "follow_up") return await this.runFollowUp(t);
       if (t.kind === "end") return await this.runEnd(t);
+      if (t.kind === "arrival") return await this.arrival.runCheck(t);
+      if (t.kind === "arrival_end") return await this.arrival.runGiveUp(t);
       await this.runStep(t);
     } catch (err) {
       // The claim runs out and the timer is tried again (by this or another instance).
@@ -35,7 +41,8 @@ export class StepRunner {
     const inc = await getIncidentRow(this.c.db, t.incident_id);
     const plan = inc ? (JSON.parse(inc.plan) as EscalationPlan) : undefined;
     const step = plan?.steps[t.step];
-    if (!inc || !plan || !step || inc.escalation !== "running" || inc.closed_at !== null) {
+    // A timer of an earlier pass (the tree was started again meanwhile) is over.
+    if (!inc || !plan || !step || inc.escalation !== "running" || inc.closed_at !== null || passOf(inc.id, t.id) !== Number(inc.escalation_pass)) {
       await finishTimer(this.c.db, t.id, this.c.instanceId, this.c.now(), "skipped");
       return;
     }
@@ -49,115 +56,54 @@ export class StepRunner {
           )
         : undefined;
     // Every call is let finish before a failure is reported: the timer counts as in flight until then.
-    const settled = await Promise.allSettled([...step.targets.map((target) => this.placeOne(inc, t, step, target, care)), confirming]);
+    const maintenance = isMaintenance(inc.type);
+    const cause = `step ${t.step + 1}${t.round ? ` round ${t.round + 1}` : ""}: ${step.name}`;
+    const first = t.id === passTimerId(inc.id, 0, 0, 0);
+    const calls = step.targets.map((target) =>
+      placeCall(this.c, inc, { attemptId: `${t.id}:${target.ref}`, step: t.step, round: t.round, target, cause, first, recovered: t.recovered, message: buildMessage({ type: inc.type, role: target.role, channel: target.channel, care, maintenance }) }, care),
+    );
+    const settled = await Promise.allSettled([...calls, confirming]);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
     await this.scheduleNext(inc, plan, t);
-  }
-
-  private async placeOne(inc: IncidentsTable, t: TimerRow, step: PlannedStep, target: PlannedTarget, care: CarePlan | undefined): Promise<void> {
-    const attemptId = `${stepTimerId(inc.id, t.step, t.round)}:${target.ref}`;
-    const at = this.c.now();
-    const inserted = await this.c.db
-      .insertInto("call_attempts")
-      .values({
-        id: attemptId,
-        incident_id: inc.id,
-        step: t.step,
-        round: t.round,
-        role: target.role,
-        target: target.ref,
-        channel: target.channel,
-        status: "requested",
-        digits: null,
-        provider_ref: null,
-        requested_at: at,
-        placed_at: null,
-        outcome_at: null,
-        detail: null,
-      })
-      .onConflict((oc) => oc.column("id").doNothing())
-      .returning("id")
-      .execute();
-    if (inserted.length === 0) {
-      // Run before (a crash after placing, or a lost claim): place again only if it never got through, and
-      // the provider sees the same attemptId as its idempotency key.
-      const prev = await this.c.db.selectFrom("call_attempts").select(["status", "requested_at"]).where("id", "=", attemptId).executeTakeFirst();
-      if (!prev || prev.status !== "requested" || prev.requested_at > at - this.c.claimMs) return;
-    }
-    const maintenance = isMaintenance(inc.type);
-    const to = numberFor(care, target.ref);
-    const finish = async (status: string, detail: string | null, providerRef: string | null = null) => {
-      await this.c.db.transaction().execute(async (trx) => {
-        await trx
-          .updateTable("call_attempts")
-          .set({ status, detail, provider_ref: providerRef, ...(status === "placed" ? { placed_at: this.c.now() } : { outcome_at: this.c.now() }) })
-          .where("id", "=", attemptId)
-          .where("status", "=", "requested")
-          .execute();
-        await addTimeline(trx, inc.id, {
-          at: this.c.now(),
-          actor: SYSTEM,
-          kind: "call",
-          cause: `step ${t.step + 1}${t.round ? ` round ${t.round + 1}` : ""}: ${step.name}`,
-          detail: { attemptId, role: target.role, target: target.ref, channel: target.channel, status, ...(detail ? { error: detail } : {}) },
-        });
-        if (status === "unavailable")
-          await this.c.alerts.raise(trx, { kind: "telephony_down", detail: `${this.c.telephony.name}: ${detail ?? "unavailable"}; calls are not going out — call by hand`, at: this.c.now(), key: this.c.telephony.name, hub: inc.hub });
-        if (status === "failed" && detail?.startsWith("rejected"))
-          await this.c.alerts.raise(trx, { kind: "call_rejected", detail: `the provider refused a call to ${target.role} ${target.ref} (check the care plan's number)`, at: this.c.now(), incidentId: inc.id, hub: inc.hub });
-      });
-      this.c.meters?.calls.inc({ channel: target.channel, result: status });
-    };
-    if (!to) return finish("failed", "no number in the care plan");
-    try {
-      const { providerRef } = await this.c.telephony.place({
-        attemptId,
-        to,
-        channel: target.channel,
-        message: buildMessage({ type: inc.type, role: target.role, channel: target.channel, care, maintenance }),
-        ...(target.channel === "voice" ? { gatherDigits: GATHER_DIGITS } : {}),
-      });
-      if (t.step === 0 && t.round === 0) this.c.meters?.firstCall.observe(Math.max(0, this.c.now() - inc.opened_at) / 1000);
-      await finish("placed", null, providerRef);
-    } catch (err) {
-      if (err instanceof TelephonyRejected) return finish("failed", `rejected: ${err.message}`);
-      const why = err instanceof TelephonyUnavailable ? err.message : `error: ${(err as Error).message}`;
-      this.c.log.warn({ incident: inc.id, attemptId, provider: this.c.telephony.name, err: why }, "escalation: call could not be placed");
-      await finish("unavailable", why);
-    }
   }
 
   /** After a step ran: the next round, the next step, or the end of the tree — after the wait, or at once if every call of this step already failed. */
   private async scheduleNext(inc: IncidentsTable, plan: EscalationPlan, t: TimerRow): Promise<void> {
     let dueNow = false;
     await this.c.db.transaction().execute(async (trx) => {
+      await lockIncident(trx, inc.id);
       const at = this.c.now();
       if (!(await finishTimer(trx, t.id, this.c.instanceId, at, "ran"))) return; // lost the claim: the new owner schedules
-      const cur = await trx.selectFrom("incidents").select(["escalation"]).where("id", "=", inc.id).executeTakeFirst();
-      if (cur?.escalation !== "running") return;
+      const cur = await trx.selectFrom("incidents").select(["escalation", "escalation_pass"]).where("id", "=", inc.id).executeTakeFirst();
+      const pass = passOf(inc.id, t.id);
+      if (cur?.escalation !== "running" || Number(cur.escalation_pass) !== pass) return; // stopped, or started again
       const step = plan.steps[t.step] as PlannedStep;
       const next = nextOf(plan, t.step, t.round);
-      const statuses = await trx.selectFrom("call_attempts").select(["status", "channel"]).where("incident_id", "=", inc.id).where("step", "=", t.step).where("round", "=", t.round).execute();
+      const statuses = await trx.selectFrom("call_attempts").select(["status", "channel"]).where("incident_id", "=", inc.id).where("id", "like", `${t.id}:%`).execute();
       const allFailed = stepOver(statuses, step.targets.length);
       const dueAt = allFailed ? at : at + step.waitS * 1000;
       dueNow = dueAt <= at;
-      if (next) await addTimer(trx, { id: stepTimerId(inc.id, next.step, next.round), incidentId: inc.id, kind: "step", step: next.step, round: next.round, dueAt });
-      else await addTimer(trx, { id: `${inc.id}:end`, incidentId: inc.id, kind: "end", step: t.step, round: t.round, dueAt });
+      if (next) await addTimer(trx, { id: passTimerId(inc.id, pass, next.step, next.round), incidentId: inc.id, kind: "step", step: next.step, round: next.round, dueAt });
+      else await addTimer(trx, { id: passEndTimerId(inc.id, pass), incidentId: inc.id, kind: "end", step: t.step, round: t.round, dueAt });
     });
     if (dueNow) this.c.kick();
   }
 
   private async runEnd(t: TimerRow): Promise<void> {
     await this.c.db.transaction().execute(async (trx) => {
+      await lockIncident(trx, t.incident_id);
       const at = this.c.now();
       if (!(await finishTimer(trx, t.id, this.c.instanceId, at, "ran"))) return;
+      const row = await getIncidentRow(trx, t.incident_id);
+      if (!row || passOf(row.id, t.id) !== Number(row.escalation_pass)) return; // an earlier pass's end
       await exhaust(this.c, trx, t.incident_id, at, "every step of the call tree ran and nobody acknowledged");
     });
   }
 
   private async runFollowUp(t: TimerRow): Promise<void> {
     await this.c.db.transaction().execute(async (trx) => {
+      await lockIncident(trx, t.incident_id);
       const at = this.c.now();
       if (!(await finishTimer(trx, t.id, this.c.instanceId, at, "ran"))) return;
       const row = await getIncidentRow(trx, t.incident_id);
@@ -168,9 +114,12 @@ export class StepRunner {
   }
 }
 
-/** The tree ran out (or had nobody to call): the operator must act. */
-export async function exhaust(c: EscalationContext, trx: Kysely<LoopDb>, id: string, at: number, why: string): Promise<void> {
-  const r = await trx.updateTable("incidents").set({ escalation: "exhausted", updated_at: at }).where("id", "=", id).where("escalation", "=", "running").executeTakeFirst();
+/**
+ * The tree ran out (or had nobody to call): the operator must act. `from`: the escalation states this may
+ * end (an arrival not confirmed after the last step ends an acknowledged tree).
+ */
+export async function exhaust(c: EscalationContext, trx: Kysely<LoopDb>, id: string, at: number, why: string, from: string[] = ["running"]): Promise<void> {
+  const r = await trx.updateTable("incidents").set({ escalation: "exhausted", updated_at: at }).where("id", "=", id).where("escalation", "in", from).executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) return;
   const row = await getIncidentRow(trx, id);
   const entry = await addTimeline(trx, id, { at, actor: SYSTEM, kind: "escalation", cause: `exhausted: ${why}` });

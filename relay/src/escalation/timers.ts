@@ -4,8 +4,16 @@
 import type { Kysely } from "kysely";
 import type { EscalationTimersTable, LoopDb } from "../store/closed-loop-schema.js";
 
-export type TimerKind = "step" | "end" | "follow_up";
-export type TimerRow = EscalationTimersTable;
+export type TimerKind = "step" | "end" | "follow_up" | "arrival" | "arrival_end";
+export type TimerRow = EscalationTimersTable & {
+  /**
+   * Set by claimDue when the timer was taken over from an earlier run of this relay that died holding it
+   * (released at start by releaseTimerClaims): nothing of that run is still in flight, so a call it had
+   * requested but never saw accepted is placed again at once (same attempt id) instead of being presumed
+   * under way.
+   */
+  recovered?: boolean;
+};
 
 export const stepTimerId = (incident: string, step: number, round: number) => `${incident}:${step}:${round}`;
 
@@ -38,9 +46,30 @@ export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, l
       .where("done_at", "is", null)
       .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
       .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs });
+    // A released claim keeps its old owner with no lease (releaseTimerClaims): that owner is gone.
+    const recovered = c.claimed_by !== null && c.claimed_until === null;
+    if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs, ...(recovered ? { recovered } : {}) });
   }
   return mine;
+}
+
+/**
+ * Releases the claims held by owners that `isGone` names (an earlier run of this relay, which died holding
+ * them): their lease is dropped, the old owner kept, so the next claimDue of any instance takes them at once
+ * and knows they were recovered. Claims of other owners are untouched until their lease runs out.
+ */
+export async function releaseTimerClaims(db: Kysely<LoopDb>, isGone: (claimedBy: string) => boolean): Promise<{ released: number; owners: string[] }> {
+  const held = await db.selectFrom("escalation_timers").select("claimed_by").distinct().where("done_at", "is", null).where("claimed_by", "is not", null).execute();
+  const owners = held.map((r) => r.claimed_by as string).filter(isGone);
+  if (owners.length === 0) return { released: 0, owners };
+  const r = await db
+    .updateTable("escalation_timers")
+    .set({ claimed_until: null })
+    .where("done_at", "is", null)
+    .where("claimed_by", "in", owners)
+    .where("claimed_until", "is not", null)
+    .executeTakeFirst();
+  return { released: Number(r.numUpdatedRows), owners };
 }
 
 /** Marks a claimed timer done; false if this owner no longer holds it (its lease ran out and another took it). */

@@ -34,6 +34,15 @@ export const forwardDestinationSchema = z
 export const forwardersConfigSchema = z
   .object({
     pollMs: z.number().int().min(50).max(60_000).default(1000).describe("how often each instance looks for due items"),
+    leaseMarginMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(3_600_000)
+      .default(60_000)
+      .describe(
+        "a claimed item stays this instance's for the destination's timeoutMs plus this; an instance that died holding it frees it after that (a restart under the same relay.id takes it back at once)",
+      ),
     destinations: z.array(forwardDestinationSchema).default([]),
   })
   .strict()

@@ -2,11 +2,12 @@
 // retries (worker.ts). Everything the rest of the relay needs is exported from here.
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";
-import type { ForwardDb, ForwardState } from "./table.js";
+import { REQUEUED, type ForwardDb, type ForwardState } from "./table.js";
 
 export { forwarderMigrations, type ForwardDb, type ForwardOutboxTable, type ForwardState } from "./table.js";
 export { ForwarderWorker, type ForwardItem, type ForwarderWorkerOptions, type ForwarderCounters, backoffDelay, DEAD_ALERT_RETRY_MS } from "./worker.js";
 export { forwardersConfigSchema, forwardDestinationSchema, resolveDestinations, type ForwardDestination, type ForwardersConfig } from "./config.js";
+export { getForward, listForwardSummaries, resendForward, ResendError, forwardSummary, type ForwardSummary, type ForwardDetail } from "./admin.js";
 
 export interface EnqueueItem {
   /** A configured destination's name. */
@@ -86,9 +87,29 @@ export async function listForwards(db: Kysely<any>, q: { state?: ForwardState; d
 export async function requeueDead(db: Kysely<any>, id: string, now: number): Promise<boolean> {
   const r = await (db as Kysely<ForwardDb>)
     .updateTable("forward_outbox")
-    .set({ state: "pending", attempts: 0, next_attempt_at: now, claimed_by: null, claimed_until: 0, dead_reported_at: null })
+    .set({ ...REQUEUED, next_attempt_at: now })
     .where("id", "=", id)
     .where("state", "=", "dead")
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * Releases the claims held by owners that `isGone` names (an earlier run of this relay, which died
+ * mid-delivery or while reporting a dead row): the rows are free for the next run of any instance at once,
+ * instead of after their lease. Claims of other owners are untouched until their lease runs out.
+ */
+export async function releaseForwardClaims(db: Kysely<any>, isGone: (claimedBy: string) => boolean): Promise<{ released: number; owners: string[] }> {
+  const d = db as Kysely<ForwardDb>;
+  // Only pending and dead rows are ever claimed; delivered ones (most of the table) are not looked at.
+  const held = await d.selectFrom("forward_outbox").select("claimed_by").distinct().where("state", "in", ["pending", "dead"]).where("claimed_by", "is not", null).execute();
+  const owners = held.map((r) => r.claimed_by as string).filter(isGone);
+  if (owners.length === 0) return { released: 0, owners };
+  const r = await d
+    .updateTable("forward_outbox")
+    .set({ claimed_by: null, claimed_until: 0 })
+    .where("state", "in", ["pending", "dead"])
+    .where("claimed_by", "in", owners)
+    .executeTakeFirst();
+  return { released: Number(r.numUpdatedRows), owners };
 }

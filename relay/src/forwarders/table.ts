@@ -25,6 +25,9 @@ export interface ForwardOutboxTable {
   dead_reported_at: number | null;
 }
 
+/** What sending a dead row again sets: pending, due now (next_attempt_at is set beside it), tries from zero. */
+export const REQUEUED = { state: "pending", attempts: 0, claimed_by: null, claimed_until: 0, dead_reported_at: null } as const satisfies Partial<ForwardOutboxTable>;
+
 export interface ForwardDb {
   forward_outbox: ForwardOutboxTable;
 }

@@ -47,7 +47,7 @@ export interface ForwarderWorkerOptions {
   batchSize?: number;
   /** Deliveries in flight at once per run; default 8. */
   concurrency?: number;
-  /** Added to a destination's timeout for the claim's lease; default 60 s. */
+  /** Added to a destination's timeout for the claim's lease (forwarders.leaseMarginMs); default 60 s. */
   leaseMarginMs?: number;
   http?: AxiosInstance;
 }
@@ -153,8 +153,11 @@ export class ForwarderWorker {
     return tried;
   }
 
-  private async claim(id: string, destination: string, state: "pending" | "dead", now: number): Promise<ForwardOutboxTable | undefined> {
+  private async claim(id: string, destination: string, state: "pending" | "dead", runStart: number): Promise<ForwardOutboxTable | undefined> {
     const lease = (this.byName.get(destination)?.timeoutMs ?? 10_000) + (this.o.leaseMarginMs ?? 60_000);
+    // The lease runs from the claim, not from the start of the run: a row claimed late in a long run (slow
+    // receivers ahead of it) must still be ours for a whole lease, however short the margin is configured.
+    const now = Math.max(runStart, this.now());
     return this.db
       .updateTable("forward_outbox")
       .set({ claimed_by: this.o.instanceId, claimed_until: now + lease })

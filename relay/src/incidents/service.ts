@@ -95,6 +95,8 @@ export class IncidentService {
     }
     if (res.to === "resolved" && res.changed && !isMaintenance(row.type))
       await addTimer(trx, { id: `${id}:follow_up`, incidentId: id, kind: "follow_up", step: 0, round: 0, dueAt: at + this.o.followUpAfterS * 1000 });
+    // Resolved: nobody needs to confirm arriving any more (a false alarm or closing cancels every timer below).
+    if (res.to === "resolved" && res.changed) await cancelTimers(trx, id, at, ["arrival", "arrival_end"]);
     if (res.to === "closed" || res.to === "false_alarm") await cancelTimers(trx, id, at);
     const after = await getIncidentRow(trx, id);
     const incident = toIncident(after ?? row);

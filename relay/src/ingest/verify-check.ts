@@ -1,7 +1,7 @@
 // The per-message checks that need no shared state: JSON, the envelope schema, the hub named by the topic,
 // and the signature. Used inline by Ingest and inside the verify workers, so both give the same verdicts.
 import { envelopeSchema, type Envelope } from "../../../protocol/envelope.js";
-import { verifyEnvelope } from "../../../protocol/signing.js";
+import { CanonicalDepthError, verifyEnvelope } from "../../../protocol/signing.js";
 
 export type CheckReject = "not_json" | "schema" | "hub_mismatch" | "unknown_hub" | "bad_signature";
 
@@ -39,7 +39,14 @@ export function parseEnvelope(hubFromTopic: string, text: string): Parsed {
 /** The signature check once the key is known (null: unknown or revoked hub). */
 export function checkSignature(env: Envelope, key: Buffer | null): Rejected | null {
   if (!key) return { ok: false, reason: "unknown_hub", id: env.id };
-  if (!verifyEnvelope(env, key)) return { ok: false, reason: "bad_signature", id: env.id };
+  try {
+    if (!verifyEnvelope(env, key)) return { ok: false, reason: "bad_signature", id: env.id };
+  } catch (e) {
+    // The schema bounds `data`'s depth first; this is the backstop, so a hostile event is a counted
+    // rejection like any other bad one, never a crashed check (or a verify worker taking its chunk along).
+    if (e instanceof CanonicalDepthError || e instanceof RangeError) return { ok: false, reason: "schema", id: env.id, extra: { issues: [`(envelope): ${e.message}`] } };
+    throw e;
+  }
   return null;
 }
 

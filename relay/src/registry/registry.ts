@@ -22,12 +22,38 @@ export class EnrolError extends Error {
   }
 }
 
-/** createClaim refused: not a valid hub id, or the hub is active/revoked and `rotate` was not asked for. */
+/**
+ * createClaim refused: not a valid hub id; the hub is active/revoked and `rotate` was not asked for (or the
+ * caller is an installer, who may never rotate); or an installer asked for what only an admin may do.
+ */
 export class ClaimError extends Error {
-  constructor(readonly code: "bad_hub_id" | "active" | "revoked", message: string) {
+  constructor(readonly code: "bad_hub_id" | "active" | "revoked" | "forbidden", message: string) {
     super(message);
     this.name = "ClaimError";
   }
+}
+
+/** What a claim did, for the audit log: a new hub, a new code for a pending one, a rotation, a re-admission. */
+export type ClaimAction = "created" | "renewed" | "rotated" | "readmitted";
+
+/** The audit log's action for each (recorded with the actor by the API's claim route and the CLI). */
+export const CLAIM_AUDIT_ACTION: Record<ClaimAction, string> = {
+  created: "hub.claim", // a new hub registered with its first code
+  renewed: "hub.claim_renewed", // a fresh code for a hub that has not enrolled yet
+  rotated: "hub.rotate", // a code for an enrolled hub: re-enrolling replaces its credentials and key
+  readmitted: "hub.readmit", // a revoked hub admitted again (pending, no credentials)
+};
+
+export interface ClaimOptions {
+  /** Issue a code for an enrolled hub (new credentials on re-enrolment) or admit a revoked one again. */
+  rotate?: boolean;
+  /**
+   * The caller is an installer, named by its token id. An installer may register a hub the relay does not
+   * know yet, which is then theirs, and ask again for a code for a hub of theirs that has not enrolled; it
+   * may never rotate, re-admit, or touch a hub an admin or another installer registered. Without it the
+   * caller is an admin (the API's admin role, the CLI on the relay host).
+   */
+  installer?: string;
 }
 
 
@@ -62,32 +88,45 @@ export class Registry {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Adds a hub (or issues a fresh code for a pending one); returns the one-time claim code. Refused for an active hub unless `rotate`. */
-  async createClaim(hub: string, opts: { rotate?: boolean } = {}): Promise<{ code: string; expiresAt: number }> {
+  /**
+   * Adds a hub (or issues a fresh code for a pending one); returns the one-time claim code. Refused for an
+   * active or revoked hub unless `rotate`; for an installer, see ClaimOptions.installer.
+   */
+  async createClaim(hub: string, opts: ClaimOptions = {}): Promise<{ code: string; expiresAt: number; action: ClaimAction }> {
     if (!isHubId(hub)) throw new ClaimError("bad_hub_id", `not a valid hub id (or one reserved for the relay): ${JSON.stringify(hub.slice(0, 80))}`);
+    const installer = opts.installer;
+    // A rotation hands out the means to become the hub (a revoked one included): never an installer's.
+    if (installer !== undefined && opts.rotate) throw new ClaimError("forbidden", "only an admin may rotate a hub's credentials or admit a revoked hub again");
     const code = newClaimCode();
     const salt = randomBytes(16);
     const expiresAt = this.now() + this.opts.claimCodeTtlS * 1000;
     const claim = { claimHash: hashClaimCode(code, salt).toString("base64"), claimSalt: salt.toString("base64"), claimExpiresAt: expiresAt };
-    // Conditional writes on the status read just before; a concurrent change makes one of them miss and we
-    // look again.
+    // Conditional writes on the status (and owner) read just before; a concurrent change makes one of them
+    // miss and we look again.
     for (let attempt = 0; attempt < 3; attempt++) {
       const row = await this.store.getHub(hub);
       if (!row) {
-        if (await this.store.insertPendingHub(hub, claim, this.now())) return { code, expiresAt };
+        if (await this.store.insertPendingHub(hub, claim, this.now(), installer ?? null)) return { code, expiresAt, action: "created" };
         continue;
       }
       if (row.status === "active" && !opts.rotate) {
-        throw new ClaimError("active", `hub ${hub} is enrolled; ask for a rotation to issue a new code`);
+        throw new ClaimError("active", installer !== undefined ? `hub ${hub} is enrolled; only an admin may rotate it` : `hub ${hub} is enrolled; ask for a rotation to issue a new code`);
       }
       if (row.status === "revoked" && !opts.rotate) {
-        throw new ClaimError("revoked", `hub ${hub} is revoked; ask for a rotation to admit it again with new credentials`);
+        throw new ClaimError(
+          "revoked",
+          installer !== undefined ? `hub ${hub} is revoked; only an admin may admit it again` : `hub ${hub} is revoked; ask for a rotation to admit it again with new credentials`,
+        );
+      }
+      if (installer !== undefined && row.claimOwner !== installer) {
+        throw new ClaimError("forbidden", `hub ${hub} was registered by an admin or another installer; ask an admin for its claim code`);
       }
       // Rotating an active hub leaves its current credentials working until the new code is used, so
       // the hub stays on line while the installer re-enrols it.
-      if (await this.store.setClaim(hub, row.status, claim, { readmit: row.status === "revoked" })) {
+      const readmit = row.status === "revoked";
+      if (await this.store.setClaim(hub, row.status, claim, { readmit, ...(installer !== undefined ? { owner: installer } : {}) })) {
         this.invalidate(hub);
-        return { code, expiresAt };
+        return { code, expiresAt, action: readmit ? "readmitted" : row.status === "active" ? "rotated" : "renewed" };
       }
     }
     throw new Error(`hub ${hub} changed concurrently; try again`);

@@ -52,6 +52,11 @@ export interface IncidentsTable {
   plan: string;
   /** running | acknowledged | exhausted | stopped */
   escalation: string;
+  /**
+   * How many times the call tree was started again (new evidence, an arrival not confirmed): 0 for the first
+   * run. Timer and call-attempt ids carry it, so a later pass never collides with an earlier one's rows.
+   */
+  escalation_pass: number;
   acknowledged_at: number | null;
   acknowledged_by: string | null;
   false_alarm_reason: string | null;
@@ -67,7 +72,7 @@ export interface IncidentTimelineTable {
   incident_id: string;
   at: number;
   actor: string;
-  /** transition | joined | call | outcome | acknowledged | dispatch | ticket | follow_up | note | alarm_cleared | escalation */
+  /** transition | joined | new_evidence | call | outcome | acknowledged | arrival | arrival_unconfirmed | dispatch | ticket | follow_up | note | alarm_cleared | escalation */
   kind: string;
   from_state: string | null;
   to_state: string | null;
@@ -77,7 +82,10 @@ export interface IncidentTimelineTable {
 }
 
 export interface EscalationTimersTable {
-  /** `<incident>:<step>:<round>` or `<incident>:follow_up`: a second insert of the same timer is a no-op. */
+  /**
+   * `<incident>:<step>:<round>` (`<incident>:p<pass>:<step>:<round>` after a restart), `…:end`,
+   * `<incident>:follow_up`, `<incident>:arrival:…`: a second insert of the same timer is a no-op.
+   */
   id: string;
   incident_id: string;
   kind: string;
@@ -289,6 +297,12 @@ export const closedLoopMigrations: Record<string, Migration> = {
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .addColumn("revoked_at", "bigint")
         .execute();
+    },
+  },
+  // The call tree's pass (escalation restarted on new evidence or after an arrival not confirmed).
+  "0110_incident_escalation_pass": {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("incidents").addColumn("escalation_pass", "integer", (c) => c.notNull().defaultTo(0)).execute();
     },
   },
 };

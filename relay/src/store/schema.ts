@@ -1,7 +1,7 @@
 // The relay's tables and their migrations, written once for both SQLite and PostgreSQL.
 // Times are ms since epoch (bigint in PostgreSQL, read back as numbers); flags are 0/1 integers because
 // better-sqlite3 cannot bind booleans, and one representation keeps every query identical on both dialects.
-import { sql, type Kysely, type Migration } from "kysely";
+import { sql, type Generated, type Kysely, type Migration } from "kysely";
 
 export interface HubsTable {
   id: string;
@@ -15,6 +15,12 @@ export interface HubsTable {
   claim_salt: string | null;
   claim_expires_at: number | null;
   claim_used_at: number | null;
+  /**
+   * The installer token (its id) that registered the hub with its first claim; only that installer may ask
+   * for another code, and only until the hub enrols (cleared then). NULL for hubs an admin or the CLI
+   * registered, which only an admin may claim again.
+   */
+  claim_owner: Generated<string | null>;
   created_at: number;
   last_seen_at: number | null;
   online: number;
@@ -122,6 +128,12 @@ export const relayMigrations: Record<string, Migration> = {
         .where(sql.ref("closed_at"), "is", null)
         .execute();
       await db.schema.createIndex("hub_incidents_hub_opened").ifNotExists().on("hub_incidents").columns(["hub", "opened_at"]).execute();
+    },
+  },
+  // Who may ask for a hub's next claim code before it first enrols (an installer's own registrations).
+  "0002_hub_claim_owner": {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("hubs").addColumn("claim_owner", "text").execute();
     },
   },
 };

@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type Selectable } from "kysely";
 import pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
@@ -51,6 +51,8 @@ export interface HubRow {
   offlineSince: number | null;
   claimExpiresAt: number | null;
   claimUsedAt: number | null;
+  /** The installer token (id) that registered the hub, until it enrols; null otherwise. */
+  claimOwner: string | null;
   enrolled: boolean;
 }
 
@@ -127,11 +129,14 @@ export interface Store {
   getHub(id: string): Promise<HubRow | undefined>;
   getHubAuth(id: string): Promise<HubAuthRow | undefined>;
   listHubs(): Promise<HubRow[]>;
-  /** Adds a pending hub with its first claim; false if the id exists. */
-  insertPendingHub(id: string, claim: ClaimFields, now: number): Promise<boolean>;
-  /** Replaces the claim of a hub still in `expectStatus`; `readmit` turns a revoked hub back to pending without credentials. */
-  setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts?: { readmit?: boolean }): Promise<boolean>;
-  /** Uses the claim (only if it is still `claimHash`, unused and unexpired, and the hub not revoked) and stores new credentials. */
+  /** Adds a pending hub with its first claim (owned by `owner`, an installer token id, if given); false if the id exists. */
+  insertPendingHub(id: string, claim: ClaimFields, now: number, owner?: string | null): Promise<boolean>;
+  /**
+   * Replaces the claim of a hub still in `expectStatus` (and still owned by `owner`, when given); `readmit`
+   * turns a revoked hub back to pending without credentials or owner.
+   */
+  setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts?: { readmit?: boolean; owner?: string }): Promise<boolean>;
+  /** Uses the claim (only if it is still `claimHash`, unused and unexpired, and the hub not revoked), stores new credentials and ends the claim's ownership. */
   activateHub(id: string, claimHash: string, creds: Credentials, now: number): Promise<boolean>;
   /** Revokes the hub, clears its claim and closes its open incidents; false if unknown or already revoked. */
   revokeHub(id: string, now: number): Promise<boolean>;
@@ -265,7 +270,7 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-type HubSelect = Pick<HubsTable, "id" | "status" | "created_at" | "last_seen_at" | "online" | "last_boot" | "offline_since" | "claim_expires_at" | "claim_used_at" | "key_b64">;
+type HubSelect = Pick<Selectable<HubsTable>, "id" | "status" | "created_at" | "last_seen_at" | "online" | "last_boot" | "offline_since" | "claim_expires_at" | "claim_used_at" | "claim_owner" | "key_b64">;
 
 function toHubRow(r: HubSelect): HubRow {
   return {
@@ -278,11 +283,12 @@ function toHubRow(r: HubSelect): HubRow {
     offlineSince: r.offline_since,
     claimExpiresAt: r.claim_expires_at,
     claimUsedAt: r.claim_used_at,
+    claimOwner: r.claim_owner,
     enrolled: r.key_b64 !== null,
   };
 }
 
-const HUB_COLUMNS = ["id", "status", "created_at", "last_seen_at", "online", "last_boot", "offline_since", "claim_expires_at", "claim_used_at", "key_b64"] as const;
+const HUB_COLUMNS = ["id", "status", "created_at", "last_seen_at", "online", "last_boot", "offline_since", "claim_expires_at", "claim_used_at", "claim_owner", "key_b64"] as const;
 
 class KyselyStore implements Store {
   constructor(
@@ -387,7 +393,7 @@ class KyselyStore implements Store {
     return rows.map(toHubRow);
   }
 
-  async insertPendingHub(id: string, claim: ClaimFields, now: number): Promise<boolean> {
+  async insertPendingHub(id: string, claim: ClaimFields, now: number, owner: string | null = null): Promise<boolean> {
     const got = await this.db
       .insertInto("hubs")
       .values({
@@ -400,6 +406,7 @@ class KyselyStore implements Store {
         claim_salt: claim.claimSalt,
         claim_expires_at: claim.claimExpiresAt,
         claim_used_at: null,
+        claim_owner: owner,
         created_at: now,
         last_seen_at: null,
         online: 0,
@@ -412,8 +419,8 @@ class KyselyStore implements Store {
     return got.length === 1;
   }
 
-  async setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts: { readmit?: boolean } = {}): Promise<boolean> {
-    const r = await this.db
+  async setClaim(id: string, expectStatus: HubsTable["status"], claim: ClaimFields, opts: { readmit?: boolean; owner?: string } = {}): Promise<boolean> {
+    let q = this.db
       .updateTable("hubs")
       .set({
         claim_hash: claim.claimHash,
@@ -421,11 +428,12 @@ class KyselyStore implements Store {
         claim_expires_at: claim.claimExpiresAt,
         claim_used_at: null,
         // A revoked hub comes back only through a new enrolment: its old credentials are gone for good.
-        ...(opts.readmit ? { status: "pending" as const, password_hash: null, password_salt: null, key_b64: null, online: 0 } : {}),
+        ...(opts.readmit ? { status: "pending" as const, password_hash: null, password_salt: null, key_b64: null, online: 0, claim_owner: null } : {}),
       })
       .where("id", "=", id)
-      .where("status", "=", expectStatus)
-      .executeTakeFirst();
+      .where("status", "=", expectStatus);
+    if (opts.owner !== undefined) q = q.where("claim_owner", "=", opts.owner);
+    const r = await q.executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   }
 
@@ -439,6 +447,8 @@ class KyselyStore implements Store {
         password_salt: creds.passwordSalt,
         key_b64: creds.keyB64,
         claim_used_at: now,
+        // Enrolled: no installer owns its claims any more (a rotation is an admin's).
+        claim_owner: null,
       })
       .where("id", "=", id)
       .where("claim_hash", "=", claimHash)

@@ -2,14 +2,16 @@
 // (audited), the false-alarm report, and the installer's hub enrolment helpers.
 import type { Kysely } from "kysely";
 import { z } from "zod";
-import { ackOperatorAlert, listOperatorAlerts } from "../../alerts/operator-alerts.js";
+import { ackOperatorAlert, getOperatorAlert, listOperatorAlerts, revealAlertCalls } from "../../alerts/operator-alerts.js";
 import type { Role } from "../../auth/tokens.js";
 import { CarePlanError, readCarePlan } from "../../careplans/store.js";
+import { getForward, listForwardSummaries, resendForward, ResendError } from "../../forwarders/outbox.js";
 import { falseAlarmReport } from "../../incidents/report.js";
 import { getIncident, getTimeline, listIncidents } from "../../incidents/repo.js";
 import type { IncidentService } from "../../incidents/service.js";
 import { isHubId } from "../../mqtt/topics.js";
-import { ClaimError, type Registry } from "../../registry/registry.js";
+import { recordAudit } from "../../careplans/audit.js";
+import { CLAIM_AUDIT_ACTION, ClaimError, type Registry } from "../../registry/registry.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
 import type { Store } from "../../store/store.js";
 import { HttpError } from "../server.js";
@@ -29,6 +31,7 @@ export interface OperatorRouteDeps {
 const STAFF: readonly Role[] = ["operator", "admin"];
 const ENROLMENT: readonly Role[] = ["installer", "admin"];
 const ANYONE: readonly Role[] = ["operator", "admin", "installer"];
+const ADMIN: readonly Role[] = ["admin"];
 
 export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
   const incidentOr404 = async (id: string) => {
@@ -172,6 +175,76 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
     }),
     route({
       method: "GET",
+      path: "/v1/alerts/{id}",
+      roles: STAFF,
+      tag: "alerts",
+      summary: "one alert with every call it names (telephony_down: the calls that could not be placed; no numbers)",
+      response: s.alertSchema,
+      errors: { 404: "no such alert" },
+      handle: async ({ params }) => {
+        const a = await getOperatorAlert(d.db, params.id as string);
+        if (!a) throw new HttpError(404, "not_found", `no alert ${params.id}`);
+        return { body: a };
+      },
+    }),
+    route({
+      method: "GET",
+      path: "/v1/alerts/{id}/calls",
+      roles: STAFF,
+      tag: "alerts",
+      summary: "the calls an alert names with the numbers to dial by hand (personal data: each hub's care-plan read is recorded in the audit log)",
+      response: s.alertCallsSchema,
+      errors: { 404: "no such alert" },
+      handle: async ({ params, actor }) => {
+        const calls = await revealAlertCalls(d.db, params.id as string, { actor, at: d.now() });
+        if (!calls) throw new HttpError(404, "not_found", `no alert ${params.id}`);
+        return { body: { alert: params.id, calls } };
+      },
+    }),
+    route<undefined, z.infer<typeof s.listForwardsQuery>>({
+      method: "GET",
+      path: "/v1/forwards",
+      roles: ADMIN,
+      tag: "forwards",
+      summary: "outbox rows without payloads, newest first: the dead letters by default",
+      query: s.listForwardsQuery,
+      response: z.object({ forwards: z.array(s.forwardSummarySchema) }),
+      handle: async ({ query }) => ({ body: { forwards: await listForwardSummaries(d.db, { state: query.state, destination: query.destination, limit: query.limit }) } }),
+    }),
+    route({
+      method: "GET",
+      path: "/v1/forwards/{id}",
+      roles: ADMIN,
+      tag: "forwards",
+      summary: "one forward with its payload and who read or resent it (the read is recorded in the audit log)",
+      response: s.forwardDetailSchema,
+      errors: { 404: "no such forward" },
+      handle: async ({ params, actor }) => {
+        const f = await getForward(d.db, params.id as string, { actor, purpose: "api", at: d.now() });
+        if (!f) throw new HttpError(404, "not_found", `no forward ${params.id}`);
+        return { body: f };
+      },
+    }),
+    route<z.infer<typeof s.resendBody>>({
+      method: "POST",
+      path: "/v1/forwards/{id}/resend",
+      roles: ADMIN,
+      tag: "forwards",
+      summary: "send a dead forward again once its receiver is fixed: pending, due now, tries counted from zero (recorded in the audit log)",
+      body: s.resendBody,
+      response: z.object({ forward: s.forwardSummarySchema }),
+      errors: { 404: "no such forward", 409: "the forward is not dead (pending or delivered)" },
+      handle: async ({ params, body, actor }) => {
+        try {
+          return { body: { forward: await resendForward(d.db, params.id as string, { actor, purpose: body.reason ?? "api", at: d.now() }) } };
+        } catch (e) {
+          if (e instanceof ResendError) throw new HttpError(e.code === "not_found" ? 404 : 409, e.code, e.message);
+          throw e;
+        }
+      },
+    }),
+    route({
+      method: "GET",
       path: "/v1/careplans/{hub}",
       roles: STAFF,
       tag: "care plans",
@@ -218,17 +291,28 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/hubs/{hub}/claim",
       roles: ENROLMENT,
       tag: "hubs",
-      summary: "register a hub (or rotate an enrolled one) and get its one-time claim code",
+      summary:
+        "register a hub and get its one-time claim code; installers only for a new hub or one they registered that has not enrolled, rotation and re-admission (rotate) for admins only; audited",
       body: s.claimBody,
       response: s.claimSchema,
-      errors: { 409: "already enrolled (ask for rotate) or revoked" },
-      handle: async ({ params, body }) => {
-        checkHub(params.hub as string);
+      errors: {
+        403: "the token's role is not one of: installer, admin; or an installer asked to rotate, or for a hub an admin or another installer registered",
+        409: "already enrolled (an admin may rotate) or revoked",
+      },
+      handle: async ({ params, body, principal, actor }) => {
+        const hub = params.hub as string;
+        checkHub(hub);
+        // The installer's token id, not its name: a name can be given to a new token once the old is revoked.
+        const installer = principal?.role === "installer" ? principal.id : undefined;
         try {
-          const c = await d.registry.createClaim(params.hub as string, { rotate: body.rotate });
-          return { status: 201, body: { hub: params.hub, code: c.code, expiresAt: c.expiresAt } };
+          const c = await d.registry.createClaim(hub, { rotate: body.rotate, installer });
+          await recordAudit(d.db, { actor, action: CLAIM_AUDIT_ACTION[c.action], subject: hub, purpose: "api", at: d.now() });
+          return { status: 201, body: { hub, code: c.code, expiresAt: c.expiresAt } };
         } catch (e) {
-          if (e instanceof ClaimError) throw new HttpError(e.code === "bad_hub_id" ? 400 : 409, e.code, e.message);
+          if (e instanceof ClaimError) {
+            if (e.code !== "bad_hub_id") await recordAudit(d.db, { actor, action: `hub.claim_refused:${e.code}`, subject: hub, purpose: "api", at: d.now() });
+            throw new HttpError(e.code === "bad_hub_id" ? 400 : e.code === "forbidden" ? 403 : 409, e.code, e.message);
+          }
           throw e;
         }
       },

@@ -60,7 +60,7 @@ export const timelineEntrySchema = z.object({
   id: z.string(),
   at: ms,
   actor: z.string().describe("operator:<token name>, system, system:escalation, elder, <role>:<contact id>, hub:<id>"),
-  kind: z.string().describe("transition, joined, call, outcome, acknowledged, dispatch, ticket, follow_up, escalation, alarm_cleared"),
+  kind: z.string().describe("transition, joined, new_evidence, call, outcome, acknowledged, arrival, arrival_unconfirmed, dispatch, ticket, follow_up, escalation, alarm_cleared"),
   from: z.string().nullable(),
   to: z.string().nullable(),
   cause: z.string().nullable(),
@@ -84,6 +84,23 @@ export const callAttemptSchema = z.object({
 export const incidentDetailSchema = z.object({ incident: incidentSchema, timeline: z.array(timelineEntrySchema), calls: z.array(callAttemptSchema) });
 export const actionResultSchema = z.object({ incident: incidentSchema, entry: timelineEntrySchema });
 
+export const alertCallSchema = z
+  .object({
+    attemptId: z.string(),
+    incidentId: z.string(),
+    hub: z.string().nullable(),
+    incidentState: z.string().nullable().describe("the incident's state now: a closed one needs no call"),
+    escalation: z.string().nullable().describe("the incident's escalation now: acknowledged means someone has it in hand"),
+    role: z.string().describe("elder, onsite_team or a contact role"),
+    target: z.string().describe("the contact's care-plan id (elder, onsite_team)"),
+    channel: z.enum(["voice", "sms"]),
+    step: z.number().int(),
+    round: z.number().int(),
+    status: z.string().describe("the attempt's status now (unavailable unless a later callback changed it)"),
+    at: ms.describe("when the alert was raised for it"),
+  })
+  .describe("a call an alert names (telephony_down: a call that could not be placed); no number");
+
 export const alertSchema = z.object({
   id: z.string(),
   kind: z.enum(ALERT_KINDS),
@@ -94,7 +111,49 @@ export const alertSchema = z.object({
   lastAt: ms,
   ackedAt: ms.nullable(),
   ackedBy: z.string().nullable(),
+  callCount: z.number().int().describe("how many calls the alert names"),
+  calls: z.array(alertCallSchema).describe("the calls it names, oldest first: whom to call by hand (at most 50 in a listing; GET /v1/alerts/{id} has all)"),
 });
+
+export const alertCallsSchema = z.object({
+  alert: z.string(),
+  calls: z.array(
+    alertCallSchema.extend({
+      number: z.string().nullable().describe("the number to dial, from the hub's current care plan; null for a closed incident or a contact no longer in the plan"),
+      note: z.string().optional().describe("why there is no number"),
+    }),
+  ),
+});
+
+export const forwardSummarySchema = z
+  .object({
+    id: z.string(),
+    destination: z.string(),
+    idempotencyKey: z.string(),
+    state: z.enum(["pending", "delivered", "dead"]),
+    attempts: z.number().int().describe("tries so far (counted from zero again after a resend)"),
+    lastError: z.string().nullable(),
+    createdAt: ms,
+    nextAttemptAt: ms,
+    deliveredAt: ms.nullable(),
+    incidentId: z.string().nullable(),
+    hub: z.string().nullable(),
+    type: z.string().nullable(),
+    update: z.string().nullable().describe("what the update reports, e.g. transition → confirmed"),
+  })
+  .describe("an outbox row without its payload");
+
+const auditEntrySchema = z.object({ actor: z.string(), action: z.string(), subject: z.string(), purpose: z.string(), at: ms });
+export const forwardDetailSchema = forwardSummarySchema.extend({
+  payload: z.unknown().describe("the body sent on every try (an opening carries the elder's address: the read is audited)"),
+  history: z.array(auditEntrySchema).describe("reads and resends of this forward, oldest first"),
+});
+export const listForwardsQuery = z.object({
+  state: z.enum(["dead", "pending", "delivered"]).default("dead"),
+  destination: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+export const resendBody = z.object({ reason: z.string().min(1).max(100).optional().describe("recorded in the audit log with the resend (default: api)") }).strict();
 
 export const storedCarePlanSchema = z.object({ hub: z.string(), version: z.number().int(), updatedAt: ms, updatedBy: z.string(), plan: carePlanSchema });
 
@@ -110,7 +169,9 @@ export const hubStatusSchema = z.object({
   claimExpiresAt: ms.nullable(),
 });
 export const claimSchema = z.object({ hub: z.string(), code: z.string(), expiresAt: ms });
-export const claimBody = z.object({ rotate: z.boolean().optional() }).strict();
+export const claimBody = z
+  .object({ rotate: z.boolean().optional().describe("admin only: a new code for an enrolled hub (re-enrolling replaces its credentials and key), or admit a revoked hub again") })
+  .strict();
 
 export const errorSchema = z.object({ error: z.string(), message: z.string() });
 
