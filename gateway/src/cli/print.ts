@@ -14,6 +14,7 @@ interface Status {
   journal: { rows: number; alarms: number; oldestTs: number | null };
   uplink: UplinkView;
   zigbee?: { state: string; error?: string | null; adapter?: string; path?: string; channel?: number; devices?: number; pairing?: boolean };
+  radars?: Array<{ id: string; room?: string; online: boolean | null }>;
   state?: {
     restored: { outcome: string; reason?: string; savedBoot?: number; savedAt?: number; alarms?: string[]; latchedValves?: string[]; windows?: number };
     failures?: number;
@@ -51,6 +52,7 @@ export function printStatus(s: Status): string {
     `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
     `uplink: ${uplinkLine(s.uplink)}`,
     `zigbee: ${zigbeeLine(s.zigbee)}`,
+    `radars: ${s.radars?.length ? s.radars.map((r) => `${r.id}${r.room ? ` (${r.room})` : ""} ${r.online === true ? "online" : r.online === false ? "OFFLINE" : "not heard yet"}`).join(", ") : "none configured"}`,
     ...stateLines(s.state),
   ];
   const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);

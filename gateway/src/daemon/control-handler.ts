@@ -71,6 +71,7 @@ async function status(p: Parts) {
     journal: await p.journal.stats(),
     uplink: p.uplink?.status() ?? { state: "not configured" },
     zigbee: p.zigbee ? { ...p.zigbee.coordinator(), devices: p.zigbee.devices().length } : { state: "not configured" },
+    radars: p.hub.radarDevices().map((r) => ({ id: r.id, room: r.room, online: r.stats().online })),
   };
 }
 

@@ -11,7 +11,8 @@ export type HubRole = (typeof HUB_ROLES)[number];
 /** `siren_chirp` is a short bounded sound (SOS feedback); only devices that can bound it themselves offer it. */
 export type HubCommand = "close" | "open" | "siren_on" | "siren_off" | "siren_chirp";
 
-/** Fire for smoke; emergency for gas, CO and valve faults. A device without a fire tone uses its nearest. */
+/** Fire for smoke; emergency for gas, CO and valve faults. A device without a fire tone uses its nearest, and
+ * the two still sound different: fire pulses, gas is continuous (transports/zigbee/siren-patterns.ts). */
 export type SirenMode = "fire" | "emergency";
 
 export interface CommandOptions {
