@@ -2,7 +2,7 @@
 // Every failure here is logged and swallowed: a broken notify channel must never take the hub down
 // (systemd's own timeouts and the watchdog decide what happens then).
 import { execFile } from "node:child_process";
-import { unixDgramSocket, type UnixDgramSocket } from "./unix-dgram.js";
+import { unixDgramAvailable, unixDgramMissing, unixDgramSocket, type UnixDgramSocket } from "./unix-dgram.js";
 
 export interface Notifier {
   /** READY=1: send once the hub actually guards the home (bus, journal, rules up). */
@@ -25,8 +25,10 @@ export interface NotifierOptions {
   env?: NodeJS.ProcessEnv;
   /** Compared with WATCHDOG_PID; default process.pid. */
   pid?: number;
-  /** Helper used for abstract NOTIFY_SOCKET addresses; default "systemd-notify". */
+  /** Helper used for abstract NOTIFY_SOCKET addresses, and when unix-dgram is missing; default "systemd-notify". */
   notifyCommand?: string;
+  /** Whether the unix-dgram addon can be used; default: try to load it (tests pass false). */
+  datagrams?: boolean;
 }
 
 /** Pinging faster than this is pointless for a node process; it only guards against a tight loop. */
@@ -93,8 +95,17 @@ export function createNotifier(opts: NotifierOptions): Notifier {
 
   let send: Transport;
   let watchdogAllowed = true;
-  if (socketPath.startsWith("/")) {
+  if (socketPath.startsWith("/") && (opts.datagrams ?? unixDgramAvailable())) {
     send = datagramTransport(socketPath, onSent, onFailed);
+  } else if (socketPath.startsWith("/")) {
+    // Without the optional addon the hub still runs under systemd: READY/STOPPING go through the helper
+    // (as for abstract sockets, with the same limits), and no watchdog pings are sent.
+    safeLog(
+      `${opts.datagrams === false ? "datagram sockets disabled" : unixDgramMissing()}; using ${opts.notifyCommand ?? "systemd-notify"} for ` +
+        "READY/STOPPING/STATUS (needs NotifyAccess=all) and sending no watchdog pings",
+    );
+    send = commandTransport(opts.notifyCommand ?? "systemd-notify", env, onSent, onFailed);
+    watchdogAllowed = false;
   } else if (socketPath.startsWith("@")) {
     // unix-dgram cannot address abstract sockets. systemd-notify
     // can, but as a non-root service the datagram comes from the helper's PID, so systemd accepts it only

@@ -284,6 +284,29 @@ test("an abstract NOTIFY_SOCKET falls back to the notify command for READY/STOPP
   assert.deepEqual(calls, ["@anxin-test READY=1", "@anxin-test STOPPING=1"]);
 });
 
+test("without the optional unix-dgram addon a path NOTIFY_SOCKET still gets READY/STOPPING through the notify command, without pings", async (t) => {
+  const dir = tempDir(t, "anxin-notify-");
+  const out = join(dir, "calls.txt");
+  const script = join(dir, "fake-systemd-notify");
+  writeFileSync(script, `#!/bin/sh\necho "$NOTIFY_SOCKET $*" >> '${out}'\n`);
+  chmodSync(script, 0o755);
+  const logs: string[] = [];
+  const n = createNotifier({
+    healthy: () => true,
+    env: { NOTIFY_SOCKET: join(dir, "notify.sock"), WATCHDOG_USEC: "150000", PATH: process.env.PATH },
+    notifyCommand: script,
+    datagrams: false,
+    log: (msg) => logs.push(msg),
+  });
+  t.after(() => n.close());
+  assert.equal(n.watchdogIntervalMs, undefined, "no watchdog without datagrams");
+  assert.equal(logs.filter((l) => l.includes("no watchdog pings")).length, 1, logs.join("\n"));
+  n.ready();
+  await until(() => existsSync(out) && readFileSync(out, "utf8").includes("READY=1"));
+  n.stopping();
+  await until(() => readFileSync(out, "utf8").includes("STOPPING=1"));
+});
+
 test("unit files are copied for verify only when ExecStart's program is missing", (t) => {
   // Guards the helper itself: the shipped ExecStart must stay /usr/bin/node.
   for (const unit of UNITS) assert.match(readFileSync(unit, "utf8"), /^ExecStart=\/usr\/bin\/node (--[\w-]+(=\S+)? )*\/opt\/anxin\/dist\//m);
