@@ -10,54 +10,18 @@
 //   (and every `fineTickMs` in the seconds before an expected deadline). The tick granularity bounds what a
 //   latency can say: an alarm due between two ticks is raised at the next one (or at the next chunk, since
 //   every reading runs the rules too).
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { SerialPort } from "serialport";
 import { encodeHeartbeat, seeed5359 } from "../../gateway/src/transports/uart/seeed-5359.js";
+import { startPtyPair, type PtyPair } from "../../test/support/pty-pair.js";
 import { productReplies, type RadarProfile, type Trace } from "./generate.js";
 
 // --- PTY pairs ----------------------------------------------------------------------------------------------
 
-export interface PtyPair {
-  /** the end the hub opens */
-  readonly hubPath: string;
-  /** the end the radar (this player) writes to */
-  readonly radarPath: string;
-  stop(): Promise<void>;
-}
+export type { PtyPair };
 
-/** `socat -d -d pty,raw,echo=0,link=A pty,raw,echo=0,link=B`, waiting until both links exist. */
-export async function openPtyPair(hubPath: string, radarPath: string, timeoutMs = 5000): Promise<PtyPair> {
-  const child: ChildProcess = spawn("socat", ["-d", "-d", `pty,raw,echo=0,link=${hubPath}`, `pty,raw,echo=0,link=${radarPath}`], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  let exited = false;
-  child.stderr?.on("data", (d: Buffer) => {
-    // -d -d notices are only kept for an error message; bounded so a chatty socat costs nothing
-    if (stderr.length < 4000) stderr += d.toString();
-  });
-  const exit = new Promise<void>((resolve) =>
-    child.once("exit", () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  const until = Date.now() + timeoutMs;
-  while (!existsSync(hubPath) || !existsSync(radarPath)) {
-    if (exited) throw new Error(`socat exited before creating the PTYs: ${stderr.trim()}`);
-    if (Date.now() > until) {
-      child.kill("SIGTERM");
-      throw new Error(`socat did not create ${hubPath} and ${radarPath} within ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return {
-    hubPath,
-    radarPath,
-    async stop() {
-      if (!exited) child.kill("SIGTERM");
-      await exit;
-    },
-  };
+/** `socat -d -d pty,raw,echo=0,link=A pty,raw,echo=0,link=B` (hub end A, this player's end B), waiting until both links exist. */
+export function openPtyPair(hubPath: string, radarPath: string, timeoutMs = 5000): Promise<PtyPair> {
+  return startPtyPair(hubPath, radarPath, timeoutMs, { debug: true, pollMs: 10 });
 }
 
 // --- the radar's end ----------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ function hubConfig(trace: Trace, dir: string, pairs: Map<string, PtyPair>): unkn
     radars: trace.radars.map((x) => ({
       id: x.id,
       profile: x.profile,
-      path: pairs.get(x.id)!.hubPath,
+      path: pairs.get(x.id)!.hubEnd,
       room: x.room,
       ...(x.settleMs !== undefined ? { settleMs: x.settleMs } : {}),
       ...(x.offlineAfterMs !== undefined ? { offlineAfterMs: x.offlineAfterMs } : {}),
@@ -130,7 +130,7 @@ export async function runTrace(trace: Trace, o: RunOptions = {}): Promise<TraceR
     for (const r of trace.radars) {
       const pair = await openPtyPair(path.join(dir, `${r.id}-hub`), path.join(dir, `${r.id}-radar`));
       pairs.set(r.id, pair);
-      const end = new RadarEnd(r.id, pair.radarPath, r.profile);
+      const end = new RadarEnd(r.id, pair.deviceEnd, r.profile);
       await end.open();
       ends.set(r.id, end);
     }

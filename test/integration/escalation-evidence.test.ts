@@ -4,7 +4,7 @@
 // PostgreSQL when ANXIN_TEST_PG_URL is set — with a scripted telephony gateway over real HTTP that posts
 // signed callbacks, and a clock the test moves.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ulid } from "ulid";
@@ -18,6 +18,7 @@ import { pendingTimers } from "../../relay/src/escalation/timers.js";
 import { listForwards } from "../../relay/src/forwarders/outbox.js";
 import { getTimeline, listIncidents, type Incident, type TimelineEntry } from "../../relay/src/incidents/repo.js";
 import type { Store } from "../../relay/src/store/store.js";
+import { api, carePlan, PHONES, writeGatewaySecret } from "../support/care-plan-fixture.js";
 import { waitFor } from "../support/hub-rig.js";
 import { testOnBothStores } from "../support/loop-store.js";
 import { startRelayForTest } from "../support/relay-rig.js";
@@ -25,30 +26,10 @@ import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stu
 
 const SECRET = "evidence-test-gateway-secret-0123456789";
 const HUB = "hub-evidence-1";
-const N = {
-  elder: "+8613800000000",
-  son: "+8613800000001",
-  daughter: "+8613800000002",
-  niece: "+8613800000003",
-  committee: "+8613800000004",
-  firestation: "+8613800000005",
-  upstairs: "+8613800000006",
-  onsite: "+8613800000009",
-};
-const CARE: CarePlanInput = {
-  elder: { name: "Wang Lan", phone: N.elder, address: "Room 302, 12 Lane 88, Dinghai Road", riskLevel: "high" },
-  contacts: [
-    { id: "son", name: "Wang Wei", phone: N.son, role: "emergency_contact" },
-    { id: "daughter", name: "Wang Fang", phone: N.daughter, role: "emergency_contact" },
-    { id: "niece", name: "Li Na", phone: N.niece, role: "emergency_contact" },
-    { id: "committee", name: "Zhao Min", phone: N.committee, role: "neighbourhood_committee" },
-    { id: "firestation", name: "Duty desk", phone: N.firestation, role: "property_fire_station" },
-    { id: "upstairs", name: "Chen Jie", phone: N.upstairs, role: "relative_neighbour" },
-  ],
-  onsiteTeam: { name: "Platform team B", phone: N.onsite },
+const N = PHONES;
+const CARE: CarePlanInput = carePlan({
   devices: { "sos-1": { model: "anxin-sos-button-v2" }, "smoke-1": { model: "acme-smoke-9" }, "smoke-2": { model: "acme-smoke-9" } },
-  language: "en",
-};
+});
 // The person policy with this care plan: 0 the elder (2 rounds), 1 son, 2 daughter, 3 niece, 4 committee, …
 const PERSON_ARRIVAL = { checkAfterMs: 900_000, giveUpAfterMs: 300_000 };
 
@@ -63,8 +44,7 @@ interface Loop {
 /** The daemon on `store` (testOnBothStores owns it; a second relay may start on it after this one stops). */
 async function startLoop(store: Store, o: { clock: { now: number }; gw: TelephonyStub; key?: Buffer }): Promise<Loop> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), "anxin-evidence-"));
-  const secretFile = path.join(tmp, "gateway.secret");
-  await writeFile(secretFile, SECRET, { mode: 0o600 });
+  const secretFile = await writeGatewaySecret(tmp, SECRET);
   const shared = Object.create(store) as Store;
   shared.close = async () => {};
   const never = "http://127.0.0.1:9/never"; // delivery is the forwarders' concern; here only the outbox rows matter
@@ -142,15 +122,6 @@ const attemptsOf = (gw: TelephonyStub, from = 0) => gw.calls.slice(from).map((c)
 const alertsOf = (L: Loop, kind: string) => L.relay.db.selectFrom("operator_alerts").selectAll().where("kind", "=", kind).execute();
 const entries = async (L: Loop, id: string, kind: string): Promise<TimelineEntry[]> => (await getTimeline(L.relay.db, id)).filter((e) => e.kind === kind);
 const token = async (L: Loop) => (await addToken(L.relay.db, `op-${ulid()}`, "operator", L.clock.now)).token;
-
-async function api(relay: RunningRelay, tok: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${relay.httpUrl}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${tok}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: await res.json().catch(() => null) };
-}
 
 testOnBothStores("smoke, the elder presses 2 ('I am fine'), a second detector fires: the elder is called again from the policy's step, the operator alerted, the update forwarded", (store) =>
   withLoop(store, async (L) => {

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -23,49 +22,21 @@ import { loadPolicySet } from "../../relay/src/escalation/policy.js";
 import { addTimer, pendingTimers } from "../../relay/src/escalation/timers.js";
 import { IncidentForwarding } from "../../relay/src/incidents/forwarding.js";
 import { getTimeline, listIncidents } from "../../relay/src/incidents/repo.js";
+import { api, capturingLog, carePlan, personalData, PHONES, writeGatewaySecret } from "../support/care-plan-fixture.js";
 import { startRelayForTest, freePort, type RelayRig } from "../support/relay-rig.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/hub-rig.js";
 import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
 
 const SECRET = "escalation-test-gateway-secret-0123456789";
-const N = {
-  elder: "+8613800000000",
-  son: "+8613800000001",
-  daughter: "+8613800000002",
-  niece: "+8613800000003",
-  committee: "+8613800000004",
-  firestation: "+8613800000005",
-  upstairs: "+8613800000006",
-  onsite: "+8613800000009",
-};
-const CARE: CarePlanInput = {
-  elder: { name: "Wang Lan", phone: N.elder, address: "Room 302, 12 Lane 88, Dinghai Road", riskLevel: "high" },
-  contacts: [
-    { id: "son", name: "Wang Wei", phone: N.son, role: "emergency_contact" },
-    { id: "daughter", name: "Wang Fang", phone: N.daughter, role: "emergency_contact" },
-    { id: "niece", name: "Li Na", phone: N.niece, role: "emergency_contact" },
-    { id: "committee", name: "Zhao Min", phone: N.committee, role: "neighbourhood_committee" },
-    { id: "firestation", name: "Duty desk", phone: N.firestation, role: "property_fire_station" },
-    { id: "upstairs", name: "Chen Jie", phone: N.upstairs, role: "relative_neighbour" },
-  ],
-  onsiteTeam: { name: "Platform team B", phone: N.onsite },
-  devices: { "sos-1": { model: "anxin-sos-button-v2" }, "smoke-1": { model: "acme-smoke-9" } },
-  language: "en",
-};
-const PERSONAL = [CARE.elder.name, CARE.elder.address, ...Object.values(N).map((n) => n.slice(3))];
+const N = PHONES;
+const CARE: CarePlanInput = carePlan({ devices: { "sos-1": { model: "anxin-sos-button-v2" }, "smoke-1": { model: "acme-smoke-9" } } });
+const PERSONAL = personalData(CARE);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
-
-/** A log that keeps its lines, to prove no personal data reaches it. */
-function capturingLog() {
-  const lines: string[] = [];
-  const log = pino({ level: "debug" }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }));
-  return { log, lines };
-}
 
 interface Loop {
   rig: RelayRig;
@@ -76,12 +47,6 @@ interface Loop {
   hub: string;
   logs: string[];
   dir: string;
-}
-
-async function secretFile(dir: string): Promise<string> {
-  const f = path.join(dir, "gateway.secret");
-  await writeFile(f, SECRET, { mode: 0o600 });
-  return f;
 }
 
 async function startLoop(o: { hub?: string; config?: Record<string, unknown>; dir?: string; clock?: { now: number }; gw?: TelephonyStub; carePlan?: boolean } = {}): Promise<Loop> {
@@ -96,7 +61,7 @@ async function startLoop(o: { hub?: string; config?: Record<string, unknown>; di
     log,
     dir: o.dir,
     config: {
-      telephony: { kind: "http", url: gw.url, secretFile: await secretFile(tmp), retries: 0, backoffMs: 0, timeoutMs: 3000 },
+      telephony: { kind: "http", url: gw.url, secretFile: await writeGatewaySecret(tmp, SECRET), retries: 0, backoffMs: 0, timeoutMs: 3000 },
       escalation: { pollMs: 50 },
       ...o.config,
     },
@@ -133,15 +98,6 @@ async function onlyIncident(relay: RunningRelay) {
   const all = await listIncidents(relay.db, {});
   assert.equal(all.length, 1, "one incident");
   return all[0]!;
-}
-
-async function api(relay: RunningRelay, token: string | undefined, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${relay.httpUrl}${p}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: await res.json().catch(() => null) };
 }
 
 test("SOS: the elder answers and presses 1 — acknowledged, confirmed, nobody else is called", async () => {

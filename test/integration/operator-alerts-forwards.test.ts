@@ -6,11 +6,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
 import { signEnvelope } from "../../protocol/signing.js";
@@ -21,6 +19,7 @@ import { parseCarePlan, setCarePlan } from "../../relay/src/careplans/store.js";
 import type { RunningRelay } from "../../relay/src/daemon/run.js";
 import { listForwards } from "../../relay/src/forwarders/outbox.js";
 import { listIncidents } from "../../relay/src/incidents/repo.js";
+import { api, capturingLog, carePlan, contacts, personalData, PHONES, writeGatewaySecret } from "../support/care-plan-fixture.js";
 import { startRelayForTest } from "../support/relay-rig.js";
 import { startTelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/wait.js";
@@ -28,29 +27,14 @@ import { startWebhookStub } from "../support/webhook-stub.js";
 
 const SECRET = "alerts-test-gateway-secret-0123456789";
 const HOOK_SECRET = "alerts-test-district-secret-0123456789";
-const N = { elder: "+8613800000000", son: "+8613800000001", committee: "+8613800000004", firestation: "+8613800000005", onsite: "+8613800000009" };
-const CARE: CarePlanInput = {
-  elder: { name: "Wang Lan", phone: N.elder, address: "Room 302, 12 Lane 88, Dinghai Road", riskLevel: "high" },
-  contacts: [
-    { id: "son", name: "Wang Wei", phone: N.son, role: "emergency_contact" },
-    { id: "committee", name: "Zhao Min", phone: N.committee, role: "neighbourhood_committee" },
-    { id: "firestation", name: "Duty desk", phone: N.firestation, role: "property_fire_station" },
-  ],
-  onsiteTeam: { name: "Platform team B", phone: N.onsite },
-  language: "en",
-};
-const PERSONAL = [CARE.elder.name, CARE.elder.address, ...Object.values(N).map((n) => n.slice(3))];
+const N = PHONES;
+const CARE: CarePlanInput = carePlan({ contacts: contacts("son", "committee", "firestation") });
+const PERSONAL = personalData(CARE);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
-
-function capturingLog() {
-  const lines: string[] = [];
-  const log = pino({ level: "debug" }, new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }));
-  return { log, lines };
-}
 
 let seq = 0;
 function alarm(hub: string, key: Buffer, type: string, ts: number): Envelope {
@@ -62,23 +46,13 @@ async function send(relay: RunningRelay, env: Envelope): Promise<void> {
   await relay.ingest.flush();
 }
 
-async function api(relay: RunningRelay, token: string | undefined, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${relay.httpUrl}${p}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: await res.json().catch(() => null) };
-}
-
 test("telephony_down names every call that could not be placed; the numbers come only through an audited route", async () => {
   const clock = { now: Date.now() };
   const gw = await startTelephonyStub({ secret: SECRET, now: () => clock.now });
   cleanups.push(() => gw.close());
   const tmp = await mkdtemp(path.join(os.tmpdir(), "anxin-alerts-"));
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
-  const secretFile = path.join(tmp, "gateway.secret");
-  await writeFile(secretFile, SECRET, { mode: 0o600 });
+  const secretFile = await writeGatewaySecret(tmp, SECRET);
   const { log, lines } = capturingLog();
   const rig = await startRelayForTest({
     now: () => clock.now,

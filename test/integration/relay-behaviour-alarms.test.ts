@@ -19,32 +19,18 @@ import { JOINABLE_STATES, type IncidentState } from "../../relay/src/incidents/l
 import { getTimeline, listIncidents, type Incident } from "../../relay/src/incidents/repo.js";
 import { Ingest } from "../../relay/src/ingest/ingest.js";
 import type { Store } from "../../relay/src/store/store.js";
+import { api, carePlan, contacts, PHONES, writeGatewaySecret } from "../support/care-plan-fixture.js";
 import { testOnBothStores } from "../support/loop-store.js";
 import { startRelayForTest } from "../support/relay-rig.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 
 const SECRET = "behaviour-alarms-gateway-secret-0123456789";
-const N = {
-  elder: "+8613800000000",
-  son: "+8613800000001",
-  daughter: "+8613800000002",
-  committee: "+8613800000004",
-  upstairs: "+8613800000006",
-  onsite: "+8613800000009",
-};
-const CARE: CarePlanInput = {
-  elder: { name: "Wang Lan", phone: N.elder, address: "Room 302, 12 Lane 88, Dinghai Road", riskLevel: "high" },
-  contacts: [
-    { id: "son", name: "Wang Wei", phone: N.son, role: "emergency_contact" },
-    { id: "daughter", name: "Wang Fang", phone: N.daughter, role: "emergency_contact" },
-    { id: "committee", name: "Zhao Min", phone: N.committee, role: "neighbourhood_committee" },
-    { id: "upstairs", name: "Chen Jie", phone: N.upstairs, role: "relative_neighbour" },
-  ],
-  onsiteTeam: { name: "Platform team B", phone: N.onsite },
+const N = PHONES;
+const CARE: CarePlanInput = carePlan({
+  contacts: contacts("son", "daughter", "committee", "upstairs"),
   // Deliberately another model than the bedroom radar reports: the report must follow the alarm's data.model.
   devices: { "radar-bed": { model: "careplan-radar-x" } },
-  language: "en",
-};
+});
 
 type RadarType = "fall" | "vital_absent" | "vital_abnormal" | "inactivity";
 const TYPES: readonly RadarType[] = ["fall", "vital_absent", "vital_abnormal", "inactivity"];
@@ -79,8 +65,7 @@ async function startLoop(store: Store, o: { clock?: { now: number }; gw?: Teleph
   const clock = o.clock ?? { now: Date.now() };
   const gw = o.gw ?? (await startTelephonyStub({ secret: SECRET, now: () => clock.now, defaultStep: { status: "no_answer", silent: true } }));
   const tmp = await mkdtemp(path.join(os.tmpdir(), "anxin-radar-"));
-  const secretFile = path.join(tmp, "gateway.secret");
-  await writeFile(secretFile, SECRET, { mode: 0o600 });
+  const secretFile = await writeGatewaySecret(tmp, SECRET);
   let policiesFile: string | undefined;
   if (o.policies) await writeFile((policiesFile = path.join(tmp, "policies.json")), JSON.stringify(o.policies));
   const shared = Object.create(store) as Store;
@@ -173,15 +158,6 @@ async function byType(relay: RunningRelay): Promise<Map<string, Incident>> {
 async function callsOf(relay: RunningRelay, inc: Incident): Promise<Array<[string, number]>> {
   const rows = await relay.db.selectFrom("call_attempts").select(["target", "requested_at", "step", "round"]).where("incident_id", "=", inc.id).orderBy("requested_at").orderBy("step").orderBy("round").execute();
   return rows.map((r) => [r.target, (Number(r.requested_at) - inc.openedAt) / 1000]);
-}
-
-async function api(relay: RunningRelay, token: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${relay.httpUrl}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: await res.json().catch(() => null) };
 }
 
 testOnBothStores("radar alarms: each type opens an incident with its policy frozen into it, inactivity (a warning) too, and the elder is called first", (store) =>

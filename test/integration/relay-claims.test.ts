@@ -12,6 +12,7 @@ import { listAudit } from "../../relay/src/careplans/audit.js";
 import type { RunningRelay } from "../../relay/src/daemon/run.js";
 import { ClaimError, Registry } from "../../relay/src/registry/registry.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
+import { api } from "../support/care-plan-fixture.js";
 import { startRelayForTest } from "../support/relay-rig.js";
 import { dropPgSchema, PG_URL, uniquePgSchema } from "../support/pg.js";
 
@@ -44,15 +45,6 @@ async function relayFor(t: TestContext, b: Backend): Promise<RunningRelay> {
   const rig = await startRelayForTest({ config });
   t.after(() => rig.stop());
   return rig.relay;
-}
-
-async function api(relay: RunningRelay, token: string | undefined, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${relay.httpUrl}${p}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: await res.json().catch(() => null) };
 }
 
 async function enrol(relay: RunningRelay, hub: string, code: string): Promise<number> {

@@ -11,11 +11,22 @@ export interface PtyPair {
   stop(): Promise<void>;
 }
 
-export async function startPtyPair(hubEnd: string, deviceEnd: string, timeoutMs = 5000): Promise<PtyPair> {
-  const child: ChildProcess = spawn("socat", [`pty,raw,echo=0,link=${hubEnd}`, `pty,raw,echo=0,link=${deviceEnd}`], { stdio: ["ignore", "ignore", "pipe"] });
+export interface PtyPairOptions {
+  /** run `socat -d -d` (its notices end up in the error message when it fails); default false */
+  debug?: boolean;
+  /** ms between checks for the two links; default 20 */
+  pollMs?: number;
+}
+
+export async function startPtyPair(hubEnd: string, deviceEnd: string, timeoutMs = 5000, o: PtyPairOptions = {}): Promise<PtyPair> {
+  const args = [`pty,raw,echo=0,link=${hubEnd}`, `pty,raw,echo=0,link=${deviceEnd}`];
+  const child: ChildProcess = spawn("socat", o.debug ? ["-d", "-d", ...args] : args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   let exited = false;
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => {
+    // only kept for an error message; bounded so a chatty socat costs nothing
+    if (stderr.length < 4000) stderr += d.toString();
+  });
   const exit = new Promise<void>((resolve) => child.once("exit", () => ((exited = true), resolve())));
   const until = Date.now() + timeoutMs;
   while (!existsSync(hubEnd) || !existsSync(deviceEnd)) {
@@ -24,7 +35,7 @@ export async function startPtyPair(hubEnd: string, deviceEnd: string, timeoutMs 
       child.kill("SIGTERM");
       throw new Error(`socat did not create ${hubEnd} and ${deviceEnd} within ${timeoutMs} ms`);
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 20));
   }
   return {
     hubEnd,
