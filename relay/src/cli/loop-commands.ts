@@ -5,7 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { openApiDocument } from "../api/operator/openapi.js";
-import { operatorRoutes } from "../api/operator/routes.js";
+import { EventsQueryError, operatorRoutes, readEventsAudited } from "../api/operator/routes.js";
+import { listEventsQuery } from "../api/operator/schemas.js";
 import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema, type Role } from "../auth/tokens.js";
 import { listAudit } from "../careplans/audit.js";
 import { CarePlanError, deleteCarePlan, loadCarePlanFile, readCarePlan, setCarePlan } from "../careplans/store.js";
@@ -90,6 +91,36 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     .action(async (hub: string, opts: { config: string }) => {
       await onHub(hub, opts.config, async ({ db }) => {
         for (const e of await listAudit(db, { subject: hub })) process.stdout.write(`${when(e.at)}  ${e.actor}  ${e.action}  (${e.purpose})\n`);
+      });
+    });
+
+  h.withConfig(program.command("events"))
+    .description("what a hub sent, newest first (personal data: every read is recorded in the audit log)")
+    .requiredOption("--hub <id>", "the hub")
+    .option("--kind <kind>", "alarm, alarm_cleared, device, heartbeat, reading, audit")
+    .option("--type <type>", "an event type, e.g. fall, smoke")
+    .option("--severity <severity>", "critical, high, warning, info")
+    .option("--since <time>", "event time at or after this (ISO 8601 with a zone, or ms)")
+    .option("--until <time>", "event time before this (ISO 8601 with a zone, or ms)")
+    .option("--order <order>", "desc (newest first) or asc", "desc")
+    .option("--limit <n>", "at most this many (1-1000)", "100")
+    .option("--cursor <cursor>", "continue from a previous page's nextCursor")
+    .option("--purpose <why>", "recorded in the audit log with the read", "cli")
+    .option("--json", "the page as JSON ({events, nextCursor}), envelopes included")
+    .action(async (opts: { config: string; hub: string; kind?: string; type?: string; severity?: string; since?: string; until?: string; order: string; limit: string; cursor?: string; purpose: string; json?: boolean }) => {
+      const raw: Record<string, string> = { hub: opts.hub, order: opts.order, limit: opts.limit };
+      for (const k of ["kind", "type", "severity", "since", "until", "cursor"] as const) if (opts[k] !== undefined) raw[k] = opts[k];
+      const q = listEventsQuery.safeParse(raw);
+      if (!q.success) h.fail(q.error.issues.map((i) => `--${i.path.map(String).join(".")}: ${i.message}`).join("; "), 2);
+      await h.admin(opts.config, async ({ db, store }) => {
+        const page = await readEventsAudited(db, store, q.data, { actor: cliActor(), purpose: opts.purpose.slice(0, 100), at: Date.now() }).catch((e: Error) =>
+          h.fail(e.message, e instanceof EventsQueryError ? 2 : 1),
+        );
+        if (opts.json) return void process.stdout.write(`${JSON.stringify(page, null, 2)}\n`);
+        if (!page.events.length) process.stdout.write(`no events\n`);
+        for (const e of page.events)
+          process.stdout.write(`${when(e.ts)}  ${e.hub}  ${e.kind}/${e.type}  ${e.severity}  ${e.device ?? "-"}  ${e.id}${e.historical ? "  (historical)" : ""}\n`);
+        if (page.nextCursor) process.stderr.write(`more: --cursor ${page.nextCursor}\n`);
       });
     });
 

@@ -33,6 +33,23 @@ export interface EventRow {
   historical: boolean;
 }
 
+/** Filters and keyset position for {@link Store.queryEvents}. */
+export interface EventQuery {
+  hub?: string;
+  kind?: string;
+  type?: string;
+  severity?: string;
+  /** Event time (the hub's `ts`) at or after this, ms. */
+  since?: number;
+  /** Event time before this, ms. */
+  until?: number;
+  /** By receipt: "desc" newest first (the default), "asc" oldest first. */
+  order?: "asc" | "desc";
+  /** Continue after this row in the chosen order (the last row of the previous page). */
+  after?: { receivedAt: number; id: string };
+  limit: number;
+}
+
 export interface InsertResult {
   /** Ids that were not in the table before this transaction. */
   inserted: string[];
@@ -125,6 +142,11 @@ export interface Store {
   /** Oldest first by receipt. */
   listEvents(q?: { hub?: string; receivedAfter?: number; limit?: number }): Promise<EventRow[]>;
   countEvents(hub?: string): Promise<number>;
+  /**
+   * Filtered events ordered by (received_at, id), ascending or descending, starting after `after`: a keyset
+   * page, so rows inserted between two pages (received later) cause neither duplicates nor gaps.
+   */
+  queryEvents(q: EventQuery): Promise<EventRow[]>;
 
   getHub(id: string): Promise<HubRow | undefined>;
   getHubAuth(id: string): Promise<HubAuthRow | undefined>;
@@ -358,6 +380,25 @@ class KyselyStore implements Store {
     if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
     if (q.receivedAfter !== undefined) query = query.where("received_at", ">", q.receivedAfter);
     const rows = await query.orderBy("received_at").orderBy("id").limit(q.limit ?? 1000).execute();
+    return rows.map(toEventRow);
+  }
+
+  async queryEvents(q: EventQuery): Promise<EventRow[]> {
+    const desc = (q.order ?? "desc") === "desc";
+    let query = this.db.selectFrom("events").selectAll();
+    if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
+    if (q.kind !== undefined) query = query.where("kind", "=", q.kind);
+    if (q.type !== undefined) query = query.where("type", "=", q.type);
+    if (q.severity !== undefined) query = query.where("severity", "=", q.severity);
+    if (q.since !== undefined) query = query.where("ts", ">=", q.since);
+    if (q.until !== undefined) query = query.where("ts", "<", q.until);
+    const after = q.after;
+    if (after !== undefined) {
+      const op = desc ? "<" : ">";
+      query = query.where((eb) => eb.or([eb("received_at", op, after.receivedAt), eb.and([eb("received_at", "=", after.receivedAt), eb("id", op, after.id)])]));
+    }
+    const dir = desc ? "desc" : "asc";
+    const rows = await query.orderBy("received_at", dir).orderBy("id", dir).limit(q.limit).execute();
     return rows.map(toEventRow);
   }
 

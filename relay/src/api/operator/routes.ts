@@ -13,7 +13,7 @@ import { isHubId } from "../../mqtt/topics.js";
 import { recordAudit } from "../../careplans/audit.js";
 import { CLAIM_AUDIT_ACTION, ClaimError, type Registry } from "../../registry/registry.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
-import type { Store } from "../../store/store.js";
+import type { EventRow, Store } from "../../store/store.js";
 import { HttpError } from "../server.js";
 import { route, type OperatorRoute } from "./router.js";
 import * as s from "./schemas.js";
@@ -26,6 +26,85 @@ export interface OperatorRouteDeps {
   now: () => number;
   /** Filled in by openapi.ts once the table exists (the description is generated from it). */
   openapi: () => unknown;
+}
+
+/** The audit action of an events read, and of a refused one. */
+export const EVENTS_AUDIT_ACTION = "events.read";
+export const EVENTS_REFUSED_AUDIT_ACTION = "events.read_refused";
+
+export type EventsQuery = z.infer<typeof s.listEventsQuery>;
+
+/** The query as the audit log records it: the filters, never a payload. */
+function describeEventsQuery(q: EventsQuery): string {
+  const parts: string[] = [];
+  for (const k of ["hub", "kind", "type", "severity", "since", "until", "order", "limit"] as const) if (q[k] !== undefined) parts.push(`${k}=${String(q[k])}`);
+  if (q.cursor !== undefined) parts.push("cursor");
+  return parts.join("&");
+}
+
+export class EventsQueryError extends Error {}
+
+function toStoredEvent(r: EventRow): z.infer<typeof s.storedEventSchema> {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(r.payload);
+  } catch {
+    envelope = r.payload;
+  }
+  return {
+    id: r.id,
+    hub: r.hub,
+    boot: r.boot,
+    seq: r.seq,
+    ts: r.ts,
+    receivedAt: r.receivedAt,
+    kind: r.kind,
+    type: r.type,
+    severity: r.severity,
+    device: r.device,
+    historical: r.historical,
+    skewMs: r.skewMs,
+    envelope,
+  };
+}
+
+/**
+ * One page of events, and one audit row for the read (who, why and the query, which hubs, how many): the API
+ * and the CLI both read through here. The row is written before the events are handed out, so a read the
+ * audit log cannot record fails instead.
+ */
+export async function readEventsAudited(
+  db: Kysely<LoopDb>,
+  store: Store,
+  q: EventsQuery,
+  who: { actor: string; purpose: string; at: number },
+): Promise<z.infer<typeof s.eventsPageSchema>> {
+  const after = q.cursor === undefined ? undefined : s.decodeEventCursor(q.cursor);
+  if (q.cursor !== undefined && !after) throw new EventsQueryError("cursor: not a cursor this API issued");
+  if (after && after.order !== q.order) throw new EventsQueryError(`cursor: it belongs to order=${after.order}`);
+  const rows = await store.queryEvents({
+    hub: q.hub,
+    kind: q.kind,
+    type: q.type,
+    severity: q.severity,
+    since: q.since,
+    until: q.until,
+    order: q.order,
+    after: after && { receivedAt: after.receivedAt, id: after.id },
+    limit: q.limit + 1,
+  });
+  const more = rows.length > q.limit;
+  const page = more ? rows.slice(0, q.limit) : rows;
+  const last = page[page.length - 1];
+  const hubs = [...new Set(page.map((r) => r.hub))].sort();
+  await recordAudit(db, {
+    actor: who.actor,
+    action: EVENTS_AUDIT_ACTION,
+    subject: q.hub ?? "*",
+    purpose: `${who.purpose}; ${page.length} event(s)${hubs.length ? ` of ${hubs.join(",")}` : ""}; ${describeEventsQuery(q)}`,
+    at: who.at,
+  });
+  return { events: page.map(toStoredEvent), nextCursor: more && last ? s.encodeEventCursor({ order: q.order, receivedAt: last.receivedAt, id: last.id }) : null };
 }
 
 const STAFF: readonly Role[] = ["operator", "admin"];
@@ -284,6 +363,38 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
         const h = await d.store.getHub(params.hub as string);
         if (!h) throw new HttpError(404, "not_found", `unknown hub ${params.hub}`);
         return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt } };
+      },
+    }),
+    route<undefined, EventsQuery>({
+      method: "GET",
+      path: "/v1/events",
+      roles: ANYONE,
+      tag: "events",
+      summary:
+        "what hubs sent, as stored (the signed envelopes), newest first by receipt; filtered by hub, kind, type, severity and event time; keyset pages via cursor. Personal data: every read is recorded in the audit log. Installers only with hub= for a pending hub whose claim they own",
+      query: s.listEventsQuery,
+      response: s.eventsPageSchema,
+      errors: { 403: "an installer without hub=, or for a hub that is enrolled, revoked, unknown, or whose claim it does not own" },
+      handle: async ({ query, principal, actor }) => {
+        if (principal?.role === "installer") {
+          // No per-installer assignment survives enrolment, so an installer reads only a hub it holds the claim
+          // of (pending, never enrolled, registered by this very token): nothing of anyone's home.
+          const h = query.hub === undefined ? undefined : await d.store.getHub(query.hub);
+          if (!h || h.status !== "pending" || h.enrolled || h.claimOwner !== principal.id) {
+            await recordAudit(d.db, { actor, action: EVENTS_REFUSED_AUDIT_ACTION, subject: query.hub ?? "*", purpose: `api; ${describeEventsQuery(query)}`, at: d.now() });
+            throw new HttpError(
+              403,
+              "forbidden",
+              query.hub === undefined ? "an installer must name the hub (hub=)" : `an installer may read only the events of a pending hub whose claim it owns; not hub ${query.hub}`,
+            );
+          }
+        }
+        try {
+          return { body: await readEventsAudited(d.db, d.store, query, { actor, purpose: "api", at: d.now() }) };
+        } catch (e) {
+          if (e instanceof EventsQueryError) throw new HttpError(400, "bad_query", e.message);
+          throw e;
+        }
       },
     }),
     route<z.infer<typeof s.claimBody>>({

@@ -4,6 +4,8 @@ import { z } from "zod";
 import { carePlanSchema } from "../../careplans/schema.js";
 import { DISPATCH_SERVICES, FALSE_ALARM_REASONS, INCIDENT_STATES, OPS_CENTRES } from "../../incidents/lifecycle.js";
 import { ALERT_KINDS } from "../../alerts/operator-alerts.js";
+import { isHubId } from "../../mqtt/topics.js";
+import { EVENT_KINDS, SEVERITIES } from "../../../../protocol/envelope.js";
 
 const note = z.string().max(1000).optional().describe("free text for the timeline");
 const ms = z.number().int().describe("ms since epoch");
@@ -182,3 +184,71 @@ export const listIncidentsQuery = z.object({
 });
 export const listAlertsQuery = z.object({ state: z.enum(["open", "all"]).default("open"), limit: z.coerce.number().int().min(1).max(1000).default(200) });
 export const reportQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
+
+// ---- events: what hubs sent, read back (personal data in `data`: every read is audited)
+
+const eventTime = z
+  .union([
+    z.string().regex(/^\d{1,15}$/, "ms since epoch").transform(Number),
+    z.iso.datetime({ offset: true }).transform((t) => Date.parse(t)),
+  ], { error: "an ISO 8601 date-time with a zone (2026-01-02T03:04:05Z, +08:00) or ms since epoch" })
+  .describe("an ISO 8601 date-time with a zone (2026-01-02T03:04:05Z) or ms since epoch");
+
+export const EVENTS_DEFAULT_LIMIT = 100;
+export const EVENTS_MAX_LIMIT = 1000;
+
+export const listEventsQuery = z
+  .object({
+    hub: z.string().max(64).refine(isHubId, "not a hub id").optional().describe("one hub (required for installers)"),
+    kind: z.enum(EVENT_KINDS).optional(),
+    type: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, "an event type: lower-case letters, digits, _ (e.g. fall, smoke)").optional(),
+    severity: z.enum(SEVERITIES).optional(),
+    since: eventTime.optional().describe("event time (the hub's ts) at or after this: ISO 8601 with a zone, or ms"),
+    until: eventTime.optional().describe("event time before this: ISO 8601 with a zone, or ms"),
+    order: z.enum(["desc", "asc"]).default("desc").describe("by the relay's receipt: desc newest first, asc oldest first"),
+    limit: z.coerce.number().int().min(1).max(EVENTS_MAX_LIMIT).default(EVENTS_DEFAULT_LIMIT),
+    cursor: z.string().max(512).optional().describe("nextCursor from the previous page (same filters and order)"),
+  })
+  .strict()
+  .refine((q) => q.since === undefined || q.until === undefined || q.since < q.until, { message: "since must be before until", path: ["since"] });
+
+export const storedEventSchema = z
+  .object({
+    id: z.string(),
+    hub: z.string(),
+    boot: z.number().int(),
+    seq: z.number().int(),
+    ts: ms.describe("event time, the hub's clock"),
+    receivedAt: ms.describe("when the relay stored it"),
+    kind: z.string(),
+    type: z.string(),
+    severity: z.string(),
+    device: z.string().nullable(),
+    historical: z.boolean().describe("sent late from the hub's journal"),
+    skewMs: z.number().int().nullable().describe("the hub's clock minus the relay's at receipt, when known"),
+    envelope: z.unknown().describe("the signed envelope as the hub sent it (its data may hold personal data)"),
+  })
+  .describe("an event as stored");
+
+export const eventsPageSchema = z.object({
+  events: z.array(storedEventSchema),
+  nextCursor: z.string().nullable().describe("pass as cursor= for the next page; null when this page is the last"),
+});
+
+/** A keyset position: the order it belongs to and the last row's (receivedAt, id). */
+export interface EventCursor {
+  order: "asc" | "desc";
+  receivedAt: number;
+  id: string;
+}
+const cursorShape = z.tuple([z.enum(["asc", "desc"]), z.number().int().min(0), z.string().min(1).max(200)]);
+export const encodeEventCursor = (c: EventCursor): string => Buffer.from(JSON.stringify([c.order, c.receivedAt, c.id]), "utf8").toString("base64url");
+/** The cursor, or undefined if it is not one this API issued. */
+export function decodeEventCursor(s: string): EventCursor | undefined {
+  try {
+    const p = cursorShape.safeParse(JSON.parse(Buffer.from(s, "base64url").toString("utf8")));
+    return p.success ? { order: p.data[0], receivedAt: p.data[1], id: p.data[2] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
