@@ -18,29 +18,34 @@ export class CanonicalDepthError extends Error {
 }
 
 /**
- * JSON with object keys sorted at every depth; arrays keep their order. Written as loops over sorted keys
- * (not entries/filter/map): it runs once per event on both sides and was a visible share of ingest CPU.
+ * JSON with object keys sorted at every depth; arrays keep their order. Defined over JSON values (what
+ * JSON.parse yields); for the values JSON has no spelling for it does as JSON.stringify does, so what is
+ * signed is what is sent: an undefined (or function) member is left out, an undefined array element is
+ * `null` (docs/wire-protocol.md, "Canonical form"; vectors in protocol/test-vectors.json). Written as loops
+ * over sorted keys (not entries/filter/map): it runs once per event on both sides and was a visible share of
+ * ingest CPU.
  * Throws CanonicalDepthError past MAX_CANONICAL_DEPTH levels.
  */
 export function canonicalJson(value: unknown): string {
-  return canonical(value, 0);
+  return canonical(value, 0) as string;
 }
 
-function canonical(value: unknown, depth: number): string {
+/** undefined for what JSON.stringify leaves out (undefined, a function, a symbol). */
+function canonical(value: unknown, depth: number): string | undefined {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
   if (++depth > MAX_CANONICAL_DEPTH) throw new CanonicalDepthError();
   if (Array.isArray(value)) {
     let out = "[";
-    for (let i = 0; i < value.length; i++) out += (i ? "," : "") + (canonical(value[i], depth) ?? "");
+    for (let i = 0; i < value.length; i++) out += (i ? "," : "") + (canonical(value[i], depth) ?? "null");
     return out + "]";
   }
   const obj = value as Record<string, unknown>;
   let out = "{";
   let first = true;
   for (const k of Object.keys(obj).sort()) {
-    const v = obj[k];
+    const v = canonical(obj[k], depth);
     if (v === undefined) continue;
-    out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonical(v, depth);
+    out += (first ? "" : ",") + JSON.stringify(k) + ":" + v;
     first = false;
   }
   return out + "}";
