@@ -67,14 +67,16 @@ program
       fail((e as Error).message, 2);
     }
     const log = createLogger({ name: "anxin-hub", level });
-    let running: Awaited<ReturnType<typeof startHub>>;
+    const starting = startHub(opts.config, { log });
+    // Signals are handled from the first moment: one that comes while the hub starts stops it cleanly
+    // once it has started (journal closed, planned stop said), instead of killing it half-way.
+    stopOnSignals(async () => (await starting).stop(), log);
     try {
-      running = await startHub(opts.config, { log });
+      await starting;
     } catch (e) {
       if (e instanceof ConfigError) fail(e.message, 2);
       fail((e as Error).message, (e as Error).message.includes("device profiles") ? 2 : 1);
     }
-    stopOnSignals(running.stop, log);
   });
 
 client(program.command("status"))

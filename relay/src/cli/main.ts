@@ -67,14 +67,15 @@ program
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
     const log = createLogger({ name: "anxin-relay", level });
-    let running: Awaited<ReturnType<typeof startRelay>>;
+    const starting = startRelay(opts.config, { log });
+    // A signal during start stops the relay cleanly once it has started, rather than killing it half-way.
+    stopOnSignals(async () => (await starting).stop(), log);
     try {
-      running = await startRelay(opts.config, { log });
+      await starting;
     } catch (e) {
       log.fatal({ err: (e as Error).message }, "relay failed to start");
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
-    stopOnSignals(running.stop, log);
   });
 
 const hubs = program.command("hubs").description("enrol, list and revoke hubs");
