@@ -261,20 +261,8 @@ function evaluate(id: string, d: FallDeviceState, rp: RoomParams, now: number, o
 function goOffline(id: string, d: FallDeviceState, now: number, out: BehaviourDecision[]): FallDeviceState {
   const open = d.pendingSince ?? d.stillSince;
   if (open !== null) out.push({ do: "withdrawn", alarm: "fall", device: id, ...roomOf(d), afterMs: now - open, reason: "offline" });
-  return {
-    ...d,
-    online: false,
-    presence: null,
-    motion: null,
-    flag: null,
-    movingSince: null,
-    maybeAt: null,
-    armed: true,
-    pendingSince: null,
-    stillSince: null,
-    retry: null,
-    reopened: false,
-  };
+  // Everything but what the device is and its raised alarm is forgotten, as for a device never heard.
+  return { ...fresh(), room: d.room, seesMotion: d.seesMotion, raised: d.raised, online: false };
 }
 
 export function fallStep(prev: FallRuleState, params: BehaviourParams, input: RadarInput, now: number): BehaviourStep<FallRuleState> {
