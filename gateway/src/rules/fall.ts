@@ -31,6 +31,7 @@
 // comparisons per device when nothing is due, and copies only the entries it changes.
 
 import { paramsForRoom, type BehaviourParams, type RoomParams } from "./behaviour-params.js";
+import { statusChange } from "./device-status.js";
 import type { BehaviourDecision, BehaviourStep, FallFlag, Motion, RadarInput } from "./radar-input.js";
 
 export type FallTrigger = "fall_report" | "no_movement";
@@ -277,11 +278,8 @@ export function fallStep(prev: FallRuleState, params: BehaviourParams, input: Ra
   if (input.type === "reading") {
     put(input.device, applyReading(prev.devices[input.device] ?? fresh(), input, rp, now));
   } else if (input.type === "status") {
-    const d = prev.devices[input.device];
-    if (d && d.online !== input.online) {
-      if (!input.online) put(input.device, goOffline(input.device, d, now, decisions));
-      else put(input.device, { ...d, online: true, ...(input.room !== undefined ? { room: input.room } : {}) });
-    }
+    const next = statusChange(prev.devices[input.device], input, (d) => goOffline(input.device, d, now, decisions));
+    if (next) put(input.device, next);
   }
 
   // Every step (a reading from any device, a tick) closes what is due on every device.

@@ -18,6 +18,7 @@
 // forgets the last heart rate and breathing; raised alarms stay raised.
 
 import { paramsForRoom, type BehaviourParams, type Range, type RoomParams } from "./behaviour-params.js";
+import { statusChange } from "./device-status.js";
 import type { BehaviourDecision, BehaviourStep, RadarInput, Stat } from "./radar-input.js";
 
 export type VitalSignal = "heartRate" | "breathing";
@@ -293,11 +294,8 @@ export function vitalsStep(prev: VitalsRuleState, params: BehaviourParams, input
       put(input.device, applyReading(input.device, d, input, rp, now, decisions));
     }
   } else if (input.type === "status") {
-    const d = prev.devices[input.device];
-    if (d && d.online !== input.online) {
-      if (!input.online) put(input.device, goOffline(input.device, d, now, decisions));
-      else put(input.device, { ...d, online: true, ...(input.room !== undefined ? { room: input.room } : {}) });
-    }
+    const next = statusChange(prev.devices[input.device], input, (d) => goOffline(input.device, d, now, decisions));
+    if (next) put(input.device, next);
   }
 
   for (const id of Object.keys(devices)) {
