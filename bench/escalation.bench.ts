@@ -183,11 +183,12 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
   const committed = new Map<string, number>();
   const issued = new Map<string, number>(); // incident id → first place() call
   const accepted = new Map<string, number>();
-  let relayRef: { escalation: { onOutcome(o: never): Promise<void> } } | undefined;
+  // Filled once the relay exists; the telephony adapter built before it calls back through it.
+  const relayRef: { current?: { escalation: { onOutcome(o: never): Promise<void> } } } = {};
   // The real http adapter, wrapped to timestamp each request as it is issued and accepted.
   const inner = createTelephony(
     { kind: "http", url: gw.url, secretFile, timeoutMs: 5000, retries: 1, backoffMs: 100, callbackPath: "/v1/telephony/callback", callbackWindowS: 300, gatherTimeoutS: 10 },
-    { log: createLogger({ name: "bench", level: "silent" }), onOutcome: async (o) => relayRef?.escalation.onOutcome(o as never), publicUrl: "http://127.0.0.1:9" },
+    { log: createLogger({ name: "bench", level: "silent" }), onOutcome: async (o) => relayRef.current?.escalation.onOutcome(o as never), publicUrl: "http://127.0.0.1:9" },
   );
   const telephony: Telephony = {
     name: inner.telephony.name,
@@ -209,7 +210,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
       ...(schema ? { store: { kind: "postgres", url: pgUrl, schema, path: undefined } } : {}),
     },
   });
-  relayRef = rig.relay as never;
+  relayRef.current = rig.relay;
   const relay = rig.relay;
   const loop = monitorEventLoopDelay({ resolution: 2 });
   let proc: ChildProcess | undefined;

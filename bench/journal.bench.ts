@@ -1,7 +1,7 @@
 // Journal benchmark: durable commit rates (WAL, synchronous=FULL) and the ack drain rate, with the disk's
 // raw fdatasync latency for context. Run: node --import tsx bench/journal.bench.ts  (BENCH_DIR picks the disk)
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
-import { cpus, platform, release, tmpdir, totalmem } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { EventDraft } from "../protocol/envelope.js";

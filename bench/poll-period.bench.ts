@@ -1,7 +1,7 @@
 // Poll period benchmark: 8 safety/presence devices on one RS-485 line at 9600 baud, bytes paced like a real
 // line (timed_line.py between the hub and the pymodbus slave). Target: every device read at least once a second.
 // Run: node --import tsx bench/poll-period.bench.ts
-import { cpus, loadavg, platform, release, totalmem } from "node:os";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { SHIPPED_PROFILES_DIR } from "../gateway/src/config/loader.js";
 import { loadProfiles } from "../gateway/src/profiles/loader.js";

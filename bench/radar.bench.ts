@@ -88,7 +88,6 @@ const TICK_MS = 200; // SafetyHub's default tickMs; the daemon does not change i
 const MB = 1e6;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 // ---- clean-up: every child and temp dir is registered, and released on success, failure or a signal -------
 
@@ -381,7 +380,7 @@ async function hubRun(cmd: DaemonCommand, config: HubRun["config"]): Promise<Hub
       body = `radars:\n${radarLines.join("\n")}\nrooms:\n  bathroom: { stillness: { dangerous: true } }\n  kitchen: { stillness: { dangerous: true } }\n`;
     }
     const hub = await startHubChild(cmd, dir, body);
-    releases.push(hub.stop);
+    releases.push(() => hub.stop());
     await sleep(SETTLE_S * 1000);
     type DeviceRow = { id: string; transport: string; status: string; counters: NonNullable<HubRun["counters"]>; product: { model?: string }; readings: RadarReport };
     const radarRows = async (): Promise<DeviceRow[]> => {
@@ -916,10 +915,10 @@ if (hubRuns.length) {
     console.log(`radars' settleMs: ${withRadars[0]!.radarSettle}; ${withRadars.map((r) => `${r.config}: settling when the window opened ${r.settlingAtWindowStart.join(", ") || "none"}, readings ignored as settling in the window ${r.ignoredInWindow}`).join("; ")} (expected none and 0)`);
   console.log(`streaming load offered: about ${r2(streamedBytesPerSecond())} bytes/s over the four radars (${r2(streamedBytesPerSecond() / 10)} frames/s of 10 bytes)`);
 }
-console.log(`\n(2) parser throughput: ${r2(stream!.bytes / MB)} MB, ${stream!.chunks.length} chunks of 32–256 bytes; ${stream!.validFrames} valid frames (${stream!.validReports} report frames), ${stream!.corrupted} corrupted, ${stream!.truncated} cut short, ${stream!.noiseBytes} noise bytes`);
+console.log(`\n(2) parser throughput: ${r2(stream.bytes / MB)} MB, ${stream.chunks.length} chunks of 32–256 bytes; ${stream.validFrames} valid frames (${stream.validReports} report frames), ${stream.corrupted} corrupted, ${stream.truncated} cut short, ${stream.noiseBytes} noise bytes`);
 console.log("| path | MB/s (median) | best | radars at 115200 baud (11.52 kB/s each) | frames found / valid | reports out |");
 console.log("| --- | --- | --- | --- | --- | --- |");
-for (const r of rows) console.log(`| ${r.path} | ${r.mbPerS} | ${r.bestMbPerS} | ${r.radarsAt115200.toLocaleString("en")} | ${r.framesFound} / ${stream!.validFrames} | ${r.reportsOut} |`);
+for (const r of rows) console.log(`| ${r.path} | ${r.mbPerS} | ${r.bestMbPerS} | ${r.radarsAt115200.toLocaleString("en")} | ${r.framesFound} / ${stream.validFrames} | ${r.reportsOut} |`);
 const pc = rows[0]?.counters;
 if (pc) console.log(`parser counters: checksum ${pc.checksum}, tail ${pc.tail}, oversize ${pc.oversize}, badValue ${pc.badValue}, unknown ${pc.unknown}, noise bytes ${pc.noiseBytes}`);
 

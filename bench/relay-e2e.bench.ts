@@ -11,8 +11,8 @@
 // before and after, and applied. The hub's own view, ack arrival minus hand-off (one clock), is shown too.
 // Run: node --import tsx bench/relay-e2e.bench.ts   (BENCH_E2E_HUBS 1000, BENCH_E2E_PHASE_S 30)
 import { fork, type ChildProcess } from "node:child_process";
-import { randomFillSync, scrypt } from "node:crypto";
-import { cpus, loadavg, platform, release, totalmem } from "node:os";
+import { randomFillSync } from "node:crypto";
+import { loadavg } from "node:os";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { connect, type MqttClient } from "mqtt";

@@ -13,9 +13,9 @@
 // parameters from the stored hash, so these logins take the product's code path (registry, credential cache,
 // hash check, broker ACL); new passwords use a salted SHA-256, cheaper still.
 import { fork, type ChildProcess } from "node:child_process";
-import { randomBytes, randomFillSync, scrypt } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { cpus, loadavg, platform, release, totalmem } from "node:os";
+import { loadavg } from "node:os";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { connect, type MqttClient } from "mqtt";

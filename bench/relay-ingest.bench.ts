@@ -5,8 +5,8 @@
 // BENCH_VERIFY_THREADS=0,default (a list; numbers or "default") instead compares Ingest's verifyThreads on
 // SQLite, alternating the settings over BENCH_VERIFY_ROUNDS rounds (3) since the machine may be shared.
 import { randomBytes } from "node:crypto";
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import pg from "pg";

@@ -27,7 +27,7 @@ function runOne(file: string): Promise<Outcome> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(here, file)], { stdio: ["ignore", "pipe", "inherit"] });
     let json: string | null = null;
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       process.stdout.write(`${line}\n`);
       if (line.startsWith('{"bench":')) json = line;
     });

@@ -16,21 +16,21 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { pino } from "pino";
 import type { EventDraft } from "../protocol/envelope.js";
-import type { EnrolResponse } from "../protocol/messages.js";
+import { signAck, type EnrolResponse } from "../protocol/messages.js";
 import { Journal } from "../gateway/src/journal/journal.js";
 import { Uplink } from "../gateway/src/uplink/uplink.js";
 import { EmbeddedBroker } from "../relay/src/broker/embedded.js";
 import { defaultVerifyThreads, Ingest } from "../relay/src/ingest/ingest.js";
 import { createMetrics } from "../relay/src/metrics.js";
 import { startRelayForTest, type RelayRig } from "../test/support/relay-rig.js";
-import { machineInfo, pct, r2 } from "./support.js";
+import { machineInfo, r2 } from "./support.js";
 
 const EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
 const WINDOWS = (process.env.BENCH_DRAIN_WINDOWS ?? "32,256,512").split(",").map(Number);
@@ -97,6 +97,7 @@ async function startStandIn(hub: string): Promise<StandIn> {
   });
   const link = broker.inProcess();
   const acked = new Set<string>();
+  const key = randomBytes(32);
   let ids: string[] = [];
   await link.subscribe(`anxin/v1/${hub}/evt`, (_t, payload) => {
     const id = (JSON.parse(payload.toString("utf8")) as { id: string }).id;
@@ -105,10 +106,11 @@ async function startStandIn(hub: string): Promise<StandIn> {
     setImmediate(() => {
       const out = ids;
       ids = [];
-      void link.publish(`anxin/v1/${hub}/ack`, Buffer.from(JSON.stringify({ ids: out, now: Date.now() })), 1);
+      // Signed as the relay signs it: the hub acts on no other ack.
+      void link.publish(`anxin/v1/${hub}/ack`, Buffer.from(JSON.stringify(signAck(hub, { ids: out, now: Date.now() }, key))), 1);
     });
   });
-  const enrol = { hub, key: randomBytes(32).toString("base64"), heartbeatS: 60, mqtt: { url: broker.url, username: hub, password } } as unknown as EnrolResponse;
+  const enrol = { hub, key: key.toString("base64"), heartbeatS: 60, mqtt: { url: broker.url, username: hub, password } };
   return { broker, enrol, acked };
 }
 

@@ -2,7 +2,7 @@
 // Actuators → Bus queue → the FC05 close frame is handed to the port. Target: p99 ≤ 50 ms (hub processing).
 // Run: node --import tsx bench/valve-latency.bench.ts
 import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { SHIPPED_PROFILES_DIR } from "../gateway/src/config/loader.js";
@@ -224,8 +224,8 @@ async function runVariant(o: Options): Promise<Result> {
       }
     }
     // A fresh hub per iteration: drop the bus listeners it added so they do not pile up.
-    for (const l of bus.listeners("up")) if (!upL.includes(l)) bus.off("up", l as () => void);
-    for (const l of bus.listeners("down")) if (!downL.includes(l)) bus.off("down", l as (r: string) => void);
+    for (const l of bus.listeners("up")) if (!upL.includes(l)) bus.off("up", l);
+    for (const l of bus.listeners("down")) if (!downL.includes(l)) bus.off("down", l);
 
     if (!ok) failed++;
     else if (i === 0) cold = tFrame - t0;

@@ -54,6 +54,9 @@ telephony:
   otherwise: { status: no_answer, afterMs: 3000 }
 `;
 
+/** A detail field in plain words: a string as it is, anything else as JSON (never "[object Object]"). */
+const text = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v) ?? String(v));
+
 /** A timeline entry in plain words. */
 function describe(e: TimelineEntry, openedAt: number): string {
   const d = e.detail ?? {};
@@ -61,9 +64,9 @@ function describe(e: TimelineEntry, openedAt: number): string {
     e.kind === "transition"
       ? e.from ? `${e.from} → ${e.to}` : `opened: ${e.to}`
       : e.kind === "call"
-        ? `${String(d.channel ?? "call")} to ${String(d.target ?? "?")}`
+        ? `${text(d.channel ?? "call")} to ${text(d.target ?? "?")}`
         : e.kind === "outcome"
-          ? `${String(d.status ?? "")}${d.digits ? `, pressed ${String(d.digits)}` : ""}${d.meaning ? ` (${String(d.meaning).replace(/_/g, " ")})` : ""}`
+          ? `${text(d.status ?? "")}${d.digits ? `, pressed ${text(d.digits)}` : ""}${d.meaning ? ` (${text(d.meaning).replace(/_/g, " ")})` : ""}`
           : e.kind;
   const cause = e.cause && e.kind !== "outcome" ? ` — ${e.cause}` : "";
   return `+${((e.at - openedAt) / 1000).toFixed(1).padStart(5)} s  ${e.actor.padEnd(34)} ${what}${cause}`;

@@ -74,6 +74,11 @@ export const envelopeSchema = z
       .optional(),
     actions: z.array(actionSchema).max(32).optional(),
     historical: z.boolean().optional(),
+    /**
+     * A commissioning test: the installer triggered the device on purpose. Stored and acknowledged like any
+     * event (the relay's record that the path works) but never opens or joins an incident. Signed like the rest.
+     */
+    test: z.literal(true).optional(),
     sig: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   })
   .strict();

@@ -1,5 +1,5 @@
-// The other messages of wire contract v1: acknowledgements, hub state (birth, will and the signed planned
-// stop), remote commands, and the enrolment exchange over HTTP.
+// The other messages of wire contract v1: acknowledgements and remote commands (signed by the relay), hub
+// state (birth, will and the signed planned stop), and the enrolment exchange over HTTP.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "./signing.js";
@@ -13,6 +13,12 @@ export const ackSchema = z
     ids: z.array(ulid).min(1).max(5000),
     /** The relay's clock (ms since epoch) when it sent the ack: a hub without a real-time clock learns the time here. */
     now: z.number().int().nonnegative(),
+    /**
+     * HMAC-SHA256 with the hub's key over `{t: "ack", hub, ids, now}` (see signAck), hex. Optional here only so
+     * that a hub can tell an unsigned ack from a badly signed one when it refuses it: a hub acts on no ack
+     * without a good signature.
+     */
+    sig: z.string().max(128).optional(),
   })
   .strict();
 export type Ack = z.infer<typeof ackSchema>;
@@ -60,12 +66,80 @@ export function verifyState(s: HubState, key: Buffer): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
-/** relay → hub on `anxin/v1/{hub}/cmd`. There is deliberately no command that opens a valve. */
+/**
+ * relay → hub on `anxin/v1/{hub}/cmd`. There is deliberately no command that opens a valve. Every command
+ * carries the relay's clock (`ts`, ms since epoch) and is signed like an ack (`t: "cmd"`, see signCommand):
+ * the hub runs only a signed command younger than COMMAND_MAX_AGE_MS whose id it has not run yet. `sig` is
+ * optional here only so that an unsigned command is reported as such.
+ */
+const commandFields = {
+  id: z.string().max(64),
+  ts: z.number().int().nonnegative(),
+  sig: z.string().max(128).optional(),
+};
 export const commandSchema = z.discriminatedUnion("cmd", [
-  z.object({ cmd: z.literal("ping"), id: z.string().max(64) }).strict(),
-  z.object({ cmd: z.literal("siren_test"), id: z.string().max(64), seconds: z.number().int().min(1).max(30).default(3) }).strict(),
+  z.object({ cmd: z.literal("ping"), ...commandFields }).strict(),
+  z.object({ cmd: z.literal("siren_test"), ...commandFields, seconds: z.number().int().min(1).max(30).default(3) }).strict(),
 ]);
 export type HubCommand = z.infer<typeof commandSchema>;
+/** A command as the relay's callers ask for it: the session adds `ts` and `sig`. */
+export type HubCommandRequest = { cmd: "ping"; id: string } | { cmd: "siren_test"; id: string; seconds?: number };
+
+/** How far (either way) a command's `ts` may be from the hub's idea of the relay's clock. */
+export const COMMAND_MAX_AGE_MS = 60_000;
+
+// --- relay → hub signatures --------------------------------------------------------------------------
+//
+// Acks and commands are signed by the relay with the hub's own key (the one the hub signs its events
+// with). What is signed is the message as received without `sig`, plus two members the wire does not carry:
+// `t`, what kind of message it is (`ack` or `cmd`), and `hub`, the hub of the topic it came on. `t` keeps the
+// kinds apart from each other and from events and state (whose strict schemas have no `t`), so no signature
+// can be replayed as another kind of message; `hub` ties it to one hub's topic. docs/wire-protocol.md,
+// "Acks and commands"; vectors `ack`, `cmd_ping`, `cmd_siren_test` in protocol/test-vectors.json.
+
+/** What a relay → hub message's signature is over: the message without `sig`, with `t` and `hub`. */
+export function relaySignedPart(t: "ack" | "cmd", hub: string, message: Record<string, unknown>): Record<string, unknown> {
+  const { sig: _sig, ...rest } = message;
+  return { ...rest, t, hub };
+}
+
+function relayMac(t: "ack" | "cmd", hub: string, message: Record<string, unknown>, key: Buffer): Buffer {
+  return createHmac("sha256", key).update(canonicalJson(relaySignedPart(t, hub, message))).digest();
+}
+
+function relayVerify(t: "ack" | "cmd", hub: string, message: Record<string, unknown>, key: Buffer): boolean {
+  const sig = message.sig;
+  if (typeof sig !== "string" || !/^[0-9a-f]{64}$/.test(sig)) return false;
+  const want = relayMac(t, hub, message, key);
+  const got = Buffer.from(sig, "hex");
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+/** The relay signs an ack for `hub` with that hub's key. */
+export function signAck(hub: string, ack: Ack, key: Buffer): Ack {
+  return { ...ack, sig: relayMac("ack", hub, ack, key).toString("hex") };
+}
+
+/**
+ * True when the ack, as received on `hub`'s ack topic (parsed JSON, after ackSchema), carries the relay's
+ * HMAC made with `key` (constant-time compare). Pass what was received, not a copy with members added.
+ */
+export function verifyAck(hub: string, ack: Ack | Record<string, unknown>, key: Buffer): boolean {
+  return relayVerify("ack", hub, ack, key);
+}
+
+/** The relay signs a command for `hub` with that hub's key. */
+export function signCommand(hub: string, cmd: HubCommand, key: Buffer): HubCommand {
+  return { ...cmd, sig: relayMac("cmd", hub, cmd, key).toString("hex") };
+}
+
+/**
+ * True when the command, as received on `hub`'s cmd topic (the parsed JSON, not commandSchema's output,
+ * which fills in defaults), carries the relay's HMAC made with `key`.
+ */
+export function verifyCommand(hub: string, cmd: HubCommand | Record<string, unknown>, key: Buffer): boolean {
+  return relayVerify("cmd", hub, cmd, key);
+}
 
 /** POST {relay}/v1/enrol: a one-time claim code exchanged for the hub's credentials and signing key. */
 export const enrolRequestSchema = z.object({ hub: hubId, code: z.string().min(8).max(64) }).strict();
@@ -75,7 +149,7 @@ export const enrolResponseSchema = z
   .object({
     hub: hubId,
     mqtt: z.object({ url: z.string(), username: z.string(), password: z.string() }).strict(),
-    /** HMAC-SHA256 key for event signatures, base64 (32 bytes). */
+    /** HMAC-SHA256 key, base64 (32 bytes): signs the hub's events and planned stop, and the relay's acks and commands. */
     key: z.string().min(40).max(64),
     heartbeatS: z.number().int().positive(),
   })

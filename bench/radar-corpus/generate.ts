@@ -445,7 +445,7 @@ const reportFrames = (r: RadarReport): RFrame[] => {
   const keys = (["presence", "motion", "fall", "heartRate", "breathing", "inBed", "distanceCm"] as const).filter((k) => r[k] !== undefined);
   return frames.map((bytes, i) => {
     const k = keys[i]!;
-    return { bytes, report: { [k]: r[k] } as RadarReport, intact: true };
+    return { bytes, report: { [k]: r[k] }, intact: true };
   });
 };
 

@@ -240,7 +240,11 @@ function judge(
     if (first) {
       used.add(first);
       outcome = first.at <= e.by ? "tp" : "late";
-      for (const x of raised) if (match(x) && x.at >= e.event) (used.add(x), repeats++);
+      for (const x of raised)
+        if (match(x) && x.at >= e.event) {
+          used.add(x);
+          repeats++;
+        }
     }
     const r: ExpectResult = {
       type: e.type,
@@ -301,7 +305,10 @@ export function stratified(specs: TraceSpec[], n: number): TraceSpec[] {
     let any = false;
     for (const list of by.values()) {
       const s = list[round];
-      if (s && out.length < n) (out.push(s), (any = true));
+      if (s && out.length < n) {
+        out.push(s);
+        any = true;
+      }
     }
     if (!any) break;
   }
@@ -335,7 +342,7 @@ export async function runCorpus(o: CorpusOptions = {}): Promise<Report> {
   if (o.maxDurationMs !== undefined) specs = specs.filter((s) => s.durationMs <= o.maxDurationMs!);
   if (o.traces !== undefined) specs = stratified(specs, o.traces);
   const started = Date.now();
-  const results: TraceResult[] = new Array(specs.length);
+  const results = new Array<TraceResult>(specs.length);
   let next = 0;
   let done = 0;
   const worker = async () => {

@@ -32,9 +32,9 @@ export interface LoadedYaml<T> {
   /** Absolute path of the file read. */
   file: string;
   /** Where a key path sits in the file (the nearest existing parent when the key itself is absent). */
-  lineOf(parts: Array<string | number>): number | undefined;
+  lineOf: (parts: Array<string | number>) => number | undefined;
   /** A problem at a key path, with its line. */
-  problem(parts: Array<string | number>, message: string): ConfigProblem;
+  problem: (parts: Array<string | number>, message: string) => ConfigProblem;
 }
 
 /** Reads one YAML file and checks it against `schema`. Throws ConfigError with every problem found. */

@@ -165,8 +165,11 @@ export function createLogger(opts: LoggerOptions): Logger {
   );
   // pino applies formatters.bindings to the root's base only, not to child() bindings, so those are
   // filtered here. Children are created with Object.create(parent) and inherit both wrappers.
+  // Taken off the logger on purpose: the wrappers below call them with the child's own `this`.
+  /* eslint-disable @typescript-eslint/unbound-method */
   const child = logger.child;
   const setBindings = logger.setBindings;
+  /* eslint-enable @typescript-eslint/unbound-method */
   Object.assign(logger, {
     child(this: Logger, bindings: Record<string, unknown>, options?: Parameters<Logger["child"]>[1]) {
       return child.call(this, redactFields(bindings), options);

@@ -203,12 +203,11 @@ function datagramTransport(path: string, onSent: () => void, onFailed: (err: unk
     }
     inFlight++;
     let done = false;
-    let guard: NodeJS.Timeout | undefined;
     const finish = (err?: Error | null): void => {
       if (done) return;
       done = true;
       inFlight--;
-      if (guard) clearTimeout(guard);
+      clearTimeout(guard);
       try {
         sock.close();
       } catch {
@@ -219,7 +218,7 @@ function datagramTransport(path: string, onSent: () => void, onFailed: (err: unk
     };
     sock.on("error", (err: Error) => finish(err));
     // A full receive queue leaves the send pending forever; give up after a while.
-    guard = setTimeout(() => finish(new Error("notify socket did not accept the message")), SEND_TIMEOUT_MS);
+    const guard = setTimeout(() => finish(new Error("notify socket did not accept the message")), SEND_TIMEOUT_MS);
     guard.unref();
     try {
       const buf = Buffer.from(message, "utf8");

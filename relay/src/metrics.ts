@@ -19,6 +19,8 @@ export function createMetrics() {
     mqttConnected: new Gauge({ name: "anxin_relay_mqtt_connected", help: "1 while the relay's MQTT session is up", registers: [registry] }),
     brokerClients: new Gauge({ name: "anxin_relay_broker_clients", help: "clients connected to the embedded broker", registers: [registry] }),
     authFailures: new Counter({ name: "anxin_relay_broker_auth_failures_total", help: "refused broker logins and topic authorisations", labelNames: ["what"] as const, registers: [registry] }),
+    retentionDeleted: new Counter({ name: "anxin_relay_retention_deleted_total", help: "rows deleted by the retention sweep", labelNames: ["kind"] as const, registers: [registry] }),
+    retentionSweeps: new Counter({ name: "anxin_relay_retention_sweeps_total", help: "retention sweeps run by this instance", labelNames: ["result"] as const, registers: [registry] }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """A second, independent implementation of the Anxin wire contract v1 signature, written from
-docs/wire-protocol.md ("Canonical form and signature"), standard library only.
+docs/wire-protocol.md ("Canonical form and signature", and "Acks and commands" for what the relay signs),
+standard library only.
 
     /usr/bin/python3 test/bench/anxin_wire.py protocol/test-vectors.json
 
-For every vector it parses the message exactly as published (`wire`), builds the canonical form,
-signs it with the base64-decoded key, and prints `ok <name> ...` or `FAIL <name> ...`; it exits 1 on any
-mismatch (2 on a bad file). It can also be imported: canonical(), sign(), verify().
+For every vector it parses the message exactly as published (`wire`), builds the canonical form (for an
+ack or a command: with `t` and the hub of its `topic` added), signs it with the base64-decoded key, and
+prints `ok <name> ...` or `FAIL <name> ...`; it exits 1 on any mismatch (2 on a bad file). It can also be
+imported: canonical(), sign(), verify().
 """
 import base64
 import binascii
@@ -18,7 +20,9 @@ import math
 import sys
 
 MAX_DEPTH = 32
-NOT_SIGNED = {"event": ("sig", "historical"), "state": ("sig",)}
+NOT_SIGNED = {"event": ("sig", "historical"), "state": ("sig",), "ack": ("sig",), "cmd": ("sig",)}
+# Sent by the relay to one hub: signed with that hub's key, with `t` (the kind) and `hub` (the topic's) added.
+RELAY_TO_HUB = ("ack", "cmd")
 
 
 def _reject_constant(name):
@@ -111,17 +115,30 @@ def canonical(value, depth=0):
     raise TypeError("not a JSON value: %r" % (value,))
 
 
-def signed_bytes(message, kind="event"):
+def hub_of_topic(topic):
+    """`anxin/v1/{hub}/ack` or `.../cmd` -> hub."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[:2] != ["anxin", "v1"] or parts[3] not in RELAY_TO_HUB or not parts[2]:
+        raise ValueError("not an ack or cmd topic: %r" % topic)
+    return parts[2]
+
+
+def signed_bytes(message, kind="event", hub=None):
     rest = {k: v for k, v in message.items() if k not in NOT_SIGNED[kind]}
+    if kind in RELAY_TO_HUB:
+        if not isinstance(hub, str):
+            raise ValueError("an ack or a command is signed together with the hub of its topic")
+        rest["t"] = kind
+        rest["hub"] = hub
     return canonical(rest).encode("utf-8")
 
 
-def sign(message, key_b64, kind="event"):
+def sign(message, key_b64, kind="event", hub=None):
     key = base64.b64decode(key_b64, validate=True)
-    return hmac.new(key, signed_bytes(message, kind), hashlib.sha256).hexdigest()
+    return hmac.new(key, signed_bytes(message, kind, hub), hashlib.sha256).hexdigest()
 
 
-def verify(message, key_b64, kind="event"):
+def verify(message, key_b64, kind="event", hub=None):
     sig = message.get("sig")
     if not isinstance(sig, str) or len(sig) != 64 or sig != sig.lower():
         return False
@@ -129,27 +146,38 @@ def verify(message, key_b64, kind="event"):
         got = binascii.unhexlify(sig)
     except (binascii.Error, ValueError):
         return False
-    want = binascii.unhexlify(sign(message, key_b64, kind))
+    want = binascii.unhexlify(sign(message, key_b64, kind, hub))
     return hmac.compare_digest(got, want)
 
 
 def check(vector):
     problems = []
     kind = vector["message"]
+    hub = hub_of_topic(vector["topic"]) if kind in RELAY_TO_HUB else None
     msg = parse(vector["wire"])
-    data = signed_bytes(msg, kind)
+    data = signed_bytes(msg, kind, hub)
     if data.decode("utf-8") != vector["canonical"]:
         problems.append("canonical differs: %s" % data.decode("utf-8"))
     if data.hex() != vector["canonicalHex"]:
         problems.append("canonical bytes differ")
-    sig = sign(msg, vector["keyBase64"], kind)
+    sig = sign(msg, vector["keyBase64"], kind, hub)
     if sig != vector["sig"]:
         problems.append("sig differs: %s" % sig)
-    if not verify(msg, vector["keyBase64"], kind):
+    if not verify(msg, vector["keyBase64"], kind, hub):
         problems.append("the sig in the wire message does not verify")
     tampered = dict(msg, sig="%02x" % (int(msg["sig"][:2], 16) ^ 1) + msg["sig"][2:])
-    if verify(tampered, vector["keyBase64"], kind):
+    if verify(tampered, vector["keyBase64"], kind, hub):
         problems.append("a changed sig still verifies")
+    if kind in RELAY_TO_HUB:
+        # Good for this hub and this kind of message only.
+        if verify(msg, vector["keyBase64"], kind, hub + "x"):
+            problems.append("it also verifies for another hub")
+        other = "cmd" if kind == "ack" else "ack"
+        if verify(msg, vector["keyBase64"], other, hub):
+            problems.append("it also verifies as %s" % other)
+        unsigned = {k: v for k, v in msg.items() if k != "sig"}
+        if verify(unsigned, vector["keyBase64"], kind, hub):
+            problems.append("it verifies without its sig")
     return problems
 
 

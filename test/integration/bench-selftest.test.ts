@@ -191,7 +191,10 @@ test("timed line: paced like 9600 baud, crc and drop faults reach mbpoll as erro
   const sorted = [...ms].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
   t.diagnostic(`FC3 x5 @9600 via timed line: median ${median.toFixed(1)} ms, min ${sorted[0]!.toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)}`);
-  assert.ok(median >= 28 && median <= 45, `median ${median} ms outside 28..45`);
+  // The floor is the pacing itself (load can only make a read slower, never faster than the line allows);
+  // the ceiling only catches a line stuck far from 9600 baud, with room for a busy shared machine.
+  assert.ok(median >= 28, `median ${median} ms: faster than 9600 baud allows (≥ 28 ms)`);
+  assert.ok(median <= 250, `median ${median} ms: far slower than 9600 baud (≤ 250 ms)`);
   assert.ok(Math.min(...reads) > 1, "reply should arrive fragmented");
 
   await line.send({ fault: "crc", count: 1 });

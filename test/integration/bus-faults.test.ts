@@ -94,7 +94,7 @@ test("the same late reply shifts data for a bare modbus-serial client (the hazar
   const seen = [];
   for (let j = 0; j < 3; j++) seen.push((await c.readHoldingRegisters(2, 1)).data[0]);
   await new Promise<void>((r) => c.close(() => r()));
-  assert.ok(seen.includes(111), `expected the bare client to read the late ppm as temperature, got ${seen}`);
+  assert.ok(seen.includes(111), `expected the bare client to read the late ppm as temperature, got ${seen.join(",")}`);
 });
 
 test("concurrent callers on one bus never see each other's data", { skip }, async () => {
@@ -124,7 +124,7 @@ test("a safety write jumps ahead of queued polls", { skip }, async () => {
   const polls = Array.from({ length: 6 }, () => bus.read(1, 3, 0, 8, T).then(() => order.push("poll")));
   const write = bus.write(3, 5, 1, true, T, "safety").then(() => order.push("close"));
   await Promise.all([...polls, write]);
-  assert.ok(order.indexOf("close") <= 1, `close went out at position ${order.indexOf("close")}: ${order}`);
+  assert.ok(order.indexOf("close") <= 1, `close went out at position ${order.indexOf("close")}: ${order.join(",")}`);
   await bus.stop();
 });
 
@@ -140,10 +140,10 @@ test("the port vanishing and returning: offline once, fast failures meanwhile, t
   await assert.rejects(bus.read(1, 3, 1, 1, T), (e: BusError) => e.kind === "port_closed");
   assert.ok(performance.now() - t0 < 100, "requests fail at once while the port is gone");
   await new Promise((r) => setTimeout(r, 1500));
-  assert.equal(events.filter((e) => e.startsWith("down")).length, 1, `one down event for the outage: ${events}`);
+  assert.equal(events.filter((e) => e.startsWith("down")).length, 1, `one down event for the outage: ${events.join(",")}`);
   await bench.replug();
   for (let i = 0; i < 60 && !bus.isUp; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(bus.isUp, true, `bus reconnected: ${events}`);
+  assert.equal(bus.isUp, true, `bus reconnected: ${events.join(",")}`);
   assert.equal((await bus.read(1, 3, 1, 1, T))[0], 5);
   assert.deepEqual(events.map((e) => e.split(":")[0]), ["up", "down", "up"]);
   await bus.stop();

@@ -17,7 +17,7 @@ import { topics } from "../../protocol/topics.js";
 import type { Envelope } from "../../protocol/envelope.js";
 import { startRelay } from "../../relay/src/daemon/run.js";
 import { listPlannedStops, supervisionDb } from "../../relay/src/supervision/planned-stops.js";
-import { startRelayForTest, freePort } from "../support/relay-rig.js";
+import { startRelayForTest, freePort, pgTestSecrets } from "../support/relay-rig.js";
 import { waitFor } from "../support/hub-rig.js";
 import { ulid } from "ulid";
 import { dropPgSchema } from "../support/pg.js";
@@ -111,6 +111,7 @@ test("the same on an external Mosquitto with PostgreSQL", { skip: MQTT && PG ? f
 store: { kind: postgres, url: "${PG}", schema: ${schema} }
 broker: { kind: external, url: "${MQTT}", sharedGroup: "e2e${schema}" }
 http: { host: 127.0.0.1, port: ${httpPort}, publicUrl: "http://127.0.0.1:${httpPort}" }
+secrets: { masterKeyFile: ${JSON.stringify((await pgTestSecrets(dir)).masterKeyFile)} }
 `,
   );
   const relay = await startRelay(file, { log: log() });

@@ -311,7 +311,7 @@ testOnBothStores("arrival not confirmed in time: the tree resumes at the step af
     assert.match(alert.detail, /emergency_contact son said they would go to the door and has not confirmed arriving \(no answer to the check in time\); the call tree resumes at step 3/);
     const [entry] = await entries(L, inc.id, "arrival_unconfirmed");
     assert.equal(entry?.detail?.resumeAtStep, 3);
-    assert.ok((await listForwards(L.relay.db, { limit: 1000 })).some((f) => (f.payload as { update: { id: string } }).update.id === entry!.id), "forwarded");
+    assert.ok((await listForwards(L.relay.db, { limit: 1000 })).some((f) => (f.payload as { update: { id: string } }).update.id === entry.id), "forwarded");
     // The resumed tree runs on at its pace: the niece after the daughter's wait.
     await advance(L, 45_000);
     await L.gw.waitForCalls(6);

@@ -542,6 +542,13 @@ test("the CLI: careplan set / show / audit and token add work on a store the dae
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout.trim(), /^anx_[A-Za-z0-9_-]{40,}$/);
   assert.equal(cli("hubs", "list").status, 0, "the hub commands open the migrated store too");
+  // The printed provision line is complete: pasted on the hub it needs nothing added.
+  r = cli("hubs", "add", "hub-cli-2", "--hub-config", "/srv/anxin hub/hub.yaml");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}anxin-hub provision --relay \S+ --hub hub-cli-2 --code \S+ --config '\/srv\/anxin hub\/hub\.yaml'$/m);
+  r = cli("hubs", "add", "hub-cli-3", "--hub-config", "/etc/anxin-hub/hub.yaml");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}anxin-hub provision --relay \S+ --hub hub-cli-3 --code \S+$/m, "the default config path is not repeated");
 });
 
 test("forwards reach the duty platform signed; one a receiver refuses for good becomes a forward_dead operator alert", async () => {

@@ -366,3 +366,38 @@ test("forwarders config: defaults, one secret source, unique names; secrets read
   assert.equal(backoffDelay(b, 1, () => 0), 800);
   assert.equal(backoffDelay(b, 1, () => 0.999999), 1200);
 });
+
+both("a payload that carries free text is never sent to a destination not allowed it (freeText turned off with rows waiting)", async (_t, c) => {
+  const s = await c.open();
+  const closed = c.worker(s, { id: "relay-closed" });
+  await enqueueForward(s.db, { destination: "duty_platform", idempotencyKey: "with-note", payload: { v: 1, freeText: true, update: { detail: { note: "unique-note-4f1c" } } }, at: c.clock.now });
+  await enqueueForward(s.db, { destination: "duty_platform", idempotencyKey: "codes-only", payload: { v: 1, freeText: false, update: { detail: { reason: "cooking_smoke" } } }, at: c.clock.now });
+  assert.equal(await closed.runDue(), 2);
+  assert.deepEqual(c.hook.requests.map((r) => r.idempotencyKey), ["codes-only"], "only the structured one went out");
+  assert.ok(!c.hook.requests.some((r) => r.body.includes("unique-note-4f1c")));
+  const dead = (await rowsOf(s.db)).find((r) => r.idempotencyKey === "with-note");
+  assert.equal(dead?.state, "dead");
+  assert.match(dead?.lastError ?? "", /carries free text.*freeText/);
+  assert.equal(c.dead.length, 1, "the operator is told");
+  // A destination allowed free text gets it (after a resend, once the setting is back).
+  const open = c.worker(s, { id: "relay-open", dest: { freeText: true } });
+  assert.equal(await requeueDead(s.db, dead.id, c.clock.now), true);
+  assert.equal(await open.runDue(), 1);
+  assert.ok(c.hook.requests.at(-1)?.body.includes("unique-note-4f1c"));
+});
+
+test("forwarders config: freeText is off unless a destination says true; anything but a boolean is refused where it stands", () => {
+  const cfg = forwardersConfigSchema.parse({
+    destinations: [
+      { name: "duty_platform", url: "https://duty.example/hook", secretEnv: "DUTY_SECRET", freeText: true },
+      { name: "district_centre", url: "https://district.example/hook", secretEnv: "DISTRICT_SECRET" },
+    ],
+  });
+  assert.deepEqual(cfg.destinations.map((d) => [d.name, d.freeText]), [["duty_platform", true], ["district_centre", false]]);
+  const env = { DUTY_SECRET: "d".repeat(32), DISTRICT_SECRET: "s".repeat(32) };
+  assert.deepEqual(resolveDestinations(cfg, { env }).map((d) => d.freeText), [true, false]);
+  const bad = forwardersConfigSchema.safeParse({ destinations: [{ name: "street_centre", url: "https://street.example/hook", secretEnv: "S", freeText: "yes" }] });
+  assert.equal(bad.success, false);
+  assert.deepEqual(bad.error?.issues.map((i) => i.path), [["destinations", 0, "freeText"]]);
+  assert.match(bad.error?.issues[0]?.message ?? "", /boolean/);
+});

@@ -143,7 +143,7 @@ test("a planned stop without a return escalates after the grace as a lost hub do
   // The operators get the maintenance incident a lost hub gets, its cause naming the planned stop.
   const [op] = await operatorIncidents(w, hub);
   assert.equal(op?.policyName, "maintenance");
-  const timeline = await getTimeline(w.rig.relay.db, op!.id);
+  const timeline = await getTimeline(w.rig.relay.db, op.id);
   assert.ok(timeline.some((e) => /supervision: planned stop \(stopping\).*not back within/.test(e.cause ?? "")), JSON.stringify(timeline.map((e) => e.cause)));
 });
 

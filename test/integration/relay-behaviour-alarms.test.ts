@@ -15,7 +15,7 @@ import { parseCarePlan, setCarePlan } from "../../relay/src/careplans/store.js";
 import type { RunningRelay } from "../../relay/src/daemon/run.js";
 import { DEFAULT_POLICIES, loadPolicySet, policyFor, type PolicySetInput } from "../../relay/src/escalation/policy.js";
 import { pendingTimers } from "../../relay/src/escalation/timers.js";
-import { JOINABLE_STATES, type IncidentState } from "../../relay/src/incidents/lifecycle.js";
+import { JOINABLE_STATES } from "../../relay/src/incidents/lifecycle.js";
 import { getTimeline, listIncidents, type Incident } from "../../relay/src/incidents/repo.js";
 import { Ingest } from "../../relay/src/ingest/ingest.js";
 import type { Store } from "../../relay/src/store/store.js";
@@ -148,7 +148,7 @@ async function advanceBy(L: Loop, totalMs: number, stepMs = 15_000): Promise<voi
 
 /** The incidents a new alarm would join (not yet a false alarm, resolved or closed), by type. */
 async function byType(relay: RunningRelay): Promise<Map<string, Incident>> {
-  const all = (await listIncidents(relay.db, {})).filter((i) => JOINABLE_STATES.has(i.state as IncidentState));
+  const all = (await listIncidents(relay.db, {})).filter((i) => JOINABLE_STATES.has(i.state));
   const m = new Map(all.map((i) => [i.type, i]));
   assert.equal(m.size, all.length, "one open incident per type");
   return m;
@@ -293,7 +293,7 @@ testOnBothStores("vitals_trend readings are stored as sent and acknowledged, one
       const row = await L.relay.store.getEvent(e.id);
       assert.equal(row?.kind, "reading");
       assert.equal(row?.type, "vitals_trend");
-      assert.deepEqual(JSON.parse(row!.payload), e, "kept as the hub sent it");
+      assert.deepEqual(JSON.parse(row.payload), e, "kept as the hub sent it");
     }
     assert.equal((await listIncidents(L.relay.db, {})).length, 0, "no incident");
     assert.equal((await L.relay.db.selectFrom("escalation_timers").select("id").execute()).length, 0, "no timer");

@@ -26,7 +26,7 @@ const BACKENDS: Backend[] = [
     store: (t) => {
       const schema = uniquePgSchema("anxin_claims");
       t.after(() => dropPgSchema(PG_URL as string, schema));
-      return { kind: "postgres", url: PG_URL as string, schema, poolSize: 4 };
+      return { kind: "postgres", url: PG_URL, schema, poolSize: 4 };
     },
   },
 ];

@@ -29,7 +29,7 @@ import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
 import { freePort, startRelayForTest, type RelayRig } from "../support/relay-rig.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/wait.js";
-import { startWebhookStub, type WebhookStub } from "../support/webhook-stub.js";
+import { startWebhookStub } from "../support/webhook-stub.js";
 
 const SECRET = "restart-test-gateway-secret-0123456789";
 const HOOK_SECRET = "restart-test-duty-platform-secret-01234";
@@ -170,7 +170,15 @@ for (const backend of ["sqlite", "postgres"] as const) {
     );
     assert.ok(clock.now - claimedAt <= 5000, `taken over after ${clock.now - claimedAt} ms of the relay's clock`);
     assert.ok(Date.now() - wallStart < 5000, `taken over ${Date.now() - wallStart} ms after the restart began`);
-    const timer = await B.relay.db.selectFrom("escalation_timers").selectAll().where("id", "=", `${mine}:0:1`).executeTakeFirstOrThrow();
+    // The call goes out before the step's pass records its result: wait for that record, briefly.
+    const timer = await waitFor(
+      "the step recorded as run",
+      async () => {
+        const t = await B.relay.db.selectFrom("escalation_timers").selectAll().where("id", "=", `${mine}:0:1`).executeTakeFirstOrThrow();
+        return t.result !== null && t;
+      },
+      3000,
+    );
     assert.deepEqual([timer.claimed_by, timer.result], [B.relay.instanceId, "ran"]);
     const attempt = await B.relay.db.selectFrom("call_attempts").select(["status", "provider_ref"]).where("id", "=", `${mine}:0:1:elder`).executeTakeFirstOrThrow();
     assert.equal(attempt.status, "placed", "the call A had requested is placed now");

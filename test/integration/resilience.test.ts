@@ -15,7 +15,7 @@ import { connect } from "mqtt";
 import type { Envelope, EventDraft } from "../../protocol/envelope.js";
 import { writeSecrets } from "../../gateway/src/uplink/secrets.js";
 import type { Metrics } from "../../relay/src/metrics.js";
-import { startRelay, type RunningRelay } from "../../relay/src/daemon/run.js";
+import { startRelay } from "../../relay/src/daemon/run.js";
 import type { EventRow, Store } from "../../relay/src/store/store.js";
 import { startHubRig, waitFor } from "../support/hub-rig.js";
 import { mosquittoMissing, ownMosquitto } from "../support/mosquitto.js";
@@ -217,9 +217,8 @@ test("the relay down for a long outage → everything arrives, critical first", 
   assert.notEqual(uplink?.status().state, "connected");
 
   const t0 = performance.now();
-  let relay2: RunningRelay | undefined;
-  cleanup(() => relay2?.stop());
-  relay2 = await startRelay(rig.configFile, { log: testLogger("anxin-relay"), onCommitted: commits.on });
+  const relay2 = await startRelay(rig.configFile, { log: testLogger("anxin-relay"), onCommitted: commits.on });
+  cleanup(() => relay2.stop());
   await waitFor("hub journal empty", async () => (await rows()) === 0, 60_000);
   const drainS = (performance.now() - t0) / 1000;
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect, type MqttClient } from "mqtt";
 import { pino } from "pino";
 import type { Envelope, EventDraft } from "../../protocol/envelope.js";
-import type { HubState } from "../../protocol/messages.js";
+import { signAck, signCommand, type HubState } from "../../protocol/messages.js";
 import { verifyEnvelope } from "../../protocol/signing.js";
 import { Journal } from "../../gateway/src/journal/journal.js";
 import { Uplink } from "../../gateway/src/uplink/uplink.js";
@@ -75,7 +75,8 @@ class Relay {
   ack(ids: string[]): void {
     for (const id of ids) this.outstanding.delete(id);
     for (let i = 0; i < ids.length; i += 1000) {
-      this.client.publish(`anxin/v1/${this.hub}/ack`, JSON.stringify({ ids: ids.slice(i, i + 1000), now: Date.now() }), { qos: 1 });
+      // Signed with the hub's key, as the relay signs it: the hub acts on no other ack.
+      this.client.publish(`anxin/v1/${this.hub}/ack`, JSON.stringify(signAck(this.hub, { ids: ids.slice(i, i + 1000), now: Date.now() }, KEY)), { qos: 1 });
     }
   }
 }
@@ -93,13 +94,12 @@ async function rig(o: Partial<UplinkSettings> & { backlog?: EventDraft[] } = {})
   const relay = new Relay(hub);
   await relay.connect();
   const { backlog: _b, ...settings } = o;
-  let uplink!: Uplink;
   const append = async (d: EventDraft) => {
     const e = await journal.append(d);
     uplink.nudge();
     return e;
   };
-  uplink = new Uplink({
+  const uplink: Uplink = new Uplink({
     hub,
     boot: journal.boot,
     version: "it",
@@ -162,11 +162,13 @@ test("mosquitto: ping gets an audit reply; a valve-open command changes nothing"
   const r = await rig();
   const cmd = (body: unknown) => r.relay.client.publishAsync(`anxin/v1/${r.hub}/cmd`, JSON.stringify(body), { qos: 1 });
   await cmd({ cmd: "valve_open", id: "v-1", valve: "gas-valve" });
-  await cmd({ cmd: "ping", id: "p-1" });
+  await cmd({ cmd: "ping", id: "p-0", ts: Date.now() }); // unsigned: refused
+  await cmd(signCommand(r.hub, { cmd: "ping", id: "p-1", ts: Date.now() }, KEY));
   const pong = await waitFor("ping reply", () => r.relay.received.find((e) => e.type === "ping_reply"));
   assert.deepEqual(pong.data, { id: "p-1" });
   await sleep(200);
-  assert.deepEqual(r.relay.received.map((e) => e.type), ["ping_reply"], "the valve command produced nothing");
+  assert.deepEqual(r.relay.received.map((e) => e.type), ["ping_reply"], "the valve command and the unsigned ping produced nothing");
+  assert.equal(r.uplink.status().commandsRefused, 1);
 });
 
 test("mosquitto: drain rate of a 10,000-event backlog through a window of 32", { skip: SKIP }, async (t) => {

@@ -94,7 +94,7 @@ async function convert(definition: zhc.Definition, msg: Events.MessagePayload): 
   const converters = definition.fromZigbee.filter((c) => c.cluster === msg.cluster && ([] as string[]).concat(c.type).includes(msg.type));
   assert.ok(converters.length > 0, `a fromZigbee converter for ${msg.cluster}/${msg.type}`);
   for (const c of converters) {
-    const out = await c.convert(definition, msg as never, () => {}, {}, { device: msg.device, state: {}, deviceExposesChanged: () => {} } as never);
+    const out = await c.convert(definition, msg as never, () => {}, {}, { device: msg.device, state: {}, deviceExposesChanged: () => {} });
     if (out) Object.assign(state, out);
   }
   return state;

@@ -256,7 +256,10 @@ class JsonChild {
     }
     clearTimeout(p.timer);
     if (msg.ok === true) p.resolve(msg as BenchReply);
-    else p.reject(new Error(`${this.name} rejected ${JSON.stringify(p.cmd)}: ${String(msg.error ?? line)}`));
+    else {
+      const why = msg.error ?? line;
+      p.reject(new Error(`${this.name} rejected ${JSON.stringify(p.cmd)}: ${typeof why === "string" ? why : JSON.stringify(why)}`));
+    }
   }
 
   send(cmd: object, timeoutMs = REPLY_TIMEOUT_MS): Promise<BenchReply> {

@@ -87,7 +87,7 @@ export async function ownMosquitto(): Promise<OwnMosquitto> {
     port,
     url: `mqtt://127.0.0.1:${port}`,
     get running() {
-      const c = child as ChildProcess | null;
+      const c = child;
       return c !== null && c.exitCode === null && c.signalCode === null;
     },
     start: async () => {
@@ -107,4 +107,73 @@ export async function ownMosquitto(): Promise<OwnMosquitto> {
   };
   await m.start();
   return m;
+}
+
+export const MOSQUITTO_PASSWD_BIN = "/usr/bin/mosquitto_passwd";
+
+/** Adds (or replaces) a login in a Mosquitto password file, creating the file if needed. */
+export async function mosquittoPasswd(file: string, user: string, password: string): Promise<void> {
+  const args = existsSync(file) ? ["-b", file, user, password] : ["-c", "-b", file, user, password];
+  const c = spawn(MOSQUITTO_PASSWD_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => c.once("exit", r));
+  if (code !== 0) throw new Error(`mosquitto_passwd ${user} failed (${code}): ${err}`);
+}
+
+export interface ConfiguredMosquitto {
+  /** SIGHUP: reloads password and ACL files, as `systemctl reload mosquitto` does. */
+  reload(): void;
+  /** Kills the broker and starts it again on the same configuration (fresh connection counts). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+  output(): string;
+}
+
+/**
+ * Mosquitto on a configuration file the test wrote (working directory `cwd`, where persistence lands);
+ * resolves once it logs that it runs with every port in `ports` open. Readiness comes from the log, not
+ * from probing: Mosquitto 2.0 miscounts connections that close (one slot too many is freed per close),
+ * so a probe would skew a test of max_connections. The configuration must keep notice-level logging on
+ * stderr (Mosquitto's default). The caller removes its files.
+ */
+export async function startMosquittoWithConf(confFile: string, cwd: string, ports: number[]): Promise<ConfiguredMosquitto> {
+  let out = "";
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-8000);
+  };
+  let c: ChildProcess;
+  let gone: Promise<void>;
+  const close = async () => {
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await gone;
+  };
+  const start = async () => {
+    c = spawn(MOSQUITTO_BIN, ["-c", confFile], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    c.stdout?.on("data", keep);
+    c.stderr?.on("data", keep);
+    const child = c;
+    gone = new Promise<void>((r) => child.once("exit", () => r()));
+    let log = "";
+    child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+    const ready = () => / running\n/.test(log) && ports.every((p) => log.includes(`listen socket on port ${p}.`));
+    const end = Date.now() + 5000;
+    while (!ready()) {
+      if (c.exitCode !== null || Date.now() > end) {
+        await close();
+        throw new Error(`mosquitto (${confFile}) did not start with ports ${ports.join(", ")} open: ${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await start();
+  return {
+    reload: () => void c.kill("SIGHUP"),
+    restart: async () => {
+      await close();
+      await start();
+    },
+    close,
+    output: () => out,
+  };
 }

@@ -6,7 +6,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { stringify } from "yaml";
 import { startRelay, type RunningRelay, type StartRelayOptions } from "../../relay/src/daemon/run.js";
-import { freePort } from "./relay-rig.js";
+import { freePort, pgTestSecrets } from "./relay-rig.js";
 
 export interface ExternalRelayOptions {
   /** relay.id: names the instance in logs and its MQTT client id. */
@@ -44,6 +44,8 @@ export async function startExternalRelay(o: ExternalRelayOptions): Promise<Exter
     store,
     broker: { kind: "external", url: o.brokerUrl, sharedGroup: o.sharedGroup },
     http: { host: "127.0.0.1", port: httpPort },
+    // Instances sharing a PostgreSQL schema share the master key that seals hub keys.
+    ...(store.kind === "postgres" ? { secrets: await pgTestSecrets(dir) } : {}),
   };
   const configFile = path.join(dir, "relay.yaml");
   await writeFile(configFile, stringify(config));

@@ -1,5 +1,6 @@
 // Starts the relay in-process for a test: a config in a temp dir, the embedded broker and the HTTP API on
 // free loopback ports, a SQLite store, a silent logger (ANXIN_TEST_LOG=debug to see it).
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -19,6 +20,19 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * One master key for every relay this test process starts on PostgreSQL: instances sharing a schema must
+ * share it, as in production (a SQLite relay makes its own, secrets.localMasterKeyFile, in its dir).
+ */
+const PG_MASTER_KEY = `${randomBytes(32).toString("base64")}\n`;
+
+/** Writes the shared test master key into `dir` (0600) and returns the `secrets` section naming it. */
+export async function pgTestSecrets(dir: string): Promise<{ masterKeyFile: string }> {
+  const masterKeyFile = path.join(dir, "pg-master.key");
+  await writeFile(masterKeyFile, PG_MASTER_KEY, { mode: 0o600 });
+  return { masterKeyFile };
 }
 
 export interface RelayRigOptions {
@@ -83,6 +97,10 @@ export async function startRelayForTest(opts: RelayRigOptions = {}): Promise<Rel
     },
     opts.config ?? {},
   );
+  const store = config.store as { kind?: string } | undefined;
+  // PostgreSQL never gets a generated master key, and a store handed in (parts.openStore) may outlive this
+  // relay's temp dir, so both use the one fixed test key.
+  if ((store?.kind === "postgres" || opts.parts?.openStore) && config.secrets === undefined) config.secrets = await pgTestSecrets(dir);
   const configFile = path.join(dir, "relay.yaml");
   await writeFile(configFile, stringify(config));
   const log = opts.log ?? createLogger({ name: "anxin-relay", level: process.env.ANXIN_TEST_LOG ?? "silent" });

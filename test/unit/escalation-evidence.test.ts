@@ -9,7 +9,7 @@ import { arrivalMeaningOf } from "../../relay/src/escalation/keys.js";
 import { buildArrivalMessage } from "../../relay/src/escalation/messages.js";
 import { passEndTimerId, passOf, passTimerId } from "../../relay/src/escalation/passes.js";
 import { expandPlan } from "../../relay/src/escalation/plan.js";
-import { DEFAULT_POLICIES, loadPolicySet, policyFor, type PolicySetInput } from "../../relay/src/escalation/policy.js";
+import { DEFAULT_POLICIES, loadPolicySet, policyFor } from "../../relay/src/escalation/policy.js";
 
 const care: CarePlan = carePlanSchema.parse({
   elder: { name: "Wang Lan", phone: "+8613800000000", address: "Room 302, 12 Lane 88, Dinghai Road", riskLevel: "high" },
@@ -42,7 +42,7 @@ test("a policy written before the fields existed still restarts on new evidence 
     delete p.onNewEvidence;
     delete p.arrival;
   }
-  const set = loadPolicySet(old as PolicySetInput);
+  const set = loadPolicySet(old);
   assert.deepEqual(policyFor(set, "smoke").onNewEvidence, { restartAtStep: 0 });
   assert.equal(policyFor(set, "smoke").arrival, undefined);
 });
@@ -51,7 +51,7 @@ test("restartAtStep by index or by name; a step this home does not fill moves th
   const withRestart = (restartAtStep: number | string) => {
     const input = structuredClone(DEFAULT_POLICIES) as { policies: Array<{ name: string; onNewEvidence?: unknown }> };
     input.policies.find((p) => p.name === "person")!.onNewEvidence = { restartAtStep };
-    const set = loadPolicySet(input as PolicySetInput);
+    const set = loadPolicySet(input);
     return expandPlan(policyFor(set, "sos"), set.groups, care);
   };
   // person planned here: 0 elder · 1 son · 2 daughter · 3 committee · (no fire station, no volunteers) · 4 upstairs · 5 on-site
@@ -66,7 +66,7 @@ test("restartAtStep by index or by name; a step this home does not fill moves th
 test("arrival settings are checked: a check within a minute or an unknown channel is refused", () => {
   const input = structuredClone(DEFAULT_POLICIES) as { policies: Array<{ name: string; arrival?: unknown }> };
   input.policies[0]!.arrival = { checkAfterS: 10, channel: "pigeon", giveUpAfterS: 300 };
-  assert.throws(() => loadPolicySet(input as PolicySetInput), (e: Error) => /arrival\.checkAfterS/.test(e.message) && /arrival\.channel/.test(e.message));
+  assert.throws(() => loadPolicySet(input), (e: Error) => /arrival\.checkAfterS/.test(e.message) && /arrival\.channel/.test(e.message));
 });
 
 test("what is new evidence: another device, a higher severity, or any new alarm once the calls stopped", () => {

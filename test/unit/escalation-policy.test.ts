@@ -131,7 +131,7 @@ test("care plans: numbers must be E.164, roles known, unknown keys refused — a
     shoeSize: 42,
   });
   assert.equal(r.success, false);
-  const text = JSON.stringify(r.error!.issues.map((i) => [i.path, i.message]));
+  const text = JSON.stringify(r.error.issues.map((i) => [i.path, i.message]));
   assert.match(text, /elder","phone/);
   assert.match(text, /contacts",1,"role/);
   assert.match(text, /shoeSize/);

@@ -114,7 +114,7 @@ test("no confirmation within the rated time → valve_fault, siren stays on afte
   }
   r.advance(250);
   const d = r.tick();
-  assert.ok(kinds(d).includes("valve_fault"), `got ${kinds(d)}`);
+  assert.ok(kinds(d).includes("valve_fault"), `got ${kinds(d).join(",")}`);
   // the air clears and stays clear past the hold time
   r.co(5);
   r.advance(rules.co.clearHoldMs + 1);

@@ -156,7 +156,10 @@ test("broken profiles: each problem names the right file and field", async () =>
   add("close-unverified", (o) => delete o.commands.close.verify, "commands.close", /needs verify/);
   add("close-no-rated", (o) => delete o.commands.close.ratedMs, "commands.close", /ratedMs/);
   add("readonly-writes", (o) => (o.readOnly = true), "commands.close", /readOnly/);
-  add("verify-undefined", (o) => (o.commands.open = { write: [{ fc: 5, address: 2, value: true }], verify: { signal: "valve_open" } }) && delete o.signals.valve_open, "commands.open.verify.signal", /not defined/);
+  add("verify-undefined", (o) => {
+    o.commands.open = { write: [{ fc: 5, address: 2, value: true }], verify: { signal: "valve_open" } };
+    delete o.signals.valve_open;
+  }, "commands.open.verify.signal", /not defined/);
   add("bad-label", (o) => (o.signals.valve_fault.any[1].equals = "faulty"), "signals.valve_fault.any[1].equals", /"faulty" is not a label.*did you mean "fault"/);
   add("bad-enum-number", (o) => (o.signals.valve_fault.any[1].equals = 7), "signals.valve_fault.any[1].equals", /7 is not a value/);
   add("number-as-bool", (o) => (o.signals.valve_fault.any[1] = { point: "status" }), "signals.valve_fault.any[1]", /is a number: add equals/);

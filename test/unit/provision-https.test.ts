@@ -29,9 +29,9 @@ const ANSWER = {
 async function withFakeFetch<T>(events: string[], fn: () => Promise<T>): Promise<T> {
   const real = globalThis.fetch;
   globalThis.fetch = (async (input: string | URL | Request) => {
-    events.push(`fetch ${String(input)}`);
+    events.push(`fetch ${input instanceof Request ? input.url : input.toString()}`);
     return new Response(JSON.stringify(ANSWER), { status: 200, headers: { "content-type": "application/json" } });
-  }) as typeof fetch;
+  });
   try {
     return await fn();
   } finally {

@@ -7,7 +7,7 @@ import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import { ulid } from "ulid";
 import { createLogger } from "../../lib/daemon/logger.js";
-import { ackSchema } from "../../protocol/messages.js";
+import { ackSchema, commandSchema, verifyAck, verifyCommand } from "../../protocol/messages.js";
 import { topics } from "../../protocol/topics.js";
 import { EmbeddedBroker } from "../../relay/src/broker/embedded.js";
 import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
@@ -22,6 +22,9 @@ import { startRelayForTest } from "../support/relay-rig.js";
 const log = createLogger({ name: "test", level: process.env.ANXIN_TEST_LOG ?? "silent" });
 const PASSWORDS: Record<string, string> = { "hub-a": "pw-a-0123456789", "hub-b": "pw-b-0123456789" };
 const verifyCredentials = async (u: string, p: string) => (PASSWORDS[u] === p ? u : null);
+/** Each hub's signing key: the relay signs its acks and commands with it. hub-c has none (revoked). */
+const KEYS: Record<string, Buffer> = { "hub-a": Buffer.alloc(32, 0xa), "hub-b": Buffer.alloc(32, 0xb) };
+const keys = { signingKey: async (hub: string) => KEYS[hub] ?? null };
 
 async function waitFor<T>(what: string, probe: () => T | undefined | false, ms = 3000): Promise<T> {
   const end = Date.now() + ms;
@@ -54,6 +57,7 @@ async function rig(maxPacketBytes = 8192, kind: "embedded" | "in-process" = "emb
     connection: kind === "embedded" ? { kind: "embedded", stream: () => broker.connectInternal() } : { kind: "in-process", link: () => broker.inProcess() },
     onEvent: (hub, p) => events.push({ hub, payload: p.toString() }),
     onState: (hub, p) => states.push({ hub, payload: p.toString() }),
+    keys,
     metrics,
     log,
   });
@@ -117,16 +121,33 @@ test(`${kind} session: hub A's event reaches the relay; the relay's ack reaches 
     assert.deepEqual(got.map((x) => x.ids.length), [ACK_CHUNK, ACK_CHUNK, 500]);
     assert.deepEqual(got.flatMap((x) => x.ids), ids);
     assert.equal(got[0]!.now, 1_700_000_000_000);
+    // Each chunk signed with A's own key, for A: not valid with B's key, nor as B's.
+    for (const x of got) {
+      assert.ok(verifyAck("hub-a", x, KEYS["hub-a"]!));
+      assert.ok(!verifyAck("hub-a", x, KEYS["hub-b"]!));
+      assert.ok(!verifyAck("hub-b", x, KEYS["hub-a"]!));
+    }
     await sleep(50);
     assert.equal(atB.length, 0);
     assert.equal((await r.metrics.acksSent.get()).values[0]!.value, 3);
+    // A hub without a key (revoked meanwhile) gets no ack: it could not verify an unsigned one.
+    r.session.ack("hub-c", [ids[0]!], 1);
+    await waitFor("counted", () => r.session.acksUnsigned === 1);
+    assert.equal((await r.metrics.acksSent.get()).values[0]!.value, 3);
 
-    // Commands: what the schema allows reaches the hub; anything else (a valve opening) is refused here.
+    // Commands: what the schema allows reaches the hub, stamped and signed; anything else (a valve opening) is refused here.
     await a.subscribeAsync(topics.cmd("hub-a"), { qos: 1 });
+    const before = Date.now();
     await r.session.publishCommand("hub-a", { cmd: "siren_test", id: "t1", seconds: 3 });
     await waitFor("command at A", () => atA.length === 4);
-    assert.deepEqual(JSON.parse(atA[3]!), { cmd: "siren_test", id: "t1", seconds: 3 });
+    const cmd = JSON.parse(atA[3]!) as Record<string, unknown>;
+    assert.deepEqual({ ...cmd, ts: undefined, sig: undefined }, { cmd: "siren_test", id: "t1", seconds: 3, ts: undefined, sig: undefined });
+    assert.ok((cmd.ts as number) >= before && (cmd.ts as number) <= Date.now());
+    assert.ok(commandSchema.safeParse(cmd).success);
+    assert.ok(verifyCommand("hub-a", cmd, KEYS["hub-a"]!));
+    assert.ok(!verifyAck("hub-a", cmd, KEYS["hub-a"]!), "a command's signature is no ack's");
     await assert.rejects(r.session.publishCommand("hub-a", { cmd: "valve_open", id: "x" } as never));
+    await assert.rejects(r.session.publishCommand("hub-c", { cmd: "ping", id: "p" }), /no signing key/);
     await sleep(50);
     assert.equal(atA.length, 4);
 
@@ -135,8 +156,11 @@ test(`${kind} session: hub A's event reaches the relay; the relay's ack reaches 
     await a.publishAsync(topics.evt("hub-a"), '{"late":1}', { qos: 1 });
     await sleep(50);
     assert.equal(r.events.length, 1);
+    // And a stop right behind it still sends it, although its key was being looked up (asynchronously).
     r.session.ack("hub-a", [ids[0]!], 1);
+    await r.session.stop();
     await waitFor("ack after pause", () => atA.length === 5);
+    assert.ok(verifyAck("hub-a", JSON.parse(atA[4]!) as Record<string, unknown>, KEYS["hub-a"]!));
   } finally {
     await close(r);
   }
@@ -191,7 +215,7 @@ test("state may be retained and reaches the relay; the will must be on the hub's
     await a.publishAsync(topics.state("hub-a"), '{"online":true,"boot":1}', { qos: 1, retain: true });
     await waitFor("birth", () => r.states.length === 1);
     // The embedded broker keeps no retained births (the relay heard it live): a later subscriber gets none.
-    const late = new mqtt.MqttClient(() => r.broker.connectInternal() as never, { clientId: "anxin-relay-late", reconnectPeriod: 0 });
+    const late = new mqtt.MqttClient(() => r.broker.connectInternal(), { clientId: "anxin-relay-late", reconnectPeriod: 0 });
     const retained: string[] = [];
     late.on("message", (topic) => retained.push(topic));
     await new Promise<void>((resolve) => late.once("connect", () => resolve()));
@@ -293,6 +317,7 @@ test("external mode: shared subscriptions, and the session reconnects after the 
       connection: { kind: "external", url: `mqtt://127.0.0.1:${port}`, sharedGroup },
       onEvent: (h) => events.push(h),
       onState: () => {},
+      keys,
       metrics,
       log,
       reconnectMinMs: 20,
@@ -358,7 +383,10 @@ function fakeParts() {
       return [];
     },
     async signingKey() {
-      return null;
+      return Buffer.alloc(32, 1);
+    },
+    cachedSigningKey() {
+      return undefined;
     },
   };
   return {
@@ -396,7 +424,7 @@ function fakeParts() {
 test("startRelay wires broker, session, ingest and HTTP; stop() releases the ports", async () => {
   const f = fakeParts();
   const committed: string[] = [];
-  const rigged = await startRelayForTest({ parts: f.parts as never, onCommitted: (h) => committed.push(h) });
+  const rigged = await startRelayForTest({ parts: f.parts, onCommitted: (h) => committed.push(h) });
   let stopped = false;
   after(async () => {
     if (!stopped) await rigged.stop();
@@ -410,7 +438,8 @@ test("startRelay wires broker, session, ingest and HTTP; stop() releases the por
   await h.publishAsync(topics.evt("hub-e"), JSON.stringify({ id }), { qos: 1 });
   await h.publishAsync(topics.evt("hub-e"), JSON.stringify({ id }), { qos: 1 });
   await waitFor("acks", () => acks.length === 2);
-  assert.deepEqual(acks[0], { ids: [id], now: 42 });
+  assert.deepEqual({ ...(acks[0] as object), sig: undefined }, { ids: [id], now: 42, sig: undefined });
+  assert.ok(verifyAck("hub-e", acks[0] as Record<string, unknown>, Buffer.alloc(32, 1)), "signed with the hub's key from the registry");
   assert.deepEqual(committed, ["hub-e"], "a replay is acked again but not acted on twice");
   assert.deepEqual(f.seen, ["hub-e", "hub-e"], "every acknowledged message, a resend too, is a sign of life");
 

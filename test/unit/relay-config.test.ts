@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { ConfigError, formatConfigProblems, hubMqttUrl, readRelayConfig, readYamlFile, relayPublicUrl } from "../../relay/src/config/loader.js";
-import { mosquittoAcl } from "../../relay/src/broker/mosquitto.js";
+import { mosquittoHubAcl, mosquittoRelayAcl } from "../../relay/src/broker/mosquitto.js";
 
 async function withFile<T>(text: string, fn: (file: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "anxin-relay-cfg-"));
@@ -124,10 +124,11 @@ test("the YAML reader is generic: any zod schema, the same file:line:key reporti
   });
 });
 
-test("the Mosquitto ACL gives each hub only its own topics", () => {
-  const acl = mosquittoAcl();
-  for (const line of ["pattern write anxin/v1/%u/evt", "pattern write anxin/v1/%u/state", "pattern read anxin/v1/%u/ack", "pattern read anxin/v1/%u/cmd", "user anxin-relay", "topic readwrite anxin/v1/#"])
+test("the Mosquitto ACLs: each hub only its own topics; the relay (its own listener) all of them", () => {
+  const acl = mosquittoHubAcl();
+  for (const line of ["pattern write anxin/v1/%u/evt", "pattern write anxin/v1/%u/state", "pattern read anxin/v1/%u/ack", "pattern read anxin/v1/%u/cmd"])
     assert.ok(acl.split("\n").includes(line), line);
-  // Patterns come before the user block, so they are not read as belonging to it.
-  assert.ok(acl.indexOf("pattern write") < acl.indexOf("user anxin-relay"));
+  assert.doesNotMatch(acl, /^(user|topic) /m, "the hubs' ACL grants no one more than their own topics");
+  const relay = mosquittoRelayAcl().split("\n");
+  assert.deepEqual(relay.slice(relay.indexOf("user anxin-relay"), relay.indexOf("user anxin-relay") + 2), ["user anxin-relay", "topic readwrite anxin/v1/#"]);
 });

@@ -88,15 +88,15 @@ test("http.trustedProxies and http.metrics in the configuration: checked, with s
   const dir = mkdtempSync(path.join(tmpdir(), "anxin-relay-cfg-"));
   try {
     const file = path.join(dir, "relay.yaml");
-    writeFileSync(file, "relay: { dataDir: ./data }\n");
+    writeFileSync(file, "relay: { dataDir: ./data }\nbroker: { kind: embedded, host: 127.0.0.1 }\n");
     const plain = (await readRelayConfig(file)).config;
     assert.deepEqual(plain.http.trustedProxies, []);
     assert.equal(plain.http.metrics, undefined);
-    writeFileSync(file, "relay: { dataDir: ./data }\nhttp: { trustedProxies: [10.0.0.0/8, '::1', 'fd00::/8'], metrics: { port: 9464 } }\n");
+    writeFileSync(file, "relay: { dataDir: ./data }\nbroker: { kind: embedded, host: 127.0.0.1 }\nhttp: { trustedProxies: [10.0.0.0/8, '::1', 'fd00::/8'], metrics: { port: 9464 } }\n");
     const set = (await readRelayConfig(file)).config;
     assert.deepEqual(set.http.trustedProxies, ["10.0.0.0/8", "::1", "fd00::/8"]);
     assert.deepEqual(set.http.metrics, { host: "127.0.0.1", port: 9464 });
-    writeFileSync(file, "relay: { dataDir: ./data }\nhttp: { trustedProxies: [10.0.0.0/33, proxy.example], metrics: { port: 9464, path: /m } }\n");
+    writeFileSync(file, "relay: { dataDir: ./data }\nbroker: { kind: embedded, host: 127.0.0.1 }\nhttp: { trustedProxies: [10.0.0.0/33, proxy.example], metrics: { port: 9464, path: /m } }\n");
     await assert.rejects(readRelayConfig(file), (e: Error) => {
       assert.match(e.message, /http\.trustedProxies\[0\]: expected an IP address or a CIDR range/);
       assert.match(e.message, /http\.trustedProxies\[1\]: expected an IP address or a CIDR range/);

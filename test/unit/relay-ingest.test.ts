@@ -453,7 +453,7 @@ test("verify pool: a mixed stream of valid, forged and invalid messages gives ex
   // The same rejections logged, with the same hub, reason and id (their order differs: inline, a message
   // that fails to parse is logged before earlier ones still waiting for their key).
   const rejections = (logs: string[]) =>
-    logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected").map((l) => `${l.hub}/${l.reason}/${l.id}/${JSON.stringify(l.issues ?? l.envelopeHub ?? null)}`).sort();
+    logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected").map((l) => `${String(l.hub)}/${String(l.reason)}/${String(l.id)}/${JSON.stringify(l.issues ?? l.envelopeHub ?? null)}`).sort();
   assert.deepEqual(rejections(pooled.logs), rejections(inline.logs));
 });
 

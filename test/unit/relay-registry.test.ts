@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { scrypt } from "node:crypto";
+import { randomBytes, scrypt } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { enrolResponseSchema } from "../../protocol/messages.js";
 import { ClaimError, CREDENTIAL_CACHE_MS, EnrolError, Registry, SIGNING_KEY_CACHE_MS } from "../../relay/src/registry/registry.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import { checkPassword, hashPassword } from "../../relay/src/registry/secrets.js";
+import { KeyVault } from "../../relay/src/registry/key-vault.js";
 
 const T0 = 1_800_000_000_000;
 const TTL_S = 3600;
@@ -26,10 +27,13 @@ async function rig(t: { after(fn: () => unknown): void }): Promise<Rig> {
     rmSync(dir, { recursive: true, force: true });
   });
   const clock = { now: T0 };
+  // Sealed keys, as the daemon and the CLI always store them.
+  const vault = new KeyVault(randomBytes(32));
   return {
     store,
     clock,
-    registry: (o = {}) => new Registry(store, { claimCodeTtlS: o.claimCodeTtlS ?? TTL_S, heartbeatS: 60, mqttUrl: "mqtts://relay.example:8883", now: () => clock.now }),
+    registry: (o = {}) =>
+      new Registry(store, { claimCodeTtlS: o.claimCodeTtlS ?? TTL_S, heartbeatS: 60, mqttUrl: "mqtts://relay.example:8883", now: () => clock.now, keys: async () => vault }),
   };
 }
 
@@ -62,7 +66,8 @@ test("claim and enrol: a typable one-time code becomes MQTT credentials and a 32
   assert.ok(!text.includes(res.mqtt.password), "password stored in clear");
   assert.ok(!text.includes(code) && !text.includes(code.replace(/-/g, "")), "claim code stored in clear");
   assert.match(raw.password_hash ?? "", /^sha256:[A-Za-z0-9+/]{43}=$/);
-  assert.equal(raw.key_b64, res.key, "the signing key is kept: the relay verifies with it");
+  assert.match(raw.key_b64 ?? "", /^v1:/, "the signing key is kept sealed: the relay verifies with it");
+  assert.ok(!text.includes(res.key) && !text.includes(Buffer.from(res.key, "base64").toString("hex")), "signing key stored in clear");
 
   assert.equal(await reg.verifyCredentials("hub-1", res.mqtt.password), "hub-1");
   assert.deepEqual(await reg.signingKey("hub-1"), Buffer.from(res.key, "base64"));

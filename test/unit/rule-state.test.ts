@@ -419,7 +419,6 @@ test("a valve close is handed to the bus before the state that knows of the alar
     if (c === "close") order.push(`valve close handed to the bus (queued ${bus.queued})`);
     return command(c, priority);
   };
-  let keeper: StateKeeper | undefined;
   const takes: number[] = [];
   const hub = new SafetyHub({
     devices: [co, valve], buses: [bus], rules, log,
@@ -429,13 +428,13 @@ test("a valve close is handed to the bus before the state that knows of the alar
     state: {
       changed: () => {
         const t0 = performance.now();
-        const doc = keeper?.take();
+        const doc = keeper.take();
         takes.push(performance.now() - t0);
         if (doc?.includes('"co":{"since"')) order.push("state with the alarm taken");
       },
     },
   });
-  keeper = new StateKeeper({ hub: "h", boot: 1, read: () => hub.rulesState(), now: Date.now, log });
+  const keeper = new StateKeeper({ hub: "h", boot: 1, read: () => hub.rulesState(), now: Date.now, log });
   hub.start();
   t.after(() => hub.stop());
   const deadline = Date.now() + 5000;

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initialSmokeState, smokeStep, type SmokeRuleState } from "../../gateway/src/rules/smoke.js";
-import { initialSosState, sosPress, DEFAULT_SOS } from "../../gateway/src/rules/sos.js";
+import { forgetButton, initialSosState, sosPress, DEFAULT_SOS } from "../../gateway/src/rules/sos.js";
 import { fallStep, initialFallState, type FallRuleState } from "../../gateway/src/rules/fall.js";
 import { DEFAULT_BEHAVIOUR } from "../../gateway/src/rules/behaviour-params.js";
 import type { BehaviourDecision, RadarInput } from "../../gateway/src/rules/radar-input.js";
@@ -59,6 +59,20 @@ test("sos: a press chirps first and raises a critical sos; presses within the re
   assert.deepEqual(dos(r.decisions), ["chirp", "raise"], "a press after the window is a new call");
   const other = sosPress(r.state, DEFAULT_SOS, { device: "btn2", action: "emergency" }, 1000 + DEFAULT_SOS.repeatWindowMs + 1);
   assert.deepEqual(dos(other.decisions), ["chirp", "raise"], "another button is its own call");
+});
+
+test("sos: a button forgotten (its commissioning test over) raises again on its next press, within the window; other buttons keep theirs", () => {
+  let r = sosPress(initialSosState(), DEFAULT_SOS, { device: "btn", room: "bedroom", action: "single" }, 1000);
+  r = sosPress(r.state, DEFAULT_SOS, { device: "btn2", action: "single" }, 1500);
+  const before = structuredClone(r.state);
+  const forgotten = forgetButton(r.state, "btn");
+  assert.deepEqual(r.state, before, "pure: the state given is not changed");
+  assert.deepEqual(Object.keys(forgotten.last), ["btn2"]);
+  const next = sosPress(forgotten, DEFAULT_SOS, { device: "btn", room: "bedroom", action: "single" }, 2000);
+  assert.deepEqual(dos(next.decisions), ["chirp", "raise"], "a press right after forgetting is a new alarm, not a repeat");
+  assert.deepEqual(dos(sosPress(next.state, DEFAULT_SOS, { device: "btn2", action: "single" }, 2000).decisions), ["chirp", "repeat"], "another button's window stays");
+  // Nothing to forget: the same state back.
+  assert.equal(forgetButton(forgotten, "btn"), forgotten);
 });
 
 // The fall rule in full (stillness, Zigbee radars, offline) is in rules-behaviour.test.ts; these keep the

@@ -13,7 +13,7 @@ function manualScheduler() {
   let now = 1_800_000_000_000;
   return {
     now: () => now,
-    schedule(fn: () => void, ms: number) {
+    schedule: (fn: () => void, ms: number) => {
       const t = { at: now + ms, fn, cancelled: false };
       timers.push(t);
       return () => void (t.cancelled = true);

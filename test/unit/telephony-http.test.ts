@@ -68,9 +68,9 @@ async function setup(t: { after(fn: () => unknown): void }, o: { secret?: string
   const outcomes: CallOutcome[] = [];
   const logs: string[] = [];
   const sleeps: number[] = [];
-  let adapter: HttpGatewayTelephony | undefined;
-  const relay = await relayServer(() => (adapter as HttpGatewayTelephony).callbackRoute, outcomes);
-  adapter = new HttpGatewayTelephony({
+  // The route is looked up per request, so the adapter made next (it needs the relay's URL) is there by then.
+  const relay = await relayServer(() => adapter.callbackRoute, outcomes);
+  const adapter = new HttpGatewayTelephony({
     url: gw.url,
     secret: o.secret ?? SECRET,
     publicUrl: relay.url,

@@ -79,9 +79,9 @@ async function setup(t: { after(fn: () => unknown): void }, token = TOKEN): Prom
   const twilio = await fakeTwilio();
   const outcomes: CallOutcome[] = [];
   const sleeps: number[] = [];
-  let adapter: TwilioTelephony | undefined;
+  // Requests come only once the adapter made below (it needs the relay's URL) exists.
   const relay = http.createServer((req, res) => {
-    void (adapter as TwilioTelephony).callbackRoute(req, res).then((handled) => {
+    void adapter.callbackRoute(req, res).then((handled) => {
       if (!handled) {
         res.writeHead(404);
         res.end();
@@ -90,7 +90,7 @@ async function setup(t: { after(fn: () => unknown): void }, token = TOKEN): Prom
   });
   await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
   const relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
-  adapter = new TwilioTelephony({
+  const adapter = new TwilioTelephony({
     accountSid: SID,
     authToken: token,
     from: FROM,

@@ -57,7 +57,7 @@ test("config: bad uplink values are errors with their key path", () => {
   const issues = (uplink: unknown) => {
     const r = configSchema.safeParse({ ...base, uplink });
     assert.equal(r.success, false);
-    return r.error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    return r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
   };
   assert.match(issues({ window: 1 }).join(), /uplink\.window/);
   assert.match(issues({ url: "http://relay" }).join(), /uplink\.url/);
@@ -116,12 +116,12 @@ test("secrets: missing file, wrong hub, broken JSON and a bad record each get a 
 
 test("settings: default secrets path, url override, URL shown without credentials; a failed uplink reports why", async () => {
   const dir = tempDir();
-  const config = configSchema.parse({ hub: { id: "hub-a", dataDir: path.join(dir, "data") }, uplink: { url: "mqtt://broker.local:1883", heartbeatS: 20 } });
+  const config = configSchema.parse({ hub: { id: "hub-a", dataDir: path.join(dir, "data") }, uplink: { url: "mqtts://broker.local:8883", heartbeatS: 20 } });
   assert.equal(secretsPath(config, dir), path.join(dir, "data", "secrets.json"));
   assert.equal(secretsPath({ ...config, uplink: { ...config.uplink!, secretsFile: "s/x.json" } }, dir), path.join(dir, "s", "x.json"));
   await writeSecrets(path.join(dir, "data", "secrets.json"), record("hub-a"));
   const s = await loadUplinkSettings(config, dir);
-  assert.equal(s.url, "mqtt://broker.local:1883");
+  assert.equal(s.url, "mqtts://broker.local:8883");
   assert.equal(s.heartbeatS, 20);
   assert.equal(displayUrl("mqtts://user:pw@relay.example:8883"), "mqtts://relay.example:8883");
 

@@ -12,7 +12,7 @@ import { connect, type MqttClient } from "mqtt";
 import { pino, type Logger } from "pino";
 import type { Envelope, EventDraft } from "../../protocol/envelope.js";
 import { verifyEnvelope } from "../../protocol/signing.js";
-import { verifyState, type HubState } from "../../protocol/messages.js";
+import { signAck, signCommand, verifyState, type HubCommand, type HubState } from "../../protocol/messages.js";
 import { Journal } from "../../gateway/src/journal/journal.js";
 import { DEFAULT_EXPECT_BACK_S, GOODBYE_PUBACK_MS, Uplink, type UplinkOptions } from "../../gateway/src/uplink/uplink.js";
 import type { UplinkSettings } from "../../gateway/src/uplink/settings.js";
@@ -71,7 +71,7 @@ async function startBroker(port = 0, noDelay = true): Promise<Broker> {
       await new Promise<void>((r) => broker.close(() => r()));
     },
   };
-  cleanups.push(b.close);
+  cleanups.push(() => b.close());
   return b;
 }
 
@@ -120,8 +120,15 @@ class FakeRelay {
     if (ids.length) this.sendAck(hub, ids);
   }
 
+  /** A genuine ack: signed with the hub's key, as the relay signs it. */
   ack(hub: string, ids: string[], now = Date.now() + this.clockSkewMs): void {
-    this.client.publish(`anxin/v1/${hub}/ack`, JSON.stringify({ ids, now }), { qos: 1 });
+    this.client.publish(`anxin/v1/${hub}/ack`, JSON.stringify(signAck(hub, { ids, now }, this.key)), { qos: 1 });
+  }
+
+  /** A genuine command: stamped with the relay's clock and signed with the hub's key. */
+  command(hub: string, cmd: { cmd: string; id: string; seconds?: number }, o: { ts?: number; key?: Buffer; signFor?: string } = {}): Promise<unknown> {
+    const body = signCommand(o.signFor ?? hub, { ...cmd, ts: o.ts ?? Date.now() + this.clockSkewMs } as HubCommand, o.key ?? this.key);
+    return this.client.publishAsync(`anxin/v1/${hub}/cmd`, JSON.stringify(body), { qos: 1 });
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean): void {
@@ -222,13 +229,12 @@ async function rig(url: string, o: Partial<UplinkSettings> & { journal?: Journal
     reconnectMaxMs: 400,
     ...Object.fromEntries(Object.entries(o).filter(([k]) => !["journal", "hub", "extra", "start"].includes(k))),
   };
-  let uplink!: Uplink;
   const append = async (d: EventDraft) => {
     const e = await journal.append(d);
     uplink.nudge();
     return e;
   };
-  uplink = new Uplink({ hub, boot: journal.boot, version: "test", settings, journal, append, log, ...o.extra });
+  const uplink: Uplink = new Uplink({ hub, boot: journal.boot, version: "test", settings, journal, append, log, ...o.extra });
   cleanups.push(() => uplink.stop());
   if (o.start !== false) uplink.start();
   return { hub, journal, uplink, append, lines, rows: async () => (await journal.stats()).rows };
@@ -459,7 +465,7 @@ test("commands: ping is answered with a journaled audit; a valve-open command ch
   await waitFor("connected", () => r.uplink.status().state === "connected");
   const cmd = (body: unknown) => relay.client.publishAsync(`anxin/v1/${r.hub}/cmd`, typeof body === "string" ? body : JSON.stringify(body), { qos: 1 });
 
-  await cmd({ cmd: "ping", id: "p-1" });
+  await relay.command(r.hub, { cmd: "ping", id: "p-1" });
   const pong = await waitFor("ping reply", () => relay.received.find((e) => e.type === "ping_reply"));
   assert.equal(pong.kind, "audit");
   assert.deepEqual(pong.data, { id: "p-1" });
@@ -483,13 +489,50 @@ test("commands: ping is answered with a journaled audit; a valve-open command ch
   assert.equal(ignored.length, 5, "each one logged");
   assert.ok(ignored.some((l) => l.cmd === "valve_open"));
 
-  await cmd({ cmd: "siren_test", id: "s-1", seconds: 4 });
+  await relay.command(r.hub, { cmd: "siren_test", id: "s-1", seconds: 4 });
   const st = await waitFor("siren test audit", () => relay.received.find((e) => e.type === "siren_test"));
   assert.deepEqual(sirenCalls, [4]);
   assert.equal((st.data as { id: string }).id, "s-1");
-  await cmd({ cmd: "siren_test", id: "s-1", seconds: 4 }); // a redelivery of the same command
+  await relay.command(r.hub, { cmd: "siren_test", id: "s-1", seconds: 4 }); // a redelivery of the same command
   await sleep(200);
   assert.deepEqual(sirenCalls, [4], "a repeated command id runs once");
+  assert.equal(r.uplink.status().commandsRefused, 0);
+});
+
+test("commands: unsigned, forged, another hub's, stale and replayed ones are refused; a genuine one runs", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  await relay.connect(broker.url);
+  const sirenCalls: number[] = [];
+  const r = await rig(broker.url, { extra: { sirenTest: (s) => (sirenCalls.push(s), { ok: true }) } });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const raw = (body: unknown) => relay.client.publishAsync(`anxin/v1/${r.hub}/cmd`, JSON.stringify(body), { qos: 1 });
+  const genuine = signCommand(r.hub, { cmd: "siren_test", id: "g-1", seconds: 2, ts: Date.now() }, KEY);
+
+  await raw({ cmd: "siren_test", id: "f-1", seconds: 2, ts: Date.now() }); // unsigned
+  await raw({ ...genuine, id: "f-2" }); // a genuine signature moved onto another command
+  await raw({ ...genuine, seconds: 30 }); // a genuine command altered
+  await relay.command(r.hub, { cmd: "siren_test", id: "f-3", seconds: 2 }, { key: randomBytes(32) }); // the wrong key
+  await relay.command(r.hub, { cmd: "siren_test", id: "f-4", seconds: 2 }, { signFor: "hub-other" }); // signed for another hub
+  await relay.command(r.hub, { cmd: "siren_test", id: "f-5", seconds: 2 }, { ts: Date.now() - 5 * 60_000 }); // recorded, replayed later
+  await relay.command(r.hub, { cmd: "siren_test", id: "f-6", seconds: 2 }, { ts: Date.now() + 5 * 60_000 }); // from the future
+  await raw({ cmd: "ping", id: "f-7", ts: Date.now(), sig: signAck(r.hub, { ids: ["01J00000000000000000000000"], now: Date.now() }, KEY).sig }); // an ack's signature
+  await sleep(300);
+  assert.deepEqual(sirenCalls, [], "no forged command ran");
+  assert.equal(relay.received.filter((e) => e.kind === "audit").length, 0, "nothing journaled for them");
+  const s = r.uplink.status();
+  assert.equal(s.commandsRefused, 8);
+  const warned = r.lines.filter((l) => l.level === 40 && /command refused/.test(String(l.msg)));
+  assert.equal(warned.length, 1, "one warning for the burst, not one per command");
+  assert.equal(warned[0]?.reason, "unsigned");
+
+  await raw(genuine);
+  await waitFor("genuine siren test", () => relay.received.find((e) => e.type === "siren_test"));
+  assert.deepEqual(sirenCalls, [2]);
+  await raw(genuine); // replayed within the window: its id has run
+  await sleep(200);
+  assert.deepEqual(sirenCalls, [2]);
+  assert.equal(r.uplink.status().commandsRefused, 8);
 });
 
 test("acks: malformed ones are ignored; the relay's clock offset is kept and a wrong hub clock is reported once", async () => {
@@ -502,7 +545,9 @@ test("acks: malformed ones are ignored; the relay's clock offset is kept and a w
   const ackTopic = `anxin/v1/${r.hub}/ack`;
   await relay.client.publishAsync(ackTopic, "{", { qos: 1 });
   await relay.client.publishAsync(ackTopic, JSON.stringify({ ids: ["nope"], now: 1 }), { qos: 1 });
-  await relay.client.publishAsync(ackTopic, JSON.stringify({ ids: ["01J00000000000000000000000"], now: Date.now() }), { qos: 1 }); // unknown id
+  await relay.client.publishAsync(ackTopic, JSON.stringify(signAck(r.hub, { ids: ["01J00000000000000000000000"], now: Date.now() + relay.clockSkewMs }, KEY)), { qos: 1 }); // unknown id
+  // Not signed: its clock is not learned (it would say the hub is an hour behind).
+  await relay.client.publishAsync(ackTopic, JSON.stringify({ ids: ["01J00000000000000000000001"], now: Date.now() + 3_600_000 }), { qos: 1 });
   const e = await r.append(reading(1));
   await r.append(reading(2));
   await waitFor("acked", async () => (await r.rows()) === 0);
@@ -511,6 +556,58 @@ test("acks: malformed ones are ignored; the relay's clock offset is kept and a w
   assert.equal(r.lines.filter((l) => /clock/.test(String(l.msg))).length, 1);
   assert.equal(relay.received.find((x) => x.id === e.id)?.ts, e.ts, "event time untouched");
   assert.equal(r.lines.filter((l) => /malformed ack|not JSON/.test(String(l.msg))).length, 2);
+  assert.equal(r.uplink.status().acksRefused, 1);
+});
+
+test("acks: forged ones (unsigned, badly signed, another hub's key or name, a command's signature) delete nothing; the genuine one does", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  relay.hold = true;
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs: 60_000 });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const sent = [await r.append(alarm), await r.append(reading(1))];
+  const ids = sent.map((e) => e.id);
+  await waitFor("sent", () => relay.distinct().size === 2);
+  const ackTopic = `anxin/v1/${r.hub}/ack`;
+  const forge = (body: unknown) => relay.client.publishAsync(ackTopic, JSON.stringify(body), { qos: 1 });
+  const now = Date.now() + 3_600_000;
+  const genuine = signAck(r.hub, { ids, now: Date.now() }, KEY);
+  await forge({ ids, now }); // the right ids, no signature
+  await forge({ ids, now, sig: "0".repeat(64) }); // a made-up signature
+  await forge({ ids, now, sig: "not hex" });
+  await forge(signAck(r.hub, { ids, now }, randomBytes(32))); // another hub's key
+  await forge(signAck("hub-other", { ids, now }, KEY)); // this key, but for another hub's topic
+  await forge({ ...genuine, now }); // a genuine ack with its clock changed
+  await forge({ ...genuine, ids: [ids[0]] }); // a genuine signature on fewer ids
+  await forge({ ids, now, sig: signCommand(r.hub, { cmd: "ping", id: "x", ts: now }, KEY).sig }); // a command's signature
+  await sleep(300);
+  assert.equal(await r.rows(), 2, "nothing deleted");
+  const s = r.uplink.status();
+  assert.equal(s.acksRefused, 8);
+  assert.equal(s.acked, 0);
+  assert.equal(s.lastAckAt, null);
+  assert.equal(s.clockOffsetMs, null, "no clock learned from a forged ack");
+  const warned = r.lines.filter((l) => l.level === 40 && /ack refused/.test(String(l.msg)));
+  assert.equal(warned.length, 1, "one warning for the burst, not one per ack");
+  assert.equal(warned[0]?.reason, "unsigned");
+  assert.equal(r.lines.filter((l) => /ack refused/.test(String(l.msg))).length, 8, "each still logged at debug");
+
+  await forge(genuine);
+  await waitFor("deleted after the genuine ack", async () => (await r.rows()) === 0);
+  assert.equal(r.uplink.status().acked, 2);
+  const offset = r.uplink.status().clockOffsetMs as number;
+  assert.ok(Math.abs(offset) < 5_000);
+
+  // Replays of genuine acks delete nothing more and cannot wind the relay's clock back (commands are dated
+  // by it): not for what is no longer in flight, nor with a time earlier than one already learned.
+  await forge(signAck(r.hub, { ids, now: Date.now() - 3_600_000 }, KEY));
+  const third = await r.append(reading(3));
+  await waitFor("third sent", () => relay.distinct().size === 3);
+  await forge(signAck(r.hub, { ids: [third.id], now: genuine.now - 3_600_000 }, KEY));
+  await waitFor("third deleted", async () => (await r.rows()) === 0);
+  assert.equal(r.uplink.status().clockOffsetMs, offset, "the offset stayed");
+  assert.equal(r.uplink.status().acksRefused, 8);
 });
 
 test("heartbeats are journaled and travel like any event", async () => {
@@ -701,7 +798,7 @@ uplink: { url: "${broker.url}", secretsFile: ./secrets/hub.json }
   assert.match(printStatus(status), new RegExp(`uplink: connected ${broker.url}`));
 
   const cmd = (body: unknown) => relay.client.publishAsync(`anxin/v1/${hub}/cmd`, JSON.stringify(body), { qos: 1 });
-  await cmd({ cmd: "siren_test", id: "st-1", seconds: 1 });
+  await relay.command(hub, { cmd: "siren_test", id: "st-1", seconds: 1 });
   await waitFor("siren test audit", () => relay.received.find((e) => e.type === "siren_test"));
   const siren = running.hub.actuators.sirens[0]!;
   await waitFor("siren on", async () => (await siren.read(Date.now)).signals.siren_on === true, 3000);

@@ -1,7 +1,8 @@
 // The published wire test vectors (protocol/test-vectors.json, specified in docs/wire-protocol.md):
 // (a) this implementation reproduces every one byte for byte, (b) an independent Python implementation written
-// from the specification (test/bench/anxin_wire.py) agrees on every one, (c) the relay's verifiers accept each
-// as sent and refuse it with one byte of its signature changed.
+// from the specification (test/bench/anxin_wire.py) agrees on every one, (c) the receiver's verifiers (the
+// relay's for events and state, the hub's for acks and commands) accept each as sent and refuse it with one
+// byte of its signature changed, and (d) a relay → hub signature is good for its own hub and kind only.
 //
 // The vectors are generated here from the inputs below and compared with the committed file as text, so any
 // change to the canonical form or the signature fails this test. After a deliberate change to the wire
@@ -14,7 +15,21 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Envelope } from "../../protocol/envelope.js";
-import { signState, stateSchema, verifyState, type HubState } from "../../protocol/messages.js";
+import {
+  ackSchema,
+  commandSchema,
+  relaySignedPart,
+  signAck,
+  signCommand,
+  signState,
+  stateSchema,
+  verifyAck,
+  verifyCommand,
+  verifyState,
+  type Ack,
+  type HubCommand,
+  type HubState,
+} from "../../protocol/messages.js";
 import { canonicalJson, signEnvelope } from "../../protocol/signing.js";
 import { checkSignature, parseEnvelope } from "../../relay/src/ingest/verify-check.js";
 
@@ -31,10 +46,14 @@ const HEAD = { v: 1, hub: "hub-0001", boot: 7 } as const;
 const ID = (n: number) => `01JDX3Q4Z8K6M2N5P7R9T1V3W${"0123456789ABCDEFGHJKMNPQRSTVWXYZ"[n]}`;
 const TS = 1764385012345;
 
+type MessageKind = "event" | "state" | "ack" | "cmd";
+
 interface Input {
   name: string;
   description: string;
-  message: "event" | "state";
+  message: MessageKind;
+  /** For a relay → hub message (ack, cmd): the topic it is published on; its hub is signed with it. */
+  topic?: string;
   key: Buffer;
   value: Record<string, unknown>;
   /** The message as published, when it is not plain JSON.stringify of the signed message (given the sig). */
@@ -194,12 +213,37 @@ const INPUTS: Input[] = [
     key: KEY_A,
     value: { online: false, boot: 7, ts: TS, planned: true, reason: "stopping", expectBackWithinS: 300 },
   },
+  {
+    name: "ack",
+    description: "The relay's ack on anxin/v1/hub-0001/ack, signed with the hub's key over the ack without `sig` plus `t: \"ack\"` and the topic's hub.",
+    message: "ack",
+    topic: "anxin/v1/hub-0001/ack",
+    key: KEY_A,
+    value: { ids: [ID(0), ID(1), ID(2)], now: TS + 61_000 },
+  },
+  {
+    name: "cmd_siren_test",
+    description: "A siren test the relay asks for on anxin/v1/hub-0001/cmd: `ts` is the relay's clock; signed over the command without `sig` plus `t: \"cmd\"` and the topic's hub.",
+    message: "cmd",
+    topic: "anxin/v1/hub-0001/cmd",
+    key: KEY_A,
+    value: { cmd: "siren_test", id: "st-0001", seconds: 3, ts: TS + 90_000 },
+  },
+  {
+    name: "cmd_ping",
+    description: "A ping for another hub (its topic names it), signed with that hub's key B.",
+    message: "cmd",
+    topic: "anxin/v1/hub-0002/cmd",
+    key: KEY_B,
+    value: { cmd: "ping", id: "ping-0001", ts: TS + 95_000 },
+  },
 ];
 
 interface Vector {
   name: string;
   description: string;
-  message: "event" | "state";
+  message: MessageKind;
+  topic?: string;
   keyBase64: string;
   wire: string;
   envelope: Record<string, unknown>;
@@ -208,22 +252,41 @@ interface Vector {
   sig: string;
 }
 
-function unsignedPart(message: "event" | "state", m: Record<string, unknown>): Record<string, unknown> {
+/** `anxin/v1/{hub}/ack` → hub. */
+const topicHub = (topic: string | undefined) => (topic ?? "").split("/")[2] as string;
+
+/** What is signed: an event without sig and historical, a state without sig, an ack or command as relaySignedPart says. */
+function unsignedPart(message: MessageKind, m: Record<string, unknown>, topic?: string): Record<string, unknown> {
+  if (message === "ack" || message === "cmd") return relaySignedPart(message, topicHub(topic), m);
   const { sig: _s, ...rest } = m;
   if (message === "event") delete rest.historical;
   return rest;
 }
 
+function sign(i: Input): Record<string, unknown> {
+  switch (i.message) {
+    case "event":
+      return signEnvelope(i.value as unknown as Envelope, i.key);
+    case "state":
+      return signState(i.value as unknown as HubState, i.key);
+    case "ack":
+      return signAck(topicHub(i.topic), i.value as unknown as Ack, i.key);
+    case "cmd":
+      return signCommand(topicHub(i.topic), i.value as unknown as HubCommand, i.key);
+  }
+}
+
 function generate(): Vector[] {
   return INPUTS.map((i) => {
-    const signed = (i.message === "event" ? signEnvelope(i.value as unknown as Envelope, i.key) : signState(i.value as unknown as HubState, i.key)) as unknown as Record<string, unknown>;
+    const signed = sign(i);
     const sig = signed.sig as string;
     const wire = i.wire ? i.wire(sig) : JSON.stringify(signed);
-    const canonical = canonicalJson(unsignedPart(i.message, signed));
+    const canonical = canonicalJson(unsignedPart(i.message, signed, i.topic));
     return {
       name: i.name,
       description: i.description,
       message: i.message,
+      topic: i.topic,
       keyBase64: i.key.toString("base64"),
       wire,
       envelope: signed,
@@ -235,7 +298,7 @@ function generate(): Vector[] {
 }
 
 const render = (vs: Vector[]) =>
-  `${JSON.stringify({ about: "Anxin wire contract v1 signature test vectors; see docs/wire-protocol.md (Canonical form and signature). Generated and checked by test/unit/wire-vectors.test.ts.", vectors: vs }, null, 2)}\n`;
+  `${JSON.stringify({ about: "Anxin wire contract v1 signature test vectors; see docs/wire-protocol.md (Canonical form and signature; Acks and commands). Generated and checked by test/unit/wire-vectors.test.ts.", vectors: vs }, null, 2)}\n`;
 
 if (process.env.ANXIN_WRITE_VECTORS === "1") writeFileSync(VECTORS_FILE, render(generate()));
 
@@ -251,7 +314,7 @@ test("vectors: canonical, its bytes and the HMAC agree with each other, from the
     const key = Buffer.from(v.keyBase64, "base64");
     assert.equal(key.length, 32, v.name);
     const parsed = JSON.parse(v.wire) as Record<string, unknown>;
-    assert.equal(canonicalJson(unsignedPart(v.message, parsed)), v.canonical, v.name);
+    assert.equal(canonicalJson(unsignedPart(v.message, parsed, v.topic)), v.canonical, v.name);
     assert.equal(canonicalJson(parsed), canonicalJson(v.envelope), v.name);
     assert.equal(Buffer.from(v.canonical, "utf8").toString("hex"), v.canonicalHex, v.name);
     assert.equal(createHmac("sha256", key).update(Buffer.from(v.canonicalHex, "hex")).digest("hex"), v.sig, v.name);
@@ -260,6 +323,12 @@ test("vectors: canonical, its bytes and the HMAC agree with each other, from the
   const by = new Map(committed.vectors.map((v) => [v.name, v]));
   assert.equal(by.get("historical_resend")?.sig, by.get("alarm_gas")?.sig);
   assert.notEqual(by.get("heartbeat_null")?.sig, by.get("heartbeat_absent")?.sig);
+  for (const name of ["ack", "cmd_siren_test", "cmd_ping"]) {
+    const v = by.get(name)!;
+    assert.ok(v.topic?.startsWith("anxin/v1/") && v.topic.endsWith(`/${v.message}`), name);
+    assert.match(v.canonical, new RegExp(`"hub":"${topicHub(v.topic)}"`), name);
+    assert.match(v.canonical, new RegExp(`[{,]"t":"${v.message}"[,}]`), name);
+  }
 });
 
 test("vectors: an independent Python implementation agrees on every vector", (t) => {
@@ -278,10 +347,20 @@ function tamper(wire: string, sig: string): string {
   return wire.replace(sig, bad);
 }
 
-test("vectors: the relay's verifiers accept each as sent and refuse one changed byte of its sig", () => {
+test("vectors: the receivers' verifiers accept each as sent and refuse one changed byte of its sig", () => {
   for (const v of committed.vectors) {
     const key = Buffer.from(v.keyBase64, "base64");
-    if (v.message === "event") {
+    if (v.message === "ack" || v.message === "cmd") {
+      // The hub's side (gateway/src/uplink): the schema, then the signature on the message as received.
+      const hub = topicHub(v.topic);
+      const [schema, verify] = v.message === "ack" ? [ackSchema, verifyAck] : [commandSchema, verifyCommand];
+      const wire = JSON.parse(v.wire) as Record<string, unknown>;
+      assert.ok(schema.safeParse(wire).success, v.name);
+      assert.equal(verify(hub, wire, key), true, v.name);
+      const bad = JSON.parse(tamper(v.wire, v.sig)) as Record<string, unknown>;
+      assert.ok(schema.safeParse(bad).success, v.name);
+      assert.equal(verify(hub, bad, key), false, v.name);
+    } else if (v.message === "event") {
       const hub = (v.envelope as { hub: string }).hub;
       const ok = parseEnvelope(hub, v.wire);
       assert.ok(ok.ok, `${v.name}: ${JSON.stringify(ok)}`);
@@ -298,6 +377,32 @@ test("vectors: the relay's verifiers accept each as sent and refuse one changed 
       assert.equal(verifyState(bad.data, key), false, v.name);
     }
   }
+});
+
+test("vectors: a relay → hub signature is good for its own hub, key and kind only; no signature crosses kinds", () => {
+  const by = new Map(committed.vectors.map((v) => [v.name, v]));
+  const ack = by.get("ack")!;
+  const cmd = by.get("cmd_siren_test")!;
+  const keyA = Buffer.from(ack.keyBase64, "base64");
+  const ackWire = JSON.parse(ack.wire) as Record<string, unknown>;
+  const cmdWire = JSON.parse(cmd.wire) as Record<string, unknown>;
+  assert.equal(verifyAck("hub-0001", ackWire, keyA), true);
+  assert.equal(verifyAck("hub-0002", ackWire, keyA), false, "another hub's topic");
+  assert.equal(verifyAck("hub-0001", ackWire, Buffer.from(by.get("cmd_ping")!.keyBase64, "base64")), false, "another key");
+  assert.equal(verifyAck("hub-0001", { ...ackWire, now: (ackWire.now as number) + 1 }, keyA), false, "its clock changed");
+  assert.equal(verifyAck("hub-0001", { ...ackWire, ids: (ackWire.ids as string[]).slice(1) }, keyA), false, "fewer ids");
+  assert.equal(verifyAck("hub-0001", { ids: ackWire.ids, now: ackWire.now }, keyA), false, "unsigned");
+  // The same key signs the hub's events and state, and the relay's acks and commands: `t` keeps them apart.
+  assert.equal(verifyCommand("hub-0001", { ...cmdWire, sig: ackWire.sig }, keyA), false);
+  assert.equal(verifyAck("hub-0001", { ...ackWire, sig: cmdWire.sig }, keyA), false);
+  const heartbeat = JSON.parse(by.get("heartbeat")!.wire) as Record<string, unknown>;
+  assert.equal(verifyAck("hub-0001", { ...ackWire, sig: heartbeat.sig }, keyA), false);
+  assert.equal(verifyState(JSON.parse(by.get("planned_stop")!.wire) as HubState, keyA), true);
+  assert.equal(verifyState({ ...(JSON.parse(by.get("planned_stop")!.wire) as HubState), sig: ackWire.sig as string }, keyA), false);
+  // A command's default (seconds: 3) is not what was signed when the relay left it out: checked on the wire form.
+  const implicit = signCommand("hub-0001", { cmd: "siren_test", id: "x", ts: 1 } as HubCommand, keyA);
+  assert.equal(verifyCommand("hub-0001", implicit, keyA), true);
+  assert.equal(verifyCommand("hub-0001", commandSchema.parse(implicit), keyA), false);
 });
 
 test("canonical form: non-JSON values are written as JSON.stringify sends them", () => {

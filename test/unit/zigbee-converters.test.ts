@@ -166,7 +166,7 @@ test("converter vendor files loaded for a lookup are released: the kept definiti
     // The kept definitions work as before: a fall report decodes, a valve close is encoded and sent.
     const message = new Promise<Events.MessagePayload>((resolve) => controller.on("message", (m) => m.device.ieeeAddr === radar.ieee && m.cluster === "manuSpecificTuya" && resolve(m)));
     await radar.tuyaDp(116, TuyaDpType.enum, 2);
-    const state = await decodeMessage(radarDef!, await message, {}, () => {}, log);
+    const state = await decodeMessage(radarDef, await message, {}, () => {}, log);
     assert.equal(state.fall_down_status, "fall");
     await convertSet(valveDef, controller.getDeviceByIeeeAddr(valve.ieee)!, "state", "OFF", {});
     await valve.waitForReceived((f) => f.cluster === "genOnOff" && f.command === "off");

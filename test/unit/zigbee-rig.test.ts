@@ -10,7 +10,7 @@ import { findByDevice } from "zigbee-herdsman-converters";
 import { FAKE_COORDINATOR_IEEE } from "../support/zigbee/fake-adapter.js";
 import { PRODUCTS, heimanCoHS1CAE, heimanGasHS3CG, heimanSmokeHS1SA, tuyaFallRadar, tuyaGasValve } from "../support/zigbee/products.js";
 import { installFakeZigbee, pairDevice as pair, testControllerOptions, waitForInterview, withNetwork } from "../support/zigbee/rig.js";
-import { TuyaDpType, type VirtualDevice } from "../support/zigbee/virtual-device.js";
+import { TuyaDpType } from "../support/zigbee/virtual-device.js";
 
 test("every product joins while permitJoin is open, is interviewed and resolves to its converter definition", async () => {
   const entries = Object.entries(PRODUCTS).map(([name, p]) => ({ name, p, d: p.make() }));

@@ -13,6 +13,7 @@ import { loadAndCheck, startHub } from "../daemon/run.js";
 import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
 import { VERSION } from "../version.js";
+import { registerCommission } from "./commission.js";
 import { printDevices, printPairProgress, printPairResult, type PairOutcome } from "./print.js";
 import { printStatus } from "./print.js";
 import { provision, ProvisionError } from "../uplink/provision.js";
@@ -114,10 +115,12 @@ client(program.command("pair"))
     const expect = opts.expect?.map((e) => e.toLowerCase());
     const bad = expect?.filter((e) => !/^0x[0-9a-f]{16}$/.test(e)) ?? [];
     if (bad.length) fail(`not an IEEE address (0x and 16 hex digits): ${bad.join(", ")}`, 2);
-    const tty = process.stdout.isTTY === true;
+    // With --json, standard output carries the JSON alone so scripts can parse it; progress goes to stderr.
+    const progressOut = opts.json ? process.stderr : process.stdout;
+    const tty = progressOut.isTTY === true;
     const r = await streamDaemon(await socketPath(opts), { cmd: "pair", seconds, expect }, (p) => {
       const line = printPairProgress(p as Parameters<typeof printPairProgress>[0], tty);
-      if (line) process.stdout.write(line);
+      if (line) progressOut.write(line);
     }, 150_000).catch((e: Error) => fail(e.message));
     if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
     const result = r.result as PairOutcome;
@@ -126,11 +129,16 @@ client(program.command("pair"))
     if (result.devices.some((d) => d.outcome !== "paired" && d.outcome !== "rejected")) process.exit(1);
   });
 
+registerCommission(client(program.command("commission")), socketPath, fail);
+
 const valve = program.command("valve").description("gas shut-off valves");
 client(valve.command("reopen"))
-  .description("on site only: reopen the gas valves after an alarm (refused while any gas/CO alarm or detector fault is active)")
+  .description(
+    "on site only: reopen the gas valves after an alarm (refused while any gas/CO alarm or detector fault is active); " +
+      "asks for confirmation at a terminal, and off a terminal (a script) needs --yes",
+  )
   .requiredOption("--by <name>", "who is reopening (recorded in the journal)")
-  .option("--yes", "do not ask for confirmation")
+  .option("--yes", "confirm without the question (needed when not run at a terminal)")
   .action(async (opts: Target & { by: string; yes?: boolean }) => {
     if (!opts.yes) {
       if (!process.stdin.isTTY) fail("confirmation needed: run it at a terminal, or add --yes", 2);

@@ -32,6 +32,8 @@ interface UplinkView {
   clockOffsetMs?: number | null;
   sent?: number;
   acked?: number;
+  acksRefused?: number;
+  commandsRefused?: number;
   error?: string;
 }
 
@@ -89,6 +91,9 @@ function uplinkLine(u: UplinkView): string {
     const s = u.clockOffsetMs / 1000;
     parts.push(`relay clock ${s >= 0 ? "+" : ""}${s.toFixed(1)} s${Math.abs(s) > 300 ? " (HUB CLOCK WRONG)" : ""}`);
   }
+  // Not signed by the relay with this hub's key: forged, or from a relay older than signed acks.
+  if (u.acksRefused) parts.push(`REFUSED ${u.acksRefused} unsigned/forged ack(s)`);
+  if (u.commandsRefused) parts.push(`REFUSED ${u.commandsRefused} command(s)`);
   return parts.join("  ");
 }
 
@@ -151,7 +156,7 @@ interface RadarRow {
 }
 
 function radarRow(d: RadarRow): string {
-  const readings = Object.entries(d.readings).map(([k, v]) => `${k}=${v === null ? "no reading" : String(v)}`).join(" ");
+  const readings = Object.entries(d.readings).map(([k, v]) => `${k}=${v === null ? "no reading" : typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : (JSON.stringify(v) ?? "undefined")}`).join(" ");
   const product = Object.entries(d.product).map(([k, v]) => `${k} ${v}`).join(", ");
   const c = d.counters;
   return [

@@ -20,7 +20,7 @@ export interface LoadedConfig {
   config: HubConfig;
   file: string;
   /** Where a key path sits in the file, for later cross-checks. */
-  lineOf(pathParts: Array<string | number>): number | undefined;
+  lineOf: (pathParts: Array<string | number>) => number | undefined;
 }
 
 /** Parses and schema-checks one file. Throws ConfigError with every problem found. */

@@ -238,6 +238,10 @@ export const uplinkSchema = z
     caFile: z.string().min(1).optional().describe("PEM CA bundle for the broker's certificate"),
     certFile: z.string().min(1).optional().describe("PEM client certificate"),
     keyFile: z.string().min(1).optional().describe("PEM client private key"),
+    allowPlaintext: z
+      .boolean()
+      .optional()
+      .describe("true: allow an unencrypted broker URL (mqtt://, ws://) to another machine, with a warning at every start; default: only to this machine"),
   })
   .strict()
   .superRefine((u, ctx) => {

@@ -37,7 +37,7 @@ export async function callDaemon(path: string, req: ControlRequest, timeoutMs = 
         if (msg && typeof msg === "object" && "progress" in msg && !("ok" in msg)) {
           clearTimeout(timer);
           timer = expire();
-          onProgress?.((msg as { progress: unknown }).progress);
+          onProgress?.(msg.progress);
           continue;
         }
         clearTimeout(timer);

@@ -9,6 +9,20 @@ export const requestSchema = z.discriminatedUnion("cmd", [
   z.object({ cmd: z.literal("valve_reopen"), by: z.string().min(2).max(80), osUser: z.string().max(64) }).strict(),
   z
     .object({
+      cmd: z.literal("commission_start"),
+      /** The relay's household plan (as GET /v1/households/{id}/plan returns it); checked by the daemon. */
+      plan: z.record(z.string(), z.unknown()),
+      household: z.string().min(1).max(64).optional(),
+      installer: z.string().min(1).max(64),
+      waivers: z.record(z.string().min(1).max(96), z.string().min(1).max(200)).default({}),
+      stepTimeoutS: z.number().int().min(1).max(3600).default(120),
+      ackTimeoutS: z.number().int().min(1).max(3600).optional(),
+    })
+    .strict(),
+  z.object({ cmd: z.literal("commission_status") }).strict(),
+  z.object({ cmd: z.literal("commission_waive"), target: z.string().min(1).max(96), reason: z.string().min(1).max(200), by: z.string().min(1).max(64) }).strict(),
+  z
+    .object({
       cmd: z.literal("pair"),
       seconds: z.number().int().min(1).max(254).default(120),
       expect: z.array(z.string().regex(/^0x[0-9a-fA-F]{16}$/, "an IEEE address: 0x and 16 hex digits")).max(64).optional(),

@@ -9,6 +9,7 @@ import type { Health } from "../../../lib/daemon/health.js";
 import type { UplinkHandle } from "../uplink/index.js";
 import type { StateKeeper } from "../state/keeper.js";
 import { VERSION } from "../version.js";
+import type { Commissioning } from "../commission/controller.js";
 
 interface Parts {
   config: HubConfig;
@@ -19,6 +20,7 @@ interface Parts {
   uplink?: UplinkHandle | null;
   zigbee?: ZigbeeRegistry | null;
   state?: StateKeeper;
+  commissioning?: Commissioning;
   startedAt: number;
 }
 
@@ -40,6 +42,16 @@ export function controlHandler(p: Parts) {
         const r = await p.zigbee.pair({ seconds: req.seconds, expect: req.expect?.map((s) => s.toLowerCase()) }, progress);
         return { ok: true, result: r };
       }
+      case "commission_start": {
+        if (!p.commissioning) return { ok: false, error: "commissioning is not available in this daemon" };
+        const { cmd: _cmd, ...r } = req;
+        return { ok: true, result: await p.commissioning.start(r, progress) };
+      }
+      case "commission_status":
+        return { ok: true, result: p.commissioning?.status() ?? { running: false } };
+      case "commission_waive":
+        if (!p.commissioning) return { ok: false, error: "commissioning is not available in this daemon" };
+        return { ok: true, result: { waived: p.commissioning.waive(req.target, req.reason, req.by) } };
       case "valve_reopen": {
         const r = await p.hub.reopenValves({ person: req.by, osUser: req.osUser });
         return r.ok ? { ok: true, result: r } : { ok: false, error: "valve reopen refused", details: r.reasons };

@@ -31,6 +31,8 @@ import { codecFor } from "../transports/uart/codecs.js";
 import { behaviourParamsFrom, inactivityParamsFrom } from "../config/behaviour.js";
 import { StateKeeper } from "../state/keeper.js";
 import type { RadarConfig } from "../config/schema.js";
+import { Commissioning } from "../commission/controller.js";
+import { deviceViews, unpairedZigbee } from "../commission/devices.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -124,9 +126,12 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
 
   // Every committed event nudges the uplink, so an alarm leaves at once instead of at the next poll.
   let uplink: UplinkHandle | null = null;
+  // Commissioning marks the events of the device under test (test: true) on their way into the journal.
+  let commissioning: Commissioning | null = null;
   const sink = {
     append: async (d: EventDraft) => {
-      const e = await journal.append(d);
+      const e = await journal.append(commissioning ? commissioning.mark(d) : d);
+      commissioning?.observe(e);
       uplink?.nudge();
       return e;
     },
@@ -161,6 +166,14 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   hub.restore(journal.savedState, { hub: config.hub.id, readError: journal.savedStateError });
   const sirenTest = new SirenTest(hub, log);
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
+  commissioning = new Commissioning(() => ({
+    hub: config.hub.id, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    devices: () => deviceViews({ config, hub, zigbee }), append: sink.append, uplink: uplink !== null,
+    endEpisode: (device) => hub.endTestEpisode(device),
+    unpaired: () => unpairedZigbee({ config, hub, zigbee }),
+    pair: zigbee ? async (expect, seconds) => void (await zigbee.pair({ seconds, expect }, () => {})) : undefined,
+  }));
+  const stopDelivery = journal.onDelivery((op, ids, at) => commissioning?.delivery(op, ids, at));
   const health = new Health();
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
   // loop or a request that never settles. A pulled cable or a full disk is reported, not restarted:
@@ -175,7 +188,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     // A coordinator that is down is reported and restarted; restarting the daemon would not bring it back.
     health.register("zigbee", () => ({ ok: true, detail: zigbee.coordinator().state === "up" ? "up" : `coordinator ${zigbee.coordinator().state}: ${zigbee.coordinator().error ?? "starting"}` }));
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, state, startedAt: now() }), log);
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, state, commissioning, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();
@@ -213,6 +226,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       await uplink?.stop({ reason: "stopping" }).catch((e: Error) => log.error({ err: e.message }, "uplink: error while stopping"));
       await sirenTest.stop();
       await control.stop();
+      stopDelivery();
       await zigbee?.stop();
       for (const bus of buses) await bus.stop();
       await journal.close();

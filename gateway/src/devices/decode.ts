@@ -17,7 +17,7 @@ function wordsAt(blocks: BlockData, fc: number, address: number, n: number): num
   for (const { block, data } of blocks) {
     if (block.fc !== fc) continue;
     const off = address - block.address;
-    if (off >= 0 && off + n <= block.count && data.length >= off + n) return data.slice(off, off + n) as number[];
+    if (off >= 0 && off + n <= block.count && data.length >= off + n) return data.slice(off, off + n);
   }
   return undefined;
 }

@@ -11,6 +11,9 @@ import type { HubRole } from "./hub-device.js";
 import { ZigbeeStack } from "../transports/zigbee/stack.js";
 import { loadOrCreateNetworkSecrets } from "../transports/zigbee/network-keys.js";
 import { canSet, convertSet, decode, definitionFor, exposesOf, setConverterLogger, type Definition, type State, type ZhDevice } from "../transports/zigbee/definitions.js";
+
+/** herdsman's `InterviewState.Successful`; the enum is not exported from the package root. */
+const INTERVIEWED = "SUCCESSFUL" as ZhDevice["interviewState"];
 import { planRoles, type RolePlan } from "../transports/zigbee/roles.js";
 import { Availability, checkInFor, DEFAULT_CHECK_IN, type CheckIn } from "../transports/zigbee/availability.js";
 import { PairingSession, type PairDeviceReport, type PairProgress, type PairRequest, type PairResult } from "../transports/zigbee/pairing.js";
@@ -146,7 +149,7 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
   /** Who may join: devices already paired (a rejoin), and during a pairing session those it allows. */
   private async accept(ieee: string): Promise<boolean> {
     const known = this.lookup(ieee);
-    if (known && known.interviewState === "SUCCESSFUL") return true;
+    if (known && known.interviewState === INTERVIEWED) return true;
     if (this.session?.allows(ieee)) return true;
     const reason = this.session ? "not in the --expect list of this pairing session" : "joined while no pairing session was open";
     this.log.warn({ ieee, reason }, "zigbee join refused; the device is asked to leave");
@@ -169,7 +172,7 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
 
   private async onUp(info: { result: string; attempt: number; downForMs: number | null }): Promise<void> {
     for (const zh of this.stack?.devices() ?? []) {
-      if (zh.interviewState !== "SUCCESSFUL") continue;
+      if (zh.interviewState !== INTERVIEWED) continue;
       await this.admit(zh, false).catch((e: Error) => this.log.error({ ieee: zh.ieeeAddr, err: e.message }, "could not restore a paired zigbee device"));
     }
     this.availability.resume();

@@ -117,6 +117,9 @@ export interface StateSource {
   done(err: Error | null): void;
 }
 
+/** Told the ids the uplink sent (an attempt counted) or the relay acknowledged (rows deleted). */
+export type DeliveryListener = (op: "sent" | "acked", ids: string[], at: number) => void;
+
 interface Prepared {
   env: Envelope;
   rest: string;
@@ -152,6 +155,7 @@ export class Journal {
   private idleWaiters: (() => void)[] = [];
 
   private stateSource: StateSource | null = null;
+  private readonly deliveryListeners = new Set<DeliveryListener>();
   private stateWanted = false;
   private stateRetryTimer: NodeJS.Timeout | null = null;
   private savedStateAtOpen: string | null = null;
@@ -255,13 +259,36 @@ export class Journal {
     if (!Number.isFinite(nextAttemptAt)) throw new JournalError("journal: nextAttemptAt must be a number");
     if (ids.length === 0) return;
     await this.request({ op: "markSent", ids, nextAttemptAt, countAttempt });
+    if (countAttempt) this.tellDelivery("sent", ids);
+  }
+
+  /**
+   * Hears sends and acknowledgements (after the journal recorded them): commissioning proves a test event's
+   * path with it. A listener must not throw; one that does is ignored, never the journal's problem.
+   */
+  onDelivery(listener: DeliveryListener): () => void {
+    this.deliveryListeners.add(listener);
+    return () => this.deliveryListeners.delete(listener);
+  }
+
+  private tellDelivery(op: "sent" | "acked", ids: string[]): void {
+    const at = this.clock();
+    for (const l of this.deliveryListeners) {
+      try {
+        l(op, ids, at);
+      } catch {
+        /* a listener's fault, never the journal's */
+      }
+    }
   }
 
   /** Deletes the acknowledged rows in one transaction; unknown ids are ignored. */
   async ack(ids: string[]): Promise<number> {
     this.assertOpen();
     if (ids.length === 0) return 0;
-    return (await this.request({ op: "ack", ids })) as number;
+    const n = (await this.request({ op: "ack", ids })) as number;
+    this.tellDelivery("acked", ids);
+    return n;
   }
 
   async stats(): Promise<JournalStats> {
@@ -305,7 +332,7 @@ export class Journal {
     try {
       prepared = drafts.map((d, i) => this.prepare(d, many ? `drafts[${i}].` : ""));
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     // Only valid drafts reach this point, so seq has no holes the relay would wait for.
     const envelopes: Envelope[] = [];
@@ -408,7 +435,7 @@ export class Journal {
       });
       throw new JournalDraftError(prefix + (bad ?? "draft"), `not serialisable as JSON: ${(err as Error).message}`);
     }
-    return { env: env as Envelope, rest, now };
+    return { env, rest, now };
   }
 
   private flush(): void {

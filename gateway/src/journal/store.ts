@@ -172,10 +172,10 @@ export class JournalStore {
 
   /** The rules' state as last committed, or null. Throws only if the database cannot be read. */
   readState(): string | null {
-    const v = this.getState.get() as unknown;
+    const v = this.getState.get();
     if (v === undefined || v === null) return null;
     // Anything but text is a damaged row: handed on as it is, so the reader reports it rather than skipping it.
-    return typeof v === "string" ? v : String(v);
+    return typeof v === "string" ? v : Buffer.isBuffer(v) ? v.toString() : typeof v === "number" || typeof v === "bigint" ? String(v) : JSON.stringify(v);
   }
 
   private appendRows(rows: EventRow[]): number {

@@ -269,7 +269,7 @@ function describeInput(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   if (typeof v === "string") return `"${v}"`;
-  return String(v);
+  return typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" ? String(v) : typeof v;
 }
 
 function issueMessage(issue: z.core.$ZodIssue): string {
@@ -287,7 +287,7 @@ function issueMessage(issue: z.core.$ZodIssue): string {
       const firsts = issue.errors.map((b) => b[0]).filter((i): i is z.core.$ZodIssue => i !== undefined);
       const typeOnly = firsts.filter((i) => i.code === "invalid_type");
       if (typeOnly.length === firsts.length && firsts.length > 0)
-        return `expected ${[...new Set(typeOnly.map((i) => (i as z.core.$ZodIssueInvalidType).expected))].join(" or ")}, got ${describeInput(input)}`;
+        return `expected ${[...new Set(typeOnly.map((i) => i.expected))].join(" or ")}, got ${describeInput(input)}`;
       const closer = firsts.filter((i) => i.code !== "invalid_type");
       if (closer.length === 1) return issueMessage({ ...closer[0]!, input } as z.core.$ZodIssue);
       return issue.message;

@@ -91,7 +91,7 @@ const cache = new WeakMap<BehaviourParams, Map<string | null, RoomParams>>();
 /** `roomParams`, memoised per parameter set and room (null: no room). */
 export function paramsForRoom(p: BehaviourParams, room: string | null): RoomParams {
   let m = cache.get(p);
-  if (!m) cache.set(p, (m = new Map()));
+  if (!m) cache.set(p, (m = new Map<string | null, RoomParams>()));
   let rp = m.get(room);
   if (!rp) m.set(room, (rp = roomParams(p, room ?? undefined)));
   return rp;

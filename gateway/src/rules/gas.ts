@@ -10,13 +10,19 @@ export interface CoTier {
   forMs: number;
 }
 
+export interface ValveParams {
+  readonly ratedCloseMs: number;
+  readonly retryMs: number;
+}
+
+/** Read only: the caller derives a new object when the home changes (a valve joins or leaves), never edits one. */
 export interface GasRuleParams {
-  gas: { setpointLel: number; hysteresisLel: number; clearHoldMs: number };
-  co: { tiers: CoTier[]; hysteresisPpm: number; clearHoldMs: number };
+  readonly gas: { readonly setpointLel: number; readonly hysteresisLel: number; readonly clearHoldMs: number };
+  readonly co: { readonly tiers: readonly CoTier[]; readonly hysteresisPpm: number; readonly clearHoldMs: number };
   /** A reading older than this cannot prove the air is clear. */
-  staleMs: number;
-  valves: Record<string, { ratedCloseMs: number; retryMs: number }>;
-  hasSiren: boolean;
+  readonly staleMs: number;
+  readonly valves: Readonly<Record<string, ValveParams>>;
+  readonly hasSiren: boolean;
 }
 
 export interface DetectorState {
@@ -107,7 +113,7 @@ export function instantSetpoint(kind: GasKind, p: GasRuleParams, signals: Signal
 }
 
 /** Below this (and no alarm flag, fresh reading) the air counts as clear. */
-function clearLevel(kind: GasKind, p: GasRuleParams, d: DetectorState): number {
+function clearLevel(kind: GasKind, p: GasRuleParams): number {
   if (kind === "gas") return p.gas.setpointLel - p.gas.hysteresisLel;
   return Math.min(...p.co.tiers.map((t) => t.ppm)) - p.co.hysteresisPpm;
 }
@@ -191,7 +197,7 @@ function evaluateAlarms(state: GasRuleState, p: GasRuleParams, now: number, out:
     }
     if (!active) continue;
     for (const [, d] of dets) if (d.value !== null && (active.peak === null || d.value > active.peak)) active.peak = d.value;
-    const clear = dets.length > 0 && dets.every(([, d]) => !d.over && !d.flag && !d.offline && (d.eventDriven || now - d.at <= p.staleMs) && (d.value === null || d.value < clearLevel(kind, p, d)));
+    const clear = dets.length > 0 && dets.every(([, d]) => !d.over && !d.flag && !d.offline && (d.eventDriven || now - d.at <= p.staleMs) && (d.value === null || d.value < clearLevel(kind, p)));
     if (!clear) {
       active.belowSince = null;
       continue;

@@ -54,3 +54,15 @@ export function restoreSosState(saved: SosRuleState, p: SosParams, now: number):
   for (const [id, l] of Object.entries(saved.last)) if (l.raisedAt <= now && now - l.raisedAt < p.repeatWindowMs) last[id] = { ...l };
   return { last };
 }
+
+/**
+ * Ends a button's episode: its repeat window is dropped, so its next press raises a new alarm instead of being
+ * folded into the last one as a repeat (a commissioning test press is over; the next press is the elder's).
+ * The state is returned unchanged (the same object) when the button has no window open.
+ */
+export function forgetButton(prev: SosRuleState, device: string): SosRuleState {
+  if (!Object.hasOwn(prev.last, device)) return prev;
+  const last = { ...prev.last };
+  delete last[device];
+  return { last };
+}

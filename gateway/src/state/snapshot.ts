@@ -181,7 +181,7 @@ export function decodeSnapshot(json: string, hub: string): Decoded {
     const issue = parsed.error.issues[0];
     return { ok: false, reason: `wrong shape at ${issue?.path.map(String).join(".") || "(top)"}: ${issue?.message ?? parsed.error.message}`, found };
   }
-  return { ok: true, snapshot: parsed.data as Snapshot };
+  return { ok: true, snapshot: parsed.data };
 }
 
 /** The document written: the header first, then the rules' state. */

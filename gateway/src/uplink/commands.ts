@@ -1,26 +1,53 @@
 // Remote commands from the relay. Only what the wire contract lists is accepted (ping, siren test);
-// everything else is logged and dropped. There is no path from here to a valve: reopening gas is an
-// on-site act only (invariant 2).
+// everything else is logged and dropped. A command runs only when the relay signed it with this hub's key
+// (verifyCommand), its `ts` is within COMMAND_MAX_AGE_MS of the relay's clock as this hub knows it, and its
+// id has not run yet: nobody on the path can forge one, nor replay a recorded one. There is no path from
+// here to a valve: reopening gas is an on-site act only (invariant 2).
 import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
-import { commandSchema } from "../../../protocol/messages.js";
+import { COMMAND_MAX_AGE_MS, commandSchema, verifyCommand } from "../../../protocol/messages.js";
+import { Refusals } from "./refusals.js";
 
 export type SirenTestResult = { ok: true } | { ok: false; reason: string };
 
 export interface CommandOptions {
-  append(draft: EventDraft): Promise<unknown>;
+  /** This hub's id and key: a command must be signed for this hub with this key. */
+  hub: string;
+  key: Buffer;
+  /** The relay's clock as this hub knows it (its own clock plus the offset learned from verified acks). */
+  relayNow(): number;
+  /** This hub's clock (for how long ids are remembered); default Date.now. */
+  clock?: () => number;
+  append: (draft: EventDraft) => Promise<unknown>;
   /** Sounds the sirens for `seconds`, or says why not. Absent: siren tests are refused. */
   sirenTest?: (seconds: number) => SirenTestResult;
   log: Logger;
 }
 
-/** Recent command ids, so a QoS 1 redelivery does not run a command twice. */
-const REMEMBER = 64;
+/**
+ * Ids of commands run, kept for as long as a command with that id could still pass the age check (its `ts`
+ * may be up to COMMAND_MAX_AGE_MS ahead or behind): a QoS 1 redelivery or a replay within the window does
+ * not run twice, and after it the age check refuses it.
+ */
+const REMEMBER_MS = 2 * COMMAND_MAX_AGE_MS + 5_000;
+/** At most this many remembered ids; while full, new commands are refused rather than forgetting one. */
+const REMEMBER_MAX = 1024;
 
 export class Commands {
-  private readonly seen: string[] = [];
+  /** Command id → when it may be forgotten (this hub's clock). */
+  private readonly seen = new Map<string, number>();
+  private readonly clock: () => number;
+  readonly refusals: Refusals;
 
-  constructor(private readonly o: CommandOptions) {}
+  constructor(private readonly o: CommandOptions) {
+    this.clock = o.clock ?? Date.now;
+    this.refusals = new Refusals(o.log, "uplink: command refused (unsigned, wrongly signed, stale or too many); ignored", this.clock);
+  }
+
+  /** Commands refused: unsigned, badly signed (or for another hub), stale, or while the id memory was full. */
+  get refused(): number {
+    return this.refusals.count;
+  }
 
   handle(payload: Buffer, retained: boolean): void {
     // A retained command would run again on every reconnect.
@@ -45,12 +72,28 @@ export class Commands {
       return;
     }
     const c = parsed.data;
-    if (this.seen.includes(c.id)) {
+    // Checked on the message as received: commandSchema's output fills in defaults that were not signed.
+    if (!verifyCommand(this.o.hub, raw as Record<string, unknown>, this.o.key)) {
+      this.refusals.note(c.sig === undefined ? "unsigned" : "bad_signature", { cmd: c.cmd, id: c.id.slice(0, 64) });
+      return;
+    }
+    const relayNow = this.o.relayNow();
+    const ageMs = relayNow - c.ts;
+    if (Math.abs(ageMs) > COMMAND_MAX_AGE_MS) {
+      this.refusals.note(ageMs > 0 ? "stale" : "from_the_future", { cmd: c.cmd, id: c.id, ageMs, maxAgeMs: COMMAND_MAX_AGE_MS });
+      return;
+    }
+    const now = this.clock();
+    for (const [id, until] of this.seen) if (until <= now) this.seen.delete(id);
+    if (this.seen.has(c.id)) {
       this.o.log.info({ cmd: c.cmd, id: c.id }, "uplink: command already handled; ignored");
       return;
     }
-    this.seen.push(c.id);
-    if (this.seen.length > REMEMBER) this.seen.shift();
+    if (this.seen.size >= REMEMBER_MAX) {
+      this.refusals.note("too_many", { cmd: c.cmd, id: c.id, remembered: this.seen.size });
+      return;
+    }
+    this.seen.set(c.id, now + REMEMBER_MS);
 
     switch (c.cmd) {
       case "ping":

@@ -1,6 +1,7 @@
 // The daemon's way in: builds the uplink from the configuration. An uplink that cannot start (no or
-// unsafe secrets, unreadable TLS files) is reported, not fatal: the hub keeps guarding the home locally
-// and keeps journaling, and `anxin-hub status` says why nothing is being sent.
+// unsafe secrets, unreadable TLS files, an unencrypted broker URL to another machine) is reported, not
+// fatal: the hub keeps guarding the home locally and keeps journaling, and `anxin-hub status` says why
+// nothing is being sent.
 import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
 import type { HubConfig } from "../config/schema.js";
@@ -18,7 +19,7 @@ export interface OpenUplinkOptions {
   boot: number;
   version: string;
   journal: UplinkJournal;
-  append(draft: EventDraft): Promise<unknown>;
+  append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
   log: Logger;
   startedAt?: number;
@@ -34,6 +35,8 @@ export const NOT_CONFIGURED: UplinkStatus = {
   sent: 0,
   acked: 0,
   resent: 0,
+  acksRefused: 0,
+  commandsRefused: 0,
 };
 
 /** Null when the configuration has no `uplink` section. */
@@ -56,6 +59,8 @@ export async function openUplink(o: OpenUplinkOptions): Promise<UplinkHandle | n
       { url: displayUrl(settings.url), window: settings.window, heartbeatS: settings.heartbeatS, tls: Boolean(settings.tls) },
       "uplink: configured",
     );
+    // Only with uplink.allowPlaintext: said at every start, so it cannot be forgotten.
+    if (settings.plaintextWarning) o.log.warn({ url: displayUrl(settings.url) }, settings.plaintextWarning);
     return up;
   } catch (err) {
     const error = (err as Error).message;

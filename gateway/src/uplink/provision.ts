@@ -2,8 +2,10 @@
 // key, and stores them in the secrets file. Never prints or logs the password or the key.
 import { chmod, mkdir, stat } from "node:fs/promises";
 import { enrolRequestSchema, enrolResponseSchema } from "../../../protocol/messages.js";
-import { displayUrl } from "./settings.js";
+import { displayUrl, isLoopback, PLAINTEXT_PROTOCOLS } from "./settings.js";
 import { writeSecrets } from "./secrets.js";
+
+export { isLoopback } from "./settings.js";
 
 export class ProvisionError extends Error {
   override name = "ProvisionError";
@@ -104,6 +106,7 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   await chmod(o.dataDir, 0o700);
   const replaced = await stat(o.secretsFile).then(() => true, () => false);
   await writeSecrets(o.secretsFile, record);
+  warnPlaintextBroker(record.mqtt.url, o.warn);
   return {
     hub: record.hub,
     relay: displayUrl(relay.href),
@@ -115,13 +118,18 @@ export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   };
 }
 
-/** localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x): a relay on this machine. `hostname` is a URL's (IPv6 in brackets). */
-export function isLoopback(hostname: string): boolean {
-  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
-  if (h === "localhost" || h.endsWith(".localhost")) return true;
-  if (h === "::1" || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h)) return true;
-  const v4 = /^(?:::ffff:)?(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(h);
-  return v4 !== null && v4[1] === "127";
+/** The relay gave a broker URL without TLS on another machine: the uplink will refuse it unless told (settings.ts). */
+function warnPlaintextBroker(url: string, warn?: (message: string) => void): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return;
+  }
+  if (!(PLAINTEXT_PROTOCOLS as readonly string[]).includes(u.protocol) || isLoopback(u.hostname)) return;
+  (warn ?? ((m: string) => process.stderr.write(`anxin-hub: warning: ${m}\n`)))(
+    `the relay's broker ${displayUrl(url)} is not encrypted: the uplink will not connect to it unless uplink.allowPlaintext: true is set (or uplink.url names the relay's mqtts:// URL)`,
+  );
 }
 
 /** The relay's `{error, message}` when it sent one, else the start of its body. */

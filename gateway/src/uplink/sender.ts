@@ -105,6 +105,13 @@ export class Sender {
     this.running = this.drain();
   }
 
+  /** How many of these ids are in flight: sent on this session, not yet acknowledged nor past their deadline. */
+  inFlightOf(ids: readonly string[]): number {
+    let n = 0;
+    for (const id of ids) if (this.window.has(id)) n++;
+    return n;
+  }
+
   /** The relay committed these events: the journal may delete them. Ids we never sent are ignored by the journal. */
   async acked(ids: string[]): Promise<void> {
     this.window.settle(ids);

@@ -27,7 +27,7 @@ export class SirenTest {
     if (this.hub.rule.sirenOn || Object.keys(this.hub.rule.alarms).length > 0) return { ok: false, reason: "an alarm is active" };
     if (this.timer) return { ok: false, reason: "a siren test is already running" };
     void this.hub.actuators.sirensTo(true);
-    this.timer = setTimeout(() => this.end(), seconds * 1000);
+    this.timer = setTimeout(() => void this.end(), seconds * 1000);
     return { ok: true };
   };
 

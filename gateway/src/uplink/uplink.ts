@@ -1,14 +1,16 @@
 // The hub's MQTT session with the relay: birth and will on the state topic, events out through the
-// sender's window, acks and commands in, a journaled heartbeat, and the relay's clock as reported in acks.
+// sender's window, acks and commands in (each signed by the relay with this hub's key, and refused
+// otherwise), a journaled heartbeat, and the relay's clock as reported in verified acks.
 // Reconnection is ours (mqtt.js reconnectPeriod 0): a fresh client per attempt, exponential backoff with
 // jitter, so no stale outgoing queue from an old session is replayed behind the sender's back.
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
-import { ackSchema, signState, type HubState } from "../../../protocol/messages.js";
+import { ackSchema, signState, verifyAck, type HubState } from "../../../protocol/messages.js";
 import { topics } from "../../../protocol/topics.js";
 import { reconnectDelay } from "./backoff.js";
 import { Commands, type SirenTestResult } from "./commands.js";
+import { Refusals } from "./refusals.js";
 import { Sender, type OutboxJournal } from "./sender.js";
 import { displayUrl, type UplinkSettings } from "./settings.js";
 
@@ -28,6 +30,14 @@ export interface UplinkStatus {
   sent: number;
   acked: number;
   resent: number;
+  /**
+   * Acks ignored because they were not signed by the relay with this hub's key (unsigned, badly signed,
+   * signed for another hub): nothing was deleted for them. Not zero means someone on the path forges acks,
+   * or the relay predates signed acks.
+   */
+  acksRefused: number;
+  /** Commands refused: unsigned, badly signed, or older than the wire contract allows. */
+  commandsRefused: number;
   /** Why the last attempt or session ended, or why the uplink could not start. */
   error?: string;
 }
@@ -60,7 +70,7 @@ export interface UplinkOptions {
   settings: UplinkSettings;
   journal: UplinkJournal;
   /** The daemon's normal journal path (which nudges), for heartbeats and command audits. */
-  append(draft: EventDraft): Promise<unknown>;
+  append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
   log: Logger;
   clock?: () => number;
@@ -109,8 +119,11 @@ export class Uplink implements UplinkHandle {
   private lastAckAt: number | null = null;
   private lastConnectAt: number | null = null;
   private clockOffsetMs: number | null = null;
+  /** The latest relay clock learned: an ack saying an earlier time (a replay) does not move the offset back. */
+  private relayClockSeen: number | null = null;
   private clockWarned = false;
   private readonly startedAt: number;
+  private readonly ackRefusals: Refusals;
 
   constructor(private readonly o: UplinkOptions) {
     this.log = o.log;
@@ -129,7 +142,17 @@ export class Uplink implements UplinkHandle {
       clock: this.clock,
       log: o.log,
     });
-    this.commands = new Commands({ append: o.append, sirenTest: o.sirenTest, log: o.log });
+    this.ackRefusals = new Refusals(o.log, "uplink: ack refused (not signed by the relay with this hub's key); nothing deleted", this.clock);
+    this.commands = new Commands({
+      hub: o.hub,
+      key: o.settings.key,
+      // The relay's clock as this hub knows it: only verified acks move the offset.
+      relayNow: () => this.clock() + (this.clockOffsetMs ?? 0),
+      clock: this.clock,
+      append: o.append,
+      sirenTest: o.sirenTest,
+      log: o.log,
+    });
   }
 
   start(): void {
@@ -158,6 +181,8 @@ export class Uplink implements UplinkHandle {
       sent: s.sent,
       acked: s.acked,
       resent: s.resent,
+      acksRefused: this.ackRefusals.count,
+      commandsRefused: this.commands.refused,
       ...(this.lastError && this.state !== "connected" ? { error: this.lastError } : {}),
     };
   }
@@ -337,9 +362,23 @@ export class Uplink implements UplinkHandle {
       this.log.warn({ problem: parsed.error.issues[0]?.message }, "uplink: malformed ack; ignored");
       return;
     }
+    // Before anything is deleted or learned: an ack counts only when the relay signed it for this hub with
+    // this hub's key. Whoever can publish on the ack topic (anyone on a plaintext path) cannot otherwise
+    // make the hub forget events the relay never committed.
+    if (!verifyAck(this.o.hub, raw as Record<string, unknown>, this.o.settings.key)) {
+      this.ackRefusals.note(parsed.data.sig === undefined ? "unsigned" : "bad_signature", { ids: parsed.data.ids.length });
+      return;
+    }
     const now = this.clock();
     this.lastAckAt = now;
-    this.noteRelayClock(parsed.data.now, now);
+    // The offset also dates commands (commands.ts), so it is learned only from an ack that answers what is
+    // in flight now and does not go back in time: a recorded genuine ack played again later cannot wind the
+    // hub's idea of the relay's clock back to when a recorded command would pass as fresh.
+    const relayNow = parsed.data.now;
+    if (this.sender.inFlightOf(parsed.data.ids) > 0 && (this.relayClockSeen === null || relayNow >= this.relayClockSeen)) {
+      this.relayClockSeen = relayNow;
+      this.noteRelayClock(relayNow, now);
+    }
     void this.sender.acked(parsed.data.ids);
   }
 

@@ -23,6 +23,8 @@ export const ALERT_KINDS = [
   "escalation_error",
   "new_evidence",
   "arrival_unconfirmed",
+  // A household's upkeep (monthly self-test, battery, yearly re-assessment) past due (households/upkeep-sweep.ts).
+  "upkeep_overdue",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
@@ -77,7 +79,7 @@ type AlertDb = LoopDb & { operator_alert_calls: OperatorAlertCallsTable };
 
 export const alertMigrations: Record<string, Migration> = {
   "0110_operator_alert_calls": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema
         .createTable("operator_alert_calls")
         .ifNotExists()

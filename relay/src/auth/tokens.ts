@@ -1,7 +1,7 @@
 // Bearer tokens for the operator API. A token is 256 random bits shown once at creation; the store keeps
 // only its SHA-256 (with that much entropy a slow hash adds nothing, and every request can be checked
 // cheaply). Roles: operator (incidents, alerts, care-plan reads), admin (all of that and more), installer
-// (hub enrolment only: no personal data).
+// (hub enrolment, and the households it registers: the elder's name and address it entered itself).
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { topics, TOPIC_ROOT } from "../../../protocol/topics.js";
 import type { Metrics } from "../metrics.js";
 import { isHubId, parseTopic } from "../mqtt/topics.js";
+import { plaintextListenerProblem } from "./plaintext.js";
 import { PacketSizeGuard, pipePair } from "./streams.js";
 
 // aedes' AuthErrorCode is a const enum in a .d.ts, which isolated-module compilers cannot inline.
@@ -23,6 +24,11 @@ export interface EmbeddedBrokerOptions {
   port: number;
   /** PEM certificate chain and key; TLS when given. */
   tls?: { cert: Buffer | string; key: Buffer | string };
+  /**
+   * Without `tls`, a host other than loopback is refused unless this is true (`broker.allowPlaintext`); the
+   * broker then warns at start that everything crosses the network in clear.
+   */
+  allowPlaintext?: boolean;
   /** Checks a hub's login; resolves the hub id or null (Registry.verifyCredentials). */
   verifyCredentials(username: string, password: string): Promise<string | null>;
   metrics: Pick<Metrics, "authFailures" | "brokerClients">;
@@ -68,6 +74,9 @@ export class EmbeddedBroker {
   ) {}
 
   static async start(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+    // The configuration check refuses this first; here too, for whoever starts a broker some other way.
+    const plaintext = plaintextListenerProblem(opts.host, Boolean(opts.tls), false);
+    if (plaintext && !opts.allowPlaintext) throw new Error(`refusing to start: ${plaintext}`);
     const aedes = await Aedes.createBroker({ id: "anxin-relay" });
     const onConnection = (socket: net.Socket) => {
       socket.setNoDelay(true);
@@ -87,11 +96,16 @@ export class EmbeddedBroker {
         resolve();
       });
     });
-    server.on("error", (err) => opts.log.error({ err: err.message }, "broker listener error"));
+    server.on("error", (err: Error) => opts.log.error({ err: err.message }, "broker listener error"));
     const addr = server.address() as net.AddressInfo;
     const broker = new EmbeddedBroker(opts, aedes, server, { host: addr.address, port: addr.port });
     broker.wire();
     opts.log.info({ host: addr.address, port: addr.port, tls: Boolean(opts.tls) }, "embedded MQTT broker listening");
+    if (plaintext)
+      opts.log.warn(
+        { host: addr.address, port: addr.port },
+        "embedded MQTT broker listening WITHOUT TLS on an address other than loopback (broker.allowPlaintext: true): hub passwords, events, acks and commands cross the network in clear",
+      );
     return broker;
   }
 
@@ -219,14 +233,14 @@ export class EmbeddedBroker {
     password: Buffer | undefined,
     done: (error: AuthenticateError | null, success: boolean | null) => void,
   ): void {
-    if (this.internal.has(client.conn as Duplex)) {
+    if (this.internal.has(client.conn)) {
       this.identities.set(client, { kind: "relay" });
       return done(null, true);
     }
     const remote = (client.conn as { remoteAddress?: string }).remoteAddress;
     const refuse = (what: AuthFailure, code: number, why: string) => {
       this.refused(what, { user: username, clientId: client.id, remote, why });
-      done(Object.assign(new Error(why), { returnCode: code }) as AuthenticateError, false);
+      done(Object.assign<Error, { returnCode: number }>(new Error(why), { returnCode: code }), false);
     };
     if (!username || !password || !isHubId(username)) return refuse("login", BAD_USERNAME_OR_PASSWORD, "bad username or password");
     const will = this.wills.get(client);
@@ -245,7 +259,7 @@ export class EmbeddedBroker {
       },
       (err: Error) => {
         this.opts.log.error({ err: err.message, hub: username }, "credential check failed");
-        done(Object.assign(new Error("server unavailable"), { returnCode: SERVER_UNAVAILABLE }) as AuthenticateError, false);
+        done(Object.assign<Error, { returnCode: number }>(new Error("server unavailable"), { returnCode: SERVER_UNAVAILABLE }), false);
       },
     );
   }

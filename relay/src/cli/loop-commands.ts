@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { openApiDocument } from "../api/operator/openapi.js";
 import { EventsQueryError, operatorRoutes, readEventsAudited } from "../api/operator/routes.js";
 import { listEventsQuery } from "../api/operator/schemas.js";
-import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema, type Role } from "../auth/tokens.js";
+import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema } from "../auth/tokens.js";
 import { listAudit } from "../careplans/audit.js";
 import { CarePlanError, deleteCarePlan, loadCarePlanFile, readCarePlan, setCarePlan } from "../careplans/store.js";
 import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
@@ -135,7 +135,7 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
       if (!role.success) h.fail(`--role must be operator, admin or installer`, 2);
       if (!tokenNameSchema.safeParse(opts.name).success) h.fail(`--name: letters, digits, _ . @ - (up to 64)`, 2);
       await h.admin(opts.config, async ({ db }) => {
-        const t = await addToken(db, opts.name, role.data as Role, Date.now()).catch((e: Error) => h.fail(e.message));
+        const t = await addToken(db, opts.name, role.data, Date.now()).catch((e: Error) => h.fail(e.message));
         process.stdout.write(`${t.token}\n`);
         process.stderr.write(`token for ${opts.name} (${role.data}); shown once — send it as "Authorization: Bearer <token>"\n`);
       });

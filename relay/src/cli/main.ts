@@ -2,14 +2,27 @@
 // anxin-relay: the daemon (`run`) and the operator's commands. The hub commands open the store directly
 // (they run on the relay host), so they work whether or not the daemon is running.
 import { stopOnSignals } from "../../../lib/daemon/lifecycle.js";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { createLogger } from "../../../lib/daemon/logger.js";
-import { mosquittoAcl, mosquittoConf } from "../broker/mosquitto.js";
+import {
+  DEFAULT_HUB_CONNECTIONS,
+  DEFAULT_RELAY_CONNECTIONS,
+  listenerFromUrl,
+  MOSQUITTO_FILES,
+  mosquittoConf,
+  mosquittoHubAcl,
+  mosquittoRelayAcl,
+  type MosquittoListener,
+} from "../broker/mosquitto.js";
 import { ConfigError, hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
+import { defaultStateDir, ensureDefaultConfig } from "../config/defaults.js";
 import { RELAY_VERSION, startRelay } from "../daemon/run.js";
 import { registerForwardCommands } from "./forward-commands.js";
+import { registerRetentionCommands } from "../retention/cli.js";
+import { registerLedgerCommands } from "./ledger-commands.js";
 import { recordAudit } from "../careplans/audit.js";
 import { CLAIM_AUDIT_ACTION } from "../registry/registry.js";
 import { cliActor, registerLoopCommands } from "./loop-commands.js";
@@ -17,6 +30,8 @@ import { openAdminStore, type AdminHandle as Admin } from "./open-admin.js";
 import { isHubId, RELAY_USERNAME } from "../mqtt/topics.js";
 
 const DEFAULT_CONFIG = "/etc/anxin-relay/relay.yaml";
+/** Where anxin-hub looks for its configuration when not told (its `--config` default). */
+const HUB_DEFAULT_CONFIG = "/etc/anxin-hub/hub.yaml";
 
 /** Exit codes: 0 ok, 1 failed or refused, 2 bad input (config, arguments). */
 function fail(message: string, code = 1): never {
@@ -57,17 +72,18 @@ const program = new Command("anxin-relay")
 
 program
   .command("run")
-  .description("run the relay daemon")
-  .requiredOption("--config <file>", "the relay's YAML configuration")
-  .action(async (opts: { config: string }) => {
+  .description(`run the relay daemon; without --config (and no ${DEFAULT_CONFIG}) on its embedded defaults, with its data in the service's state folder`)
+  .addOption(new Option("--config <file>", "the relay's YAML configuration").env("ANXIN_RELAY_CONFIG"))
+  .action(async (opts: { config?: string }) => {
+    const config = opts.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : await useDefaults());
     let level: string;
     try {
-      level = (await readRelayConfig(opts.config)).config.log.level;
+      level = (await readRelayConfig(config)).config.log.level;
     } catch (e) {
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
     const log = createLogger({ name: "anxin-relay", level });
-    const starting = startRelay(opts.config, { log });
+    const starting = startRelay(config, { log });
     // A signal during start stops the relay cleanly once it has started, rather than killing it half-way.
     stopOnSignals(async () => (await starting).stop(), log);
     try {
@@ -78,14 +94,26 @@ program
     }
   });
 
+/** No configuration anywhere: the embedded defaults, saying where the data and the file that describes it are. */
+async function useDefaults(): Promise<string> {
+  const dir = defaultStateDir();
+  const { file, created } = await ensureDefaultConfig(dir).catch((e: Error) => fail(`cannot prepare the data folder ${dir}: ${e.message}`));
+  process.stderr.write(
+    `anxin-relay: no configuration given: running on the embedded defaults (MQTT broker and HTTP on 127.0.0.1, SQLite, console telephony)\n` +
+      `anxin-relay: data in ${dir}; configuration ${created ? "written to" : "read from"} ${file} (other commands: --config ${shellWord(file)})\n`,
+  );
+  return file;
+}
+
 const hubs = program.command("hubs").description("enrol, list and revoke hubs");
 
 withConfig(hubs.command("add"))
   .description("register a hub and print its one-time claim code and the command the installer runs on the hub")
   .argument("<hub>", "the hub's id (its hub.id)")
   .option("--direct", "issue credentials now, without a claim code, and print them once (for an external broker's password file)")
+  .option("--hub-config <file>", `where the hub's configuration is, when not ${HUB_DEFAULT_CONFIG} (goes into the printed provision command)`)
   .option("--json", "machine-readable")
-  .action(async (hub: string, opts: { config: string; direct?: boolean; json?: boolean }) => {
+  .action(async (hub: string, opts: { config: string; direct?: boolean; hubConfig?: string; json?: boolean }) => {
     checkHubId(hub);
     await admin(opts.config, async ({ config, registry, db }) => {
       if (opts.direct) {
@@ -104,20 +132,21 @@ withConfig(hubs.command("add"))
         fail(e.code === "active" ? `hub ${hub} is already enrolled; 'anxin-relay hubs rotate ${hub}' issues a new claim code` : e.message),
       );
       await recordAudit(db, { actor: cliActor(), action: CLAIM_AUDIT_ACTION[claim.action], subject: hub, purpose: "cli", at: Date.now() });
-      printClaim(hub, claim, relayPublicUrl(config), opts.json);
+      printClaim(hub, claim, relayPublicUrl(config), opts);
     });
   });
 
 withConfig(hubs.command("rotate"))
   .description("issue a fresh claim code for an enrolled hub (re-enrolment gives it new credentials and key)")
   .argument("<hub>")
+  .option("--hub-config <file>", `where the hub's configuration is, when not ${HUB_DEFAULT_CONFIG} (goes into the printed provision command)`)
   .option("--json", "machine-readable")
-  .action(async (hub: string, opts: { config: string; json?: boolean }) => {
+  .action(async (hub: string, opts: { config: string; hubConfig?: string; json?: boolean }) => {
     checkHubId(hub);
     await admin(opts.config, async ({ config, registry, db }) => {
       const claim = await registry.createClaim(hub, { rotate: true }).catch((e: Error) => fail(e.message));
       await recordAudit(db, { actor: cliActor(), action: CLAIM_AUDIT_ACTION[claim.action], subject: hub, purpose: "cli", at: Date.now() });
-      printClaim(hub, claim, relayPublicUrl(config), opts.json);
+      printClaim(hub, claim, relayPublicUrl(config), opts);
     });
   });
 
@@ -178,31 +207,75 @@ program
   });
 
 withConfig(program.command("broker-config"))
-  .description("write the Mosquitto ACL for an external broker and print a configuration snippet")
-  .option("--out <dir>", "where to write the acl file", ".")
-  .action(async (opts: { config: string; out: string }) => {
+  .description("write the Mosquitto configuration and ACLs for an external broker")
+  .option("--out <dir>", "where to write the files (the directory they will have on the broker host)", ".")
+  .option("--hub-connections <n>", "max_connections of the hubs' listener", String(DEFAULT_HUB_CONNECTIONS))
+  .option("--relay-connections <n>", "max_connections of the relay's listener", String(DEFAULT_RELAY_CONNECTIONS))
+  .action(async (opts: { config: string; out: string; hubConnections: string; relayConnections: string }) => {
     let cfg: Awaited<ReturnType<typeof readRelayConfig>>["config"];
     try {
       cfg = (await readRelayConfig(opts.config)).config;
     } catch (e) {
       fail((e as Error).message, e instanceof ConfigError ? 2 : 1);
     }
-    const relayUser = cfg.broker.kind === "external" && cfg.broker.username ? cfg.broker.username : RELAY_USERNAME;
+    const count = (v: string, flag: string): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) fail(`${flag}: expected a whole number of at least 1, got ${JSON.stringify(v)}`, 2);
+      return n;
+    };
+    const hubConnections = count(opts.hubConnections, "--hub-connections");
+    const relayConnections = count(opts.relayConnections, "--relay-connections");
     const dir = path.resolve(opts.out);
+    let hubs: MosquittoListener;
+    let relay: MosquittoListener;
+    let conf: string;
+    try {
+      if (cfg.broker.kind === "external") {
+        // The relay connects to broker.url, hubs to broker.publicUrl: two listeners, two ports.
+        if (!cfg.broker.publicUrl)
+          throw new Error("broker.publicUrl is not set: hubs would be sent to broker.url, the relay's own listener; set broker.publicUrl to the hubs' listener (another port)");
+        const r = listenerFromUrl(cfg.broker.url, "broker.url");
+        const h = listenerFromUrl(cfg.broker.publicUrl, "broker.publicUrl");
+        relay = { port: r.port, bind: r.host, tls: r.tls, maxConnections: relayConnections };
+        hubs = { port: h.port, tls: h.tls, maxConnections: hubConnections };
+        if (h.port === r.port) throw new Error(`broker.url and broker.publicUrl both use port ${r.port}: the relay needs a listener of its own, on another port`);
+      } else {
+        relay = { port: 1884, bind: "127.0.0.1", tls: false, maxConnections: relayConnections };
+        hubs = { port: 1883, tls: false, maxConnections: hubConnections };
+      }
+      conf = mosquittoConf({ dir, maxPayloadBytes: cfg.ingest.maxPayloadBytes, hubs, relay });
+    } catch (e) {
+      fail(`${opts.config}: ${(e as Error).message}`, 2);
+    }
+    const relayUser = cfg.broker.kind === "external" && cfg.broker.username ? cfg.broker.username : RELAY_USERNAME;
     await mkdir(dir, { recursive: true });
-    const acl = path.join(dir, "acl");
-    await writeFile(acl, mosquittoAcl(relayUser), { mode: 0o644 });
-    process.stdout.write(`wrote ${acl}\n`);
-    if (cfg.broker.kind === "embedded") process.stdout.write("note: this configuration uses the embedded broker; the ACL is for broker.kind: external\n");
-    process.stdout.write(`\nMosquitto configuration to go with it (adjust paths):\n\n${mosquittoConf({ dir, maxPayloadBytes: cfg.ingest.maxPayloadBytes })}`);
+    const files: Array<[string, string]> = [
+      [MOSQUITTO_FILES.hubAcl, mosquittoHubAcl()],
+      [MOSQUITTO_FILES.relayAcl, mosquittoRelayAcl(relayUser)],
+      [MOSQUITTO_FILES.conf, conf],
+    ];
+    for (const [name, text] of files) {
+      const file = path.join(dir, name);
+      await writeFile(file, text, { mode: 0o644 });
+      process.stdout.write(`wrote ${file}\n`);
+    }
+    if (cfg.broker.kind === "embedded") process.stdout.write("note: this configuration uses the embedded broker; these files are for broker.kind: external\n");
+    process.stdout.write(
+      `\nInstall ${MOSQUITTO_FILES.conf} as /etc/mosquitto/conf.d/anxin.conf and create the two password files\n` +
+        `(${path.join(dir, MOSQUITTO_FILES.hubPasswords)}: hubs only; ${path.join(dir, MOSQUITTO_FILES.relayPasswords)}: ${relayUser} only; see docs/relay.md).\n\n${conf}`,
+    );
   });
 
 registerLoopCommands(program, { withConfig, admin, fail });
 registerForwardCommands(program, { withConfig, admin, fail });
+registerRetentionCommands(program, { withConfig, admin, fail });
+registerLedgerCommands(program, { withConfig, admin, fail });
 
-function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, json?: boolean): void {
-  const command = `anxin-hub provision --relay ${shellWord(publicUrl)} --hub ${shellWord(hub)} --code ${shellWord(claim.code)}`;
-  if (json) {
+/** Prints the claim and the exact command for the hub, ready to paste (the hub's config path when not its default). */
+function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, o: { hubConfig?: string; json?: boolean }): void {
+  const configPart = o.hubConfig && o.hubConfig !== HUB_DEFAULT_CONFIG ? ` --config ${shellWord(o.hubConfig)}` : "";
+  const command = `anxin-hub provision --relay ${shellWord(publicUrl)} --hub ${shellWord(hub)} --code ${shellWord(claim.code)}${configPart}`;
+  if (o.json) {
     process.stdout.write(`${JSON.stringify({ hub, code: claim.code, expiresAt: claim.expiresAt, command }, null, 2)}\n`);
     return;
   }

@@ -4,6 +4,7 @@ import type { Kysely } from "kysely";
 import { readRelayConfig } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
 import { registryOptions, relayExtraMigrations } from "../daemon/run.js";
+import { lazyHubKeys } from "../registry/hub-keys.js";
 import { Registry } from "../registry/registry.js";
 import { loopDb, type LoopDb } from "../store/closed-loop-schema.js";
 import { openStore, type Store } from "../store/store.js";
@@ -19,6 +20,7 @@ export interface AdminHandle {
 export async function openAdminStore(configFile: string): Promise<AdminHandle> {
   const { config } = await readRelayConfig(configFile);
   const store = await openStore(config.store, config.relay.dataDir, { migrations: relayExtraMigrations });
-  const registry = new Registry(store, registryOptions(config));
+  // The master key is looked for only by a command that seals a key (hubs add --direct).
+  const registry = new Registry(store, { ...registryOptions(config), keys: lazyHubKeys(store, config) });
   return { config, store, db: loopDb(store.db), registry, close: () => store.close() };
 }

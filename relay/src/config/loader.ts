@@ -2,6 +2,7 @@
 // file, line and key path, all at once (lib/config/yaml.ts), so an operator fixes them in one pass.
 import path from "node:path";
 import { ConfigError, readYamlFile, type ConfigProblem, type LoadedYaml } from "../../../lib/config/yaml.js";
+import { plaintextListenerProblem } from "../broker/plaintext.js";
 import { relayConfigSchema, type RelayConfig } from "./schema.js";
 
 export { ConfigError, formatConfigProblems, readYamlFile, type ConfigProblem } from "../../../lib/config/yaml.js";
@@ -13,7 +14,7 @@ export interface LoadedRelayConfig {
 }
 
 /**
- * Reads the relay configuration. Relative paths (dataDir, TLS and CA files) resolve against the file's
+ * Reads the relay configuration. Relative paths (dataDir, TLS and CA files, key files) resolve against the file's
  * folder; a relative SQLite path resolves against dataDir.
  */
 export async function readRelayConfig(file: string): Promise<LoadedRelayConfig> {
@@ -29,6 +30,8 @@ export async function readRelayConfig(file: string): Promise<LoadedRelayConfig> 
   if (b.kind === "embedded" && b.tls) b.tls = { certFile: path.resolve(base, b.tls.certFile), keyFile: path.resolve(base, b.tls.keyFile) };
   if (b.kind === "external" && b.caFile) b.caFile = path.resolve(base, b.caFile);
   if (config.escalation.policiesFile) config.escalation.policiesFile = path.resolve(base, config.escalation.policiesFile);
+  if (config.secrets.masterKeyFile) config.secrets.masterKeyFile = path.resolve(base, config.secrets.masterKeyFile);
+  if (config.secrets.localMasterKeyFile) config.secrets.localMasterKeyFile = path.resolve(base, config.secrets.localMasterKeyFile);
   return { config, file: loaded.file, lineOf: loaded.lineOf };
 }
 
@@ -50,6 +53,11 @@ function crossCheck(c: RelayConfig, problem: LoadedYaml<unknown>["problem"]): Co
   url(["broker", "publicUrl"], b.publicUrl, ["mqtt:", "mqtts:"]);
   if (b.kind === "embedded" && b.port === 0)
     out.push(problem(["broker", "port"], "0 would pick a random port that hubs cannot be told about; choose a port (1883, or 8883 with TLS)"));
+  if (b.kind === "embedded") {
+    // TLS by default outside this machine (broker/plaintext.ts); `host` may be the schema's default 0.0.0.0.
+    const why = plaintextListenerProblem(b.host, Boolean(b.tls), b.allowPlaintext);
+    if (why) out.push(problem(["broker", "host"], why));
+  }
   if (b.kind === "external") {
     url(["broker", "url"], b.url, ["mqtt:", "mqtts:"]);
     if (b.password !== undefined && b.username === undefined) out.push(problem(["broker", "password"], "a password needs a username"));

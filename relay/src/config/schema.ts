@@ -2,6 +2,8 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { forwardersConfigSchema } from "../forwarders/config.js";
+import { retentionConfigSchema } from "../retention/config.js";
+import { upkeepConfigSchema } from "../households/upkeep.js";
 import { telephonyConfigSchema } from "../telephony/config.js";
 
 const port = z.number().int().min(0).max(65535);
@@ -37,6 +39,10 @@ export const relayConfigSchema = z
             host: z.string().default("0.0.0.0"),
             port: port.default(1883),
             tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+            allowPlaintext: z
+              .boolean()
+              .optional()
+              .describe("true: listen without TLS on an address other than loopback (a warning at every start); without tls such a host is otherwise refused"),
             publicUrl: z.string().optional().describe("how hubs reach this broker (sent at enrolment); default: http.publicUrl's host with this port"),
           })
           .strict(),
@@ -96,6 +102,28 @@ export const relayConfigSchema = z
       })
       .strict()
       .default({ heartbeatIntervalS: 60, missedHeartbeats: 3, checkEveryS: 10, plannedStopGraceS: 300 }),
+    secrets: z
+      .object({
+        masterKeyFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("a file holding the master key that seals hub signing keys (owner-only); relative to this file. Default: the systemd credential, then localMasterKeyFile"),
+        masterKeyCredential: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .default("anxin-relay-master-key")
+          .describe("the credential's name in $CREDENTIALS_DIRECTORY (LoadCredential=/LoadCredentialEncrypted= in the unit)"),
+        localMasterKeyFile: z
+          .string()
+          .min(1)
+          .nullable()
+          .default("relay-master.key")
+          .describe("SQLite only: where a master key is kept (generated at first start) when neither of the above gives one; relative to this file. null: never, a missing master key stops the start"),
+      })
+      .strict()
+      .prefault({})
+      .describe("the master key that seals hub signing keys in the store (docs/operations.md)"),
     enrolment: z
       .object({ claimCodeTtlS: z.number().int().min(60).max(30 * 86400).default(86400) })
       .strict()
@@ -110,8 +138,39 @@ export const relayConfigSchema = z
       })
       .strict()
       .prefault({}),
+    households: z
+      .object({
+        riskScoringFile: z.string().min(1).optional().describe("YAML risk-scoring rules replacing the shipped config/risk-scoring.yaml (docs/households.md); relative to this file"),
+        upkeep: upkeepConfigSchema.prefault({}).describe("the upkeep an approved plan implies: self-tests, batteries, re-assessment, and the sweep raising overdue alerts (docs/households.md)"),
+      })
+      .strict()
+      .prefault({}),
+    reports: z
+      .object({
+        cjkFontFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("a TrueType/OpenType font with Chinese glyphs for the commissioning report's PDF (docs/commissioning-report.md); relative to this file. Default: the first of Debian's fonts-wqy-microhei, fonts-noto-cjk, fonts-wqy-zenhei, fonts-droid-fallback found; none: English-only PDFs"),
+        cjkFontName: z.string().min(1).max(128).optional().describe("the PostScript name of the face to use when cjkFontFile is a collection (.ttc), e.g. WenQuanYiMicroHei"),
+        timeZone: z
+          .string()
+          .refine((tz) => {
+            try {
+              new Intl.DateTimeFormat("en", { timeZone: tz });
+              return true;
+            } catch {
+              return false;
+            }
+          }, "not an IANA time zone (e.g. Asia/Shanghai)")
+          .default("Asia/Shanghai")
+          .describe("the time zone the reports show their times in"),
+      })
+      .strict()
+      .prefault({}),
     telephony: telephonyConfigSchema.prefault({ kind: "console" }).describe("how calls and SMS go out: console (demo, calls nobody), http (the generic gateway), twilio"),
     forwarders: forwardersConfigSchema.prefault({}).describe("where incident updates are pushed: the duty platform, the district and street operations centres"),
+    retention: retentionConfigSchema.prefault({}).describe("how long each kind of row is kept, and the sweep that deletes the rest (docs/configuration.md)"),
   })
   .strict();
 

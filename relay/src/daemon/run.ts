@@ -1,44 +1,45 @@
 // Composition root of the relay: reads the configuration, builds the parts in order, owns start/stop.
 // No logic of its own lives here.
-import { chmod, mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Kysely, Migration } from "kysely";
 import type { Logger } from "pino";
 import { Health } from "../../../lib/daemon/health.js";
 import { createNotifier } from "../../../lib/daemon/sd-notify.js";
-import { Alerter } from "../alerts/alerter.js";
 import { alertMigrations } from "../alerts/operator-alerts.js";
-import { claimOwner, takeOverEarlierClaims } from "./claims.js";
+import { claimOwner, isEarlierRun, takeOverEarlierClaims } from "./claims.js";
 import { guardedOpening } from "./guarded-opening.js";
-import { createOperatorRouter } from "../api/operator/router.js";
-import { openApiDocument } from "../api/operator/openapi.js";
-import { operatorRoutes } from "../api/operator/routes.js";
-import { ApiServer, type HealthReport, type RouteHandler } from "../api/server.js";
-import { verifyToken } from "../auth/tokens.js";
-import { EscalationEngine } from "../escalation/engine.js";
-import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
-import { enqueueForward, forwarderMigrations, ForwarderWorker, resolveDestinations } from "../forwarders/outbox.js";
-import { IncidentForwarding } from "../incidents/forwarding.js";
-import { IncidentService } from "../incidents/service.js";
+import { brokerConnection } from "./broker-connection.js";
+import { buildClosedLoop } from "./closed-loop.js";
+import { healthReporter } from "./health-report.js";
+import { startHttpApi } from "./http-api.js";
+import { startRevocationSweep } from "./revocation-sweep.js";
+import type { ApiServer, HealthReport } from "../api/server.js";
+import type { EscalationEngine } from "../escalation/engine.js";
+import type { Alerter } from "../alerts/alerter.js";
+import type { EmbeddedBroker } from "../broker/embedded.js";
+import { forwarderMigrations, type ForwarderWorker } from "../forwarders/outbox.js";
+import type { IncidentService } from "../incidents/service.js";
 import { closedLoopMigrations, loopDb, type LoopDb } from "../store/closed-loop-schema.js";
-import { createTelephony, type Telephony, type TelephonyHandle } from "../telephony/index.js";
-import { EmbeddedBroker } from "../broker/embedded.js";
+import type { Telephony } from "../telephony/index.js";
 import { hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
 import { Ingest, type IngestOptions } from "../ingest/ingest.js";
 import { createMetrics, type Metrics } from "../metrics.js";
-import { RelaySession, type SessionConnection } from "../mqtt/session.js";
+import { RelaySession } from "../mqtt/session.js";
+import { startHubKeys } from "../registry/hub-keys.js";
 import { Registry } from "../registry/registry.js";
 import { openStore, type Store } from "../store/store.js";
 import { Supervisor, type SupervisorOptions } from "../supervision/supervisor.js";
 import { supervisionMigrations } from "../supervision/planned-stops.js";
+import { householdMigrations } from "../households/tables.js";
+import { retentionMigrations, startRetention } from "../retention/index.js";
+import { commissioningIntake } from "../commissioning/intake.js";
+import { commissioningMigrations } from "../commissioning/tables.js";
+import { upkeepMigrations } from "../households/upkeep-table.js";
+import { startUpkeep } from "../households/upkeep-sweep.js";
 
 export const RELAY_VERSION = "0.1.0";
-
-/** How often the daemon looks for hubs revoked by `anxin-relay hubs revoke` (another process). */
-const REVOCATION_SWEEP_MS = 15_000;
-/** The MQTT header and topic around an event payload. */
-const PACKET_OVERHEAD_BYTES = 1024;
 
 /** Constructors of the parts; tests replace some with fakes. */
 export interface RelayParts {
@@ -51,7 +52,7 @@ export interface RelayParts {
 /** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
  * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
  * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations };
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
@@ -79,7 +80,7 @@ export interface StartRelayOptions {
   instanceId?: string;
   /** Console telephony: where its lines go (the demo prints them). */
   print?: (line: string) => void;
-  /** Environment for sd_notify; default process.env. */
+  /** Environment for sd_notify and the master key credential ($CREDENTIALS_DIRECTORY); default process.env. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -130,6 +131,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
   const log = o.log.child({ relay: config.relay.id });
   const now = o.now ?? Date.now;
   const startedAt = now();
+  const baseDir = path.dirname(file);
 
   // Undone in reverse if a later part fails to start, so a failed start leaves no port or file open.
   const undo: Array<() => Promise<void> | void> = [];
@@ -144,53 +146,27 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const store = await parts.openStore(config.store, config.relay.dataDir);
     undo.push(() => store.close());
     const metrics = createMetrics();
-    const registry = parts.registry(store, { ...registryOptions(config, o.now), log: log.child({ part: "registry" }) });
-    const supervisor = parts.supervisor({ store, metrics, log: log.child({ part: "supervision" }), ...config.supervision, now: o.now });
+    // The master key, checked against the sealed keys (clear ones sealed now) before anything enrols or
+    // verifies: a wrong key stops here. A test's fake registry has no keys to check.
+    const vault = o.parts?.registry ? undefined : (await startHubKeys(store, config, { log: log.child({ part: "hub-keys" }), env: o.env })).vault;
+    const registry = parts.registry(store, { ...registryOptions(config, o.now), log: log.child({ part: "registry" }), ...(vault ? { keys: async () => vault } : {}) });
+    const supervisor = parts.supervisor({ store, metrics, log: log.child({ part: "supervision" }), ...config.supervision, now: o.now, ...(vault ? { signingKey: (h: string) => registry.usableSigningKey(h) } : {}) });
 
     // The closed loop: incidents, escalation, telephony, forwarders. Built before ingest, which opens
     // incidents inside its commits; nothing here is awaited by ingest beyond those few inserts.
-    const baseDir = path.dirname(file);
     const instanceId = o.instanceId ?? claimOwner(config.relay.id);
     const db = loopDb(store.db);
-    const alerts = new Alerter(log.child({ part: "alerts" }), metrics.registry);
-    const forwarding = new IncidentForwarding(enqueueForward, config.forwarders.destinations.map((d) => d.name));
-    const incidents = new IncidentService({ db, log: log.child({ part: "incidents" }), alerts, forwarding, now, followUpAfterS: config.escalation.followUpAfterS });
-    const policies = config.escalation.policiesFile ? await readPolicyFile(config.escalation.policiesFile) : loadPolicySet();
-    let engine: EscalationEngine | undefined;
-    const onOutcome = async (oc: Parameters<EscalationEngine["onOutcome"]>[0]) => {
-      if (!engine) throw new Error("escalation not started yet");
-      await engine.onOutcome(oc);
-    };
-    let tel: TelephonyHandle | undefined;
-    if (!o.telephony) {
-      tel = createTelephony(config.telephony, { log: log.child({ part: "telephony" }), onOutcome, publicUrl: relayPublicUrl(config), now: o.now, baseDir, print: o.print });
-      const t = tel;
-      undo.push(() => t.close());
-    }
-    const telephony = o.telephony ?? (tel as TelephonyHandle).telephony;
-    const escalation = new EscalationEngine({ db, telephony, incidents, forwarding, alerts, policies, log: log.child({ part: "escalation" }), instanceId, now, claimMs: config.escalation.claimS * 1000, registry: metrics.registry });
-    engine = escalation;
-    const forwarder = new ForwarderWorker({
-      db: store.db,
-      destinations: resolveDestinations(config.forwarders, { baseDir }),
-      log: log.child({ part: "forwarders" }),
-      // One open alert per destination, counting the dead items; the payload (it may name an address) stays out.
-      onDeadLetter: (item, reason) =>
-        alerts.raise(db, {
-          kind: "forward_dead",
-          detail: `an update for ${item.destination} could not be delivered after ${item.attempts} tries (${reason.slice(0, 200)}; latest: forward ${item.id}); list them with anxin-relay forwards dead or GET /v1/forwards, and once the receiver is fixed resend each (anxin-relay forwards resend <id>, POST /v1/forwards/{id}/resend)`,
-          at: now(),
-          key: item.destination,
-        }),
-      now: o.now,
-      instanceId,
-      leaseMarginMs: config.forwarders.leaseMarginMs,
-    });
+    const loop = await buildClosedLoop({ config, baseDir, store, db, metrics, log, now, clock: o.now, instanceId, telephony: o.telephony, print: o.print });
+    const { alerts, incidents, escalation, telephony, telephonyHandle, forwarder } = loop;
+    if (telephonyHandle) undo.push(() => telephonyHandle.close());
     const loopOn = config.escalation.enabled;
     const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
+    // Commissioning reports are stored in the commit of their event, whether or not escalation runs.
+    const reportIntake = commissioningIntake({ log: log.child({ part: "commissioning" }), registry: metrics.registry, now });
 
-    // The session is built before ingest (acks go out through it) and started after the broker.
-    let session: RelaySession | undefined;
+    // Acks go out through the session, which needs the broker, which is started after ingest exists: ingest
+    // hands its acks to whichever session is current (none yet: the hub resends and is acked then).
+    const acks: { session?: RelaySession } = {};
     const ingest = parts.ingest({
       store,
       registry,
@@ -200,197 +176,106 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       // A resend or a duplicate is a sign of life too, so sightings follow acks, not new commits.
       onAck: (hub, ids, at) => {
         supervisor.onSeen(hub, now());
-        session?.ack(hub, ids, at);
+        acks.session?.ack(hub, ids, at);
       },
       onCommitted: (hub, envelope) => {
         // The incident and its first timer are committed already (withinCommit); wake the timer loop.
         if (loopOn && (envelope as { kind?: string }).kind === "alarm") escalation.kick();
         o.onCommitted?.(hub, envelope);
       },
-      ...(loopOn ? { withinCommit: (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => opening(loopDb(trx), inserted) } : {}),
+      withinCommit: async (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => {
+        if (loopOn) await opening(loopDb(trx), inserted);
+        await reportIntake(loopDb(trx), inserted);
+      },
       now: o.now,
     });
     undo.push(() => ingest.close());
 
-    let broker: EmbeddedBroker | undefined;
-    let connection: SessionConnection;
-    const b = config.broker;
-    if (b.kind === "embedded") {
-      const tls = b.tls ? { cert: await readFile(b.tls.certFile), key: await readFile(b.tls.keyFile) } : undefined;
-      const started = await EmbeddedBroker.start({
-        host: b.host,
-        port: b.port,
-        tls,
-        verifyCredentials: (u, p) => registry.verifyCredentials(u, p),
-        metrics,
-        log: log.child({ part: "broker" }),
-        maxPacketBytes: config.ingest.maxPayloadBytes + PACKET_OVERHEAD_BYTES,
-      });
-      broker = started;
-      undo.push(() => started.close());
-      connection = { kind: "in-process", link: () => started.inProcess() };
-    } else {
-      connection = {
-        kind: "external",
-        url: b.url,
-        username: b.username,
-        password: b.password,
-        ca: b.caFile ? await readFile(b.caFile) : undefined,
-        sharedGroup: b.sharedGroup,
-      };
-    }
-
-    const s = new RelaySession({
+    const { broker, connection } = await brokerConnection(config, { registry, metrics, log: log.child({ part: "broker" }) });
+    if (broker) undo.push(() => broker.close());
+    const session = new RelaySession({
       relayId: config.relay.id,
       connection,
+      // Acks and commands are signed with the hub's own key; a hub without one (revoked) is sent neither.
+      keys: { signingKey: (hub) => registry.signingKey(hub), cachedSigningKey: (hub) => registry.cachedSigningKey(hub) },
+      now: o.now,
       onEvent: (hub, payload) => ingest.handle(hub, payload),
       onState: (hub, payload) => supervisor.onState(hub, payload),
       metrics,
       log: log.child({ part: "mqtt" }),
     });
-    session = s;
-    undo.push(() => s.stop());
-    s.start();
-    if (!(await s.whenConnected(b.kind === "embedded" ? 5_000 : 15_000)))
+    acks.session = session;
+    undo.push(() => session.stop());
+    session.start();
+    if (!(await session.whenConnected(broker ? 5_000 : 15_000)))
       // Start anyway: healthz says 503 and the session keeps retrying; hubs keep their events meanwhile.
-      log.warn({ err: s.error }, "MQTT session not up yet; continuing to retry");
+      log.warn({ err: session.error }, "MQTT session not up yet; continuing to retry");
 
     supervisor.start();
     undo.push(() => supervisor.stop());
-    // Claims an earlier run of this relay held when it died are taken back now, not after their lease:
-    // the next escalation step goes out within a poll of the restart (claims.ts).
-    try {
-      const back = await takeOverEarlierClaims(db, config.relay.id, instanceId);
-      if (back.timers + back.forwards > 0)
-        log.warn({ timers: back.timers, forwards: back.forwards, from: back.owners }, "took over the claims an earlier run of this relay left behind");
-    } catch (e) {
-      // Not fatal: those claims then come back when their lease runs out.
-      log.error({ err: (e as Error).message }, "could not take over an earlier run's claims; they come back when their lease runs out");
-    }
+    await takeBackEarlierClaims(db, config.relay.id, instanceId, log);
     if (loopOn) {
       escalation.start(config.escalation.pollMs);
       undo.push(() => escalation.stop());
     }
     forwarder.start(config.forwarders.pollMs);
     undo.push(() => forwarder.stop());
+    // Retention runs as a database timer shared by every instance (retention/).
+    const retention = await startRetention({ db, config: config.retention, relayId: config.relay.id, instanceId, metrics, log: log.child({ part: "retention" }), now: o.now });
+    undo.push(() => retention.stop());
+    // Upkeep due dates and overdue alerts, a database timer like retention (households/upkeep-sweep.ts).
+    const upkeep = await startUpkeep({ db, config: config.households.upkeep, owner: instanceId, isEarlierRun: isEarlierRun(config.relay.id, instanceId), log: log.child({ part: "upkeep" }), now: o.now });
+    undo.push(() => upkeep.stop());
 
     let closed = false;
-    const storeHealth = async (): Promise<{ ok: boolean; dialect: string; hubsOnline?: number; error?: string }> => {
-      if (closed) return { ok: false, dialect: store.dialect, error: "closed" };
-      // A cheap read that also proves the database answers.
-      const probe = (store as Partial<Store>).countOnlineHubs;
-      if (typeof probe !== "function") return { ok: true, dialect: store.dialect };
-      try {
-        const hubsOnline = await withTimeout(probe.call(store), 2000);
-        return { ok: true, dialect: store.dialect, hubsOnline };
-      } catch (e) {
-        return { ok: false, dialect: store.dialect, error: (e as Error).message };
-      }
-    };
     const health = new Health();
     undo.push(() => health.close());
-    const healthReport = async (): Promise<HealthReport> => {
-      const st = await storeHealth();
-      const loop = health.snapshot();
-      const mqttOk = s.connected;
-      return {
-        ok: st.ok && mqttOk && loop.ok && !closed,
-        relay: config.relay.id,
-        version: RELAY_VERSION,
-        uptimeS: Math.round((now() - startedAt) / 1000),
-        store: st.ok ? "ok" : "down",
-        storeDialect: st.dialect,
-        ...(st.error ? { storeError: st.error } : {}),
-        ...(st.hubsOnline !== undefined ? { hubsOnline: st.hubsOnline } : {}),
-        mqtt: s.state,
-        ...(s.error && !mqttOk ? { mqttError: s.error } : {}),
-        broker: broker ? { kind: "embedded", clients: broker.clientCount } : { kind: "external" },
-        eventLoopLagMs: loop.eventLoopLagMs,
-      };
-    };
-
-    let openapi: Record<string, unknown> = {};
-    const table = operatorRoutes({ db, store, incidents, registry, now, openapi: () => openapi });
-    openapi = openApiDocument(table, RELAY_VERSION);
-    const routes: RouteHandler[] = [createOperatorRouter(table, { verify: (t) => verifyToken(db, t), log: log.child({ part: "operator-api" }) })];
-    if (tel) routes.unshift(tel.callbackRoute);
-    const api = new ApiServer({
-      routes,
-      host: config.http.host,
-      port: config.http.port,
-      trustedProxies: config.http.trustedProxies,
-      metricsListener: config.http.metrics,
-      log: log.child({ part: "http" }),
-      metrics,
-      enrol: (hub, code) => registry.enrol(hub, code),
-      health: healthReport,
-      now: o.now,
-    });
-    await api.start();
+    const healthReport = healthReporter({ relayId: config.relay.id, version: RELAY_VERSION, store, session, broker, health, now, startedAt, closed: () => closed });
+    const { api, openapi } = await startHttpApi({ config, baseDir, version: RELAY_VERSION, db, store, incidents, registry, metrics, telephonyHandle, healthReport, log, now, clock: o.now });
     undo.push(() => api.close());
-
-    let sweeping = false;
-    const sweep = broker
-      ? setInterval(() => {
-          if (sweeping || !broker) return;
-          const connected = new Set(broker.connectedHubs());
-          if (!connected.size) return;
-          sweeping = true;
-          registry
-            .list()
-            .then((hubs) => {
-              for (const h of hubs)
-                if (h.status === "revoked" && connected.has(h.id)) {
-                  // Revoked by the CLI in another process: forget cached logins and keys, then drop it.
-                  registry.invalidate(h.id);
-                  broker.disconnect(h.id);
-                }
-            })
-            .catch((e: Error) => log.warn({ err: e.message }, "revocation sweep failed"))
-            .finally(() => (sweeping = false));
-        }, REVOCATION_SWEEP_MS)
-      : undefined;
-    sweep?.unref();
+    const stopSweep = broker ? startRevocationSweep(broker, registry, log) : undefined;
 
     const notifier = createNotifier({ healthy: () => health.ok(), env: o.env, log: (msg, err) => log.warn({ err: err instanceof Error ? err.message : err }, msg) });
     notifier.ready();
-    log.info(
-      { http: api.url, broker: broker ? broker.url : (b as { url: string }).url, mqtt: s.state, store: store.dialect, hubMqttUrl: hubMqttUrl(config) },
-      "anxin-relay ready",
-    );
+    log.info({ http: api.url, broker: broker ? broker.url : connection.kind === "external" ? connection.url : "", mqtt: session.state, store: store.dialect, hubMqttUrl: hubMqttUrl(config) }, "anxin-relay ready");
 
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
         notifier.stopping();
-        if (sweep) clearInterval(sweep);
-        const step = async (what: string, f: () => Promise<void> | void) => {
-          try {
-            await f();
-          } catch (e) {
-            log.error({ err: (e as Error).message, step: what }, "error while stopping");
-          }
-        };
+        stopSweep?.();
         // Stop taking new work, then commit what is buffered and send its acks while the hubs are still
-        // connected, then close.
-        await step("http", () => api.close());
-        await step("broker listener", () => broker?.stopAccepting());
-        await step("mqtt intake", () => s.pauseIntake());
-        await step("ingest flush", () => ingest.flush());
-        await step("ingest", () => ingest.close());
-        // Unfinished escalation steps stay in the store and resume after a restart (here or elsewhere).
-        await step("escalation", () => escalation.stop());
-        await step("forwarders", () => forwarder.stop());
-        await step("telephony", () => tel?.close());
-        // After the last flush, so the sightings it produced are written too.
-        await step("supervisor", async () => {
-          supervisor.stop();
-          await supervisor.drain();
-        });
-        await step("mqtt", () => s.stop());
-        await step("broker", () => broker?.close());
-        closed = true;
-        await step("store", () => store.close());
+        // connected, then close. Each step runs whatever the one before did.
+        await stopInOrder(log, [
+          ["http", () => api.close()],
+          ["broker listener", () => broker?.stopAccepting()],
+          ["mqtt intake", () => session.pauseIntake()],
+          ["ingest flush", () => ingest.flush()],
+          ["ingest", () => ingest.close()],
+          // Unfinished escalation steps stay in the store and resume after a restart (here or elsewhere).
+          ["escalation", () => escalation.stop()],
+          ["forwarders", () => forwarder.stop()],
+          ["retention", () => retention.stop()],
+          ["upkeep", () => upkeep.stop()],
+          ["telephony", () => telephonyHandle?.close()],
+          // After the last flush, so the sightings it produced are written too.
+          [
+            "supervisor",
+            async () => {
+              supervisor.stop();
+              await supervisor.drain();
+            },
+          ],
+          ["mqtt", () => session.stop()],
+          ["broker", () => broker?.close()],
+          [
+            "store",
+            () => {
+              closed = true;
+              return store.close();
+            },
+          ],
+        ]);
         notifier.close();
         health.close();
         log.info("anxin-relay stopped");
@@ -413,7 +298,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       instanceId,
       openapi,
       broker,
-      session: s,
+      session,
       api,
       health,
       httpUrl: api.url,
@@ -433,18 +318,27 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
+/**
+ * Claims an earlier run of this relay held when it died are taken back now, not after their lease: the
+ * next escalation step goes out within a poll of the restart (claims.ts). Not fatal when it fails: those
+ * claims then come back when their lease runs out.
+ */
+async function takeBackEarlierClaims(db: Kysely<LoopDb>, relayId: string, instanceId: string, log: Logger): Promise<void> {
+  try {
+    const back = await takeOverEarlierClaims(db, relayId, instanceId);
+    if (back.timers + back.forwards > 0) log.warn({ timers: back.timers, forwards: back.forwards, from: back.owners }, "took over the claims an earlier run of this relay left behind");
+  } catch (e) {
+    log.error({ err: (e as Error).message }, "could not take over an earlier run's claims; they come back when their lease runs out");
+  }
+}
+
+/** Runs the stop steps in order; a step that fails is logged and the next one still runs. */
+async function stopInOrder(log: Logger, steps: Array<[string, () => unknown]>): Promise<void> {
+  for (const [what, f] of steps) {
+    try {
+      await f();
+    } catch (e) {
+      log.error({ err: (e as Error).message, step: what }, "error while stopping");
+    }
+  }
 }

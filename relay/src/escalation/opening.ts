@@ -14,7 +14,9 @@ import { exhaust } from "./steps.js";
 import { addTimer, stepTimerId } from "./timers.js";
 
 /** The events withinCommit acts on: alarms, cleared alarms, and readings that are evidence for an incident. */
-export function reachesIncidents(env: Pick<Envelope, "kind" | "type">): boolean {
+export function reachesIncidents(env: Pick<Envelope, "kind" | "type" | "test">): boolean {
+  // A commissioning test (the installer pressing a test button) is stored and acked, never a call tree.
+  if (env.test === true) return false;
   return env.kind === "alarm" || env.kind === "alarm_cleared" || (env.kind === "reading" && env.type in EVIDENCE_READINGS);
 }
 
@@ -24,6 +26,7 @@ export class IncidentOpener {
   /** ingest's withinCommit: alarms open (or join) incidents; a cleared alarm is noted on its incident. */
   async withinCommit(trx: Kysely<LoopDb>, inserted: Envelope[]): Promise<void> {
     for (const env of inserted) {
+      if (!reachesIncidents(env)) continue; // commissioning tests included: stored, never an incident
       if (env.kind === "alarm") {
         // Whatever its severity: an inactivity alarm comes as "warning" and still needs its welfare check.
         // The type picks the policy; the severity is only carried along (incident, forwards).

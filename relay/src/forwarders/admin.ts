@@ -4,7 +4,7 @@
 // the operator API both come through here.
 import type { Kysely } from "kysely";
 import { listAudit, recordAudit, type AuditEntry } from "../careplans/audit.js";
-import type { LoopDb } from "../store/closed-loop-schema.js";
+import type { LoopDb, RelayDbHandle } from "../store/closed-loop-schema.js";
 import { REQUEUED, type ForwardDb, type ForwardOutboxTable, type ForwardState } from "./table.js";
 
 /** A forward without its payload (safe to list): what it reports is taken from the payload's envelope. */
@@ -74,16 +74,16 @@ export function forwardSummary(r: ForwardOutboxTable): ForwardSummary {
 }
 
 /** Forwards in one state (dead letters by default), newest first, without payloads. Not audited: nothing personal. */
-export async function listForwardSummaries(db: Kysely<any>, q: { state?: ForwardState; destination?: string; limit?: number } = {}): Promise<ForwardSummary[]> {
-  let query = (db as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll().where("state", "=", q.state ?? "dead");
+export async function listForwardSummaries(db: RelayDbHandle, q: { state?: ForwardState; destination?: string; limit?: number } = {}): Promise<ForwardSummary[]> {
+  let query = (db as unknown as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll().where("state", "=", q.state ?? "dead");
   if (q.destination) query = query.where("destination", "=", q.destination);
   const rows = await query.orderBy("id", "desc").limit(q.limit ?? 100).execute();
   return rows.map(forwardSummary);
 }
 
 /** One forward with its payload and history; the read is recorded (`forward.read`). Undefined if unknown. */
-export async function getForward(db: Kysely<any>, id: string, by: { actor: string; purpose: string; at: number }): Promise<ForwardDetail | undefined> {
-  return (db as Kysely<LoopDb>).transaction().execute(async (trx) => {
+export async function getForward(db: RelayDbHandle, id: string, by: { actor: string; purpose: string; at: number }): Promise<ForwardDetail | undefined> {
+  return (db as unknown as Kysely<LoopDb>).transaction().execute(async (trx) => {
     const row = await (trx as unknown as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) return undefined;
     await recordAudit(trx, { actor: by.actor, action: "forward.read", subject: subject(id), purpose: by.purpose, at: by.at });
@@ -107,8 +107,8 @@ export class ResendError extends Error {
  * goes dead again after maxAttempts and raises a new forward_dead alert. Throws ResendError when there is
  * no such forward or it is not dead (pending or delivered: nothing to resend).
  */
-export async function resendForward(db: Kysely<any>, id: string, by: { actor: string; purpose: string; at: number }): Promise<ForwardSummary> {
-  return (db as Kysely<LoopDb>).transaction().execute(async (trx) => {
+export async function resendForward(db: RelayDbHandle, id: string, by: { actor: string; purpose: string; at: number }): Promise<ForwardSummary> {
+  return (db as unknown as Kysely<LoopDb>).transaction().execute(async (trx) => {
     const f = trx as unknown as Kysely<ForwardDb>;
     const r = await f.updateTable("forward_outbox").set({ ...REQUEUED, next_attempt_at: by.at }).where("id", "=", id).where("state", "=", "dead").executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) {

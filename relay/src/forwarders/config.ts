@@ -24,6 +24,12 @@ export const forwardDestinationSchema = z
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     maxAttempts: z.number().int().min(1).max(1000).default(12).describe("after this many failed tries the item is dead (operator alert)"),
     backoff: backoffSchema.default(BACKOFF_DEFAULT),
+    freeText: z
+      .boolean()
+      .default(false)
+      .describe(
+        "true: updates also carry what people typed (operator notes, the resolution summary, who made the follow-up visit, dispatch and ticket references, telephony error text) and operators' token names; false (default): codes, ids, times and counts only",
+      ),
   })
   .strict()
   .superRefine((d, ctx) => {
@@ -66,6 +72,8 @@ export interface ForwardDestination {
   timeoutMs: number;
   maxAttempts: number;
   backoff: BackoffConfig;
+  /** Whether this destination may receive free text (forwardDestinationSchema); absent: it may not. */
+  freeText?: boolean;
 }
 
 /** Reads each destination's secret (relative secret files resolve against `baseDir`). */
@@ -77,5 +85,6 @@ export function resolveDestinations(cfg: ForwardersConfig, opts: { baseDir?: str
     timeoutMs: d.timeoutMs,
     maxAttempts: d.maxAttempts,
     backoff: d.backoff,
+    freeText: d.freeText,
   }));
 }

@@ -2,6 +2,7 @@
 // retries (worker.ts). Everything the rest of the relay needs is exported from here.
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";
+import type { RelayDbHandle } from "../store/closed-loop-schema.js";
 import { REQUEUED, type ForwardDb, type ForwardState } from "./table.js";
 
 export { forwarderMigrations, type ForwardDb, type ForwardOutboxTable, type ForwardState } from "./table.js";
@@ -24,10 +25,10 @@ export interface EnqueueItem {
  * Adds one message to the outbox; `db` may be a transaction so the message commits with the change it
  * reports. A duplicate idempotency key adds no second row. Resolves true when a row was added.
  */
-export async function enqueueForward(db: Kysely<any>, item: EnqueueItem): Promise<boolean> {
+export async function enqueueForward(db: RelayDbHandle, item: EnqueueItem): Promise<boolean> {
   const payload = JSON.stringify(item.payload);
   if (payload === undefined) throw new TypeError("enqueueForward: payload is not JSON-serialisable");
-  const got = await (db as Kysely<ForwardDb>)
+  const got = await (db as unknown as Kysely<ForwardDb>)
     .insertInto("forward_outbox")
     .values({
       id: ulid(item.at),
@@ -64,8 +65,8 @@ export interface OutboxRow {
 }
 
 /** Outbox rows for the operator API and tests, newest first. */
-export async function listForwards(db: Kysely<any>, q: { state?: ForwardState; destination?: string; limit?: number } = {}): Promise<OutboxRow[]> {
-  let query = (db as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll();
+export async function listForwards(db: RelayDbHandle, q: { state?: ForwardState; destination?: string; limit?: number } = {}): Promise<OutboxRow[]> {
+  let query = (db as unknown as Kysely<ForwardDb>).selectFrom("forward_outbox").selectAll();
   if (q.state) query = query.where("state", "=", q.state);
   if (q.destination) query = query.where("destination", "=", q.destination);
   const rows = await query.orderBy("id", "desc").limit(q.limit ?? 100).execute();
@@ -84,8 +85,8 @@ export async function listForwards(db: Kysely<any>, q: { state?: ForwardState; d
 }
 
 /** An operator sends a dead row again (after fixing the receiver): pending, due now, attempts reset. */
-export async function requeueDead(db: Kysely<any>, id: string, now: number): Promise<boolean> {
-  const r = await (db as Kysely<ForwardDb>)
+export async function requeueDead(db: RelayDbHandle, id: string, now: number): Promise<boolean> {
+  const r = await (db as unknown as Kysely<ForwardDb>)
     .updateTable("forward_outbox")
     .set({ ...REQUEUED, next_attempt_at: now })
     .where("id", "=", id)
@@ -99,8 +100,8 @@ export async function requeueDead(db: Kysely<any>, id: string, now: number): Pro
  * mid-delivery or while reporting a dead row): the rows are free for the next run of any instance at once,
  * instead of after their lease. Claims of other owners are untouched until their lease runs out.
  */
-export async function releaseForwardClaims(db: Kysely<any>, isGone: (claimedBy: string) => boolean): Promise<{ released: number; owners: string[] }> {
-  const d = db as Kysely<ForwardDb>;
+export async function releaseForwardClaims(db: RelayDbHandle, isGone: (claimedBy: string) => boolean): Promise<{ released: number; owners: string[] }> {
+  const d = db as unknown as Kysely<ForwardDb>;
   // Only pending and dead rows are ever claimed; delivered ones (most of the table) are not looked at.
   const held = await d.selectFrom("forward_outbox").select("claimed_by").distinct().where("state", "in", ["pending", "dead"]).where("claimed_by", "is not", null).execute();
   const owners = held.map((r) => r.claimed_by as string).filter(isGone);

@@ -1,6 +1,6 @@
 // The forward_outbox table: one row per message to push, written in the same transaction as the change it
 // reports, delivered later by a ForwarderWorker. Times are ms since epoch, as everywhere in the relay.
-import type { Kysely, Migration } from "kysely";
+import type { Migration } from "kysely";
 
 export type ForwardState = "pending" | "delivered" | "dead";
 
@@ -34,7 +34,7 @@ export interface ForwardDb {
 
 export const forwarderMigrations: Record<string, Migration> = {
   "0100_forward_outbox": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema
         .createTable("forward_outbox")
         .ifNotExists()

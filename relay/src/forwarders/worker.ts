@@ -5,6 +5,7 @@ import axios, { type AxiosInstance } from "axios";
 import type { Kysely } from "kysely";
 import { signedHeaders } from "../telephony/signature.js";
 import type { BackoffConfig, ForwardDestination } from "./config.js";
+import type { RelayDbHandle } from "../store/closed-loop-schema.js";
 import type { ForwardDb, ForwardOutboxTable } from "./table.js";
 
 /** What onDeadLetter receives. */
@@ -33,7 +34,7 @@ interface WorkerLog {
 }
 
 export interface ForwarderWorkerOptions {
-  db: Kysely<any>;
+  db: RelayDbHandle;
   destinations: ForwardDestination[];
   log: WorkerLog;
   /** Raise the operator alert. Retried on later runs until it resolves. */
@@ -58,6 +59,20 @@ export function backoffDelay(b: BackoffConfig, attempt: number, random: () => nu
   return Math.max(0, Math.round(base * (1 - b.jitter + 2 * b.jitter * random())));
 }
 
+/**
+ * Whether a stored payload says it carries free text (`"freeText": true` at its top level). Rows are built
+ * per destination, so this only trips when a destination's freeText was turned off while rows written under
+ * the old setting were still waiting: they are not sent.
+ */
+export function declaresFreeText(payload: string): boolean {
+  try {
+    const p = JSON.parse(payload) as { freeText?: unknown } | null;
+    return typeof p === "object" && p !== null && p.freeText === true;
+  } catch {
+    return false;
+  }
+}
+
 /** How long a dead row whose alert failed waits before the alert is tried again. */
 export const DEAD_ALERT_RETRY_MS = 5000;
 
@@ -76,7 +91,7 @@ export class ForwarderWorker {
   private pollMs = 1000;
 
   constructor(private readonly o: ForwarderWorkerOptions) {
-    this.db = o.db as Kysely<ForwardDb>;
+    this.db = o.db as unknown as Kysely<ForwardDb>;
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
     this.byName = new Map(o.destinations.map((d) => [d.name, d]));
@@ -171,7 +186,11 @@ export class ForwarderWorker {
   private async attempt(row: ForwardOutboxTable): Promise<void> {
     const dest = this.byName.get(row.destination);
     const attempts = row.attempts + 1;
-    const result: Result = dest ? await this.deliver(dest, row) : { kind: "dead", error: `unknown destination "${row.destination}" (not configured on ${this.o.instanceId})` };
+    const result: Result = !dest
+      ? { kind: "dead", error: `unknown destination "${row.destination}" (not configured on ${this.o.instanceId})` }
+      : !dest.freeText && declaresFreeText(row.payload)
+        ? { kind: "dead", error: `the update carries free text and "${row.destination}" may not receive it (forwarders.destinations[].freeText is not true here); not sent` }
+        : await this.deliver(dest, row);
     const at = this.now();
     const mine = (q: ReturnType<typeof this.update>) => q.where("id", "=", row.id).where("claimed_by", "=", this.o.instanceId);
     const logCtx = { forward: row.id, destination: row.destination, attempts };

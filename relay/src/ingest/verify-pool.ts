@@ -89,13 +89,14 @@ export class VerifyPool {
   async close(): Promise<void> {
     this.dispatch();
     this.closed = true;
-    const running = this.slots.map((s) => {
+    const running: Promise<number>[] = [];
+    for (const s of this.slots) {
       if (s.restartTimer) clearTimeout(s.restartTimer);
       const w = s.worker;
       s.worker = null;
       this.fail(s);
-      return w?.terminate();
-    });
+      if (w) running.push(w.terminate());
+    }
     await Promise.all(running);
   }
 

@@ -22,7 +22,7 @@ function keyFor(hub: string, bytes: Uint8Array | null): Buffer | null {
 
 port.on("message", (req: VerifyRequest) => {
   const table = req.keyTable.map((k, i) => keyFor(req.keyHubs[i] as string, k));
-  const out: VerifyResponse["out"] = new Array(req.texts.length);
+  const out: VerifyResponse["out"] = new Array<VerifyResponse["out"][number]>(req.texts.length);
   for (let i = 0; i < req.texts.length; i++) {
     out[i] = verifyOne(req.hubs[i] as string, req.texts[i] as string, table[req.keys[i] as number] ?? null);
   }

@@ -1,11 +1,12 @@
-// The relay's own MQTT session: receives hubs' events and state, sends acks and commands.
+// The relay's own MQTT session: receives hubs' events and state, sends acks and commands, each signed with
+// the hub's own key so that nobody on the path can make a hub delete what the relay never committed.
 // The same mqtt.js code runs against the embedded broker (over an in-process pipe) and an external one
 // (over TCP/TLS, with a shared subscription so several relay instances split the hubs' traffic).
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { connect, MqttClient, type IClientOptions } from "mqtt";
 import type { Logger } from "pino";
-import { ackSchema, commandSchema, type HubCommand } from "../../../protocol/messages.js";
+import { ackSchema, commandSchema, signAck, signCommand, type HubCommandRequest } from "../../../protocol/messages.js";
 import { topics, TOPIC_ROOT } from "../../../protocol/topics.js";
 import type { InProcessLink } from "../broker/embedded.js";
 import type { Metrics } from "../metrics.js";
@@ -21,8 +22,18 @@ export type SessionConnection =
   | { kind: "embedded"; stream: () => Duplex }
   | { kind: "external"; url: string; username?: string; password?: string; ca?: Buffer; sharedGroup: string | null };
 
+/** Where the session finds a hub's key to sign its acks and commands (the registry). */
+export interface SessionKeys {
+  /** The hub's key; null when the hub is unknown or revoked. May reject (the store is unreachable). */
+  signingKey(hub: string): Promise<Buffer | null>;
+  /** The key when known without waiting (null: unknown or revoked), undefined when it must be looked up. */
+  cachedSigningKey?(hub: string): Buffer | null | undefined;
+}
+
 export interface RelaySessionOptions {
   relayId: string;
+  /** Signs acks and commands: each with the key of the hub it goes to. */
+  keys: SessionKeys;
   connection: SessionConnection;
   /** A message from `anxin/v1/{hub}/evt` (Ingest.handle). */
   onEvent(hub: string, payload: Buffer): void;
@@ -32,7 +43,12 @@ export interface RelaySessionOptions {
   log: Logger;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** The relay's clock, for a command's `ts`; default Date.now. */
+  now?: () => number;
 }
+
+/** How long a stop waits for acks whose key is still being looked up. */
+const ACK_KEY_WAIT_MS = 2_000;
 
 export type SessionState = "connecting" | "connected" | "reconnecting" | "stopped";
 
@@ -49,6 +65,14 @@ export class RelaySession {
   private lastError: string | undefined;
   /** Acks not sent because the session was down (the hubs resend; the relay acks again). */
   acksDropped = 0;
+  /**
+   * Ack messages not sent because no key could sign them: the hub is unknown or revoked, or its key could not
+   * be read. A hub acts on no unsigned ack; it keeps the events and sends them again.
+   */
+  acksUnsigned = 0;
+  /** Acks waiting for their hub's key; a stop sends them before it ends the session. */
+  private readonly signing = new Set<Promise<void>>();
+  private stopping: Promise<void> | undefined;
 
   constructor(private readonly o: RelaySessionOptions) {
     this.clientId = `anxin-relay-${o.relayId}-${randomBytes(4).toString("hex")}`;
@@ -95,7 +119,7 @@ export class RelaySession {
     };
     let client: MqttClient;
     if (c.kind === "embedded") {
-      client = new MqttClient(() => c.stream() as never, base);
+      client = new MqttClient(() => c.stream(), base);
     } else {
       client = connect(c.url, { ...base, username: c.username, password: c.password, ca: c.ca, rejectUnauthorized: true });
     }
@@ -148,15 +172,33 @@ export class RelaySession {
   }
 
   /**
-   * Sends the ack for events the relay has committed: QoS 1 JSON `{ids, now}` on the hub's ack topic,
-   * in chunks of at most ACK_CHUNK ids. While the session is down the ack is dropped: the hub still has
-   * the events and resends them; the relay deduplicates and acks again (invariants 4 and 5).
+   * Sends the ack for events the relay has committed: QoS 1 JSON `{ids, now, sig}` on the hub's ack topic,
+   * in chunks of at most ACK_CHUNK ids, each signed with the hub's key (signAck). While the session is down
+   * the ack is dropped: the hub still has the events and resends them; the relay deduplicates and acks again
+   * (invariants 4 and 5). Without a key for the hub (unknown, revoked, unreadable) nothing is sent either: the
+   * hub would refuse an unsigned ack.
    */
   ack(hub: string, ids: string[], now: number): void {
     if (!isHubId(hub)) {
       this.o.log.error({ hub }, "ack for an invalid hub id not sent");
       return;
     }
+    // Nearly always cached: ingest has just verified this hub's events with the same key.
+    const cached = this.o.keys.cachedSigningKey?.(hub);
+    if (cached !== undefined) return this.sendAcks(hub, ids, now, cached);
+    const p: Promise<void> = this.o.keys
+      .signingKey(hub)
+      .then(
+        (key) => this.sendAcks(hub, ids, now, key),
+        (err: unknown) => this.unsigned(hub, ids.length, err instanceof Error ? err.message : String(err)),
+      )
+      .catch((err: unknown) => this.o.log.error({ hub, err }, "ack: internal error"))
+      .finally(() => this.signing.delete(p));
+    this.signing.add(p);
+  }
+
+  private sendAcks(hub: string, ids: string[], now: number, key: Buffer | null): void {
+    if (!key) return this.unsigned(hub, ids.length, "the hub is unknown or revoked");
     const client = this.client;
     for (let i = 0; i < ids.length; i += ACK_CHUNK) {
       const parsed = ackSchema.safeParse({ ids: ids.slice(i, i + ACK_CHUNK), now });
@@ -168,25 +210,48 @@ export class RelaySession {
         this.acksDropped++;
         continue;
       }
+      const payload = JSON.stringify(signAck(hub, parsed.data, key));
       this.o.metrics.acksSent.inc();
       if (this.link) {
-        this.link.publish(topics.ack(hub), Buffer.from(JSON.stringify(parsed.data)), 1).catch((err: Error) => this.o.log.debug({ hub, err: err.message }, "ack publish failed"));
+        this.link.publish(topics.ack(hub), Buffer.from(payload), 1).catch((err: Error) => this.o.log.debug({ hub, err: err.message }, "ack publish failed"));
         continue;
       }
-      client!.publish(topics.ack(hub), JSON.stringify(parsed.data), { qos: 1 }, (err) => {
+      client!.publish(topics.ack(hub), payload, { qos: 1 }, (err) => {
         if (err) this.o.log.debug({ hub, err: err.message }, "ack publish failed");
       });
     }
   }
 
-  /** Sends a command the hub accepts remotely. Only what commandSchema allows (it cannot open a valve). */
-  async publishCommand(hub: string, cmd: HubCommand): Promise<void> {
+  private unsigned(hub: string, ids: number, why: string): void {
+    const messages = Math.ceil(ids / ACK_CHUNK);
+    this.acksUnsigned += messages;
+    this.o.log.warn({ hub, ids, messages, why, acksUnsigned: this.acksUnsigned }, "ack not sent: no key to sign it with (the hub keeps the events and sends them again)");
+  }
+
+  /**
+   * Sends a command the hub accepts remotely: only what commandSchema allows (it cannot open a valve), with
+   * the relay's clock as `ts`, signed with the hub's key. Rejects when the hub has no key (unknown, revoked).
+   */
+  async publishCommand(hub: string, cmd: HubCommandRequest): Promise<void> {
     if (!isHubId(hub)) throw new Error(`not a hub id: ${hub}`);
-    const parsed = commandSchema.parse(cmd);
-    if (this.link && this.connected) return this.link.publish(topics.cmd(hub), Buffer.from(JSON.stringify(parsed)), 1);
+    // A caller's own ts or sig is not taken: the command is stamped and signed here.
+    const { ts: _ts, sig: _sig, ...request } = cmd as HubCommandRequest & { ts?: unknown; sig?: unknown };
+    const parsed = commandSchema.parse({ ...request, ts: (this.o.now ?? Date.now)() });
+    const key = this.o.keys.cachedSigningKey?.(hub) ?? (await this.o.keys.signingKey(hub));
+    if (!key) throw new Error(`no signing key for hub ${hub} (unknown or revoked): command not sent`);
+    const payload = JSON.stringify(signCommand(hub, parsed, key));
+    if (this.link && this.connected) return this.link.publish(topics.cmd(hub), Buffer.from(payload), 1);
     const client = this.client;
     if (!client || !this.connected) throw new Error("MQTT session is not connected");
-    await client.publishAsync(topics.cmd(hub), JSON.stringify(parsed), { qos: 1 });
+    await client.publishAsync(topics.cmd(hub), payload, { qos: 1 });
+  }
+
+  /** Resolves once acks waiting for a key are sent (or dropped), or after `ms`. */
+  private async settleSigning(ms: number): Promise<void> {
+    if (this.signing.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.signing]), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   /** Stops taking new events and state (first step of a graceful stop); acks can still be sent. */
@@ -197,9 +262,14 @@ export class RelaySession {
     if (client && this.connected) await client.unsubscribeAsync(this.subscriptions).catch(() => {});
   }
 
-  /** Ends the session after outgoing messages (acks) are handed to the broker. */
-  async stop(): Promise<void> {
+  /** Ends the session after outgoing messages (acks, also those still waiting for a key) are handed to the broker. */
+  stop(): Promise<void> {
+    return (this.stopping ??= this.end());
+  }
+
+  private async end(): Promise<void> {
     if (this._state === "stopped") return;
+    await this.settleSigning(ACK_KEY_WAIT_MS);
     this._state = "stopped";
     this.intake = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);

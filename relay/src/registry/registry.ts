@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { EnrolResponse } from "../../../protocol/messages.js";
 import type { Store } from "../store/store.js";
+import { HubKeyError, isSealed, parseClearKey, type KeyVault } from "./key-vault.js";
 import { checkPassword, hashClaimCode, hashPassword, newClaimCode, newPassword, sameBytes, sha256 } from "./secrets.js";
 
 export interface HubRecord {
@@ -83,7 +84,18 @@ export class Registry {
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { claimCodeTtlS: number; heartbeatS: number; mqttUrl: string; now?: () => number; log?: Logger },
+    private readonly opts: {
+      claimCodeTtlS: number;
+      heartbeatS: number;
+      mqttUrl: string;
+      now?: () => number;
+      log?: Logger;
+      /**
+       * Seals signing keys at rest (key-vault.ts), found when first needed. The daemon and the CLI always
+       * give one; without it keys are stored in clear (unit tests and benchmarks only).
+       */
+      keys?: () => Promise<KeyVault>;
+    },
   ) {
     this.now = opts.now ?? Date.now;
   }
@@ -151,10 +163,11 @@ export class Registry {
 
     const password = newPassword();
     const salt = randomBytes(16);
-    // A secret at rest: the relay verifies every signature with this key, so it is stored as is (not
-    // hashed). The store file (SQLite, mode 0600) or database must be protected accordingly.
+    // The relay verifies every signature with this key, so it cannot be hashed: it is sealed under the
+    // master key instead (key-vault.ts), which never sits in the store. Sealed before the claim is spent,
+    // so a relay without its master key refuses the enrolment and the code still works afterwards.
     const key = randomBytes(32);
-    const creds = { passwordHash: hashPassword(password, salt), passwordSalt: salt.toString("base64"), keyB64: key.toString("base64") };
+    const creds = { passwordHash: hashPassword(password, salt), passwordSalt: salt.toString("base64"), keyB64: await this.sealKey(hub, key) };
     const now = this.now();
     if (!(await this.store.activateHub(hub, row.claimHash as string, creds, now))) {
       // Lost a race (the code was used, rotated or revoked meanwhile): report what it is now.
@@ -168,7 +181,7 @@ export class Registry {
     return {
       hub,
       mqtt: { url: this.opts.mqttUrl, username: hub, password },
-      key: creds.keyB64,
+      key: key.toString("base64"),
       heartbeatS: this.opts.heartbeatS,
     };
   }
@@ -219,7 +232,8 @@ export class Registry {
 
   /**
    * The hub's HMAC key, or null when unknown or revoked (cached briefly; revocation takes effect within
-   * seconds). Rejects when the store cannot be reached.
+   * seconds). Rejects when the store cannot be reached, and with a HubKeyError when the stored key does not
+   * open (copied from another hub, damaged): never mistaken for an unknown hub.
    */
   async signingKey(hub: string): Promise<Buffer | null> {
     const hit = this.cachedSigningKey(hub);
@@ -231,7 +245,7 @@ export class Registry {
     const run = (async (): Promise<Buffer | null> => {
       try {
         const row = await this.store.getHubAuth(hub);
-        const key = row && row.status === "active" && row.keyB64 ? Buffer.from(row.keyB64, "base64") : null;
+        const key = row && row.status === "active" && row.keyB64 ? await this.openKey(hub, row.keyB64) : null;
         if (this.epoch(hub) === epoch) this.remember(this.keys, hub, key, SIGNING_KEY_CACHE_MS);
         return key;
       } finally {
@@ -242,6 +256,20 @@ export class Registry {
     return run;
   }
 
+  /**
+   * As signingKey, but a stored key that does not open counts as none (it is logged): for checks that must
+   * not retry forever on one damaged row (signed planned stops). Store failures still reject.
+   */
+  async usableSigningKey(hub: string): Promise<Buffer | null> {
+    try {
+      return await this.signingKey(hub);
+    } catch (e) {
+      if (!(e instanceof HubKeyError)) throw e;
+      this.opts.log?.error({ hub, err: e.message }, "hub signing key does not open; treated as none");
+      return null;
+    }
+  }
+
   /** The signing key when the cache can answer now (null: unknown or revoked), undefined when it cannot. */
   cachedSigningKey(hub: string): Buffer | null | undefined {
     const hit = this.keys.get(hub);
@@ -250,6 +278,8 @@ export class Registry {
 
   /** For tests and the external-broker tooling: issue credentials directly, without a claim code. */
   async provisionDirect(hub: string): Promise<EnrolResponse> {
+    // No master key, no new claim: fail before anything about the hub changes.
+    if (this.opts.keys) await this.opts.keys();
     const { code } = await this.createClaim(hub, { rotate: true });
     return this.enrol(hub, code);
   }
@@ -265,6 +295,22 @@ export class Registry {
     this.keys.delete(hub);
     this.keysInFlight.delete(hub);
     for (const k of this.credsInFlight.keys()) if (k.startsWith(`${hub}\n`)) this.credsInFlight.delete(k);
+  }
+
+  private async sealKey(hub: string, key: Buffer): Promise<string> {
+    return this.opts.keys ? (await this.opts.keys()).seal(hub, key) : key.toString("base64");
+  }
+
+  private async openKey(hub: string, stored: string): Promise<Buffer> {
+    if (isSealed(stored)) {
+      if (!this.opts.keys) throw new HubKeyError(hub, `the signing key of hub ${hub} is sealed, but this registry has no master key`);
+      return (await this.opts.keys()).open(hub, stored);
+    }
+    // Written in clear by an earlier version (sealed at the daemon's next start). Accepted meanwhile, so a
+    // rolling upgrade keeps every hub on line: whoever can write the store can insert events anyway.
+    const clear = parseClearKey(stored);
+    if (!clear) throw new HubKeyError(hub, `the stored signing key of hub ${hub} is neither sealed nor a key (damaged?); re-enrol the hub`);
+    return clear;
   }
 
   private epoch(hub: string): number {

@@ -158,14 +158,20 @@ export interface ClosedLoopTables {
 /** The relay's database with the closed-loop tables. */
 export type LoopDb = RelayDb & ClosedLoopTables;
 
+/**
+ * A kysely instance (or transaction) on the relay's database, typed with either view of it. Parts that keep
+ * their own tables (the forwarders' outbox, retention) take this and look at it through their own type.
+ */
+export type RelayDbHandle = Kysely<RelayDb> | Kysely<LoopDb>;
+
 /** The same kysely instance (or transaction), seen with the closed-loop tables. */
-export function loopDb(db: Kysely<RelayDb> | Kysely<LoopDb>): Kysely<LoopDb> {
+export function loopDb(db: RelayDbHandle): Kysely<LoopDb> {
   return db as unknown as Kysely<LoopDb>;
 }
 
 export const closedLoopMigrations: Record<string, Migration> = {
   "0100_closed_loop": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema
         .createTable("care_plans")
         .ifNotExists()
@@ -301,7 +307,7 @@ export const closedLoopMigrations: Record<string, Migration> = {
   },
   // The call tree's pass (escalation restarted on new evidence or after an arrival not confirmed).
   "0110_incident_escalation_pass": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema.alterTable("incidents").addColumn("escalation_pass", "integer", (c) => c.notNull().defaultTo(0)).execute();
     },
   },

@@ -1,7 +1,7 @@
 // The relay's tables and their migrations, written once for both SQLite and PostgreSQL.
 // Times are ms since epoch (bigint in PostgreSQL, read back as numbers); flags are 0/1 integers because
 // better-sqlite3 cannot bind booleans, and one representation keeps every query identical on both dialects.
-import { sql, type Generated, type Kysely, type Migration } from "kysely";
+import { sql, type Generated, type Migration } from "kysely";
 
 export interface HubsTable {
   id: string;
@@ -9,7 +9,10 @@ export interface HubsTable {
   /** `sha256:<base64>` (salted; the passwords are 192 random bits), or a legacy `scrypt:N:r:p:<base64>`. */
   password_hash: string | null;
   password_salt: string | null;
-  /** The HMAC key in clear (base64): the relay must verify signatures with it, so it is a secret at rest. */
+  /**
+   * The HMAC key, sealed under the relay's master key (`v1:…`, registry/key-vault.ts): the relay must verify
+   * signatures with it, so it cannot be hashed. Clear base64 in rows an earlier version wrote, sealed at start.
+   */
   key_b64: string | null;
   claim_hash: string | null;
   claim_salt: string | null;
@@ -65,7 +68,7 @@ export interface RelayDb {
 // Names sort in application order; other parts of the relay add theirs through openStore's `migrations`.
 export const relayMigrations: Record<string, Migration> = {
   "0001_relay_core": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema
         .createTable("hubs")
         .ifNotExists()
@@ -132,7 +135,7 @@ export const relayMigrations: Record<string, Migration> = {
   },
   // Who may ask for a hub's next claim code before it first enrols (an installer's own registrations).
   "0002_hub_claim_owner": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema.alterTable("hubs").addColumn("claim_owner", "text").execute();
     },
   },

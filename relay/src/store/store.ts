@@ -91,6 +91,7 @@ export interface ClaimFields {
 export interface Credentials {
   passwordHash: string;
   passwordSalt: string;
+  /** As stored: sealed by the registry (key-vault.ts). */
   keyB64: string;
 }
 
@@ -211,8 +212,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
 
 // int8 (bigint, count(*)) arrives as a string by default; our ms timestamps fit a double exactly.
 const pgTypes: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: "text" | "binary") =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+  getTypeParser: (oid, format) => (oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format) as (value: string) => unknown)),
 };
 
 function quoteIdent(name: string): string {
@@ -244,6 +244,7 @@ async function migrate(db: Kysely<RelayDb>, migrations: Record<string, Migration
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever a migration threw that is not an Error: String() is all we can say of it (it stays the cause)
     throw new Error(`store: migration ${failed ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }

@@ -36,7 +36,7 @@ export interface PlannedStop {
 /** The supervision tables; part of relayExtraMigrations (whatever opens the relay's store passes them). */
 export const supervisionMigrations: Record<string, Migration> = {
   "0200_hub_planned_stops": {
-    async up(db: Kysely<any>): Promise<void> {
+    async up(db): Promise<void> {
       await db.schema
         .createTable("hub_planned_stops")
         .ifNotExists()

@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   checkEveryS: number;
   /** How long a signed planned stop is waited out before a hub_offline incident opens (less if the hub says so); default 300. */
   plannedStopGraceS?: number;
+  /** The hub's signing key (the registry opens sealed keys); default: the store's row read as a clear key. */
+  signingKey?: (hub: string) => Promise<Buffer | null>;
   now?: () => number;
 }
 
@@ -248,7 +250,7 @@ export class Supervisor {
    */
   private async plannedStop(hub: string, at: number, state: HubState): Promise<void> {
     const auth = await this.o.store.getHubAuth(hub);
-    const key = auth && auth.status === "active" && auth.keyB64 ? Buffer.from(auth.keyB64, "base64") : null;
+    const key = !auth || auth.status !== "active" ? null : this.o.signingKey ? await this.o.signingKey(hub) : auth.keyB64 ? Buffer.from(auth.keyB64, "base64") : null;
     if (!key) return this.rejectPlanned(hub, state, "state_unknown_hub");
     if (!state.sig) return this.rejectPlanned(hub, state, "state_unsigned");
     if (!verifyState(state, key)) return this.rejectPlanned(hub, state, "state_bad_signature");

@@ -99,7 +99,7 @@ export interface TelephonyLog {
 export interface TelephonyDeps {
   log: TelephonyLog;
   /** Called for every verified callback. May be called more than once per attempt (see CallOutcome). */
-  onOutcome(o: CallOutcome): Promise<void>;
+  onOutcome: (o: CallOutcome) => Promise<void>;
   /** The relay's public base URL (scheme://host[:port], no path) where providers reach callbackRoute. */
   publicUrl: string;
   now?: () => number;

@@ -56,7 +56,7 @@ export class FakeAdapter extends Adapter implements ZigbeeRadio {
     this.manufacturerID = Zcl.ManufacturerCode.TEXAS_INSTRUMENTS;
     this.zclWaitress = new Waitress<ZclPayload, ClusterWaitressMatcher>(
       (payload, matcher) => payload.header !== undefined && Adapter.zclWaitressValidator({ ...payload, header: payload.header }, matcher),
-      Adapter.clusterWaitressTimeoutFormatter,
+      (matcher, timeout) => Adapter.clusterWaitressTimeoutFormatter(matcher, timeout),
     );
   }
 
@@ -118,7 +118,7 @@ export class FakeAdapter extends Adapter implements ZigbeeRadio {
   }
 
   private emitZdo(clusterId: number, payload: Buffer): ZdoTypes.GenericZdoResponse {
-    const result = Zdo.Buffalo.readResponse(this.hasZdoMessageOverhead, clusterId, payload) as ZdoTypes.GenericZdoResponse;
+    const result: ZdoTypes.GenericZdoResponse = Zdo.Buffalo.readResponse(this.hasZdoMessageOverhead, clusterId, payload);
     this.emit("zdoResponse", clusterId, result);
     return result;
   }

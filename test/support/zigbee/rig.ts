@@ -48,6 +48,8 @@ export function installFakeZigbee(opts: { devices?: VirtualDevice[]; waitScale?:
   const devices = [...(opts.devices ?? [])];
   const created: FakeAdapter[] = [];
   const scale = opts.waitScale ?? 0.01;
+  // Kept only to be put back on restore().
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- a static factory saved to be restored, never called unbound here
   const origCreate = Adapter.create;
   const origWait = waitModule.wait;
   const origLogger = loggerModule.logger;

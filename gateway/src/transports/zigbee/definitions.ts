@@ -85,7 +85,7 @@ export function releaseVendorModules(): number {
 
 export function exposesOf(def: Definition, device: ZhDevice): ExposeLike[] {
   const ex = typeof def.exposes === "function" ? def.exposes(device, {}) : def.exposes;
-  return ex as unknown as ExposeLike[];
+  return ex;
 }
 
 /**
@@ -100,7 +100,7 @@ export async function decode(def: Definition, msg: Events.MessagePayload, state:
     if (c.cluster !== msg.cluster || !([] as unknown[]).concat(c.type).includes(msg.type)) continue;
     try {
       // The converter types are per cluster; the message is the herdsman message they were written for.
-      const r = await c.convert(def, msg as never, (p) => later(p as State), {}, meta);
+      const r = await c.convert(def, msg as never, (p) => later(p), {}, meta);
       if (r && typeof r === "object") Object.assign(out, r);
     } catch (e) {
       log.warn({ err: (e as Error).message, cluster: msg.cluster, type: msg.type }, "a converter failed on a message; ignored");

@@ -76,9 +76,18 @@ export function planRoles(exposes: readonly ExposeLike[], description: string, f
   const plan: RolePlan = { roles: [], problems: [] };
   const derived = new Set<HubRole>();
 
-  if (find("smoke", "binary")) ((plan.smoke = "smoke"), derived.add("smoke_detector"));
-  if (find("gas", "binary")) ((plan.gas = "gas"), derived.add("gas_detector"));
-  if (find("carbon_monoxide", "binary")) ((plan.co = "carbon_monoxide"), derived.add("co_detector"));
+  if (find("smoke", "binary")) {
+    plan.smoke = "smoke";
+    derived.add("smoke_detector");
+  }
+  if (find("gas", "binary")) {
+    plan.gas = "gas";
+    derived.add("gas_detector");
+  }
+  if (find("carbon_monoxide", "binary")) {
+    plan.co = "carbon_monoxide";
+    derived.add("co_detector");
+  }
 
   const action = find("action", "enum");
   if (action) {
@@ -111,7 +120,10 @@ export function planRoles(exposes: readonly ExposeLike[], description: string, f
   }
 
   const presence = find("presence", "binary") ?? find("occupancy", "binary");
-  if (presence) ((plan.presence = prop(presence)), derived.add("presence"));
+  if (presence) {
+    plan.presence = prop(presence);
+    derived.add("presence");
+  }
 
   for (const [name, vals] of Object.entries(FALL_PROPERTIES)) {
     const e = find(name, "enum");
@@ -121,7 +133,10 @@ export function planRoles(exposes: readonly ExposeLike[], description: string, f
       break;
     }
   }
-  if (find("breathing_rate", "numeric")) ((plan.breathing = "breathing_rate"), derived.add("breathing_monitor"));
+  if (find("breathing_rate", "numeric")) {
+    plan.breathing = "breathing_rate";
+    derived.add("breathing_monitor");
+  }
 
   if (find("tamper", "binary")) plan.tamper = "tamper";
   if (find("battery_low", "binary")) plan.batteryLow = "battery_low";

@@ -20,8 +20,10 @@ export function openApiDocument(routes: OperatorRoute[], version: string): Recor
       for (const [name, schema] of Object.entries(js.properties ?? {})) query.push({ name, in: "query", required: js.required?.includes(name) ?? false, schema });
     }
     const responses: Record<string, unknown> = {
-      [r.method === "POST" && r.path.endsWith("/claim") ? "201" : "200"]: { description: "OK", content: { "application/json": { schema: json(r.response, "output") } } },
+      [String(r.okStatus ?? (r.method === "POST" && r.path.endsWith("/claim") ? 201 : 200))]: { description: "OK", content: { "application/json": { schema: json(r.response, "output") } } },
     };
+    const ok = Object.values(responses)[0] as { content: Record<string, unknown> };
+    for (const [type, d] of Object.entries(r.alternates ?? {})) ok.content[type] = { schema: { type: "string", ...(type.startsWith("text/") ? {} : { contentEncoding: "binary" }), description: d } };
     const err = (d: string) => ({ description: d, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
     if (r.body || r.query) responses["400"] = err("invalid input: the message says which field and why");
     if (r.roles !== "public") {
@@ -44,7 +46,7 @@ export function openApiDocument(routes: OperatorRoute[], version: string): Recor
       title: "anxin-relay operator API",
       version,
       description:
-        "The duty operator's side of Anxin's closed loop: incidents and their timelines, the human steps of the lifecycle, operator alerts, audited care-plan reads and the false-alarm report; installers may only register hubs. See docs/operator-api.md.",
+        "The duty operator's side of Anxin's closed loop: incidents and their timelines, the human steps of the lifecycle, operator alerts, audited care-plan reads and the false-alarm report; the household register (risk assessment, kit plan, consent, approval); installers register hubs and the homes they assess. See docs/operator-api.md.",
     },
     jsonSchemaDialect: "https://json-schema.org/draft/2020-12/schema",
     security: [{ bearer: [] }],

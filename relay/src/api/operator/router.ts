@@ -33,12 +33,17 @@ export interface OperatorRoute<B = unknown, Q = unknown> {
   response: z.ZodType;
   /** Status codes besides 200 and the auth ones, for the description. */
   errors?: Record<number, string>;
-  handle(ctx: RouteContext<B, Q>): Promise<{ status?: number; body: unknown }>;
+  /** The success status when it is not 200 (e.g. 201 for a creation), for the description. */
+  okStatus?: number;
+  /** Other media types the success answer may have besides JSON (e.g. text/html, application/pdf), for the description. */
+  alternates?: Record<string, string>;
+  /** `raw` (with `alternates`): the answer is those bytes with that content type instead of `body` as JSON. */
+  handle(ctx: RouteContext<B, Q>): Promise<{ status?: number; body: unknown; raw?: { contentType: string; data: Buffer | string; filename?: string } }>;
 }
 
 /** Keeps each route's body and query types tied to its handler. */
 export function route<B = undefined, Q = undefined>(r: OperatorRoute<B, Q>): OperatorRoute<unknown, unknown> {
-  return r as unknown as OperatorRoute<unknown, unknown>;
+  return r;
 }
 
 interface Compiled {
@@ -60,7 +65,7 @@ function compile(r: OperatorRoute): Compiled {
 
 const issuesText = (e: z.ZodError) => e.issues.map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`).join("; ");
 
-export function createOperatorRouter(routes: OperatorRoute[], deps: { verify(token: string): Promise<Principal | undefined>; log: Logger }): RouteHandler {
+export function createOperatorRouter(routes: OperatorRoute[], deps: { verify: (token: string) => Promise<Principal | undefined>; log: Logger }): RouteHandler {
   const table = routes.map(compile);
   return async (req, res) => {
     const url = new URL(req.url ?? "/", "http://relay");
@@ -109,7 +114,8 @@ export function createOperatorRouter(routes: OperatorRoute[], deps: { verify(tok
       }
       const actor = principal ? `${principal.role}:${principal.name}` : "anonymous";
       const out = await r.handle({ params, body, query, principal, actor });
-      send(res, out.status ?? 200, out.body);
+      if (out.raw) sendRaw(res, out.status ?? 200, out.raw);
+      else send(res, out.status ?? 200, out.body);
       // Route and who: never bodies (care plans, notes may hold personal data).
       deps.log.info({ route: `${r.method} ${r.path}`, actor, status: out.status ?? 200 }, "operator API");
     } catch (e) {
@@ -125,6 +131,18 @@ export function createOperatorRouter(routes: OperatorRoute[], deps: { verify(tok
     }
     return true;
   };
+}
+
+function sendRaw(res: http.ServerResponse, status: number, raw: { contentType: string; data: Buffer | string; filename?: string }): void {
+  const data = typeof raw.data === "string" ? Buffer.from(raw.data, "utf8") : raw.data;
+  res.writeHead(status, {
+    "content-type": raw.contentType,
+    "cache-control": "no-store",
+    "content-length": data.length,
+    "x-content-type-options": "nosniff",
+    ...(raw.filename ? { "content-disposition": `inline; filename="${raw.filename.replace(/[^A-Za-z0-9._-]/g, "_")}"` } : {}),
+  });
+  res.end(data);
 }
 
 function decodePathPart(p: string): string {

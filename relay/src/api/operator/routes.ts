@@ -17,6 +17,12 @@ import type { EventRow, Store } from "../../store/store.js";
 import { HttpError } from "../server.js";
 import { route, type OperatorRoute } from "./router.js";
 import * as s from "./schemas.js";
+import { householdRoutes } from "./household-routes.js";
+import { ledgerRoutes } from "./ledger-routes.js";
+import type { UpkeepConfig } from "../../households/upkeep.js";
+import { reportRoutes } from "./report-routes.js";
+import type { CjkFont } from "../../commissioning/fonts.js";
+import type { RiskRules } from "../../households/scoring.js";
 
 export interface OperatorRouteDeps {
   db: Kysely<LoopDb>;
@@ -26,6 +32,14 @@ export interface OperatorRouteDeps {
   now: () => number;
   /** Filled in by openapi.ts once the table exists (the description is generated from it). */
   openapi: () => unknown;
+  /** The households' risk-scoring rules (households.riskScoringFile); default: the shipped file. */
+  riskRules?: RiskRules;
+  /** The CJK font for commissioning-report PDFs (reports.cjkFontFile or a Debian font); none: English-only PDFs. */
+  cjkFont?: CjkFont;
+  /** The zone report times are shown in (reports.timeZone). */
+  reportTimeZone?: string;
+  /** households.upkeep: the due dates the ledger shows; default: the defaults. */
+  upkeep?: UpkeepConfig;
 }
 
 /** The audit action of an events read, and of a refused one. */
@@ -128,7 +142,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       roles: STAFF,
       tag: "incidents",
       summary,
-      body: body as z.ZodType<unknown>,
+      body,
       response: s.actionResultSchema,
       errors: { 404: "no such incident", 409: "not allowed in the incident's current state, or changed meanwhile", ...errors },
       handle: async ({ params, body: b, actor }) => {
@@ -429,5 +443,5 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       },
     }),
   ];
-  return routes;
+  return [...routes, ...householdRoutes(d), ...reportRoutes(d), ...ledgerRoutes(d)];
 }

@@ -1,0 +1,258 @@
+// The parts of relay ingest that can be checked on their own: no store, no MQTT, no threads. Timers are
+// mocked, so nothing here depends on how fast the machine is. The whole pipeline is relay-ingest.test.ts.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { pino, type Logger } from "pino";
+import { accepted, factsFromWire, skewToFlag, type Accepted, type Facts } from "../../relay/src/ingest/accepted.js";
+import { acksFor } from "../../relay/src/ingest/after-commit.js";
+import { Backlog, OVERLOAD_LOG_EVERY_MS } from "../../relay/src/ingest/backlog.js";
+import { BatchCollector } from "../../relay/src/ingest/batches.js";
+import { CommitLoop, RETRY_FIRST_MS, RETRY_MAX_MS } from "../../relay/src/ingest/commit-loop.js";
+import { Tickets } from "../../relay/src/ingest/tickets.js";
+import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
+
+const T0 = 1_800_000_000_000;
+
+function facts(id: string, hub = "hub-1", o: Partial<Facts> = {}): Facts {
+  return { id, hub, boot: 1, seq: 1, ts: T0, kind: "alarm", type: "gas", severity: "critical", device: "gas-1", ...o };
+}
+
+const item = (id: string, hub = "hub-1"): Accepted => accepted(facts(id, hub), undefined, `{"id":"${id}"}`, T0, null);
+
+function logger(): { log: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  return { log: pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
+}
+
+async function rejectedCount(m: Metrics, reason: string): Promise<number> {
+  const got = await m.eventsRejected.get();
+  return got.values.filter((v) => v.labels.reason === reason).reduce((s, v) => s + v.value, 0);
+}
+
+/** Lets every pending promise callback run (setImmediate is not mocked). */
+const settleMicrotasks = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+// ---- tickets: what flush() waits for
+
+test("tickets: settled() waits for every message handed in before it, in any order, and not for later ones", async () => {
+  const t = new Tickets();
+  await t.settled(); // nothing open: at once
+  const a = t.take();
+  const b = t.take();
+  let done = false;
+  const waiting = t.settled().then(() => (done = true));
+  const c = t.take(); // after the call: not waited for
+  t.settle(b);
+  await settleMicrotasks();
+  assert.equal(done, false, "a is still in its checks");
+  t.settle(a);
+  await waiting;
+  assert.equal(done, true);
+  let later = false;
+  const second = t.settled().then(() => (later = true));
+  await settleMicrotasks();
+  assert.equal(later, false, "c is still in its checks");
+  t.settle(c);
+  await second;
+});
+
+// ---- accepted events
+
+test("skew: flagged only past the bound, signed, and never for a historical event", () => {
+  assert.equal(skewToFlag({ ts: T0 - 299_000 }, T0, 300_000), null);
+  assert.equal(skewToFlag({ ts: T0 - 3_600_000 }, T0, 300_000), -3_600_000);
+  assert.equal(skewToFlag({ ts: T0 + 400_000 }, T0, 300_000), 400_000);
+  assert.equal(skewToFlag({ ts: T0 - 3_600_000, historical: true }, T0, 300_000), null);
+});
+
+test("facts from a verify thread: device null and historical 0 are left out, as the parsed envelope would have them", () => {
+  assert.deepEqual(factsFromWire("hub-1", ["e1", 2, 7, T0, "alarm", "gas", "critical", null, 0]), { id: "e1", hub: "hub-1", boot: 2, seq: 7, ts: T0, kind: "alarm", type: "gas", severity: "critical" });
+  const f = factsFromWire("hub-1", ["e2", 2, 8, T0, "device", "offline", "warning", "valve-1", 1]);
+  assert.equal(f.device, "valve-1");
+  assert.equal(f.historical, true);
+  const row = accepted(f, undefined, "{}", T0 + 5, -5).row;
+  assert.deepEqual([row.device, row.historical, row.skewMs, row.receivedAt, row.payload], ["valve-1", true, -5, T0 + 5, "{}"]);
+  assert.equal(accepted(facts("e3", "hub-1", { device: undefined }), undefined, "{}", T0, null).row.device, null);
+});
+
+// ---- acks
+
+test("acks: per hub in order of first appearance, every id in batch order, chunked, another hub's id left out", () => {
+  const items = [item("a1", "hub-a"), item("b1", "hub-b"), item("a2", "hub-a"), item("x", "hub-b"), item("a3", "hub-a"), item("b2", "hub-b")];
+  assert.deepEqual(acksFor(items, new Set(["x"]), 2), [
+    { hub: "hub-a", ids: ["a1", "a2"] },
+    { hub: "hub-a", ids: ["a3"] },
+    { hub: "hub-b", ids: ["b1", "b2"] },
+  ]);
+  assert.deepEqual(acksFor(items, new Set()), [
+    { hub: "hub-a", ids: ["a1", "a2", "a3"] },
+    { hub: "hub-b", ids: ["b1", "x", "b2"] },
+  ]);
+  assert.deepEqual(acksFor([item("x")], new Set(["x"])), []);
+});
+
+// ---- backlog
+
+test("backlog: admits up to its bound, then drops with a count and at most one log line per period", async () => {
+  const clock = { now: T0 };
+  const metrics = createMetrics();
+  const { log, lines } = logger();
+  const b = new Backlog(2, metrics, log, () => clock.now);
+  assert.equal(b.admit("hub-1"), true);
+  assert.equal(b.admit("hub-1"), true);
+  assert.equal(b.admit("hub-1"), false);
+  assert.equal(b.admit("hub-1"), false);
+  assert.equal(b.size, 2);
+  assert.equal(await rejectedCount(metrics, "backlog_full"), 2);
+  assert.equal(lines.length, 1, "the second drop within the period is counted, not logged");
+  clock.now += OVERLOAD_LOG_EVERY_MS;
+  assert.equal(b.admit("hub-2"), false);
+  assert.equal(lines.length, 2);
+  assert.equal(lines[1]?.dropped, 2, "the drops since the last line");
+  b.release(2);
+  assert.equal(b.admit("hub-1"), true);
+  assert.equal(b.size, 1);
+});
+
+// ---- batches
+
+test("batches: sealed when full, handed out in order; an id repeats only across batches", () => {
+  const due: number[] = [];
+  const c = new BatchCollector(2, 1000, () => due.push(1));
+  assert.equal(c.add(item("e1")), true);
+  assert.equal(c.add(item("e1")), false, "twice in the batch being collected: one row");
+  assert.equal(c.add(item("e2")), true); // full: sealed
+  assert.equal(c.add(item("e1")), true, "a resend after its batch was sealed joins the next one (the store dedupes)");
+  const first = c.takeDue();
+  assert.deepEqual(first?.items.map((a) => a.id), ["e1", "e2"]);
+  assert.equal(c.takeDue(), undefined, "the batch being collected is not due yet");
+  const target = c.sealForFlush();
+  const second = c.takeDue();
+  assert.equal(second?.no, target);
+  assert.deepEqual(second?.items.map((a) => a.id), ["e1"]);
+  assert.equal(c.sealForFlush(), target, "nothing collected since: the flush waits for the last batch that held anything");
+  assert.ok(first);
+  c.putBack(first);
+  assert.equal(c.takeDue(), first, "a failed batch goes first again");
+  c.stopWait();
+});
+
+test("batches: the wait counts from a batch's first event", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let due = 0;
+  const c = new BatchCollector(100, 5, () => due++);
+  c.add(item("e1"));
+  t.mock.timers.tick(4);
+  c.add(item("e2")); // does not restart the wait
+  t.mock.timers.tick(1);
+  assert.equal(due, 1);
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["e1", "e2"]);
+  c.add(item("e3"));
+  t.mock.timers.tick(4);
+  assert.equal(due, 1);
+  assert.equal(c.takeDue(), undefined);
+  t.mock.timers.tick(1);
+  assert.equal(due, 2);
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["e3"]);
+});
+
+// ---- the commit loop
+
+function commitRig(failFirst: number) {
+  const metrics = createMetrics();
+  const { log, lines } = logger();
+  const backlog = new Backlog(100, metrics, log, () => T0);
+  const batches = new BatchCollector(1, 1000, () => loop.pump()); // one event a batch: each add seals
+  const tried: number[] = [];
+  const acked: number[] = [];
+  const fail = { next: failFirst };
+  const loop = new CommitLoop(
+    batches,
+    {
+      store: (b) => {
+        tried.push(b.no);
+        if (fail.next-- > 0) return Promise.reject(new Error("connection refused"));
+        return Promise.resolve({ inserted: new Set(b.items.map((a) => a.id)), foreign: new Set<string>() });
+      },
+      afterCommit: (b) => void acked.push(b.no),
+    },
+    backlog,
+    log,
+  );
+  const add = (id: string) => {
+    assert.ok(backlog.admit("hub-1"));
+    batches.add(item(id));
+    loop.pump();
+  };
+  return { loop, backlog, tried, acked, lines, add, fail };
+}
+
+test("commit loop: one commit at a time in batch order; a failed batch is retried with backoff before anything after it", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const r = commitRig(2);
+  r.add("e1");
+  r.add("e2");
+  r.add("e3");
+  await settleMicrotasks();
+  assert.deepEqual(r.tried, [1], "nothing overtakes the failed batch");
+  assert.equal(r.backlog.size, 3);
+  t.mock.timers.tick(RETRY_FIRST_MS - 1);
+  await settleMicrotasks();
+  assert.deepEqual(r.tried, [1]);
+  t.mock.timers.tick(1);
+  await settleMicrotasks();
+  assert.deepEqual(r.tried, [1, 1]);
+  t.mock.timers.tick(2 * RETRY_FIRST_MS);
+  for (let i = 0; i < 5; i++) await settleMicrotasks();
+  assert.deepEqual(r.tried, [1, 1, 1, 2, 3]);
+  assert.deepEqual(r.acked, [1, 2, 3], "acknowledged only once committed, in order");
+  assert.equal(r.backlog.size, 0);
+  const errors = r.lines.filter((l) => l.level === 50);
+  assert.deepEqual(errors.map((l) => [l.attempt, l.retryInMs]), [
+    [1, RETRY_FIRST_MS],
+    [2, 2 * RETRY_FIRST_MS],
+  ]);
+  assert.ok(r.lines.some((l) => l.msg === "ingest: commits succeed again" && l.afterFailures === 2));
+  await r.loop.done(3);
+});
+
+test("commit loop: the retry delay doubles up to its cap and starts again after a success", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const r = commitRig(8);
+  const lastRetry = () => r.lines.filter((l) => l.level === 50).at(-1)?.retryInMs;
+  r.add("e1");
+  await settleMicrotasks();
+  const delays: unknown[] = [];
+  for (let i = 0; i < 8; i++) {
+    delays.push(lastRetry());
+    t.mock.timers.tick(RETRY_MAX_MS);
+    await settleMicrotasks();
+  }
+  const expected: number[] = [];
+  for (let d = RETRY_FIRST_MS; expected.length < 8; d = Math.min(2 * d, RETRY_MAX_MS)) expected.push(d);
+  assert.deepEqual(delays, expected);
+  assert.ok(expected.includes(RETRY_MAX_MS), "the cap is reached");
+  assert.deepEqual(r.acked, [1], "the ninth try succeeded");
+  r.fail.next = 1;
+  r.add("e2");
+  await settleMicrotasks();
+  assert.equal(lastRetry(), RETRY_FIRST_MS, "after a success the backoff starts from the beginning");
+});
+
+test("commit loop: once closing, a failed commit is given up (not acknowledged) and done() still resolves", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const r = commitRig(Infinity);
+  r.add("e1");
+  await settleMicrotasks();
+  assert.deepEqual(r.tried, [1]);
+  r.loop.close(); // the waiting retry goes at once
+  r.loop.pump();
+  await settleMicrotasks();
+  assert.deepEqual(r.tried, [1, 1]);
+  await r.loop.done(1);
+  assert.deepEqual(r.acked, []);
+  assert.equal(r.backlog.size, 0, "given up: no longer held");
+  assert.ok(r.lines.some((l) => l.level === 40 && l.events === 1));
+  const last = r.lines.filter((l) => l.level === 50).at(-1);
+  assert.equal(last?.retryInMs, null, "closing: no retry is promised");
+});
