@@ -80,10 +80,18 @@ const commandFields = {
 export const commandSchema = z.discriminatedUnion("cmd", [
   z.object({ cmd: z.literal("ping"), ...commandFields }).strict(),
   z.object({ cmd: z.literal("siren_test"), ...commandFields, seconds: z.number().int().min(1).max(30).default(3) }).strict(),
+  /**
+   * Take a device out of service because the elder withdrew consent to it: `device` is the hub's own device
+   * id. The hub refuses it for any safety device (detectors, valves, SOS buttons); see docs/wire-protocol.md.
+   */
+  z.object({ cmd: z.literal("retire_device"), ...commandFields, device: z.string().min(1).max(64), reason: z.literal("consent_withdrawn") }).strict(),
 ]);
 export type HubCommand = z.infer<typeof commandSchema>;
 /** A command as the relay's callers ask for it: the session adds `ts` and `sig`. */
-export type HubCommandRequest = { cmd: "ping"; id: string } | { cmd: "siren_test"; id: string; seconds?: number };
+export type HubCommandRequest =
+  | { cmd: "ping"; id: string }
+  | { cmd: "siren_test"; id: string; seconds?: number }
+  | { cmd: "retire_device"; id: string; device: string; reason: "consent_withdrawn" };
 
 /** How far (either way) a command's `ts` may be from the hub's idea of the relay's clock. */
 export const COMMAND_MAX_AGE_MS = 60_000;
@@ -95,7 +103,7 @@ export const COMMAND_MAX_AGE_MS = 60_000;
 // `t`, what kind of message it is (`ack` or `cmd`), and `hub`, the hub of the topic it came on. `t` keeps the
 // kinds apart from each other and from events and state (whose strict schemas have no `t`), so no signature
 // can be replayed as another kind of message; `hub` ties it to one hub's topic. docs/wire-protocol.md,
-// "Acks and commands"; vectors `ack`, `cmd_ping`, `cmd_siren_test` in protocol/test-vectors.json.
+// "Acks and commands"; vectors `ack`, `cmd_ping`, `cmd_siren_test`, `cmd_retire_device` in protocol/test-vectors.json.
 
 /** What a relay → hub message's signature is over: the message without `sig`, with `t` and `hub`. */
 export function relaySignedPart(t: "ack" | "cmd", hub: string, message: Record<string, unknown>): Record<string, unknown> {

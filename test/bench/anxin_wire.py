@@ -178,6 +178,10 @@ def check(vector):
         unsigned = {k: v for k, v in msg.items() if k != "sig"}
         if verify(unsigned, vector["keyBase64"], kind, hub):
             problems.append("it verifies without its sig")
+        # Every member is signed: a command for another device (or any other change) does not verify.
+        for k, v in msg.items():
+            if k != "sig" and isinstance(v, str) and verify(dict(msg, **{k: v + "x"}), vector["keyBase64"], kind, hub):
+                problems.append("it still verifies with %s changed" % k)
     return problems
 
 

@@ -5,11 +5,12 @@
 import { test, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createLogger } from "../../lib/daemon/logger.js";
-import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
+import type { RunningHub } from "../../gateway/src/daemon/run.js";
+import { superviseHub, type SupervisedHub } from "../../gateway/src/daemon/reloading.js";
 import { provision } from "../../gateway/src/uplink/provision.js";
 import { callDaemon } from "../../gateway/src/control/client.js";
 import type { StepView } from "../../gateway/src/commission/session.js";
@@ -22,6 +23,7 @@ import { startRelayForTest, type RelayRig } from "../support/relay-rig.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 import { benchAvailable, startBench, type Bench } from "../support/modbus-bench.js";
 import { waitFor } from "../support/hub-rig.js";
+import { renderScreen, runOnPty } from "../support/pty-run.js";
 import { LOW } from "../support/households.js";
 import { installFakeZigbee } from "../support/zigbee/rig.js";
 import * as products from "../support/zigbee/products.js";
@@ -42,7 +44,10 @@ interface Home {
   rig: RelayRig;
   gw: TelephonyStub;
   bench: Bench;
-  hub: RunningHub;
+  /** The hub running now (a reload replaces it). */
+  readonly hub: RunningHub;
+  sup: SupervisedHub;
+  file: string;
   zb: { smoke: VirtualDevice; sos: VirtualDevice };
   hubId: string;
   household: string;
@@ -51,7 +56,8 @@ interface Home {
   relayEvents(): Promise<Envelope[]>;
 }
 
-async function startHome(hubId: string): Promise<Home> {
+/** `fromPlan`: hub.yaml names no devices; commissioning with the kit writes them. */
+async function startHome(hubId: string, o: { fromPlan?: boolean } = {}): Promise<Home> {
   const secret = "commissioning-gateway-secret-0123456789ab";
   const gw = await startTelephonyStub({ secret });
   cleanups.push(() => gw.close());
@@ -92,26 +98,26 @@ async function startHome(hubId: string): Promise<Home> {
     `hub: { id: ${hubId}, dataDir: ./data }
 buses:
   - { name: line1, path: ${b.path} }
-devices:
+${o.fromPlan ? "" : `devices:
   - { id: kitchen-gas, profile: pemtech-pt495-lel, bus: line1, unit: 2, room: kitchen, pollMs: 200 }
   - { id: gas-valve, profile: rotork-iq-modbus, bus: line1, unit: 3, room: kitchen, pollMs: 300, ratedCloseMs: 4000 }
-rules:
+`}rules:
   gas: { clearHoldMs: 300 }
 zigbee:
   adapter: zstack
   path: /dev/ttyFAKE0
   channel: 20
-  devices:
+${o.fromPlan ? "" : `  devices:
     - { ieee: "${zb.smoke.ieee}", id: bed-smoke, room: bedroom }
     - { ieee: "${zb.sos.ieee}", id: bed-sos, room: bedroom }
-uplink: { reconnectMaxMs: 2000 }
+`}uplink: { reconnectMaxMs: 2000 }
 `,
   );
-  const hub = await startHub(file, { log: log() });
-  cleanups.push(() => hub.stop());
-  await waitFor("uplink connected", () => hub.uplink?.status().state === "connected", 15_000);
+  const sup = await superviseHub(file, { log: log() });
+  cleanups.push(() => sup.stop());
+  await waitFor("uplink connected", () => sup.current().uplink?.status().state === "connected", 15_000);
   const relayEvents = async () => (await rig.relay.store.listEvents({ hub: hubId, limit: 1000 })).map((r) => JSON.parse(r.payload) as Envelope);
-  return { rig, gw, bench: b, hub, zb, hubId, household, token, dir, relayEvents };
+  return { rig, gw, bench: b, get hub() { return sup.current(); }, sup, file, zb, hubId, household, token, dir, relayEvents };
 }
 
 /** The installer: joins the Zigbee devices when pairing opens and triggers whatever the daemon waits for. */
@@ -119,6 +125,7 @@ function playInstaller(h: Home, opts: { absent?: Set<string> } = {}): () => void
   let stop = false;
   const did = new Set<string>();
   const sock = h.hub.config.hub.controlSocket!;
+  // Every device the test pairs joins at the first pairing window (the kit's set-up, or the steps' own).
   void (async () => {
     while (!stop) {
       if (h.hub.zigbee?.coordinator().pairing && !did.has("join")) {
@@ -138,7 +145,7 @@ function playInstaller(h: Home, opts: { absent?: Set<string> } = {}): () => void
         if (waiting.kind === "gas_valve") {
           // The installer reopens on site once the valve is proven closed and the gas alarm has cleared.
           void waitFor("valve reopened by the installer", async () => {
-            if (h.hub.hub.rule.valves["gas-valve"]?.closed !== true) return false;
+            if (!Object.values(h.hub.hub.rule.valves).some((v) => v.closed === true)) return false;
             const r = await callDaemon(sock, { cmd: "valve_reopen", by: "installer Ivan", osUser: "test" });
             return r.ok;
           }, 30_000).catch(() => {});
@@ -152,9 +159,12 @@ function playInstaller(h: Home, opts: { absent?: Set<string> } = {}): () => void
   };
 }
 
+function cliArgs(h: Home, extra: string[], timeoutS: number): string[] {
+  return ["--import", "tsx", CLI, "commission", "--socket", h.hub.config.hub.controlSocket!, "--relay", h.rig.httpUrl, "--token", h.token, "--household", h.household, "--installer", "Ivan", "--timeout-per-step", String(timeoutS), ...extra];
+}
+
 function runCli(h: Home, extra: string[], timeoutS = 25): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const args = ["--import", "tsx", CLI, "commission", "--socket", h.hub.config.hub.controlSocket!, "--relay", h.rig.httpUrl, "--token", h.token, "--household", h.household, "--installer", "Ivan", "--timeout-per-step", String(timeoutS), ...extra];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, cliArgs(h, extra, timeoutS), { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -242,4 +252,68 @@ test("a planned device missing blocks commissioning and is named; waived with a 
   assert.equal(w.result, "waived");
   assert.equal(w.waiver?.by, "Ivan");
   assert.equal(h.gw.calls.length, 0);
+});
+
+test("from the plan to the configuration: with the district's kit, the devices hub.yaml lacks are found on the bus and paired, written, the daemon reloaded, and the home commissioned", { skip }, async () => {
+  const h = await startHome("hub-comm-3", { fromPlan: true });
+  const kit = path.join(h.dir, "kit.yaml");
+  await writeFile(
+    kit,
+    `name: district standard kit (test)
+bus: line1
+kinds:
+  gas_detector: { rs485: { profile: pemtech-pt495-lel, units: [2], pollMs: 200 } }
+  gas_valve: { rs485: { profile: rotork-iq-modbus, units: [3], pollMs: 300, ratedCloseMs: 4000 } }
+  co_detector: { rs485: { profile: greystone-cmd5b4, units: [9] } }
+  smoke_detector: { zigbee: {} }
+  sos_button: { zigbee: {} }
+`,
+  );
+  const before = await readFile(h.file, "utf8");
+  const firstBoot = h.hub.journal.boot;
+  // Driven as the installer drives it: on a terminal, reading the screen.
+  const stop = playInstaller(h);
+  const term = runOnPty(process.execPath, cliArgs(h, ["--kit", kit, "--pair-seconds", "4"], 25), { rows: 40, cols: 120 });
+  cleanups.push(async () => term.kill());
+  const r = await term.exited;
+  stop();
+  const screen = renderScreen(r.output, 120).lines.join("\n");
+  assert.equal(r.code, 0, screen);
+  assert.match(screen, /请依次按下各设备的配对键：烟感（bedroom）、一键呼叫按钮（bedroom）/, "the installer is told what to pair, in Chinese");
+  assert.match(screen, /\+ 燃气探测器 \/ gas detector @ kitchen: kitchen-gas \(rs485:line1#2\)/);
+  assert.match(screen, /configuration written: .*hub\.yaml \(4 devices added/);
+  assert.match(screen, /daemon reloaded with the new devices/);
+  assert.match(screen, /State: COMMISSIONED 已完成调试/);
+
+  // The file: the installer's lines kept, the four planned devices added with where they were found.
+  const after = await readFile(h.file, "utf8");
+  assert.ok(after.startsWith(before.split("\nrules:")[0]!), "what was there is kept as it was");
+  assert.match(after, /added by anxin-hub commission for household .*, plan v\d+, installer Ivan/);
+  assert.match(after, /\{ id: kitchen-gas, profile: pemtech-pt495-lel, bus: line1, unit: 2, room: kitchen, pollMs: 200 \}/);
+  assert.match(after, /\{ id: kitchen-valve, profile: rotork-iq-modbus, bus: line1, unit: 3, room: kitchen, pollMs: 300, ratedCloseMs: 4000 \}/);
+  assert.ok(after.includes(`ieee: "${h.zb.smoke.ieee}", id: bedroom-smoke, room: bedroom`), after);
+  assert.ok(after.includes(`ieee: "${h.zb.sos.ieee}", id: bedroom-sos, room: bedroom`), after);
+  const baks = (await readdir(h.dir)).filter((f) => f.startsWith("hub.yaml.") && f.endsWith(".bak"));
+  assert.equal(baks.length, 1);
+  assert.equal(await readFile(path.join(h.dir, baks[0]!), "utf8"), before, "the previous file is kept");
+
+  // The daemon reloaded from it (a new start of the same journal) and the home is commissioned on those devices.
+  assert.ok(h.hub.journal.boot > firstBoot, "the hub was restarted from the new file");
+  assert.deepEqual(h.hub.config.devices.map((d) => d.id).sort(), ["kitchen-gas", "kitchen-valve"]);
+  const stored = await waitFor("the report at the relay", async () => (await h.relayEvents()).find((e) => e.type === "commissioning_report"), 10_000);
+  const rep = commissioningReportSchema.parse(stored.data);
+  assert.equal(rep.state, "commissioned");
+  assert.deepEqual(rep.devices.map((d) => `${d.kind}:${d.id}:${d.result}`).sort(), ["gas_detector:kitchen-gas:passed", "gas_valve:kitchen-valve:passed", "smoke_detector:bedroom-smoke:passed", "sos_button:bedroom-sos:passed"]);
+  for (const id of ["kitchen-gas", "kitchen-valve", "bedroom-smoke", "bedroom-sos"]) assert.match(screen, new RegExp(`✔ \\w+ ${id} .*: passed`), `the report on screen lists ${id}`);
+  const reloaded = (await h.relayEvents()).find((e) => e.type === "config_reloaded");
+  assert.ok(reloaded, "the reload is journaled and reached the relay");
+  assert.equal((reloaded.data as { by: string }).by, "Ivan");
+  assert.deepEqual(await listIncidents(h.rig.relay.db, { hub: h.hubId }), [], "the reload's planned stop and the tests opened no incident");
+  assert.equal(h.gw.calls.length, 0);
+
+  // Run again: nothing left to add, the file is not touched.
+  const again = await runCli(h, ["--json", "--kit", kit, "--pair-seconds", "2"], 4);
+  assert.match(again.stderr, /already configured as kitchen-gas/);
+  assert.doesNotMatch(again.stderr, /configuration written/);
+  assert.equal(await readFile(h.file, "utf8"), after);
 });

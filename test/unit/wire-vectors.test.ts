@@ -237,6 +237,14 @@ const INPUTS: Input[] = [
     key: KEY_B,
     value: { cmd: "ping", id: "ping-0001", ts: TS + 95_000 },
   },
+  {
+    name: "cmd_retire_device",
+    description: "The relay asks hub-0001 to retire its device `radar-bed` (the elder withdrew consent): `device` is the hub's device id, `reason` always `consent_withdrawn`; signed like every command.",
+    message: "cmd",
+    topic: "anxin/v1/hub-0001/cmd",
+    key: KEY_A,
+    value: { cmd: "retire_device", id: "retire-0001", device: "radar-bed", reason: "consent_withdrawn", ts: TS + 100_000 },
+  },
 ];
 
 interface Vector {
@@ -323,7 +331,7 @@ test("vectors: canonical, its bytes and the HMAC agree with each other, from the
   const by = new Map(committed.vectors.map((v) => [v.name, v]));
   assert.equal(by.get("historical_resend")?.sig, by.get("alarm_gas")?.sig);
   assert.notEqual(by.get("heartbeat_null")?.sig, by.get("heartbeat_absent")?.sig);
-  for (const name of ["ack", "cmd_siren_test", "cmd_ping"]) {
+  for (const name of ["ack", "cmd_siren_test", "cmd_ping", "cmd_retire_device"]) {
     const v = by.get(name)!;
     assert.ok(v.topic?.startsWith("anxin/v1/") && v.topic.endsWith(`/${v.message}`), name);
     assert.match(v.canonical, new RegExp(`"hub":"${topicHub(v.topic)}"`), name);
@@ -399,6 +407,15 @@ test("vectors: a relay → hub signature is good for its own hub, key and kind o
   assert.equal(verifyAck("hub-0001", { ...ackWire, sig: heartbeat.sig }, keyA), false);
   assert.equal(verifyState(JSON.parse(by.get("planned_stop")!.wire) as HubState, keyA), true);
   assert.equal(verifyState({ ...(JSON.parse(by.get("planned_stop")!.wire) as HubState), sig: ackWire.sig as string }, keyA), false);
+  // A retirement names one device of one hub: the same signature does not retire another device.
+  const retire = JSON.parse(by.get("cmd_retire_device")!.wire) as Record<string, unknown>;
+  assert.equal(verifyCommand("hub-0001", retire, keyA), true);
+  assert.equal(verifyCommand("hub-0001", { ...retire, device: "gas-1" }, keyA), false, "another device");
+  assert.equal(verifyCommand("hub-0002", retire, keyA), false, "another hub's topic");
+  assert.equal(commandSchema.safeParse({ ...retire, reason: "operator_request" }).success, false, "consent withdrawn is the only reason");
+  assert.equal(commandSchema.safeParse({ ...retire, device: "" }).success, false, "a device id");
+  assert.equal(commandSchema.safeParse({ ...retire, device: "d".repeat(65) }).success, false, "at most 64 characters");
+  assert.equal(commandSchema.safeParse({ cmd: "retire_device", id: "x", ts: 1, reason: "consent_withdrawn" }).success, false, "no device, no command");
   // A command's default (seconds: 3) is not what was signed when the relay left it out: checked on the wire form.
   const implicit = signCommand("hub-0001", { cmd: "siren_test", id: "x", ts: 1 } as HubCommand, keyA);
   assert.equal(verifyCommand("hub-0001", implicit, keyA), true);

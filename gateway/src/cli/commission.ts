@@ -9,6 +9,7 @@ import { callDaemon, streamDaemon } from "../control/client.js";
 import type { CommissioningReport } from "../../../protocol/commissioning.js";
 import type { Progress, StepView } from "../commission/session.js";
 import { KINDS } from "../commission/texts.js";
+import { setUpFromPlan } from "./commission-setup.js";
 
 export interface CommissionOpts {
   socket?: string;
@@ -21,6 +22,8 @@ export interface CommissionOpts {
   waive: string[];
   timeoutPerStep: string;
   json?: boolean;
+  kit?: string;
+  pairSeconds: string;
 }
 
 type Fail = (message: string, code?: number) => never;
@@ -83,6 +86,127 @@ export function renderReport(r: CommissioningReport): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Columns a character takes on a terminal: East Asian wide and full-width forms two, combining marks none. */
+function charWidth(cp: number): number {
+  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || cp === 0xfe0f) return 0;
+  return (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0x303e) || (cp >= 0x3041 && cp <= 0x33ff) || (cp >= 0x3400 && cp <= 0x4dbf) ||
+    (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0xa000 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) || (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1f64f) ||
+    (cp >= 0x1f900 && cp <= 0x1f9ff) || (cp >= 0x20000 && cp <= 0x3fffd)
+    ? 2
+    : 1;
+}
+
+/** Rows a line takes on a terminal `cols` wide that wraps long lines (a wide character that does not fit moves down whole). */
+function terminalRows(text: string, cols: number | undefined): number {
+  if (!cols || cols < 2) return 1;
+  let rows = 1;
+  let col = 0;
+  for (const ch of text) {
+    const w = charWidth(ch.codePointAt(0)!);
+    if (col + w > cols) {
+      rows++;
+      col = 0;
+    }
+    col += w;
+  }
+  return rows;
+}
+
+/**
+ * The bottom of the installer's screen: lines that stay, and below them one live line (a countdown) redrawn in
+ * place on a terminal. The live line is erased before anything else is written, every row of it: the search's
+ * line is wider than a usual terminal and wraps, and erasing only the last row would leave a copy of the others
+ * behind at every redraw. Off a terminal there is no live line, only the lines that stay.
+ */
+class LiveLine {
+  /** Rows the live line takes now, counted up from the cursor's row (0: the cursor is on an empty row). */
+  private rows = 0;
+
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    readonly tty: boolean,
+  ) {}
+
+  private erase(): string {
+    if (!this.tty) return "";
+    const up = this.rows > 1 ? `\x1b[${this.rows - 1}A\x1b[J` : "";
+    this.rows = 0;
+    return `\r\x1b[2K${up}`;
+  }
+
+  draw(text: string): void {
+    if (!this.tty) return;
+    const s = `${this.erase()}${text}`;
+    this.rows = terminalRows(text, this.out.columns);
+    this.out.write(s);
+  }
+
+  line(text: string): void {
+    this.out.write(`${this.erase()}${text}\n`);
+  }
+
+  /** Enter typed at the terminal: its echo took the cursor one row down, under the live line; the next erase takes that row too. */
+  typedEnter(): void {
+    if (this.tty) this.rows = Math.max(this.rows, 1) + 1;
+  }
+
+  /** What is written next starts on a row of its own; a live line stays as last drawn. */
+  settle(): void {
+    if (this.tty && this.rows > 0) this.out.write("\n");
+    this.rows = 0;
+  }
+}
+
+/**
+ * Shows the session's progress: each state change as a line; on a terminal the countdown of the step (or of the
+ * search) redrawn in place. When standard input is a terminal, Enter reopens the valve while a gas valve step
+ * waits for it: the installer's own on-site act, as `anxin-hub valve reopen`. Enter at any other time does
+ * nothing (it is not kept for later: a key typed ahead must not reopen the valve when its step comes).
+ */
+function progressView(out: NodeJS.WriteStream, o: { sock: string; installer: string; keys?: boolean }): { show(p: Progress): void; end(): void } {
+  const live = new LiveLine(out, out.isTTY === true);
+  const shown = new Set<string>();
+  const valveWaiting = new Set<string>();
+  let input: ReturnType<typeof createInterface> | undefined;
+  if (process.stdin.isTTY && o.keys !== false) {
+    input = createInterface({ input: process.stdin, terminal: false });
+    input.on("line", () => {
+      // The terminal echoed the Enter as a new row (the progress is shown on the same terminal).
+      live.typedEnter();
+      if (valveWaiting.size === 0) return;
+      callDaemon(o.sock, { cmd: "valve_reopen", by: o.installer, osUser: os.userInfo().username }).then(
+        (r) => live.line(r.ok ? "valve reopen sent / 已发送开阀" : `valve reopen refused / 开阀被拒绝: ${r.details?.length ? r.details.join("; ") : r.error}`),
+        (e: Error) => live.line(`valve reopen not sent / 未能发送开阀: ${e.message}`),
+      );
+    });
+    // Reading the keyboard must not keep the command alive once the session is over.
+    process.stdin.unref?.();
+  }
+  return {
+    show(p: Progress) {
+      if (p.event === "find") return live.draw(`… ${p.text.zh} / ${p.text.en} — ${p.missing} waiting, ${p.secondsLeft}s`);
+      if (p.event === "report") return live.line(`report journaled as event ${p.eventId}`);
+      if (p.step.kind === "gas_valve") {
+        if (p.step.state === "waiting") valveWaiting.add(p.step.key);
+        else valveWaiting.delete(p.step.key);
+      }
+      // A state change is a line; its countdown is the live line (on a terminal; off one it is not shown).
+      const key = `${p.step.key}:${p.step.state}`;
+      if (p.secondsLeft === undefined || !shown.has(key)) {
+        shown.add(key);
+        live.line(stepLine(p.step));
+      }
+      if (p.secondsLeft !== undefined) live.draw(stepLine(p.step, p.secondsLeft).split("\n")[0]!);
+    },
+    end() {
+      valveWaiting.clear();
+      input?.close();
+      live.settle();
+    },
+  };
+}
+
 export function registerCommission(cmd: Command, socketPath: (o: CommissionOpts) => Promise<string>, fail: Fail): Command {
   return cmd
     .description("walk the home with its plan: find each planned device, have it triggered for real, prove each test reaches the relay, and file the signed report")
@@ -94,6 +218,8 @@ export function registerCommission(cmd: Command, socketPath: (o: CommissionOpts)
     .option("--waive <device-or-kind=reason>", "accept a device as not installed or not working, with the reason (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option("--timeout-per-step <s>", "how long each step waits", "120")
     .option("--json", "the result as JSON on standard output; progress to standard error")
+    .option("--kit <yaml>", "the district's standard kit: first add the planned devices hub.yaml lacks (found on the bus, paired, or by USB port), then reload the daemon")
+    .option("--pair-seconds <s>", "with --kit: how long Zigbee pairing stays open", "120")
     .action(async (o: CommissionOpts) => {
       const stepTimeoutS = Number(o.timeoutPerStep);
       if (!Number.isInteger(stepTimeoutS) || stepTimeoutS < 1 || stepTimeoutS > 3600) fail("--timeout-per-step must be a whole number of seconds from 1 to 3600", 2);
@@ -101,42 +227,36 @@ export function registerCommission(cmd: Command, socketPath: (o: CommissionOpts)
       const plan = await loadPlan(o, fail);
       if (typeof plan !== "object" || plan === null || Array.isArray(plan)) fail("the plan is not a JSON object", 2);
       const sock = await socketPath(o);
+      if (o.kit) {
+        const pairSeconds = Number(o.pairSeconds);
+        if (!Number.isInteger(pairSeconds) || pairSeconds < 1 || pairSeconds > 254) fail("--pair-seconds must be a whole number of seconds from 1 to 254", 2);
+        await setUpFromPlan({ sock, plan: plan as Record<string, unknown>, kitFile: o.kit, pairSeconds, installer: o.installer, household: o.household, out: o.json ? process.stderr : process.stdout }, fail);
+      }
       const out = o.json ? process.stderr : process.stdout;
-      const tty = out.isTTY === true;
-      const steps = new Map<string, string>();
-      let reopenAsked = false;
-      const show = (p: Progress) => {
-        if (p.event === "find") {
-          if (tty) out.write(`\r\x1b[2K… ${p.text.zh} / ${p.text.en} — ${p.missing} waiting, ${p.secondsLeft}s`);
-          return;
-        }
-        if (p.event === "report") return void out.write(`${tty ? "\r\x1b[2K" : ""}report journaled as event ${p.eventId}\n`);
-        const line = stepLine(p.step, p.secondsLeft);
-        const key = `${p.step.key}:${p.step.state}`;
-        if (p.secondsLeft !== undefined && steps.has(key)) {
-          // The countdown redraws in place on a terminal; off a terminal only state changes are written.
-          if (tty) out.write(`\r\x1b[2K${line.split("\n")[0]}`);
-          return;
-        }
-        steps.set(key, line);
-        out.write(`${tty ? "\r\x1b[2K" : ""}${line}\n`);
-        // At a terminal, Enter reopens the valve: the installer's own on-site act, as `anxin-hub valve reopen`.
-        if (p.step.kind === "gas_valve" && p.step.state === "waiting" && process.stdin.isTTY && !reopenAsked) {
-          reopenAsked = true;
-          const rl = createInterface({ input: process.stdin });
-          rl.on("line", () => {
-            void callDaemon(sock, { cmd: "valve_reopen", by: o.installer, osUser: os.userInfo().username }).then((r) =>
-              out.write(r.ok ? "valve reopen sent / 已发送开阀\n" : `valve reopen refused: ${r.error} ${(r as { details?: string[] }).details?.join("; ") ?? ""}\n`),
-            );
-          });
-          process.stdin.unref?.();
-        }
-      };
-      const r = await streamDaemon(sock, { cmd: "commission_start", plan: plan as Record<string, unknown>, household: o.household, installer: o.installer, waivers, stepTimeoutS }, (p) => show(p as Progress), (stepTimeoutS + 30) * 1000).catch((e: Error) => fail(e.message));
+      const view = progressView(out, { sock, installer: o.installer });
+      const r = await streamDaemon(sock, { cmd: "commission_start", plan: plan as Record<string, unknown>, household: o.household, installer: o.installer, waivers, stepTimeoutS }, (p) => view.show(p as Progress), (stepTimeoutS + 30) * 1000).finally(() => view.end()).catch((e: Error) => fail(e.message));
       if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
       const result = r.result as { report: CommissioningReport; reportEventId: string; reportAckedAt: number | null };
       if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else process.stdout.write(`\n${renderReport(result.report)}report event ${result.reportEventId}: ${result.reportAckedAt ? "stored at the relay 已送达平台" : "journaled, waiting for the relay 待送达"}\n`);
       process.exit(result.report.state === "commissioned" ? 0 : 1);
+    });
+}
+
+/** `anxin-hub commission-watch`: follows the session another terminal runs (a supervisor, a second installer). */
+export function registerCommissionWatch(cmd: Command, socketPath: (o: { socket?: string; config?: string }) => Promise<string>, fail: Fail): Command {
+  return cmd
+    .description("follow the commissioning session running on this hub, live, until it ends (the installer's terminal drives it)")
+    .action(async (o: { socket?: string; config?: string }) => {
+      const sock = await socketPath(o);
+      // Only the installer's own terminal reopens a valve: here Enter does nothing.
+      const view = progressView(process.stdout, { sock, installer: "", keys: false });
+      const r = await streamDaemon(sock, { cmd: "commission_status", watch: true }, (p) => view.show(p as Progress), 24 * 3600_000).finally(() => view.end()).catch((e: Error) => fail(e.message));
+      if (!r.ok) fail(r.error);
+      const st = r.result as { running: boolean; steps?: StepView[]; report?: CommissioningReport; reportEventId?: string };
+      if (!st.steps) fail("no commissioning session is running on this hub");
+      if (st.report) process.stdout.write(`\n${renderReport(st.report)}report event ${st.reportEventId}\n`);
+      else for (const step of st.steps) process.stdout.write(`${stepLine(step)}\n`);
+      process.exit(st.report?.state === "commissioned" ? 0 : 1);
     });
 }

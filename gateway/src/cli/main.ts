@@ -7,13 +7,14 @@ import { createInterface } from "node:readline/promises";
 import { Command, Option } from "commander";
 import { ConfigError, readConfigFile } from "../config/loader.js";
 import { callDaemon, streamDaemon } from "../control/client.js";
-import type { ControlRequest } from "../control/protocol.js";
+import type { ControlRequestInput } from "../control/protocol.js";
 import { createLogger } from "../../../lib/daemon/logger.js";
-import { loadAndCheck, startHub } from "../daemon/run.js";
+import { loadAndCheck } from "../daemon/run.js";
+import { superviseHub } from "../daemon/reloading.js";
 import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
 import { VERSION } from "../version.js";
-import { registerCommission } from "./commission.js";
+import { registerCommission, registerCommissionWatch } from "./commission.js";
 import { printDevices, printPairProgress, printPairResult, type PairOutcome } from "./print.js";
 import { printStatus } from "./print.js";
 import { provision, ProvisionError } from "../uplink/provision.js";
@@ -34,7 +35,7 @@ async function socketPath(opts: Target): Promise<string> {
   return DEFAULT_SOCKET;
 }
 
-async function ask(opts: Target, req: ControlRequest): Promise<unknown> {
+async function ask(opts: Target, req: ControlRequestInput): Promise<unknown> {
   const r = await callDaemon(await socketPath(opts), req).catch((e: Error) => fail(e.message));
   if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
   return r.result;
@@ -68,7 +69,7 @@ program
       fail((e as Error).message, 2);
     }
     const log = createLogger({ name: "anxin-hub", level });
-    const starting = startHub(opts.config, { log });
+    const starting = superviseHub(opts.config, { log });
     // Signals are handled from the first moment: one that comes while the hub starts stops it cleanly
     // once it has started (journal closed, planned stop said), instead of killing it half-way.
     stopOnSignals(async () => (await starting).stop(), log);
@@ -130,6 +131,15 @@ client(program.command("pair"))
   });
 
 registerCommission(client(program.command("commission")), socketPath, fail);
+registerCommissionWatch(client(program.command("commission-watch")), socketPath, fail);
+
+client(program.command("reload"))
+  .description("check the daemon's configuration file and restart the hub from it (refused with every problem listed, or during an alarm)")
+  .requiredOption("--by <name>", "who changed the configuration (recorded in the journal)")
+  .action(async (opts: Target & { by: string }) => {
+    const r = (await ask(opts, { cmd: "reload", by: opts.by })) as { file: string | null; devices: number };
+    process.stdout.write(`reloading ${r.file ?? "the configuration"}: ${r.devices} devices\n`);
+  });
 
 const valve = program.command("valve").description("gas shut-off valves");
 client(valve.command("reopen"))

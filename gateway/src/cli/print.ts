@@ -15,6 +15,7 @@ interface Status {
   uplink: UplinkView;
   zigbee?: { state: string; error?: string | null; adapter?: string; path?: string; channel?: number; devices?: number; pairing?: boolean };
   radars?: Array<{ id: string; room?: string; online: boolean | null }>;
+  retired?: Array<{ id: string; reason: string; at: number }>;
   state?: {
     restored: { outcome: string; reason?: string; savedBoot?: number; savedAt?: number; alarms?: string[]; latchedValves?: string[]; windows?: number };
     failures?: number;
@@ -55,6 +56,7 @@ export function printStatus(s: Status): string {
     `uplink: ${uplinkLine(s.uplink)}`,
     `zigbee: ${zigbeeLine(s.zigbee)}`,
     `radars: ${s.radars?.length ? s.radars.map((r) => `${r.id}${r.room ? ` (${r.room})` : ""} ${r.online === true ? "online" : r.online === false ? "OFFLINE" : "not heard yet"}`).join(", ") : "none configured"}`,
+    ...(s.retired?.length ? [`retired (not started; remove from hub.yaml at the next visit): ${s.retired.map((r) => `${r.id} (${r.reason.replace(/_/g, " ")}, ${when(r.at)})`).join(", ")}`] : []),
     ...stateLines(s.state),
   ];
   const bad = Object.entries(s.health.checks).filter(([, c]) => !c.ok);

@@ -1,7 +1,9 @@
 // The daemon's side of commissioning: at most one session at a time, the hook in the hub's event path that
 // marks the device under test, and the control-socket commands that start, watch and waive.
 import type { Envelope, EventDraft } from "../../../protocol/envelope.js";
+import { kitSchema } from "./kit.js";
 import { parsePlan } from "./plan.js";
+import { planSetup, type SetupDeps, type SetupProgress, type SetupResult } from "./setup.js";
 import { CommissionSession, type EngineDeps, type Progress } from "./session.js";
 
 export interface StartRequest {
@@ -16,8 +18,33 @@ export interface StartRequest {
 export class Commissioning {
   private session: CommissionSession | null = null;
   private watchers = new Set<(p: Progress) => void>();
+  private ended = new Set<() => void>();
 
-  constructor(private readonly deps: () => EngineDeps) {}
+  private settingUp = false;
+
+  constructor(
+    private readonly deps: () => EngineDeps,
+    private readonly setupDeps?: () => SetupDeps,
+  ) {}
+
+  /** Finds the planned devices the configuration lacks (see setup.ts); changes nothing on the hub. */
+  async setup(req: { plan: unknown; kit: unknown; pairSeconds: number }, progress: (p: SetupProgress) => void): Promise<SetupResult> {
+    if (!this.setupDeps) throw new Error("set-up from the plan is not available in this daemon");
+    if (this.session) throw new Error("a commissioning session is running on this hub");
+    if (this.settingUp) throw new Error("a set-up from the plan is already running on this hub");
+    const plan = parsePlan(req.plan, "plan");
+    const kit = kitSchema.safeParse(req.kit);
+    if (!kit.success) {
+      const i = kit.error.issues[0]!;
+      throw new Error(`kit: ${i.path.join(".") || "(top)"}: ${i.message}`);
+    }
+    this.settingUp = true;
+    try {
+      return await planSetup(plan, kit.data, this.setupDeps(), { pairSeconds: req.pairSeconds }, progress);
+    } finally {
+      this.settingUp = false;
+    }
+  }
 
   /** The hub's event path: a no-op unless a device is under test. */
   mark(draft: EventDraft): EventDraft {
@@ -37,8 +64,9 @@ export class Commissioning {
   }
 
   /** Runs a session to its report; progress goes to the starter and to anyone watching (commission_status). */
-  async start(req: StartRequest, progress: (p: Progress) => void): Promise<unknown> {
+  async start(req: StartRequest, progress: (p: Progress) => void, gone?: AbortSignal): Promise<unknown> {
     if (this.session) throw new Error("a commissioning session is already running on this hub");
+    if (this.settingUp) throw new Error("a set-up from the plan is running on this hub");
     const plan = parsePlan(req.plan, "plan");
     const fan = (p: Progress) => {
       progress(p);
@@ -46,6 +74,11 @@ export class Commissioning {
     };
     const s = new CommissionSession({ plan, household: req.household, installer: req.installer, waivers: req.waivers, stepTimeoutMs: req.stepTimeoutS * 1000, ackTimeoutMs: req.ackTimeoutS !== undefined ? req.ackTimeoutS * 1000 : undefined }, this.deps(), fan);
     this.session = s;
+    // The installer's command went away (Ctrl-C, a dropped SSH session): nobody is there to trigger devices
+    // or read the result, so the session ends now and its report says so, instead of running on unseen.
+    const cancel = () => s.cancel("the installer's command disconnected");
+    if (gone?.aborted) cancel();
+    gone?.addEventListener("abort", cancel, { once: true });
     try {
       const { report, eventId } = await s.run();
       // The report is delivered with the journal's guarantees; wait a little for the relay's ack to say so.
@@ -54,7 +87,9 @@ export class Commissioning {
       while (d.uplink && s.ackedAt(eventId) === undefined && d.now() < until) await d.sleep(200);
       return { report, reportEventId: eventId, reportAckedAt: s.ackedAt(eventId) ?? null, steps: s.status().steps };
     } finally {
+      gone?.removeEventListener("abort", cancel);
       this.session = null;
+      for (const w of this.ended) w();
     }
   }
 
@@ -69,9 +104,24 @@ export class Commissioning {
     return hit;
   }
 
-  /** Streams progress until the session ends or the caller goes away. */
-  watch(progress: (p: Progress) => void): () => void {
-    this.watchers.add(progress);
-    return () => this.watchers.delete(progress);
+  /**
+   * Streams a running session's progress to another caller (a second terminal, a supervisor's screen) until
+   * the session ends or that caller goes away; resolves with the status at the end.
+   */
+  async watch(progress: (p: Progress) => void, gone?: AbortSignal): Promise<unknown> {
+    if (!this.session || gone?.aborted) return this.status();
+    const last = this.session;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.watchers.delete(progress);
+        this.ended.delete(done);
+        gone?.removeEventListener("abort", done);
+        resolve();
+      };
+      this.watchers.add(progress);
+      this.ended.add(done);
+      gone?.addEventListener("abort", done, { once: true });
+    });
+    return { running: this.session !== null, ...last.status() };
   }
 }

@@ -16,6 +16,7 @@ import type { CommissionedDevice, CommissioningReport, DeviceResult, PlanDeviceK
 import { commissioningReportSchema, COMMISSIONING_REPORT_TYPE } from "../../../protocol/commissioning.js";
 import { reportPlanItems, slotsOf, type RelayPlan, type Slot } from "./plan.js";
 import { FIND_TEXT, KINDS, RECOVER_TEXT, type Bilingual } from "./texts.js";
+import { pickDevice } from "./matching.js";
 
 /** A device as the engine sees it (the daemon adapts its registry to this). */
 export interface DeviceView {
@@ -112,6 +113,7 @@ export class CommissionSession {
   private readonly valveReopenedAt = new Map<string, number>();
   private finished: { report: CommissioningReport; eventId: string } | null = null;
   private cancelled = false;
+  private cancelWhy = "";
 
   constructor(
     private readonly o: SessionOptions,
@@ -167,8 +169,10 @@ export class CommissionSession {
     return hit.map((s) => s.key);
   }
 
-  cancel(): void {
+  /** Ends the session at the next check; steps not run are reported failed with `why`. */
+  cancel(why = "the session was cancelled"): void {
     this.cancelled = true;
+    this.cancelWhy = why;
   }
 
   status(): { startedAt: number; steps: StepView[]; report?: CommissioningReport; reportEventId?: string } {
@@ -199,10 +203,7 @@ export class CommissionSession {
     const devs = this.d.devices();
     for (const s of this.steps) {
       if (s.device !== null || s.waiver || KINDS[s.kind].method === "none") continue;
-      const fits = devs.filter((x) => !taken.has(x.id) && KINDS[s.kind].roles.some((r) => x.roles.includes(r)));
-      // Same room first; among those the first role listed (a fall radar before a plain presence sensor).
-      const rank = (x: DeviceView) => (x.room === s.room ? 0 : 2) + KINDS[s.kind].roles.findIndex((r) => x.roles.includes(r));
-      const pick = fits.sort((a, b) => rank(a) - rank(b))[0];
+      const pick = pickDevice(s.kind, s.room, devs, taken);
       if (pick) {
         s.device = pick.id;
         taken.add(pick.id);
@@ -400,6 +401,7 @@ export class CommissionSession {
       const f = s.found ?? (s.device ? this.device(s.device) : undefined);
       // A step still pending (the session was cancelled) counts as failed: it proved nothing.
       const result: DeviceResult = s.state === "passed" || s.state === "waived" || s.state === "missing" ? s.state : "failed";
+      if (result === "failed" && this.cancelled && !s.detail) s.detail = `not tested: ${this.cancelWhy}`;
       return strip({
         id: s.device,
         kind: s.kind,

@@ -1,13 +1,13 @@
 // The CLI's side of the control socket.
 import net from "node:net";
-import type { ControlRequest, ControlResponse } from "./protocol.js";
+import type { ControlRequestInput, ControlResponse } from "./protocol.js";
 
 /** Like callDaemon, for requests that stream progress lines before their answer; the timeout is reset by each line. */
-export async function streamDaemon(path: string, req: ControlRequest, onProgress: (p: unknown) => void, idleTimeoutMs = 30_000): Promise<ControlResponse> {
+export async function streamDaemon(path: string, req: ControlRequestInput, onProgress: (p: unknown) => void, idleTimeoutMs = 30_000): Promise<ControlResponse> {
   return callDaemon(path, req, idleTimeoutMs, onProgress);
 }
 
-export async function callDaemon(path: string, req: ControlRequest, timeoutMs = 10_000, onProgress?: (p: unknown) => void): Promise<ControlResponse> {
+export async function callDaemon(path: string, req: ControlRequestInput, timeoutMs = 10_000, onProgress?: (p: unknown) => void): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
     let buf = "";

@@ -19,7 +19,19 @@ export const requestSchema = z.discriminatedUnion("cmd", [
       ackTimeoutS: z.number().int().min(1).max(3600).optional(),
     })
     .strict(),
-  z.object({ cmd: z.literal("commission_status") }).strict(),
+  /** `watch`: progress is streamed until the session ends (or the caller leaves), then the last status. */
+  z
+    .object({
+      cmd: z.literal("commission_setup"),
+      /** The household plan (as for commission_start) and the district's kit (commission/kit.ts), both checked by the daemon. */
+      plan: z.record(z.string(), z.unknown()),
+      kit: z.record(z.string(), z.unknown()),
+      pairSeconds: z.number().int().min(1).max(254).default(120),
+    })
+    .strict(),
+  z.object({ cmd: z.literal("commission_status"), watch: z.boolean().default(false) }).strict(),
+  /** Checks the daemon's configuration file and restarts the hub from it (refused during an alarm). */
+  z.object({ cmd: z.literal("reload"), by: z.string().min(1).max(80) }).strict(),
   z.object({ cmd: z.literal("commission_waive"), target: z.string().min(1).max(96), reason: z.string().min(1).max(200), by: z.string().min(1).max(64) }).strict(),
   z
     .object({
@@ -30,6 +42,8 @@ export const requestSchema = z.discriminatedUnion("cmd", [
     .strict(),
 ]);
 export type ControlRequest = z.infer<typeof requestSchema>;
+/** A request as a caller writes it (defaults not yet applied). */
+export type ControlRequestInput = z.input<typeof requestSchema>;
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; details?: string[] };
 

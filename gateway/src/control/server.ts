@@ -4,8 +4,11 @@ import net from "node:net";
 import type { Logger } from "pino";
 import { MAX_REQUEST_BYTES, requestSchema, type ControlRequest, type ControlResponse, type Progress } from "./protocol.js";
 
-/** `progress` writes a progress line to the caller (streamed requests such as pair). */
-export type Handler = (req: ControlRequest, progress: Progress) => Promise<ControlResponse>;
+/**
+ * `progress` writes a progress line to the caller (streamed requests such as pair); `gone` aborts when the
+ * caller has disconnected, so a long request it started (a commissioning session) can be cancelled.
+ */
+export type Handler = (req: ControlRequest, progress: Progress, gone: AbortSignal) => Promise<ControlResponse>;
 
 function probe(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -48,8 +51,10 @@ export class ControlServer {
 
   private serve(sock: net.Socket): void {
     let buf = "";
+    const gone = new AbortController();
     sock.setEncoding("utf8");
     sock.on("error", () => {});
+    sock.on("close", () => gone.abort());
     sock.on("data", (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_REQUEST_BYTES) {
@@ -61,12 +66,12 @@ export class ControlServer {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        void this.answer(sock, line);
+        void this.answer(sock, line, gone.signal);
       }
     });
   }
 
-  private async answer(sock: net.Socket, line: string): Promise<void> {
+  private async answer(sock: net.Socket, line: string, gone: AbortSignal): Promise<void> {
     let raw: unknown;
     try {
       raw = JSON.parse(line);
@@ -79,7 +84,7 @@ export class ControlServer {
       const progress: Progress = (p) => {
         if (!sock.destroyed) sock.write(`${JSON.stringify({ progress: p })}\n`);
       };
-      this.reply(sock, await this.handle(parsed.data, progress));
+      this.reply(sock, await this.handle(parsed.data, progress, gone));
     } catch (e) {
       this.log.error({ err: (e as Error).message, cmd: parsed.data.cmd }, "control request failed");
       this.reply(sock, { ok: false, error: (e as Error).message });

@@ -10,9 +10,14 @@ import type { UplinkHandle } from "../uplink/index.js";
 import type { StateKeeper } from "../state/keeper.js";
 import { VERSION } from "../version.js";
 import type { Commissioning } from "../commission/controller.js";
+import type { ReloadResult } from "./reloading.js";
+import type { RetiredDevices } from "../retire/retired-devices.js";
 
 interface Parts {
   config: HubConfig;
+  /** The file the configuration was read from (what `reload` reads again). */
+  configFile?: string;
+  retired?: RetiredDevices;
   hub: SafetyHub;
   journal: Journal;
   buses: Bus[];
@@ -21,11 +26,12 @@ interface Parts {
   zigbee?: ZigbeeRegistry | null;
   state?: StateKeeper;
   commissioning?: Commissioning;
+  reload?: (reason: string) => Promise<ReloadResult>;
   startedAt: number;
 }
 
 export function controlHandler(p: Parts) {
-  return async (req: ControlRequest, progress: Progress = () => {}): Promise<ControlResponse> => {
+  return async (req: ControlRequest, progress: Progress = () => {}, gone?: AbortSignal): Promise<ControlResponse> => {
     switch (req.cmd) {
       case "status":
         return { ok: true, result: await status(p) };
@@ -45,10 +51,24 @@ export function controlHandler(p: Parts) {
       case "commission_start": {
         if (!p.commissioning) return { ok: false, error: "commissioning is not available in this daemon" };
         const { cmd: _cmd, ...r } = req;
-        return { ok: true, result: await p.commissioning.start(r, progress) };
+        return { ok: true, result: await p.commissioning.start(r, progress, gone) };
+      }
+      case "commission_setup": {
+        if (!p.commissioning) return { ok: false, error: "commissioning is not available in this daemon" };
+        const result = await p.commissioning.setup(req, progress);
+        return { ok: true, result: { ...result, configFile: p.configFile ?? null } };
       }
       case "commission_status":
+        if (req.watch && p.commissioning) return { ok: true, result: await p.commissioning.watch(progress, gone) };
         return { ok: true, result: p.commissioning?.status() ?? { running: false } };
+      case "reload": {
+        if (!p.reload) return { ok: false, error: "this daemon cannot reload itself (not started by `anxin-hub run`): restart it instead" };
+        if (p.commissioning?.running) return { ok: false, error: "a commissioning session is running: reload when it has ended" };
+        const r = await p.reload(`requested by ${req.by}`);
+        if (!r.ok) return r;
+        p.hub.record({ kind: "audit", type: "config_reloaded", severity: "info", data: { by: req.by, file: p.configFile ?? null, devices: r.devices } });
+        return { ok: true, result: { reloading: true, file: p.configFile ?? null, devices: r.devices } };
+      }
       case "commission_waive":
         if (!p.commissioning) return { ok: false, error: "commissioning is not available in this daemon" };
         return { ok: true, result: { waived: p.commissioning.waive(req.target, req.reason, req.by) } };
@@ -84,6 +104,7 @@ async function status(p: Parts) {
     uplink: p.uplink?.status() ?? { state: "not configured" },
     zigbee: p.zigbee ? { ...p.zigbee.coordinator(), devices: p.zigbee.devices().length } : { state: "not configured" },
     radars: p.hub.radarDevices().map((r) => ({ id: r.id, room: r.room, online: r.stats().online })),
+    retired: p.retired?.all().map((r) => ({ id: r.id, reason: r.reason, at: r.at })) ?? [],
   };
 }
 

@@ -32,7 +32,10 @@ import { behaviourParamsFrom, inactivityParamsFrom } from "../config/behaviour.j
 import { StateKeeper } from "../state/keeper.js";
 import type { RadarConfig } from "../config/schema.js";
 import { Commissioning } from "../commission/controller.js";
-import { deviceViews, unpairedZigbee } from "../commission/devices.js";
+import { deviceViews, setupDeps, unpairedZigbee } from "../commission/devices.js";
+import type { ReloadResult } from "./reloading.js";
+import { RetiredDevices } from "../retire/retired-devices.js";
+import { retireDevice } from "../retire/retire-device.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -62,6 +65,8 @@ export interface StartOptions {
   now?: () => number;
   /** Replaces how a radar's serial line is made (tests, benchmarks). */
   radarLineFor?: (radar: RadarConfig, profile: RadarProfile) => ByteLine;
+  /** Restarts the hub from its file (given by superviseHub); absent, `reload` over the control socket is refused. */
+  reload?: (reason: string, o?: { whenQuiet?: boolean }) => Promise<ReloadResult>;
 }
 
 const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
@@ -87,6 +92,15 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
 
   await mkdir(config.hub.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.hub.dataDir, 0o700).catch(() => {});
+  // Devices retired by the relay (consent withdrawn) stay off even while hub.yaml still names them.
+  const retired = await RetiredDevices.open(config.hub.dataDir);
+  for (const r of retired.all()) {
+    const named = config.devices.some((d) => d.id === r.id) || config.radars.some((d) => d.id === r.id) || !!config.zigbee?.devices.some((d) => d.id === r.id);
+    if (named) log.warn({ device: r.id, reason: r.reason, since: new Date(r.at).toISOString() }, "device retired: not started; remove it from the configuration at the next visit");
+  }
+  config.devices = config.devices.filter((d) => !retired.has(d.id));
+  config.radars = config.radars.filter((d) => !retired.has(d.id));
+  if (config.zigbee) config.zigbee.devices = config.zigbee.devices.filter((d) => !(d.id && retired.has(d.id)) && !retired.addresses().has(d.ieee.toLowerCase()));
   const journal = await Journal.open({ path: path.join(config.hub.dataDir, "journal.db"), hub: config.hub.id, maxRows: config.journal.maxRows, clock: now });
 
   const sim = new Map<string, SimLink>();
@@ -150,7 +164,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       new UartPort({ path: r.path, baudRate: r.baudRate ?? s.baudRate, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, reopenMinMs: r.reopenMinMs, reopenMaxMs: r.reopenMaxMs });
     return new RadarDevice({ id: r.id, room: r.room, profile, codec, line, settleMs: r.settleMs ?? profile.settleMs, offlineAfterMs: r.offlineAfterMs ?? profile.checkInMs, now });
   });
-  const zigbee = config.zigbee ? new ZigbeeRegistry({ config: config.zigbee, dataDir: config.hub.dataDir, log, now }) : null;
+  const zigbee = config.zigbee ? new ZigbeeRegistry({ config: config.zigbee, dataDir: config.hub.dataDir, log, now, exclude: retired.addresses() }) : null;
   const hub = new SafetyHub({
     devices, buses, rules: config.rules, journal: sink, log, now,
     zigbee: zigbee ?? undefined,
@@ -165,14 +179,16 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   journal.setStateSource(state);
   hub.restore(journal.savedState, { hub: config.hub.id, readError: journal.savedStateError });
   const sirenTest = new SirenTest(hub, log);
-  uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run, log, startedAt: now() });
+  uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run,
+    retire: (device, reason, command) => retireDevice({ config, hub, zigbee, retired, now, reload: o.reload, log }, device, reason, command),
+    log, startedAt: now() });
   commissioning = new Commissioning(() => ({
     hub: config.hub.id, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     devices: () => deviceViews({ config, hub, zigbee }), append: sink.append, uplink: uplink !== null,
     endEpisode: (device) => hub.endTestEpisode(device),
     unpaired: () => unpairedZigbee({ config, hub, zigbee }),
     pair: zigbee ? async (expect, seconds) => void (await zigbee.pair({ seconds, expect }, () => {})) : undefined,
-  }));
+  }), () => setupDeps({ config, hub, zigbee, buses, profiles, radarProfiles }));
   const stopDelivery = journal.onDelivery((op, ids, at) => commissioning?.delivery(op, ids, at));
   const health = new Health();
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
@@ -188,7 +204,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     // A coordinator that is down is reported and restarted; restarting the daemon would not bring it back.
     health.register("zigbee", () => ({ ok: true, detail: zigbee.coordinator().state === "up" ? "up" : `coordinator ${zigbee.coordinator().state}: ${zigbee.coordinator().error ?? "starting"}` }));
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, hub, journal, buses, health, uplink, zigbee, state, commissioning, startedAt: now() }), log);
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, configFile: loaded.file, retired, hub, journal, buses, health, uplink, zigbee, state, commissioning, reload: o.reload, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();

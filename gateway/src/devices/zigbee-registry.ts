@@ -49,6 +49,8 @@ export interface ZigbeeRegistryOptions {
   now?: () => number;
   /** How long a pairing session waits for interviews still running when its window closes. */
   interviewWaitMs?: number;
+  /** IEEE addresses (lower case) never admitted as hub devices: devices retired by the relay. */
+  exclude?: ReadonlySet<string>;
 }
 
 export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
@@ -211,6 +213,8 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
   private async admit(zh: ZhDevice, fresh: boolean): Promise<PairDeviceReport> {
     const ieee = zh.ieeeAddr;
     const base = { ieee, linkquality: zh.linkquality ?? null, battery: null as number | null };
+    // A device retired by the relay (consent withdrawn) that is still on the network is not a hub device.
+    if (this.o.exclude?.has(ieee.toLowerCase())) return { ...base, outcome: "rejected", roles: [], reason: "retired (consent withdrawn): remove it from the home" };
     const def = await definitionFor(zh);
     if (!def)
       return { ...base, outcome: "unsupported", roles: [], model: zh.modelID, vendor: zh.manufacturerName, reason: `no converter definition for model '${zh.modelID ?? "?"}' from '${zh.manufacturerName ?? "?"}': Anxin cannot decode it` };

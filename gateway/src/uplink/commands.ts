@@ -1,4 +1,5 @@
-// Remote commands from the relay. Only what the wire contract lists is accepted (ping, siren test);
+// Remote commands from the relay. Only what the wire contract lists is accepted (ping, siren test, retiring
+// a vital-sign radar whose consent was withdrawn);
 // everything else is logged and dropped. A command runs only when the relay signed it with this hub's key
 // (verifyCommand), its `ts` is within COMMAND_MAX_AGE_MS of the relay's clock as this hub knows it, and its
 // id has not run yet: nobody on the path can forge one, nor replay a recorded one. There is no path from
@@ -7,6 +8,7 @@ import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
 import { COMMAND_MAX_AGE_MS, commandSchema, verifyCommand } from "../../../protocol/messages.js";
 import { Refusals } from "./refusals.js";
+import type { RetireResult } from "../retire/retire-device.js";
 
 export type SirenTestResult = { ok: true } | { ok: false; reason: string };
 
@@ -21,6 +23,8 @@ export interface CommandOptions {
   append: (draft: EventDraft) => Promise<unknown>;
   /** Sounds the sirens for `seconds`, or says why not. Absent: siren tests are refused. */
   sirenTest?: (seconds: number) => SirenTestResult;
+  /** Retires a device whose consent was withdrawn (retire/retire-device.ts). Absent: refused. */
+  retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
   log: Logger;
 }
 
@@ -67,7 +71,7 @@ export class Commands {
       const name = typeof raw === "object" && raw !== null ? (raw as { cmd?: unknown }).cmd : undefined;
       this.o.log.warn(
         { cmd: typeof name === "string" ? name.slice(0, 64) : undefined, problem: parsed.error.issues[0]?.message },
-        "uplink: command not accepted remotely (only ping and siren_test are); ignored",
+        "uplink: command not accepted remotely (only ping, siren_test and retire_device are); ignored",
       );
       return;
     }
@@ -106,6 +110,18 @@ export class Commands {
           r.ok
             ? { kind: "audit", type: "siren_test", severity: "info", data: { id: c.id, seconds: c.seconds, by: "relay" } }
             : { kind: "audit", type: "siren_test_refused", severity: "info", data: { id: c.id, seconds: c.seconds, by: "relay", reason: r.reason } },
+        );
+        break;
+      }
+      case "retire_device": {
+        const refused = (why: string) => ({ kind: "audit", type: "device_retire_refused", severity: "warning", device: c.device, data: { device: c.device, reason: why, command: c.id } }) as const;
+        const run = this.o.retire ? this.o.retire(c.device, c.reason, c.id) : Promise.resolve<RetireResult>({ ok: false, reason: "this hub cannot retire devices" });
+        void run.then(
+          (r) => {
+            this.o.log.info({ id: c.id, device: c.device, ok: r.ok }, "uplink: remote device retirement");
+            this.record(r.ok ? { kind: "audit", type: "device_retired", severity: "info", device: c.device, data: { device: c.device, reason: c.reason, command: c.id, ...(r.already ? { already: true } : {}) } } : refused(r.reason));
+          },
+          (e: Error) => this.record(refused(`could not record the retirement: ${e.message}`)),
         );
         break;
       }

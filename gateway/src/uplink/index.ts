@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { EventDraft } from "../../../protocol/envelope.js";
 import type { HubConfig } from "../config/schema.js";
 import type { SirenTestResult } from "./commands.js";
+import type { RetireResult } from "../retire/retire-device.js";
 import { loadUplinkSettings, displayUrl } from "./settings.js";
 import { Uplink, type UplinkHandle, type UplinkJournal, type UplinkStatus } from "./uplink.js";
 
@@ -21,6 +22,7 @@ export interface OpenUplinkOptions {
   journal: UplinkJournal;
   append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
+  retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
   log: Logger;
   startedAt?: number;
 }
@@ -52,6 +54,7 @@ export async function openUplink(o: OpenUplinkOptions): Promise<UplinkHandle | n
       journal: o.journal,
       append: o.append,
       sirenTest: o.sirenTest,
+      retire: o.retire,
       log: o.log,
       startedAt: o.startedAt,
     });

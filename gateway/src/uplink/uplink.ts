@@ -10,6 +10,7 @@ import { ackSchema, signState, verifyAck, type HubState } from "../../../protoco
 import { topics } from "../../../protocol/topics.js";
 import { reconnectDelay } from "./backoff.js";
 import { Commands, type SirenTestResult } from "./commands.js";
+import type { RetireResult } from "../retire/retire-device.js";
 import { Refusals } from "./refusals.js";
 import { Sender, type OutboxJournal } from "./sender.js";
 import { displayUrl, type UplinkSettings } from "./settings.js";
@@ -72,6 +73,7 @@ export interface UplinkOptions {
   /** The daemon's normal journal path (which nudges), for heartbeats and command audits. */
   append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
+  retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
   log: Logger;
   clock?: () => number;
   /** For the heartbeat's uptime; default: now. */
@@ -151,6 +153,7 @@ export class Uplink implements UplinkHandle {
       clock: this.clock,
       append: o.append,
       sirenTest: o.sirenTest,
+      retire: o.retire,
       log: o.log,
     });
   }
@@ -295,8 +298,8 @@ export class Uplink implements UplinkHandle {
       heartbeatS: Math.max(1, Math.round(this.o.settings.heartbeatS)),
       ts: this.clock(),
     };
-    client.publish(this.t.state, JSON.stringify(birth), { qos: 1, retain: true });
-    // Events go only once acks can reach us: an ack sent before the subscription would be lost.
+    // Events go only once acks can reach us: an ack sent before the subscription would be lost. The birth waits
+    // too: the relay sends pending commands (a device to retire) when it hears the birth.
     client.subscribe({ [this.t.ack]: { qos: 1 }, [this.t.cmd]: { qos: 1 } }, (err, granted) => {
       if (client !== this.client) return;
       const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? [];
@@ -306,6 +309,7 @@ export class Uplink implements UplinkHandle {
         client.end(true);
         return;
       }
+      client.publish(this.t.state, JSON.stringify(birth), { qos: 1, retain: true });
       this.state = "connected";
       this.sessions++;
       this.sessionUpAt = this.clock();

@@ -25,6 +25,8 @@ export const ALERT_KINDS = [
   "arrival_unconfirmed",
   // A household's upkeep (monthly self-test, battery, yearly re-assessment) past due (households/upkeep-sweep.ts).
   "upkeep_overdue",
+  // A hub refused to retire a device whose consent was withdrawn (households/retirement-outcomes.ts).
+  "device_retire_refused",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { openApiDocument } from "../api/operator/openapi.js";
 import { EventsQueryError, operatorRoutes, readEventsAudited } from "../api/operator/routes.js";
 import { listEventsQuery } from "../api/operator/schemas.js";
-import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema } from "../auth/tokens.js";
+import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema, tokenStreetsSchema } from "../auth/tokens.js";
 import { listAudit } from "../careplans/audit.js";
 import { CarePlanError, deleteCarePlan, loadCarePlanFile, readCarePlan, setCarePlan } from "../careplans/store.js";
 import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
@@ -130,24 +130,30 @@ export function registerLoopCommands(program: Command, h: Helpers): void {
     .description("create a token and print it once (the relay keeps only its hash)")
     .requiredOption("--role <role>", "operator, admin or installer")
     .requiredOption("--name <name>", "who holds it (unique)")
-    .action(async (opts: { config: string; role: string; name: string }) => {
+    .option("--street <street>", "limit an operator or installer token to this street (街道); repeat for more (docs/households.md)", (v: string, acc: string[] = []) => [...acc, v])
+    .action(async (opts: { config: string; role: string; name: string; street?: string[] }) => {
       const role = roleSchema.safeParse(opts.role);
       if (!role.success) h.fail(`--role must be operator, admin or installer`, 2);
       if (!tokenNameSchema.safeParse(opts.name).success) h.fail(`--name: letters, digits, _ . @ - (up to 64)`, 2);
+      const streets = opts.street === undefined ? undefined : tokenStreetsSchema.safeParse(opts.street);
+      if (streets && !streets.success) h.fail(`--street: ${streets.error.issues.map((i) => i.message).join("; ")}`, 2);
+      if (streets && role.data === "admin") h.fail("--street: an admin token is not limited to streets; give an operator or installer token", 2);
       await h.admin(opts.config, async ({ db }) => {
-        const t = await addToken(db, opts.name, role.data, Date.now()).catch((e: Error) => h.fail(e.message));
+        const t = await addToken(db, opts.name, role.data, Date.now(), { streets: streets?.data }).catch((e: Error) => h.fail(e.message));
         process.stdout.write(`${t.token}\n`);
-        process.stderr.write(`token for ${opts.name} (${role.data}); shown once — send it as "Authorization: Bearer <token>"\n`);
+        const limit = streets?.data ? `, streets ${streets.data.join(", ")}` : "";
+        process.stderr.write(`token for ${opts.name} (${role.data}${limit}); shown once — send it as "Authorization: Bearer <token>"\n`);
       });
     });
 
   h.withConfig(token.command("list"))
-    .description("every token: name, role, created, revoked")
+    .description("every token: name, role, streets (when limited), created, revoked")
     .action(async (opts: { config: string }) => {
       await h.admin(opts.config, async ({ db }) => {
         const rows = await listTokens(db);
         if (!rows.length) process.stdout.write("no tokens\n");
-        for (const t of rows) process.stdout.write(`${t.name}  ${t.role}  created ${when(t.createdAt)}${t.revokedAt ? `  revoked ${when(t.revokedAt)}` : ""}\n`);
+        for (const t of rows)
+          process.stdout.write(`${t.name}  ${t.role}${t.streets ? `  streets ${t.streets.join(", ")}` : ""}  created ${when(t.createdAt)}${t.revokedAt ? `  revoked ${when(t.revokedAt)}` : ""}\n`);
       });
     });
 

@@ -38,6 +38,9 @@ import { commissioningIntake } from "../commissioning/intake.js";
 import { commissioningMigrations } from "../commissioning/tables.js";
 import { upkeepMigrations } from "../households/upkeep-table.js";
 import { startUpkeep } from "../households/upkeep-sweep.js";
+import { retirementMigrations } from "../households/retirement-table.js";
+import { retirementOutcomes } from "../households/retirement-outcomes.js";
+import { RetirementSender } from "../households/retirement-sender.js";
 
 export const RELAY_VERSION = "0.1.0";
 
@@ -52,7 +55,7 @@ export interface RelayParts {
 /** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
  * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
  * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations };
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
@@ -163,6 +166,8 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
     // Commissioning reports are stored in the commit of their event, whether or not escalation runs.
     const reportIntake = commissioningIntake({ log: log.child({ part: "commissioning" }), registry: metrics.registry, now });
+    // The hub's answer to a device retirement settles it in the commit of its event.
+    const retirementAnswers = retirementOutcomes({ alerts, log: log.child({ part: "retirements" }), now });
 
     // Acks go out through the session, which needs the broker, which is started after ingest exists: ingest
     // hands its acks to whichever session is current (none yet: the hub resends and is acked then).
@@ -186,6 +191,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       withinCommit: async (trx: Parameters<NonNullable<IngestOptions["withinCommit"]>>[0], inserted: Parameters<NonNullable<IngestOptions["withinCommit"]>>[1]) => {
         if (loopOn) await opening(loopDb(trx), inserted);
         await reportIntake(loopDb(trx), inserted);
+        await retirementAnswers(loopDb(trx), inserted);
       },
       now: o.now,
     });
@@ -193,6 +199,8 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
 
     const { broker, connection } = await brokerConnection(config, { registry, metrics, log: log.child({ part: "broker" }) });
     if (broker) undo.push(() => broker.close());
+    // Pending device retirements go to a hub at its birth and while it is online (households/retirement-sender.ts).
+    const retirements = new RetirementSender({ db, publish: (hub, cmd) => session.publishCommand(hub, cmd), connected: () => session.connected, log: log.child({ part: "retirements" }), now });
     const session = new RelaySession({
       relayId: config.relay.id,
       connection,
@@ -200,7 +208,10 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       keys: { signingKey: (hub) => registry.signingKey(hub), cachedSigningKey: (hub) => registry.cachedSigningKey(hub) },
       now: o.now,
       onEvent: (hub, payload) => ingest.handle(hub, payload),
-      onState: (hub, payload) => supervisor.onState(hub, payload),
+      onState: (hub, payload) => {
+        supervisor.onState(hub, payload);
+        retirements.onState(hub, payload);
+      },
       metrics,
       log: log.child({ part: "mqtt" }),
     });
@@ -213,6 +224,8 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
 
     supervisor.start();
     undo.push(() => supervisor.stop());
+    retirements.start();
+    undo.push(() => retirements.stop());
     await takeBackEarlierClaims(db, config.relay.id, instanceId, log);
     if (loopOn) {
       escalation.start(config.escalation.pollMs);
@@ -257,6 +270,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
           ["forwarders", () => forwarder.stop()],
           ["retention", () => retention.stop()],
           ["upkeep", () => upkeep.stop()],
+          ["retirements", () => retirements.stop()],
           ["telephony", () => telephonyHandle?.close()],
           // After the last flush, so the sightings it produced are written too.
           [

@@ -13,6 +13,8 @@ import { upkeepItems, type UpkeepConfig, type UpkeepItem } from "./upkeep.js";
 
 export interface LedgerQuery {
   street?: string;
+  /** Only these streets (a street-limited token's scope); absent: every street. */
+  streets?: readonly string[];
   community?: string;
   /** Incidents opened at or after `from` and before `to` (ms). */
   from: number;
@@ -156,10 +158,12 @@ const TEST_ALARM_KIND: Record<string, DeviceKind> = { smoke: "smoke_detector", s
  * The facts for every household matching the filters, in ledger order (street, community, id). `period`
  * absent: no incidents are counted (the upkeep sweep needs none).
  */
-export async function loadLedgerFacts(db0: Kysely<LoopDb>, q: { street?: string; community?: string; period?: { from: number; to: number } }): Promise<HouseholdFacts[]> {
+export async function loadLedgerFacts(db0: Kysely<LoopDb>, q: { street?: string; streets?: readonly string[]; community?: string; period?: { from: number; to: number } }): Promise<HouseholdFacts[]> {
   const db = householdDb(db0);
   let query = db.selectFrom("households as h").leftJoin("household_plans as p", "p.household_id", "h.id").select(["h.id", "h.hub", "h.elder_name", "h.street", "h.community", "p.level", "p.status", "p.items"]);
   if (q.street !== undefined) query = query.where("h.street", "=", q.street);
+  const streets = q.streets;
+  if (streets !== undefined) query = query.where((eb) => (streets.length ? eb("h.street", "in", streets) : eb.lit(false)));
   if (q.community !== undefined) query = query.where("h.community", "=", q.community);
   const homes = await query.orderBy("h.street").orderBy("h.community").orderBy("h.id").execute();
   const hubs = homes.map((h) => h.hub);
@@ -270,6 +274,6 @@ function dataKind(payload: string): DeviceKind | undefined {
 
 /** The ledger: one row per household matching the filters, at `now`. */
 export async function ledgerRows(db: Kysely<LoopDb>, q: LedgerQuery, upkeep: UpkeepConfig, now: number): Promise<LedgerRow[]> {
-  const facts = await loadLedgerFacts(db, { street: q.street, community: q.community, period: { from: q.from, to: q.to } });
+  const facts = await loadLedgerFacts(db, { street: q.street, streets: q.streets, community: q.community, period: { from: q.from, to: q.to } });
   return facts.map((f) => ledgerRow(f, upkeep, now));
 }

@@ -7,6 +7,7 @@ import { recordAudit } from "../careplans/audit.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import { isUniqueViolation } from "../store/store.js";
 import { addConsented, consentProblems, derivePlan, districtMinimums, NO_CONSENT, retire, shortfalls, type Consents, type Shortfall, type Withheld } from "./plan.js";
+import { recordRetirements, retirementsOf, type Retirement } from "./retirements.js";
 import { CONSENT_DEVICES, type Assessment, type ConsentDevice, type HouseholdInput, type PlanItem, type RiskLevel } from "./schema.js";
 import { factsOf, scoreAssessment, type RiskRules, type RiskScore } from "./scoring.js";
 import { householdDb, type HouseholdDb, type HouseholdPlansTable, type HouseholdsTable } from "./tables.js";
@@ -91,6 +92,8 @@ export interface HouseholdDetail {
   consent: Consents;
   /** The hub's care plan, by version only (reading it is its own audited route). */
   carePlanVersion: number | null;
+  /** Devices the hub was asked to retire after a consent withdrawal, and where each stands (retirements.ts). */
+  retirements: Retirement[];
 }
 
 const newId = monotonicFactory();
@@ -205,7 +208,8 @@ async function putPlan(db: Db, id: string, expected: number | undefined, p: Omit
       ? (await db.insertInto("household_plans").values({ household_id: id, ...values }).onConflict((oc) => oc.column("household_id").doNothing()).executeTakeFirst()).numInsertedOrUpdatedRows
       : (await db.updateTable("household_plans").set(values).where("household_id", "=", id).where("version", "=", expected).executeTakeFirst()).numUpdatedRows;
   if (Number(done) !== 1) throw new HouseholdError("stale", "the plan changed meanwhile; read it and try again");
-  return { version, ...p };
+  // `p` is often the previous plan spread: its own version must not override the new one.
+  return { ...p, version };
 }
 
 export async function readHousehold(db0: Kysely<LoopDb>, id: string, who: Who): Promise<HouseholdDetail | undefined> {
@@ -223,6 +227,7 @@ export async function readHousehold(db0: Kysely<LoopDb>, id: string, who: Who): 
       consents,
       consent: currentConsent(consents),
       carePlanVersion: cp ? Number(cp.version) : null,
+      retirements: await retirementsOf(trx, id),
     };
   });
 }
@@ -232,8 +237,11 @@ export interface LedgerRow extends Household {
   planStatus: "proposed" | "approved" | null;
 }
 
-/** A street's ledger: every home it serves with its risk level and plan status. One audit row for the read. */
-export async function listHouseholds(db0: Kysely<LoopDb>, q: { street?: string; community?: string; owner?: string; limit: number }, who: Who): Promise<LedgerRow[]> {
+/**
+ * A street's ledger: every home it serves with its risk level and plan status. One audit row for the read.
+ * `streets`: only these (a street-limited token's scope, households/street-scope.ts); absent: every street.
+ */
+export async function listHouseholds(db0: Kysely<LoopDb>, q: { street?: string; streets?: readonly string[]; community?: string; owner?: string; limit: number }, who: Who): Promise<LedgerRow[]> {
   const db = householdDb(db0);
   return db.transaction().execute(async (trx) => {
     let query = trx
@@ -242,6 +250,8 @@ export async function listHouseholds(db0: Kysely<LoopDb>, q: { street?: string; 
       .selectAll("h")
       .select(["p.level as plan_level", "p.status as plan_status"]);
     if (q.street !== undefined) query = query.where("h.street", "=", q.street);
+    const streets = q.streets;
+    if (streets !== undefined) query = query.where((eb) => (streets.length ? eb("h.street", "in", streets) : eb.lit(false)));
     if (q.community !== undefined) query = query.where("h.community", "=", q.community);
     if (q.owner !== undefined) query = query.where("h.owner", "=", q.owner);
     const rows = await query.orderBy("h.street").orderBy("h.community").orderBy("h.id").limit(q.limit).execute();
@@ -356,7 +366,7 @@ export async function recordConsent(
   id: string,
   c: { device: ConsentDevice; granted: boolean; givenBy: string },
   who: Who,
-): Promise<{ consent: Consents; plan: StoredPlan | null }> {
+): Promise<{ consent: Consents; plan: StoredPlan | null; retirements: Retirement[] }> {
   const db = householdDb(db0);
   return db.transaction().execute(async (trx) => {
     const h = await trx.selectFrom("households").select(["hub"]).where("id", "=", id).executeTakeFirst();
@@ -367,6 +377,7 @@ export async function recordConsent(
       .execute();
     const consent = currentConsent(await consentsOf(trx, id));
     let plan = await planOf(trx, id);
+    const before = plan?.items ?? [];
     const a = await latestAssessment(trx, id);
     if (plan && a) {
       const derived = derivePlan(a.facts, a.level, consent);
@@ -388,7 +399,9 @@ export async function recordConsent(
       }
     }
     await audit(trx, who, c.granted ? "household.consent_granted" : "household.consent_withdrawn", h.hub, `household ${id}; ${c.device} by the ${c.givenBy}${plan ? `; plan v${plan.version}` : ""}`);
-    return { consent, plan };
+    // A withdrawal asks the hub to take the retired devices out too, durably (households/retirement-sender.ts).
+    const retirements = c.granted ? [] : await recordRetirements(trx, { householdId: id, hub: h.hub, kind: c.device, before, after: plan?.items ?? [], who });
+    return { consent, plan, retirements };
   });
 }
 

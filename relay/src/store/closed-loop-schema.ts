@@ -142,6 +142,8 @@ export interface ApiTokensTable {
   hash: string;
   created_at: number;
   revoked_at: number | null;
+  /** JSON array of the streets (街道) the token is limited to; NULL: every street. */
+  streets: string | null;
 }
 
 export interface ClosedLoopTables {
@@ -309,6 +311,12 @@ export const closedLoopMigrations: Record<string, Migration> = {
   "0110_incident_escalation_pass": {
     async up(db): Promise<void> {
       await db.schema.alterTable("incidents").addColumn("escalation_pass", "integer", (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
+  // Per-street access (docs/households.md): existing tokens stay unlimited (NULL).
+  "0120_api_token_streets": {
+    async up(db): Promise<void> {
+      await db.schema.alterTable("api_tokens").addColumn("streets", "text").execute();
     },
   },
 };

@@ -1,6 +1,7 @@
 // The operator API's household routes: an installer registers a home, records its risk assessment, reads the
 // derived kit plan, records the elder's consent for sensitive devices and asks for the hub's claim code; an
-// admin approves the plan. Installers reach only the homes they registered; every read and change is audited.
+// admin approves the plan. Installers reach only the homes they registered; a street-limited token only the
+// homes on its streets (households/street-scope.ts); every read and change is audited.
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import type { Principal, Role } from "../../auth/tokens.js";
@@ -20,6 +21,8 @@ import {
 } from "../../households/store.js";
 import { assessmentSchema, CONSENT_DEVICES, consentBodySchema, customPlanSchema, DEVICE_KINDS, householdInputSchema, planItemSchema, RISK_LEVELS } from "../../households/schema.js";
 import { loadRiskRules, type RiskRules } from "../../households/scoring.js";
+import { retirementsOut } from "./retirement-schema.js";
+import { inStreetScope, OUTSIDE_STREETS, streetScope } from "../../households/street-scope.js";
 import { CLAIM_AUDIT_ACTION, ClaimError, type Registry } from "../../registry/registry.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
 import { HttpError } from "../server.js";
@@ -86,6 +89,7 @@ const detailSchema = z.object({
   consents: z.array(z.object({ device: z.enum(CONSENT_DEVICES), granted: z.boolean(), givenBy: z.string(), recordedBy: z.string(), recordedByToken: z.string().nullable(), at: ms })),
   consent: consentsOut,
   carePlanVersion: z.number().int().nullable(),
+  retirements: retirementsOut,
 });
 const ledgerQuery = z
   .object({
@@ -119,10 +123,17 @@ export function householdRoutes(d: HouseholdRouteDeps): OperatorRoute[] {
   const riskRules = () => (rules ??= loadRiskRules());
   const who = (actor: string, principal: Principal | undefined): Who => ({ actor, tokenId: principal?.id, purpose: "api", at: d.now() });
 
-  /** The household, if this principal may act on it: installers only on the homes they registered. */
+  /**
+   * The household, if this principal may act on it: a street-limited token only on its streets (anything
+   * else is answered as not found, so it learns nothing of it), installers only on the homes they registered.
+   */
   const reach = async (id: string, principal: Principal | undefined, actor: string, doing: string): Promise<Household> => {
     const h = await findHousehold(d.db, id);
     if (!h) throw new HttpError(404, "not_found", `no household ${id}`);
+    if (!inStreetScope(streetScope(principal), h.street)) {
+      await recordAudit(d.db, { actor, action: "household.refused", subject: h.hub, purpose: `api; ${doing} household ${id}; ${OUTSIDE_STREETS}`, at: d.now() });
+      throw new HttpError(404, "not_found", `no household ${id}`);
+    }
     if (principal?.role === "installer" && h.owner !== principal.id) {
       await recordAudit(d.db, { actor, action: "household.refused", subject: h.hub, purpose: `api; ${doing} household ${id}`, at: d.now() });
       throw new HttpError(403, "forbidden", `household ${id} was registered by an admin or another installer`);
@@ -142,6 +153,10 @@ export function householdRoutes(d: HouseholdRouteDeps): OperatorRoute[] {
       okStatus: 201,
       errors: { 409: "the hub already serves a household" },
       handle: async ({ body, principal, actor }) => {
+        if (!inStreetScope(streetScope(principal), body.street)) {
+          await recordAudit(d.db, { actor, action: "household.refused", subject: body.hub, purpose: `api; create household; ${OUTSIDE_STREETS}`, at: d.now() });
+          throw new HttpError(403, "forbidden", "this token registers homes on its own streets only");
+        }
         const owner = principal?.role === "installer" ? principal.id : null;
         return { status: 201, body: await mapped(createHousehold(d.db, body, { ...who(actor, principal), owner })) };
       },
@@ -156,7 +171,7 @@ export function householdRoutes(d: HouseholdRouteDeps): OperatorRoute[] {
       response: z.object({ households: z.array(householdSchema.extend({ level: z.enum(RISK_LEVELS).nullable(), planStatus: z.enum(["proposed", "approved"]).nullable() })) }),
       handle: async ({ query, principal, actor }) => {
         const owner = principal?.role === "installer" ? principal.id : undefined;
-        return { body: { households: await listHouseholds(d.db, { ...query, owner }, who(actor, principal)) } };
+        return { body: { households: await listHouseholds(d.db, { ...query, owner, streets: streetScope(principal) }, who(actor, principal)) } };
       },
     }),
     route({
@@ -224,7 +239,7 @@ export function householdRoutes(d: HouseholdRouteDeps): OperatorRoute[] {
       tag: "households",
       summary: "record the elder's consent to (or withdrawal from) a camera or vital-sign radar; withdrawal retires the device from the plan",
       body: consentBodySchema,
-      response: z.object({ consent: consentsOut, plan: planSchema.nullable() }),
+      response: z.object({ consent: consentsOut, plan: planSchema.nullable(), retirements: retirementsOut }),
       errors: { 404: "no such household", 409: "changed meanwhile" },
       handle: async ({ params, body, principal, actor }) => {
         await reach(params.id as string, principal, actor, "consent");

@@ -1,6 +1,7 @@
 // GET /v1/ledger: the district ledger for operators and admins, as JSON, CSV or an Excel workbook. The elder's
 // name is masked and no address is listed beyond street and community; every export writes an audit row
-// naming the format, the filters used (places, not people) and how many homes it listed.
+// naming the format, the filters used (places, not people) and how many homes it listed. A street-limited
+// token's ledger lists its streets only (households/street-scope.ts).
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import type { Role } from "../../auth/tokens.js";
@@ -8,6 +9,7 @@ import { recordAudit } from "../../careplans/audit.js";
 import { ledgerRows } from "../../households/ledger.js";
 import { ledgerCsv, ledgerFileName, ledgerPeriod, ledgerXlsx, LEDGER_FORMATS, LEDGER_LANGS } from "../../households/ledger-export.js";
 import { DEVICE_KINDS, RISK_LEVELS } from "../../households/schema.js";
+import { streetScope } from "../../households/street-scope.js";
 import { defaultUpkeepConfig, UPKEEP_WHATS, type UpkeepConfig } from "../../households/upkeep.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
 import { HttpError } from "../server.js";
@@ -84,11 +86,11 @@ export function ledgerRoutes(d: LedgerRouteDeps): OperatorRoute[] {
       query: ledgerQuerySchema,
       response: z.object({ generatedAt: ms, from: ms, to: ms, rows: z.array(rowOut) }),
       alternates: { "text/csv": "format=csv: the ledger as CSV, UTF-8 with a byte-order mark", [XLSX_TYPE]: "format=xlsx: the ledger as an Excel workbook" },
-      handle: async ({ query, actor }) => {
+      handle: async ({ query, principal, actor }) => {
         const now = d.now();
         const period = ledgerPeriod(query.from, query.to, now);
         if ("error" in period) throw new HttpError(400, "bad_query", period.error);
-        const rows = await ledgerRows(d.db, { street: query.street, community: query.community, ...period }, upkeep, now);
+        const rows = await ledgerRows(d.db, { street: query.street, streets: streetScope(principal), community: query.community, ...period }, upkeep, now);
         const filters = [query.street !== undefined ? "street" : "", query.community !== undefined ? "community" : ""].filter(Boolean).join(",");
         // Written before the rows leave: an export the audit log cannot record fails instead.
         await recordAudit(d.db, { actor, action: LEDGER_AUDIT_ACTION, subject: "*", purpose: `api; ${rows.length} household(s) as ${query.format}${filters ? ` by ${filters}` : ""}`, at: now });

@@ -1,6 +1,7 @@
 // The operator API's commissioning-report routes: the reports hubs sent when their kit was installed, listed
 // per hub and read as JSON, HTML or PDF. Admins and operators read any; an installer only the reports of homes
-// it registered. Every read (and every refusal) is audited, as for care plans: the report names the household.
+// it registered; a street-limited token only those of homes on its streets, anything else as not found. Every
+// read (and every refusal) is audited, as for care plans: the report names the household.
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import { commissioningReportSchema } from "../../../../protocol/commissioning.js";
@@ -11,6 +12,7 @@ import { renderReportHtml } from "../../commissioning/html.js";
 import { renderReportPdf } from "../../commissioning/pdf.js";
 import { getReport, householdOf, listReports, type StoredReport } from "../../commissioning/store.js";
 import { householdView, type ReportView } from "../../commissioning/view.js";
+import { inStreetScope, OUTSIDE_STREETS, streetScope } from "../../households/street-scope.js";
 import { isHubId } from "../../mqtt/topics.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
 import { HttpError } from "../server.js";
@@ -68,9 +70,17 @@ function splitId(p: string): { id: string; format?: "html" | "pdf" } {
 export function reportRoutes(d: ReportRouteDeps): OperatorRoute[] {
   const timeZone = d.reportTimeZone ?? "Asia/Shanghai";
 
-  /** Installers reach only reports of homes their token registered; the refusal is audited. */
-  const reach = async (hub: string, householdId: string | null, principal: Principal | undefined, actor: string, doing: string) => {
+  /**
+   * A street-limited token reaches only reports of homes on its streets (any other hub, or one with no
+   * household, answers `notFound`: nothing tells them apart); installers only reports of homes their token
+   * registered. Refusals are audited.
+   */
+  const reach = async (hub: string, householdId: string | null, principal: Principal | undefined, actor: string, doing: string, notFound: string) => {
     const h = await householdOf(d.db, { householdId, hub });
+    if (!inStreetScope(streetScope(principal), h?.street)) {
+      await recordAudit(d.db, { actor, action: REPORT_AUDIT.refused, subject: hub, purpose: `api; ${doing}; ${OUTSIDE_STREETS}`, at: d.now() });
+      throw new HttpError(404, "not_found", notFound);
+    }
     if (principal?.role === "installer" && (!h || h.owner !== principal.id)) {
       await recordAudit(d.db, { actor, action: REPORT_AUDIT.refused, subject: hub, purpose: `api; ${doing}`, at: d.now() });
       throw new HttpError(403, "forbidden", `an installer may read only the reports of homes it registered; not hub ${hub}`);
@@ -91,7 +101,7 @@ export function reportRoutes(d: ReportRouteDeps): OperatorRoute[] {
       handle: async ({ params, query, principal, actor }) => {
         const hub = params.hub as string;
         if (!isHubId(hub)) throw new HttpError(400, "bad_hub_id", "not a hub id");
-        await reach(hub, null, principal, actor, "list commissioning reports");
+        await reach(hub, null, principal, actor, "list commissioning reports", `no hub ${hub}`);
         const rows = await listReports(d.db, hub, query.limit);
         await recordAudit(d.db, { actor, action: REPORT_AUDIT.list, subject: hub, purpose: `api; ${rows.length} report(s)`, at: d.now() });
         return { body: { reports: rows.map(summary) } };
@@ -120,7 +130,7 @@ export function reportRoutes(d: ReportRouteDeps): OperatorRoute[] {
           throw e;
         }
         if (!got) throw new HttpError(404, "not_found", `no commissioning report ${p.id}`);
-        const h = await reach(got.hub, got.householdId, principal, actor, `read commissioning report ${got.id}`);
+        const h = await reach(got.hub, got.householdId, principal, actor, `read commissioning report ${got.id}`, `no commissioning report ${p.id}`);
         // Written before anything is handed out: a read the audit log cannot record fails instead.
         await recordAudit(d.db, { actor, action: REPORT_AUDIT.read, subject: got.hub, purpose: `api; report ${got.id} as ${format}`, at: d.now() });
         const view: ReportView = { id: got.id, eventId: got.eventId, hub: got.hub, receivedAt: got.receivedAt, report: got.report, household: h ? householdView(h) : null };

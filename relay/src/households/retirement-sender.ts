@@ -1,0 +1,188 @@
+// Delivers pending device retirements to the hubs: the signed `retire_device` command, each send with a fresh
+// id and the relay's clock (the session stamps and signs it). A hub runs a command only within 60 s of its
+// `ts`, and the broker keeps nothing for an offline hub, so a retirement is sent again and again until the
+// hub's answer settles it (retirement-outcomes.ts): when the hub (re)connects (its birth), and every
+// `resendMs` while it is online (the store's supervision state). A hub that already retired the device
+// answers `already: true`, so an extra send (two relay instances, a birth and a sweep at once) does no harm.
+//
+// Each send first claims its row with a conditional update (`sends` unchanged), so of several instances
+// polling one store only one sends a given round.
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { ulid } from "ulid";
+import { stateSchema, type HubCommandRequest } from "../../../protocol/messages.js";
+import type { LoopDb } from "../store/closed-loop-schema.js";
+import { retirementDb, type HouseholdRetirementsTable, type RetirementDb } from "./retirement-table.js";
+
+/** How often the store is looked at for retirements due (new ones go out within this of their recording). */
+export const RETIRE_POLL_MS = 2_000;
+/** How long a pending retirement waits for the hub's answer before it is sent again while the hub is online. */
+export const RETIRE_RESEND_MS = 120_000;
+/**
+ * After a birth, before sending: the hub publishes its birth just before it subscribes to its command topic,
+ * so a command sent at once could reach the broker before the subscription does.
+ */
+export const RETIRE_AFTER_BIRTH_MS = 1_000;
+/** How long a birth waits for the store to show the hub online before it is forgotten (the hub left again). */
+const BIRTH_WAIT_MS = 60_000;
+/** Rows sent per pass at most (the rest go on the next pass). */
+const BATCH = 200;
+
+export interface RetirementSenderOptions {
+  db: Kysely<LoopDb>;
+  /** Signs and publishes a command (RelaySession.publishCommand); rejects when it cannot. */
+  publish(hub: string, cmd: HubCommandRequest): Promise<void>;
+  /** Whether the relay's MQTT session is up: nothing is claimed while it is down. */
+  connected(): boolean;
+  log: Logger;
+  now?: () => number;
+  pollMs?: number;
+  resendMs?: number;
+  afterBirthMs?: number;
+}
+
+type Row = Pick<HouseholdRetirementsTable, "id" | "hub" | "device" | "sends">;
+
+export class RetirementSender {
+  private readonly db: Kysely<RetirementDb>;
+  private readonly now: () => number;
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private kick: NodeJS.Timeout | undefined;
+  /** Hubs whose birth this instance saw, and when: their pending retirements go again once the store has them online. */
+  private readonly births = new Map<string, number>();
+  private stopped = false;
+
+  constructor(private readonly o: RetirementSenderOptions) {
+    this.db = retirementDb(o.db);
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => void this.sweep(), this.o.pollMs ?? RETIRE_POLL_MS);
+    this.timer.unref();
+  }
+
+  /** Stops the timers and waits for a send under way. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.kick);
+    await this.chain;
+  }
+
+  /** A message on `anxin/v1/{hub}/state`: after a birth, the hub's pending retirements go again (shortly). */
+  onState(hub: string, payload: Buffer): void {
+    if (this.stopped || !isBirth(payload)) return;
+    this.births.set(hub, this.now());
+    if (this.kick) return;
+    this.kick = setTimeout(() => {
+      this.kick = undefined;
+      void this.sweep();
+    }, this.o.afterBirthMs ?? RETIRE_AFTER_BIRTH_MS);
+    this.kick.unref();
+  }
+
+  /**
+   * One pass: for each hub born at least afterBirthMs ago, what it was not sent since it could receive it;
+   * then whatever was never sent, or not answered within resendMs. Only to hubs the store has online: a birth
+   * followed by the will (the hub came and went) sends nothing.
+   */
+  sweep(): Promise<void> {
+    return this.run(async () => {
+      const settle = this.o.afterBirthMs ?? RETIRE_AFTER_BIRTH_MS;
+      for (const [hub, at] of [...this.births]) {
+        if (this.now() - at < settle) continue;
+        if (!(await this.online(hub))) {
+          // The store may not have the birth yet; a hub gone again is dropped after a while.
+          if (this.now() - at > BIRTH_WAIT_MS) this.births.delete(hub);
+          continue;
+        }
+        this.births.delete(hub);
+        // Also what went out between the birth and the subscription: it may have reached nobody.
+        await this.sendAll(await this.pendingOf(hub, at + settle));
+      }
+      // A hub still in `births` is served by its birth, once it can receive: not twice.
+      await this.sendAll((await this.due()).filter((r) => !this.births.has(r.hub)));
+    });
+  }
+
+  /** One piece of store work at a time; a failure is logged, never thrown to a timer. */
+  private run(task: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(task).catch((err: unknown) => this.o.log.error({ err: err instanceof Error ? err.message : String(err) }, "retirements: send pass failed"));
+    this.chain = next;
+    return next;
+  }
+
+  private async online(hub: string): Promise<boolean> {
+    const h = await this.db.selectFrom("hubs").select("online").where("id", "=", hub).where("status", "=", "active").executeTakeFirst();
+    return Number(h?.online) === 1;
+  }
+
+  /** The hub's pending retirements not sent since `since`. */
+  private pendingOf(hub: string, since: number): Promise<Row[]> {
+    return this.db
+      .selectFrom("household_retirements")
+      .select(["id", "hub", "device", "sends"])
+      .where("state", "=", "pending")
+      .where("hub", "=", hub)
+      .where("device", "is not", null)
+      .where((eb) => eb.or([eb("last_sent_at", "is", null), eb("last_sent_at", "<", since)]))
+      .orderBy("id")
+      .limit(BATCH)
+      .execute();
+  }
+
+  private due(): Promise<Row[]> {
+    const before = this.now() - (this.o.resendMs ?? RETIRE_RESEND_MS);
+    return this.db
+      .selectFrom("household_retirements as r")
+      .innerJoin("hubs as h", "h.id", "r.hub")
+      .select(["r.id", "r.hub", "r.device", "r.sends"])
+      .where("r.state", "=", "pending")
+      .where("r.device", "is not", null)
+      .where("h.status", "=", "active")
+      .where("h.online", "=", 1)
+      .where((eb) => eb.or([eb("r.last_sent_at", "is", null), eb("r.last_sent_at", "<=", before)]))
+      .orderBy("r.id")
+      .limit(BATCH)
+      .execute();
+  }
+
+  private async sendAll(rows: Row[]): Promise<void> {
+    for (const r of rows) {
+      if (this.stopped || !this.o.connected()) return;
+      await this.send(r);
+    }
+  }
+
+  private async send(r: Row): Promise<void> {
+    const id = `retire-${ulid(this.now())}`;
+    const at = this.now();
+    const claimed = await this.db
+      .updateTable("household_retirements")
+      .set({ sends: Number(r.sends) + 1, last_sent_at: at, command_id: id })
+      .where("id", "=", r.id)
+      .where("state", "=", "pending")
+      .where("sends", "=", r.sends)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return;
+    try {
+      await this.o.publish(r.hub, { cmd: "retire_device", id, device: r.device as string, reason: "consent_withdrawn" });
+      this.o.log.info({ hub: r.hub, device: r.device, command: id, sends: Number(r.sends) + 1 }, "retirements: retire_device sent");
+    } catch (err) {
+      // Claimed but not sent: it is due again after resendMs, or at the hub's next birth.
+      this.o.log.warn({ hub: r.hub, device: r.device, err: err instanceof Error ? err.message : String(err) }, "retirements: retire_device not sent");
+    }
+  }
+}
+
+function isBirth(payload: Buffer): boolean {
+  try {
+    const s = stateSchema.safeParse(JSON.parse(payload.toString("utf8")));
+    return s.success && s.data.online;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,21 @@
+// Per-street access: an operator or installer token may be limited to streets (街道). Such a token reaches
+// only the households on its streets, with their plans, consent, ledger rows and commissioning reports;
+// anything else answers exactly as a household that does not exist would (404, or absent from a listing),
+// so a limited token cannot learn which homes other streets serve. The routes decide here and nowhere else.
+import type { Principal } from "../auth/tokens.js";
+
+/** The streets a caller may reach; undefined: every street (admins, unlimited tokens, the relay host's CLI). */
+export type StreetScope = readonly string[] | undefined;
+
+export function streetScope(p: Pick<Principal, "streets"> | undefined): StreetScope {
+  // An empty list (a stored list that no longer parses) reaches nothing, never everything.
+  return p?.streets;
+}
+
+/** Whether a household on `street` is visible; a hub without a household (undefined) only to an unlimited caller. */
+export function inStreetScope(scope: StreetScope, street: string | undefined): boolean {
+  return scope === undefined || (street !== undefined && scope.includes(street));
+}
+
+/** For the audit row of a hidden household: the fact, never which streets. */
+export const OUTSIDE_STREETS = "outside the token's streets";
