@@ -28,6 +28,13 @@ export default tseslint.config(
     },
   },
   {
+    // The duty console runs in the browser: its own project (DOM types, Preact's JSX) gives the type information.
+    files: ["relay/console/src/**/*.ts", "relay/console/src/**/*.tsx"],
+    languageOptions: {
+      parserOptions: { project: "./relay/console/tsconfig.json", tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     // Tests read parsed JSON and protocol frames on purpose and assert on the result: the any-tracking
     // rules would flag every such read without finding a bug there.
     files: ["test/**/*.ts"],

@@ -254,7 +254,7 @@ test("on a terminal: a planned device that is not there blocks, named with how t
     "  - kitchen-gas (gas_detector @ kitchen): failed: no trigger seen from kitchen-gas within 3 s",
     "  - sos_button (sos_button @ bedroom): missing: no one-key call button configured or paired on this hub",
   ]);
-  assert.match(screen.lines[blocking + 3]!, /^report event [0-9A-Z]{26}: journaled, waiting for the relay 待送达$/);
+  assert.match(screen.lines[blocking + 3]!, /^report event [0-9A-Z]{26}: journaled on the hub; this hub has no uplink, so it reaches no relay 本网关未连接平台$/);
 });
 
 test("output piped: no terminal control sequences, each state change one line; a hub without an uplink cannot prove a test, and the installer is told so", async () => {

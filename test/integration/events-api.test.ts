@@ -4,15 +4,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
-import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { sql } from "kysely";
 import pino from "pino";
 import { stringify } from "yaml";
-import { createOperatorRouter } from "../../relay/src/api/operator/router.js";
+import { serveOperatorApi } from "../support/operator-api.js";
 import { operatorRoutes } from "../../relay/src/api/operator/routes.js";
 import { addToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
@@ -42,17 +40,8 @@ async function serve(store: Store, now = () => T0 + 10 * 86_400_000): Promise<Ap
   const log = pino({ level: "info" }, { write: (l: string) => void logs.push(l) });
   const unused = new Proxy({}, { get: () => () => Promise.reject(new Error("not in this test")) });
   const routes = operatorRoutes({ db, store, incidents: unused as never, registry: unused as never, now, openapi: () => ({}) });
-  const handler = createOperatorRouter(routes, { verify: (t) => verifyToken(db, t), log });
-  const server = http.createServer((req, res) => {
-    handler(req, res).then(
-      (done) => {
-        if (!done) res.writeHead(404).end();
-      },
-      () => res.writeHead(500).end(),
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const server = await serveOperatorApi(routes, { verify: (t) => verifyToken(db, t), log });
+  const base = server.base;
   return {
     db,
     store,
@@ -61,7 +50,7 @@ async function serve(store: Store, now = () => T0 + 10 * 86_400_000): Promise<Ap
       const res = await fetch(`${base}${p}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
       return { status: res.status, json: await res.json() };
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () => server.close(),
   };
 }
 

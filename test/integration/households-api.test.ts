@@ -3,10 +3,8 @@
 // district's minimums needs a reason; consent withdrawn retires the camera; only an admin approves; an
 // installer reaches only its own homes; every step is in the audit log and no personal data in the log.
 import assert from "node:assert/strict";
-import http from "node:http";
-import type net from "node:net";
 import pino from "pino";
-import { createOperatorRouter } from "../../relay/src/api/operator/router.js";
+import { serveOperatorApi } from "../support/operator-api.js";
 import { operatorRoutes } from "../../relay/src/api/operator/routes.js";
 import { addToken, verifyToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
@@ -29,15 +27,8 @@ async function serve(store: Store) {
   const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://relay:1883", now });
   const unused = new Proxy({}, { get: () => () => Promise.reject(new Error("not in this test")) });
   const routes = operatorRoutes({ db, store, incidents: unused as never, registry, now, openapi: () => ({}) });
-  const handler = createOperatorRouter(routes, { verify: (tok) => verifyToken(db, tok), log });
-  const server = http.createServer((req, res) => {
-    handler(req, res).then(
-      (done) => void (done || res.writeHead(404).end()),
-      (e) => res.writeHead(500).end(String(e)),
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const server = await serveOperatorApi(routes, { verify: (tok) => verifyToken(db, tok), log });
+  const base = server.base;
   const call = async (method: string, p: string, token: string, body?: unknown) => {
     const res = await fetch(`${base}${p}`, {
       method,
@@ -47,7 +38,7 @@ async function serve(store: Store) {
     const text = await res.text();
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   };
-  return { db, logs, call, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { db, logs, call, close: () => server.close() };
 }
 
 testOnBothStores("households API: assess, plan, minimums, consent, approval, claim, roles and audit", async (store) => {

@@ -3,13 +3,11 @@
 // reports answer 404 exactly as a home that does not exist; listings and the ledger (JSON, CSV, XLSX) hold
 // its street only; the owner rule still holds inside the street; unlimited operators and admins see all.
 import assert from "node:assert/strict";
-import http from "node:http";
-import type net from "node:net";
 import ExcelJS from "exceljs";
 import pino from "pino";
 import { ulid } from "ulid";
 import type { CommissioningReport } from "../../protocol/commissioning.js";
-import { createOperatorRouter } from "../../relay/src/api/operator/router.js";
+import { serveOperatorApi } from "../support/operator-api.js";
 import { operatorRoutes } from "../../relay/src/api/operator/routes.js";
 import { addToken, verifyToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
@@ -31,15 +29,8 @@ async function serve(store: Store) {
   const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://relay:1883", now });
   const unused = new Proxy({}, { get: () => () => Promise.reject(new Error("not in this test")) });
   const routes = operatorRoutes({ db, store, incidents: unused as never, registry, now, openapi: () => ({}) });
-  const handler = createOperatorRouter(routes, { verify: (tok) => verifyToken(db, tok), log: pino({ level: "silent" }) });
-  const server = http.createServer((req, res) => {
-    handler(req, res).then(
-      (done) => void (done || res.writeHead(404).end()),
-      (e) => res.writeHead(500).end(String(e)),
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const server = await serveOperatorApi(routes, { verify: (tok) => verifyToken(db, tok), log: pino({ level: "silent" }) });
+  const base = server.base;
   const call = async (method: string, p: string, token: string, body?: unknown) => {
     const res = await fetch(`${base}${p}`, {
       method,
@@ -50,7 +41,7 @@ async function serve(store: Store) {
     const json = res.headers.get("content-type")?.startsWith("application/json") && data.length ? JSON.parse(data.toString("utf8")) : undefined;
     return { status: res.status, json, data };
   };
-  return { db, call, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { db, call, close: () => server.close() };
 }
 
 /** A commissioning report as a hub sends it (valid against the protocol's schema). */

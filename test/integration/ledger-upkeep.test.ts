@@ -4,14 +4,12 @@
 // audit; upkeep: a self-test due after 30 days, overdue after the grace, exactly one operator alert, cleared
 // by a test arriving; the yearly re-assessment; two sweepers on one PostgreSQL never both claim.
 import assert from "node:assert/strict";
-import http from "node:http";
-import type net from "node:net";
 import { test } from "node:test";
 import ExcelJS from "exceljs";
 import { sql, type Kysely } from "kysely";
 import pino from "pino";
 import { listOperatorAlerts } from "../../relay/src/alerts/operator-alerts.js";
-import { createOperatorRouter } from "../../relay/src/api/operator/router.js";
+import { serveOperatorApi } from "../support/operator-api.js";
 import { operatorRoutes } from "../../relay/src/api/operator/routes.js";
 import { addToken, verifyToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
@@ -239,17 +237,10 @@ async function serve(store: Store, clock: { t: number }) {
   const registry = new Registry(store, { claimCodeTtlS: 3600, heartbeatS: 60, mqttUrl: "mqtt://relay:1883", now });
   const unused = new Proxy({}, { get: () => () => Promise.reject(new Error("not in this test")) });
   const routes = operatorRoutes({ db, store, incidents: unused as never, registry, now, openapi: () => ({}), upkeep });
-  const handler = createOperatorRouter(routes, { verify: (tok) => verifyToken(db, tok), log });
-  const server = http.createServer((req, res) => {
-    handler(req, res).then(
-      (done) => void (done || res.writeHead(404).end()),
-      (e) => res.writeHead(500).end(String(e)),
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const server = await serveOperatorApi(routes, { verify: (tok) => verifyToken(db, tok), log });
+  const base = server.base;
   const get = (p: string, token: string) => fetch(`${base}${p}`, { headers: { authorization: `Bearer ${token}` } });
-  return { logs, get, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { logs, get, close: () => server.close() };
 }
 
 testOnBothStores("ledger export: CSV (BOM, Chinese headers) and XLSX read back with exceljs; operators and admins only, audited", async (store) => {

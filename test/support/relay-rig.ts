@@ -49,6 +49,8 @@ export interface RelayRigOptions {
   /** Replace the configured telephony. */
   telephony?: StartRelayOptions["telephony"];
   instanceId?: string;
+  /** Where the console's built page is (default dist/console). */
+  consoleDir?: string;
   /** Use this logger instead of a silent one (tests that read the log lines). */
   log?: StartRelayOptions["log"];
 }
@@ -106,7 +108,7 @@ export async function startRelayForTest(opts: RelayRigOptions = {}): Promise<Rel
   const log = opts.log ?? createLogger({ name: "anxin-relay", level: process.env.ANXIN_TEST_LOG ?? "silent" });
   let relay: RunningRelay;
   try {
-    relay = await startRelay(configFile, { log, onCommitted: opts.onCommitted, now: opts.now, parts: opts.parts, telephony: opts.telephony, instanceId: opts.instanceId });
+    relay = await startRelay(configFile, { log, onCommitted: opts.onCommitted, now: opts.now, parts: opts.parts, telephony: opts.telephony, instanceId: opts.instanceId, consoleDir: opts.consoleDir });
   } catch (e) {
     if (!keep) await rm(dir, { recursive: true, force: true });
     throw e;

@@ -7,13 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import { ApiServer, clientAddress, parseCidr, urlHasControlChars } from "../../relay/src/api/server.js";
+import Fastify from "fastify";
+import { clientKey, parseCidr, trustProxyOption } from "../../relay/src/api/client-address.js";
+import { ApiServer, urlHasControlChars } from "../../relay/src/api/server.js";
 import { readRelayConfig } from "../../relay/src/config/loader.js";
 import { createMetrics } from "../../relay/src/metrics.js";
 import { EnrolError } from "../../relay/src/registry/registry.js";
 import { freePort, startRelayForTest } from "../support/relay-rig.js";
-import type http from "node:http";
-import { BlockList } from "node:net";
 
 const GOOD = "K7QX-9MDR-2WPA";
 
@@ -66,19 +66,24 @@ test("without trusted proxies, X-Forwarded-For is ignored: a client cannot dodge
   });
 });
 
-test("clientAddress: the rightmost untrusted hop; malformed hops fall back to the last trusted one", () => {
-  const trusted = new BlockList();
-  trusted.addSubnet("10.0.0.0", 8, "ipv4");
-  trusted.addSubnet("fd00::", 8, "ipv6");
-  const req = (peer: string, xff?: string | string[]) => ({ socket: { remoteAddress: peer }, headers: xff === undefined ? {} : { "x-forwarded-for": xff } }) as unknown as http.IncomingMessage;
-  assert.equal(clientAddress(req("10.1.1.1", "192.0.2.1, 198.51.100.2"), trusted), "198.51.100.2");
-  assert.equal(clientAddress(req("10.1.1.1", "192.0.2.1, 198.51.100.2, 10.2.2.2"), trusted), "198.51.100.2");
-  assert.equal(clientAddress(req("::ffff:10.1.1.1", "2001:db8::5"), trusted), "2001:db8::5");
-  assert.equal(clientAddress(req("fd00::1", "10.3.3.3"), trusted), "10.3.3.3", "all hops trusted: the leftmost");
-  assert.equal(clientAddress(req("10.1.1.1", "198.51.100.2, garbage"), trusted), "10.1.1.1");
-  assert.equal(clientAddress(req("10.1.1.1", ["192.0.2.1", "198.51.100.3"]), trusted), "198.51.100.3");
-  assert.equal(clientAddress(req("192.0.2.50", "198.51.100.2"), trusted), "192.0.2.50", "an untrusted peer's header is ignored");
-  assert.equal(clientAddress(req("10.1.1.1", "198.51.100.2"), undefined), "10.1.1.1");
+test("clientKey under trustProxy: the rightmost untrusted hop; malformed hops fall back to the last trusted one", async () => {
+  const keyOf = async (trusted: string[] | undefined, peer: string, xff?: string) => {
+    const app = Fastify({ trustProxy: trustProxyOption(trusted) });
+    app.get("/", async (request) => clientKey(request));
+    const r = await app.inject({ url: "/", remoteAddress: peer, headers: xff === undefined ? {} : { "x-forwarded-for": xff } });
+    await app.close();
+    return r.body;
+  };
+  const trusted = ["10.0.0.0/8", "fd00::/8"];
+  assert.equal(await keyOf(trusted, "10.1.1.1", "192.0.2.1, 198.51.100.2"), "198.51.100.2");
+  assert.equal(await keyOf(trusted, "10.1.1.1", "192.0.2.1, 198.51.100.2, 10.2.2.2"), "198.51.100.2");
+  assert.equal(await keyOf(trusted, "::ffff:10.1.1.1", "2001:db8::5"), "2001:db8::5");
+  assert.equal(await keyOf(trusted, "fd00::1", "10.3.3.3"), "10.3.3.3", "all hops trusted: the leftmost");
+  assert.equal(await keyOf(trusted, "10.1.1.1", "198.51.100.2, garbage"), "10.1.1.1");
+  assert.equal(await keyOf(trusted, "10.1.1.1", "192.0.2.1, 198.51.100.3"), "198.51.100.3", "repeated headers arrive joined");
+  assert.equal(await keyOf(trusted, "192.0.2.50", "198.51.100.2"), "192.0.2.50", "an untrusted peer's header is ignored");
+  assert.equal(await keyOf(undefined, "10.1.1.1", "198.51.100.2"), "10.1.1.1");
+  assert.throws(() => trustProxyOption(["10.0.0.0/33"]), /http\.trustedProxies: not an address or CIDR range/);
   assert.deepEqual(parseCidr("10.0.0.0/8"), { address: "10.0.0.0", prefix: 8, family: "ipv4" });
   assert.deepEqual(parseCidr("2001:db8::1"), { address: "2001:db8::1", prefix: 128, family: "ipv6" });
   for (const bad of ["10.0.0.0/33", "fd00::/129", "relay.example", "10.0.0.0/8/1", "10.0.0.0/x", ""]) assert.equal(parseCidr(bad), undefined, bad);

@@ -4,14 +4,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { HttpGatewayTelephony } from "../../relay/src/telephony/http-gateway.js";
-import { createTelephony, SecretSourceError, telephonyConfigSchema, TelephonyRejected, TelephonyUnavailable, type CallOutcome, type RouteHandler } from "../../relay/src/telephony/index.js";
+import { createTelephony, SecretSourceError, telephonyConfigSchema, TelephonyRejected, TelephonyUnavailable, type CallbackRoute, type CallOutcome } from "../../relay/src/telephony/index.js";
 import { anxinSignature } from "../../relay/src/telephony/signature.js";
+import { callbackRelay } from "../support/callback-relay.js";
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 
 const SECRET = "gateway-shared-secret-0123456789";
@@ -26,32 +25,9 @@ interface Relay {
 }
 
 /** An HTTP server standing in for the relay's API: the adapter's route, 404 otherwise. */
-async function relayServer(route: () => RouteHandler, outcomes: CallOutcome[]): Promise<Relay> {
-  const server = http.createServer((req, res) => {
-    route()(req, res).then(
-      (handled) => {
-        if (!handled) {
-          res.writeHead(404);
-          res.end();
-        }
-      },
-      () => {
-        res.writeHead(500);
-        res.end();
-      },
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    outcomes,
-    logs: [],
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
+async function relayServer(route: () => CallbackRoute, outcomes: CallOutcome[]): Promise<Relay> {
+  const relay = await callbackRelay(["/v1/telephony/callback"], route);
+  return { url: relay.url, outcomes, logs: [], close: () => relay.close() };
 }
 
 interface Ctx {

@@ -9,6 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { TwilioTelephony, twilioSignature, verifyTwilioSignature } from "../../relay/src/telephony/twilio.js";
+import { callbackRelay } from "../support/callback-relay.js";
 import { createTelephony, telephonyConfigSchema, TelephonyRejected, TelephonyUnavailable, type CallOutcome } from "../../relay/src/telephony/index.js";
 
 const SID = `AC${"0123456789abcdef".repeat(2)}`;
@@ -80,16 +81,8 @@ async function setup(t: { after(fn: () => unknown): void }, token = TOKEN): Prom
   const outcomes: CallOutcome[] = [];
   const sleeps: number[] = [];
   // Requests come only once the adapter made below (it needs the relay's URL) exists.
-  const relay = http.createServer((req, res) => {
-    void adapter.callbackRoute(req, res).then((handled) => {
-      if (!handled) {
-        res.writeHead(404);
-        res.end();
-      }
-    });
-  });
-  await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
-  const relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+  const relay = await callbackRelay(["gather", "status", "sms-status"].map((k) => `/v1/telephony/twilio/${k}`), () => adapter.callbackRoute);
+  const relayUrl = relay.url;
   const adapter = new TwilioTelephony({
     accountSid: SID,
     authToken: token,
@@ -108,10 +101,7 @@ async function setup(t: { after(fn: () => unknown): void }, token = TOKEN): Prom
   });
   t.after(async () => {
     await twilio.close();
-    await new Promise<void>((r) => {
-      relay.close(() => r());
-      relay.closeAllConnections();
-    });
+    await relay.close();
   });
   return { twilio, adapter, relayUrl, outcomes, sleeps };
 }

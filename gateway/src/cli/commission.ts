@@ -68,6 +68,12 @@ function stepLine(s: StepView, secondsLeft?: number): string {
   return `${head}${why}${left}${what}`;
 }
 
+/** Where the report is: at the relay, on its way, or kept on the hub because it has no uplink. */
+function delivery(r: { reportAckedAt: number | null; uplink?: boolean }): string {
+  if (r.reportAckedAt) return "stored at the relay 已送达平台";
+  return r.uplink === false ? "journaled on the hub; this hub has no uplink, so it reaches no relay 本网关未连接平台" : "journaled, waiting for the relay 待送达";
+}
+
 export function renderReport(r: CommissioningReport): string {
   const lines = [
     `Commissioning report — hub ${r.hub}${r.household ? `, household ${r.household}` : ""}, plan v${r.plan.version} (${r.plan.level}), installer ${r.installer}`,
@@ -236,9 +242,9 @@ export function registerCommission(cmd: Command, socketPath: (o: CommissionOpts)
       const view = progressView(out, { sock, installer: o.installer });
       const r = await streamDaemon(sock, { cmd: "commission_start", plan: plan as Record<string, unknown>, household: o.household, installer: o.installer, waivers, stepTimeoutS }, (p) => view.show(p as Progress), (stepTimeoutS + 30) * 1000).finally(() => view.end()).catch((e: Error) => fail(e.message));
       if (!r.ok) fail(`${r.error}${r.details?.length ? `:\n  - ${r.details.join("\n  - ")}` : ""}`);
-      const result = r.result as { report: CommissioningReport; reportEventId: string; reportAckedAt: number | null };
+      const result = r.result as { report: CommissioningReport; reportEventId: string; reportAckedAt: number | null; uplink?: boolean };
       if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else process.stdout.write(`\n${renderReport(result.report)}report event ${result.reportEventId}: ${result.reportAckedAt ? "stored at the relay 已送达平台" : "journaled, waiting for the relay 待送达"}\n`);
+      else process.stdout.write(`\n${renderReport(result.report)}report event ${result.reportEventId}: ${delivery(result)}\n`);
       process.exit(result.report.state === "commissioned" ? 0 : 1);
     });
 }

@@ -85,7 +85,7 @@ export class Commissioning {
       const d = this.deps();
       const until = d.now() + req.stepTimeoutS * 1000;
       while (d.uplink && s.ackedAt(eventId) === undefined && d.now() < until) await d.sleep(200);
-      return { report, reportEventId: eventId, reportAckedAt: s.ackedAt(eventId) ?? null, steps: s.status().steps };
+      return { report, reportEventId: eventId, reportAckedAt: s.ackedAt(eventId) ?? null, uplink: d.uplink, steps: s.status().steps };
     } finally {
       gone?.removeEventListener("abort", cancel);
       this.session = null;

@@ -46,6 +46,12 @@ export async function callDaemon(path: string, req: ControlRequestInput, timeout
         return;
       }
     });
+    // The daemon stopping mid-request (a crash, a restart) closes the socket: say so now, not at the timeout.
+    // (A settled promise ignores this; an error is followed by close too and has already rejected.)
+    sock.once("close", () => {
+      clearTimeout(timer);
+      reject(new Error(`anxin-hub on ${path} closed the connection without answering: it stopped or restarted (see its log)`));
+    });
     sock.once("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const why =

@@ -68,8 +68,8 @@ export async function verifyToken(db: Kysely<LoopDb>, token: string): Promise<Pr
   return { id: r.id, name: r.name, role: r.role as Role, ...streetsOf(r.streets) };
 }
 
-/** A stored street list, as the principal carries it (absent: every street). */
-function streetsOf(json: string | null): { streets?: readonly string[] } {
+/** A stored street list, as the principal (or a console account) carries it (absent: every street). */
+export function streetsOf(json: string | null): { streets?: readonly string[] } {
   if (json === null) return {};
   // A list that does not parse limits the token to nothing rather than to everything.
   let parsed: unknown;

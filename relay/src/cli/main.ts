@@ -24,6 +24,7 @@ import { registerForwardCommands } from "./forward-commands.js";
 import { registerRetentionCommands } from "../retention/cli.js";
 import { registerLedgerCommands } from "./ledger-commands.js";
 import { registerHouseholdCommands } from "./household-commands.js";
+import { registerOperatorCommands } from "./operator-commands.js";
 import { recordAudit } from "../careplans/audit.js";
 import { CLAIM_AUDIT_ACTION } from "../registry/registry.js";
 import { cliActor, registerLoopCommands } from "./loop-commands.js";
@@ -272,6 +273,7 @@ registerForwardCommands(program, { withConfig, admin, fail });
 registerRetentionCommands(program, { withConfig, admin, fail });
 registerLedgerCommands(program, { withConfig, admin, fail });
 registerHouseholdCommands(program, { withConfig, admin, fail });
+registerOperatorCommands(program, { withConfig, fail });
 
 /** Prints the claim and the exact command for the hub, ready to paste (the hub's config path when not its default). */
 function printClaim(hub: string, claim: { code: string; expiresAt: number }, publicUrl: string, o: { hubConfig?: string; json?: boolean }): void {

@@ -5,6 +5,7 @@ import { forwardersConfigSchema } from "../forwarders/config.js";
 import { retentionConfigSchema } from "../retention/config.js";
 import { upkeepConfigSchema } from "../households/upkeep.js";
 import { telephonyConfigSchema } from "../telephony/config.js";
+import { consoleConfigSchema } from "../console/auth/config.js";
 
 const port = z.number().int().min(0).max(65535);
 
@@ -171,6 +172,7 @@ export const relayConfigSchema = z
     telephony: telephonyConfigSchema.prefault({ kind: "console" }).describe("how calls and SMS go out: console (demo, calls nobody), http (the generic gateway), twilio"),
     forwarders: forwardersConfigSchema.prefault({}).describe("where incident updates are pushed: the duty platform, the district and street operations centres"),
     retention: retentionConfigSchema.prefault({}).describe("how long each kind of row is kept, and the sweep that deletes the rest (docs/configuration.md)"),
+    console: consoleConfigSchema.prefault({}).describe("the web console's sign-in sessions: idle timeout and lifetime (docs/console.md)"),
   })
   .strict();
 

@@ -1,12 +1,14 @@
 // The relay's HTTP side: the operator API (with the households' risk rules and the report font it needs),
-// enrolment, health and metrics, and telephony's callback route.
+// enrolment, health and metrics, telephony's callback routes, and whatever plugins the caller adds.
 import path from "node:path";
+import type { FastifyPluginAsync } from "fastify";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { openApiDocument } from "../api/operator/openapi.js";
-import { createOperatorRouter } from "../api/operator/router.js";
+import { operatorApi } from "../api/operator/mount.js";
 import { operatorRoutes } from "../api/operator/routes.js";
-import { ApiServer, type HealthReport, type RouteHandler } from "../api/server.js";
+import { ApiServer, type HealthReport } from "../api/server.js";
+import { telephonyCallbacks } from "../api/telephony-callbacks.js";
 import { verifyToken } from "../auth/tokens.js";
 import { findCjkFont } from "../commissioning/fonts.js";
 import type { RelayConfig } from "../config/schema.js";
@@ -32,6 +34,15 @@ export interface HttpApiDeps {
   log: Logger;
   now: () => number;
   clock: (() => number) | undefined;
+  /**
+   * The extension point: fastify plugins registered on the public listener after the relay's own routes, in
+   * order, each with `app.register(plugin)` (its own encapsulated context unless it skips encapsulation, as
+   * fastify-plugin does). The app already has @fastify/cookie, trustProxy from http.trustedProxies, the
+   * relay's logger, and the `{"error", "message"}` shape for faults and unknown paths; it keeps fastify's own
+   * body parsers and leaves validator compilers to each plugin. Pass options by wrapping:
+   * `async (app) => { await app.register(consolePlugin, options) }`.
+   */
+  plugins?: readonly FastifyPluginAsync[];
 }
 
 /** Loads what the routes need (a bad rules file or an unusable configured font stops the start), then listens. */
@@ -58,15 +69,19 @@ export async function startHttpApi(d: HttpApiDeps): Promise<{ api: ApiServer; op
     upkeep: config.households.upkeep,
   });
   openapi = openApiDocument(table, d.version);
-  const routes: RouteHandler[] = [createOperatorRouter(table, { verify: (t) => verifyToken(d.db, t), log: log.child({ part: "operator-api" }) })];
-  if (d.telephonyHandle) routes.unshift(d.telephonyHandle.callbackRoute);
+  const httpLog = log.child({ part: "http" });
+  const plugins: FastifyPluginAsync[] = [
+    ...(d.telephonyHandle ? [telephonyCallbacks(d.telephonyHandle.callbackRoute, httpLog)] : []),
+    operatorApi(table, { verify: (t) => verifyToken(d.db, t), log: log.child({ part: "operator-api" }) }),
+    ...(d.plugins ?? []),
+  ];
   const api = new ApiServer({
-    routes,
+    plugins,
     host: config.http.host,
     port: config.http.port,
     trustedProxies: config.http.trustedProxies,
     metricsListener: config.http.metrics,
-    log: log.child({ part: "http" }),
+    log: httpLog,
     metrics: d.metrics,
     enrol: (hub, code) => d.registry.enrol(hub, code),
     health: d.healthReport,

@@ -13,6 +13,9 @@ import { brokerConnection } from "./broker-connection.js";
 import { buildClosedLoop } from "./closed-loop.js";
 import { healthReporter } from "./health-report.js";
 import { startHttpApi } from "./http-api.js";
+import { consoleAuthMigrations } from "../console/auth/tables.js";
+import { consolePlugin } from "../console/mount.js";
+import type { FastifyPluginAsync } from "fastify";
 import { startRevocationSweep } from "./revocation-sweep.js";
 import type { ApiServer, HealthReport } from "../api/server.js";
 import type { EscalationEngine } from "../escalation/engine.js";
@@ -55,7 +58,7 @@ export interface RelayParts {
 /** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
  * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
  * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations };
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations, ...consoleAuthMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
@@ -85,6 +88,10 @@ export interface StartRelayOptions {
   print?: (line: string) => void;
   /** Environment for sd_notify and the master key credential ($CREDENTIALS_DIRECTORY); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** More fastify plugins on the public HTTP listener (http-api.ts HttpApiDeps.plugins). */
+  httpPlugins?: readonly FastifyPluginAsync[];
+  /** Where the console's built page is (default dist/console). */
+  consoleDir?: string;
 }
 
 export interface RunningRelay {
@@ -244,7 +251,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const health = new Health();
     undo.push(() => health.close());
     const healthReport = healthReporter({ relayId: config.relay.id, version: RELAY_VERSION, store, session, broker, health, now, startedAt, closed: () => closed });
-    const { api, openapi } = await startHttpApi({ config, baseDir, version: RELAY_VERSION, db, store, incidents, registry, metrics, telephonyHandle, healthReport, log, now, clock: o.now });
+    const { api, openapi } = await startHttpApi({ config, baseDir, version: RELAY_VERSION, db, store, incidents, registry, metrics, telephonyHandle, healthReport, log, now, clock: o.now, plugins: [consolePlugin({ db, now, log, config, staticDir: o.consoleDir }), ...(o.httpPlugins ?? [])] });
     undo.push(() => api.close());
     const stopSweep = broker ? startRevocationSweep(broker, registry, log) : undefined;
 

@@ -9,6 +9,7 @@
 import type { Kysely } from "kysely";
 import type { Registry } from "prom-client";
 import type { Envelope } from "../../../protocol/envelope.js";
+import { notifyQueue } from "../console/queue/notifier.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import type { CallOutcome } from "../telephony/types.js";
 import { ArrivalCheck } from "./arrival.js";
@@ -78,7 +79,7 @@ export class EscalationEngine {
 
   /** A call's outcome from the telephony callback (idempotent). */
   onOutcome(o: CallOutcome): Promise<void> {
-    return this.outcomes.onOutcome(o);
+    return this.outcomes.onOutcome(o).finally(notifyQueue);
   }
 
   /** Mirrors supervision's hub_offline incidents now (the loop does it every few seconds). */
@@ -159,10 +160,11 @@ export class EscalationEngine {
           const claimed = await claimDue(this.c.db, this.c.instanceId, this.c.now(), this.c.claimMs, Math.min(this.batch, MAX_INFLIGHT - this.inflight.size));
           if (claimed.length === 0) break;
           for (const t of claimed) {
-            const p = this.steps.runTimer(t).finally(() => this.inflight.delete(p));
+            const p = this.steps.runTimer(t).finally(() => { this.inflight.delete(p); notifyQueue(); });
             this.inflight.add(p);
           }
           total += claimed.length;
+          notifyQueue(); // the console's queue: these steps are under way
         }
       } while (this.again);
       return total;

@@ -5,6 +5,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Alerter } from "../alerts/alerter.js";
 import { addTimer, cancelTimers } from "../escalation/timers.js";
+import { notifyQueue } from "../console/queue/notifier.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import type { IncidentForwarding } from "./forwarding.js";
 import { isMaintenance, stopsEscalation, transition, type IncidentAction, type IncidentState } from "./lifecycle.js";
@@ -56,7 +57,7 @@ export class IncidentService {
 
   /** Applies an action; throws IncidentError (404 unknown, 409 not allowed now or changed meanwhile). */
   async act(id: string, action: IncidentAction, by: Actor): Promise<{ incident: Incident; entry: TimelineEntry }> {
-    return this.o.db.transaction().execute((trx) => this.actIn(trx, id, action, by));
+    return this.o.db.transaction().execute((trx) => this.actIn(trx, id, action, by)).finally(notifyQueue);
   }
 
   /** The same inside a caller's transaction. */
@@ -130,6 +131,6 @@ export class IncidentService {
       const incident = toIncident((await getIncidentRow(trx, id)) ?? row);
       if (won) await this.o.forwarding.push(trx, incident, entry);
       return { incident, entry };
-    });
+    }).finally(notifyQueue);
   }
 }

@@ -2,6 +2,7 @@
 // the hand-on of each newly stored event. A duplicate is acknowledged again (the hub may have missed the
 // first ack) but never handed on, so it cannot start a second call tree (invariant 5).
 import type { Logger } from "pino";
+import { notifyQueue } from "../console/queue/notifier.js";
 import type { Metrics } from "../metrics.js";
 import { envelopeOf, type Accepted } from "./accepted.js";
 import type { Stored } from "./transaction.js";
@@ -73,4 +74,5 @@ export function afterCommit(d: AfterCommitDeps, items: Accepted[], stored: Store
       d.log.error({ err, hub: a.hub, id: a.id }, "ingest: onCommitted failed");
     }
   }
+  if (items.some((a) => a.kind === "alarm" && stored.inserted.has(a.id))) notifyQueue(); // the console's queue: an alarm opened or joined an incident
 }

@@ -6,6 +6,7 @@
 // index: both databases allow many NULLs in a unique column, and `INSERT … ON CONFLICT (open_key) DO NOTHING`
 // then lets two relay instances race to open the same incident without either transaction failing.
 import type { Kysely, Migration } from "kysely";
+import { consoleQueueMigrations } from "../console/queue/table.js";
 import type { RelayDb } from "./schema.js";
 
 export interface CarePlansTable {
@@ -72,7 +73,7 @@ export interface IncidentTimelineTable {
   incident_id: string;
   at: number;
   actor: string;
-  /** transition | joined | new_evidence | call | outcome | acknowledged | arrival | arrival_unconfirmed | dispatch | ticket | follow_up | note | alarm_cleared | escalation */
+  /** transition | joined | new_evidence | call | outcome | acknowledged | arrival | arrival_unconfirmed | dispatch | ticket | follow_up | note | alarm_cleared | escalation | taken (the duty console) */
   kind: string;
   from_state: string | null;
   to_state: string | null;
@@ -319,4 +320,6 @@ export const closedLoopMigrations: Record<string, Migration> = {
       await db.schema.alterTable("api_tokens").addColumn("streets", "text").execute();
     },
   },
+  // Who has taken which incident at the duty console (console/queue/table.ts).
+  ...consoleQueueMigrations,
 };

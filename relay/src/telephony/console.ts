@@ -2,7 +2,7 @@
 // e.g. "the first call is answered with key 1 after 2 s", so the whole escalation runs on one machine.
 import type { ConsoleScriptRule } from "./config.js";
 import { maskNumber } from "./provider-http.js";
-import { newCounters, type CallOutcome, type CallRequest, type RouteHandler, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { newCounters, NO_CALLBACKS, type CallbackRoute, type CallOutcome, type CallRequest, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export type ConsoleAnswer = Omit<ConsoleScriptRule, "to" | "call">;
 
@@ -29,7 +29,7 @@ export class ConsoleTelephony implements Telephony {
   readonly name = "console";
   readonly counters: TelephonyCounters = newCounters();
   /** The callbacks come from inside the process: no HTTP route. */
-  readonly callbackRoute: RouteHandler = async () => false;
+  readonly callbackRoute: CallbackRoute = NO_CALLBACKS;
   private calls = 0;
   private readonly placed = new Map<string, string>();
   private readonly pending = new Set<() => void>();

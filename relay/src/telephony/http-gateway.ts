@@ -2,12 +2,11 @@
 // be put behind a small gateway that speaks it. Both directions are signed with one shared secret over
 // "<timestamp>.<body>" (signature.ts); a callback that is forged or outside the time window is answered
 // 403 and nothing is recorded.
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AxiosInstance } from "axios";
 import { z } from "zod";
-import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, readCallbackPost, reply, type AdapterParts, type RetryPolicy } from "./provider-http.js";
+import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, type AdapterParts, type RetryPolicy } from "./provider-http.js";
 import { signedHeaders, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyAnxinSignature } from "./signature.js";
-import { CALL_STATUSES, newCounters, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { CALL_STATUSES, newCounters, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const HTTP_GATEWAY = "http-gateway";
 const MAX_CALLBACK_BYTES = 16 * 1024;
@@ -86,30 +85,29 @@ export class HttpGatewayTelephony implements Telephony {
     });
   }
 
-  readonly callbackRoute = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    const path = new URL(req.url ?? "/", "http://relay").pathname;
-    if (path !== this.o.callbackPath) return false;
-    const raw = await readCallbackPost(req, res, MAX_CALLBACK_BYTES);
-    if (!raw) return true;
+  /** POSTs to callbackPath, signed over "<timestamp>.<body>". */
+  get callbackRoute(): CallbackRoute {
+    return { paths: [this.o.callbackPath], maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
+  }
+
+  private async callback(req: CallbackRequest): Promise<CallbackReply> {
     const check = verifyAnxinSignature(
       this.o.secret,
       { timestamp: req.headers[TIMESTAMP_HEADER], signature: req.headers[SIGNATURE_HEADER] },
-      raw,
+      req.body,
       this.now(),
       this.o.callbackWindowMs,
     );
     if (!check.ok) {
       this.counters.callbacksRefused++;
-      this.o.log.warn({ reason: check.reason, remote: req.socket.remoteAddress }, "telephony callback refused: bad signature");
-      reply(res, 403, JSON.stringify({ error: "forbidden" }));
-      return true;
+      this.o.log.warn({ reason: check.reason, remote: req.remote }, "telephony callback refused: bad signature");
+      return { status: 403, body: JSON.stringify({ error: "forbidden" }) };
     }
-    const parsed = gatewayCallbackSchema.safeParse(parseJsonOrUndefined(raw));
+    const parsed = gatewayCallbackSchema.safeParse(parseJsonOrUndefined(req.body));
     if (!parsed.success) {
       this.counters.callbacksRefused++;
       const where = parsed.error.issues[0];
-      reply(res, 400, JSON.stringify({ error: "bad_callback", message: `${where?.path.join(".") || "body"}: ${where?.message ?? "invalid"}` }));
-      return true;
+      return { status: 400, body: JSON.stringify({ error: "bad_callback", message: `${where?.path.join(".") || "body"}: ${where?.message ?? "invalid"}` }) };
     }
     const c = parsed.data;
     const outcome: CallOutcome = {
@@ -121,7 +119,6 @@ export class HttpGatewayTelephony implements Telephony {
       ...(c.detail !== undefined ? { detail: c.detail } : {}),
     };
     // The gateway retries its callback on a 5xx (deliverOutcome's answer when recording fails).
-    if (await deliverOutcome(this.parts, outcome, res)) reply(res, 200, JSON.stringify({ ok: true }));
-    return true;
-  };
+    return (await deliverOutcome(this.parts, outcome)) ?? { status: 200, body: JSON.stringify({ ok: true }) };
+  }
 }

@@ -6,7 +6,7 @@ import { ConsoleTelephony } from "./console.js";
 import { HttpGatewayTelephony } from "./http-gateway.js";
 import { readSecret } from "./secret-source.js";
 import { TwilioTelephony } from "./twilio.js";
-import type { RouteHandler, Telephony, TelephonyCounters, TelephonyDeps, TelephonyHandle } from "./types.js";
+import type { CallbackRoute, Telephony, TelephonyCounters, TelephonyDeps, TelephonyHandle } from "./types.js";
 
 export * from "./types.js";
 export { telephonyConfigSchema, type TelephonyConfig } from "./config.js";
@@ -45,7 +45,7 @@ export function createTelephony(cfg: TelephonyConfig, deps: CreateTelephonyDeps)
   /** A secret from its file or its variable; errors name the key that was set. */
   const secret = (file: string | undefined, env: string | undefined, key: string) =>
     readSecret({ file, env }, file ? `telephony.${key}File` : `telephony.${key}Env`, secretOpts);
-  const handle = (t: Telephony & { callbackRoute: RouteHandler; counters: TelephonyCounters }, close: () => Promise<void> = async () => {}): TelephonyHandle => ({
+  const handle = (t: Telephony & { callbackRoute: CallbackRoute; counters: TelephonyCounters }, close: () => Promise<void> = async () => {}): TelephonyHandle => ({
     telephony: t,
     callbackRoute: t.callbackRoute,
     counters: t.counters,

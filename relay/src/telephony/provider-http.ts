@@ -1,8 +1,7 @@
 // What the HTTP adapters share: one POST to a provider with a timeout and retries on transient failures
-// (network errors, timeouts, 5xx, 408, 429), and reading a callback's body with a size limit.
-import type { IncomingMessage, ServerResponse } from "node:http";
+// (network errors, timeouts, 5xx, 408, 429), and handing a verified callback's outcome on.
 import axios, { type AxiosInstance, type AxiosResponse } from "axios";
-import { TelephonyRejected, TelephonyUnavailable, type CallOutcome, type CallRequest, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { TelephonyRejected, TelephonyUnavailable, type CallbackReply, type CallOutcome, type CallRequest, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export interface RetryPolicy {
   timeoutMs: number;
@@ -68,41 +67,6 @@ function providerCode(body: unknown): string {
   }
 }
 
-export class BodyTooLarge extends Error {}
-
-/** The raw request body, at most `max` bytes (BodyTooLarge beyond). */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      // Past the limit the rest is drained and dropped, so the 413 can still be sent.
-      if (size <= max) parts.push(c);
-    });
-    req.on("end", () => (size > max ? reject(new BodyTooLarge(`body over ${max} bytes`)) : resolve(Buffer.concat(parts))));
-    req.on("error", reject);
-  });
-}
-
-/**
- * A provider callback's raw body, or undefined when the request was already answered: 405 for anything but a
- * POST, 413 past `max` bytes, 400 for a broken body.
- */
-export async function readCallbackPost(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
-  if (req.method !== "POST") {
-    res.setHeader("allow", "POST");
-    reply(res, 405, JSON.stringify({ error: "method_not_allowed" }));
-    return undefined;
-  }
-  try {
-    return await readBody(req, max);
-  } catch (err) {
-    reply(res, err instanceof BodyTooLarge ? 413 : 400, JSON.stringify({ error: "bad_body" }));
-    return undefined;
-  }
-}
-
 /** What an adapter shares with the helpers below: its name, its totals, its log and the escalation's ear. */
 export interface AdapterParts {
   provider: string;
@@ -112,19 +76,18 @@ export interface AdapterParts {
 }
 
 /**
- * Passes a verified callback's outcome on. False when it could not be recorded: the provider was then
- * answered 500, so it retries the callback and the outcome is not lost.
+ * Passes a verified callback's outcome on. Undefined once recorded; when it could not be, the 500 to answer
+ * with, so the provider retries the callback and the outcome is not lost.
  */
-export async function deliverOutcome(a: AdapterParts, outcome: CallOutcome, res: ServerResponse): Promise<boolean> {
+export async function deliverOutcome(a: AdapterParts, outcome: CallOutcome): Promise<CallbackReply | undefined> {
   try {
     await a.onOutcome(outcome);
   } catch (err) {
     a.log.error({ provider: a.provider, attemptId: outcome.attemptId, err: (err as Error).message }, "telephony outcome not recorded");
-    reply(res, 500, JSON.stringify({ error: "internal" }));
-    return false;
+    return { status: 500, body: JSON.stringify({ error: "internal" }) };
   }
   a.counters.callbacks++;
-  return true;
+  return undefined;
 }
 
 /** Runs one place() request, counting and logging its result (the number called is never logged). */
@@ -148,16 +111,6 @@ export function parseJsonOrUndefined(s: string | Buffer): unknown {
   } catch {
     return undefined;
   }
-}
-
-export function reply(res: ServerResponse, status: number, body?: string, contentType = "application/json"): void {
-  if (body === undefined) {
-    res.writeHead(status, { "cache-control": "no-store" });
-    res.end();
-    return;
-  }
-  res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
-  res.end(body);
 }
 
 /** "+8613812345678" → "+86*******5678": enough to tell calls apart in a log, not to dial. */

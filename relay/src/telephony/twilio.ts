@@ -3,15 +3,16 @@
 // waits for one key; Twilio posts the key to the Gather action URL and the call's final status to the
 // status callback. Every callback is checked against X-Twilio-Signature before anything is recorded.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AxiosInstance } from "axios";
-import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, readCallbackPost, reply, type AdapterParts, type RetryPolicy } from "./provider-http.js";
-import { newCounters, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, type AdapterParts, type RetryPolicy } from "./provider-http.js";
+import { newCounters, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const TWILIO = "twilio";
 const MAX_CALLBACK_BYTES = 64 * 1024;
 const TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 const TWIML_HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>';
+const KINDS = ["gather", "status", "sms-status"] as const;
+type Kind = (typeof KINDS)[number];
 
 /** Twilio's CallStatus (final values) → ours. queued, ringing, in-progress are not outcomes. */
 const CALL_STATUS: Record<string, CallStatus> = {
@@ -130,39 +131,37 @@ export class TwilioTelephony implements Telephony {
     });
   }
 
-  readonly callbackRoute = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    const target = req.url ?? "/";
-    const u = new URL(target, "http://relay");
-    const prefix = `${this.o.callbackPath}/`;
-    if (!u.pathname.startsWith(prefix)) return false;
-    const kind = u.pathname.slice(prefix.length);
-    if (kind !== "gather" && kind !== "status" && kind !== "sms-status") return false;
-    const raw = await readCallbackPost(req, res, MAX_CALLBACK_BYTES);
-    if (!raw) return true;
-    const params = new URLSearchParams(raw.toString("utf8"));
+  /** POSTs to callbackPath/gather, /status and /sms-status, signed with X-Twilio-Signature. */
+  get callbackRoute(): CallbackRoute {
+    return { paths: KINDS.map((k) => `${this.o.callbackPath}/${k}`), maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
+  }
+
+  private async callback(req: CallbackRequest): Promise<CallbackReply> {
+    const u = new URL(req.url, "http://relay");
+    // Mounted on the KINDS' paths only.
+    const kind = u.pathname.slice(this.o.callbackPath.length + 1) as Kind;
+    const params = new URLSearchParams(req.body.toString("utf8"));
     // The URL Twilio signed is the one we gave it: our public base plus the path and query it called.
-    const signedUrl = `${this.o.publicUrl.replace(/\/+$/, "")}${target}`;
+    const signedUrl = `${this.o.publicUrl.replace(/\/+$/, "")}${req.url}`;
     if (!verifyTwilioSignature(this.o.authToken, req.headers["x-twilio-signature"], signedUrl, params)) {
       this.counters.callbacksRefused++;
-      this.o.log.warn({ kind, remote: req.socket.remoteAddress }, "twilio callback refused: bad signature");
-      reply(res, 403, JSON.stringify({ error: "forbidden" }));
-      return true;
+      this.o.log.warn({ kind, remote: req.remote }, "twilio callback refused: bad signature");
+      return { status: 403, body: JSON.stringify({ error: "forbidden" }) };
     }
     const attemptId = u.searchParams.get("attemptId");
     if (!attemptId) {
       this.counters.callbacksRefused++;
-      reply(res, 400, JSON.stringify({ error: "bad_callback", message: "attemptId missing from the callback URL" }));
-      return true;
+      return { status: 400, body: JSON.stringify({ error: "bad_callback", message: "attemptId missing from the callback URL" }) };
     }
     const outcome = this.parse(kind, attemptId, params);
     // Twilio retries a failed callback only in some configurations; the final status still arrives.
-    if (outcome && !(await deliverOutcome(this.parts, outcome, res))) return true;
+    const failed = outcome && (await deliverOutcome(this.parts, outcome));
+    if (failed) return failed;
     // The Gather action's answer is the rest of the call: thank-you is implied, hang up.
-    reply(res, 200, kind === "gather" ? TWIML_HANGUP : TWIML_EMPTY, "text/xml");
-    return true;
-  };
+    return { status: 200, body: kind === "gather" ? TWIML_HANGUP : TWIML_EMPTY, contentType: "text/xml" };
+  }
 
-  private parse(kind: "gather" | "status" | "sms-status", attemptId: string, p: URLSearchParams): CallOutcome | undefined {
+  private parse(kind: Kind, attemptId: string, p: URLSearchParams): CallOutcome | undefined {
     const at = this.now();
     if (kind === "gather") {
       const digits = p.get("Digits") ?? "";

@@ -1,7 +1,7 @@
 // What the escalation engine sees of telephony: place a call or an SMS, later receive its outcome through a
 // provider callback. Adapters (http-gateway, twilio, console) implement it; createTelephony and
 // telephonyConfigSchema (index.ts, config.ts) build the configured one. Contracts: docs/integrations.md.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 
 export type CallChannel = "voice" | "sms";
 
@@ -81,12 +81,42 @@ export class TelephonyRejected extends Error {
   }
 }
 
+/** One provider callback as the HTTP server received it. */
+export interface CallbackRequest {
+  /** The path and query as requested (Twilio's signature covers them). */
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** The body's exact bytes (signatures are over them). */
+  body: Buffer;
+  /** The socket's peer, for the log. */
+  remote: string | undefined;
+}
+
+export interface CallbackReply {
+  status: number;
+  body: string;
+  /** Default application/json. */
+  contentType?: string;
+}
+
 /**
- * An HTTP route handler for provider callbacks: resolves false if the request is not its route (nothing
- * written to `res`). Verifies the signature (forged or stale → 403, nothing recorded), parses into
- * CallOutcome, calls onOutcome, answers 2xx; if onOutcome throws it answers 500 so the provider retries.
+ * The provider callbacks an adapter takes: POSTs to `paths` (anything else there is a 405; a body over
+ * `maxBytes` a 413), each answered by `handle`. It verifies the signature (forged or stale → 403, nothing
+ * recorded), parses into CallOutcome, calls onOutcome and answers 2xx; if onOutcome throws it answers 500 so
+ * the provider retries. The HTTP server mounts it (relay/src/api/telephony-callbacks.ts).
  */
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+export interface CallbackRoute {
+  paths: readonly string[];
+  maxBytes: number;
+  handle(req: CallbackRequest): Promise<CallbackReply>;
+}
+
+/** An adapter whose outcomes do not come over HTTP (the console): no paths. */
+export const NO_CALLBACKS: CallbackRoute = {
+  paths: [],
+  maxBytes: 0,
+  handle: async () => ({ status: 404, body: JSON.stringify({ error: "not_found" }) }),
+};
 
 /** Minimal logger shape (pino's Logger fits). */
 export interface TelephonyLog {
@@ -123,7 +153,7 @@ export function newCounters(): TelephonyCounters {
 
 export interface TelephonyHandle {
   telephony: Telephony;
-  callbackRoute: RouteHandler;
+  callbackRoute: CallbackRoute;
   counters: TelephonyCounters;
   close(): Promise<void>;
 }

@@ -25,8 +25,8 @@ import { retirementsOut } from "./retirement-schema.js";
 import { inStreetScope, OUTSIDE_STREETS, streetScope } from "../../households/street-scope.js";
 import { CLAIM_AUDIT_ACTION, ClaimError, type Registry } from "../../registry/registry.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
-import { HttpError } from "../server.js";
-import { route, type OperatorRoute } from "./router.js";
+import { HttpError } from "../errors.js";
+import { route, type OperatorRoute } from "./route.js";
 import { claimBody, claimSchema } from "./schemas.js";
 
 export interface HouseholdRouteDeps {

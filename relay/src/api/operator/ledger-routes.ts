@@ -12,8 +12,8 @@ import { DEVICE_KINDS, RISK_LEVELS } from "../../households/schema.js";
 import { streetScope } from "../../households/street-scope.js";
 import { defaultUpkeepConfig, UPKEEP_WHATS, type UpkeepConfig } from "../../households/upkeep.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
-import { HttpError } from "../server.js";
-import { route, type OperatorRoute } from "./router.js";
+import { HttpError } from "../errors.js";
+import { route, type OperatorRoute } from "./route.js";
 
 export interface LedgerRouteDeps {
   db: Kysely<LoopDb>;

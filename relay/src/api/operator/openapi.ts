@@ -1,7 +1,7 @@
 // The OpenAPI 3.1 description of the operator API, generated from the route table and its zod schemas
 // (z.toJSONSchema), served at /v1/openapi.json and saved as docs/openapi.json.
 import { z } from "zod";
-import type { OperatorRoute } from "./router.js";
+import type { OperatorRoute } from "./route.js";
 import { errorSchema } from "./schemas.js";
 
 // The document names its dialect once (jsonSchemaDialect); each schema need not repeat it.

@@ -15,8 +15,8 @@ import { householdView, type ReportView } from "../../commissioning/view.js";
 import { inStreetScope, OUTSIDE_STREETS, streetScope } from "../../households/street-scope.js";
 import { isHubId } from "../../mqtt/topics.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
-import { HttpError } from "../server.js";
-import { route, type OperatorRoute } from "./router.js";
+import { HttpError } from "../errors.js";
+import { route, type OperatorRoute } from "./route.js";
 
 export interface ReportRouteDeps {
   db: Kysely<LoopDb>;

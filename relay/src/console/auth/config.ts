@@ -1,0 +1,17 @@
+// The console's own section of the relay configuration (`console:`), checked with the rest of it in
+// config/schema.ts. Only the sign-in sessions are configured so far.
+import { z } from "zod";
+
+export const consoleConfigSchema = z
+  .object({
+    session: z
+      .object({
+        idleMinutes: z.number().int().min(1).max(24 * 60).default(30).describe("a console session with no request for this long is ended (the person walked away from the desk)"),
+        maxHours: z.number().int().min(1).max(7 * 24).default(12).describe("a console session ends this long after sign-in whatever happens (one shift); the person signs in again"),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConsoleConfig = z.infer<typeof consoleConfigSchema>;

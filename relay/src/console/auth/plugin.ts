@@ -1,0 +1,173 @@
+// The console's sign-in as a fastify plugin: the session routes under /console/api/session, and
+// `app.consoleUser(roles?)`, the preHandler every other console route puts in front of itself.
+//
+// It assumes nothing of the app it is registered into: it registers @fastify/cookie unless the app has it
+// already (then it must be registered before this plugin), keeps its zod compilers to its own routes, and is
+// not encapsulated itself (as fastify-plugin would do, here with fastify's own symbol) so that
+// `app.consoleUser` and `request.consoleUser` reach the routes registered beside it.
+import fastifyCookie from "@fastify/cookie";
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
+import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Kysely } from "kysely";
+import { z } from "zod";
+import type { Role } from "../../auth/tokens.js";
+import type { RelayDbHandle } from "../../store/closed-loop-schema.js";
+import { userActor, type Account } from "./accounts.js";
+import type { ConsoleConfig } from "./config.js";
+import { cookieIsSecure, SESSION_COOKIE, sessionCookieOptions } from "./cookie.js";
+import { CSRF_HEADER, csrfTokenFor, csrfTokenMatches, needsCsrf, originMatches } from "./csrf.js";
+import { dummyHash, PASSWORD_MAX_LENGTH } from "./password.js";
+import { findSession, sessionLimits, touchSession } from "./sessions.js";
+import { recordExpiry, signIn, signOut } from "./sign-in.js";
+import { consoleAuthDb, type ConsoleAuthDb } from "./tables.js";
+
+export interface ConsoleAuthOptions {
+  /** The relay's store (consoleAuthMigrations applied). */
+  db: RelayDbHandle | Kysely<ConsoleAuthDb>;
+  /** The clock sessions are timed by (ms). */
+  now: () => number;
+  log: Pick<FastifyBaseLogger, "info" | "warn">;
+  /** The relay's configuration, or anything with its `console` section. */
+  config: { console: ConsoleConfig };
+}
+
+/** The person behind a console request. */
+export interface ConsoleUser {
+  id: string;
+  username: string;
+  displayName: string;
+  role: Role;
+  /** The streets the account is limited to; absent: every street. */
+  streets?: readonly string[];
+  /** For the audit log and incident timelines: `user:<username>`. */
+  actor: string;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /**
+     * A preHandler for a console route: a live session (401 `no_session` / `session_expired`), Origin matching
+     * Host when sent (403 `origin`), the CSRF token in `x-csrf-token` on anything but GET/HEAD/OPTIONS
+     * (403 `csrf`), one of `roles` when given (403 `forbidden`). Sets request.consoleUser.
+     */
+    consoleUser(roles?: readonly Role[]): preHandlerAsyncHookHandler;
+  }
+  interface FastifyRequest {
+    /** Set by app.consoleUser()'s preHandler; null on routes without it. */
+    consoleUser: ConsoleUser | null;
+  }
+}
+
+const signInBody = z.object({ username: z.string().max(200), password: z.string().max(PASSWORD_MAX_LENGTH * 4) }).strict();
+
+const userBody = (a: Pick<Account, "username" | "displayName" | "role" | "streets">) => ({ username: a.username, displayName: a.displayName, role: a.role, ...(a.streets ? { streets: a.streets } : {}) });
+
+/** The request's session cookie (parsed here, so the app's cookie hook settings do not matter). */
+function sessionIdOf(app: FastifyInstance, request: FastifyRequest): string | undefined {
+  const header = request.headers.cookie;
+  return header ? app.parseCookie(header)[SESSION_COOKIE] : undefined;
+}
+
+const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) => {
+  const db = consoleAuthDb(opts.db);
+  const limits = sessionLimits(opts.config.console);
+  if (!app.hasDecorator("parseCookie")) await app.register(fastifyCookie);
+  // Made now, so the first unknown username takes as long as the ones after it.
+  await dummyHash();
+
+  const clearCookie = (request: FastifyRequest, reply: FastifyReply) => reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(cookieIsSecure(request)));
+  /** Answers from here carry the CSRF token or say who is signed in: never cached. */
+  const noStore = (reply: FastifyReply) => reply.header("cache-control", "no-store");
+
+  /** The checks of app.consoleUser(); undefined when it has answered the request itself. */
+  async function authenticate(request: FastifyRequest, reply: FastifyReply, roles: readonly Role[] | undefined): Promise<{ user: ConsoleUser; sessionId: string } | undefined> {
+    if (!originMatches(request.headers.origin, request.host)) {
+      await reply.code(403).send({ error: "origin" });
+      return undefined;
+    }
+    const at = opts.now();
+    const sessionId = sessionIdOf(app, request);
+    const found = await findSession(db, sessionId, at, limits);
+    if (found.state !== "live" || sessionId === undefined) {
+      if (found.state === "expired" && found.ended) {
+        await recordExpiry(db, found.username, found.reason, at);
+        opts.log.info({ username: found.username, reason: found.reason }, "console session expired");
+      }
+      if (sessionId !== undefined) clearCookie(request, reply);
+      await noStore(reply).code(401).send({ error: found.state === "expired" ? "session_expired" : "no_session" });
+      return undefined;
+    }
+    if (needsCsrf(request.method) && !csrfTokenMatches(sessionId, request.headers[CSRF_HEADER])) {
+      await reply.code(403).send({ error: "csrf" });
+      return undefined;
+    }
+    await touchSession(db, found.idHash, at);
+    const a = found.account;
+    if (roles && !roles.includes(a.role)) {
+      await reply.code(403).send({ error: "forbidden" });
+      return undefined;
+    }
+    const user: ConsoleUser = { id: a.id, username: a.username, displayName: a.displayName, role: a.role, ...(a.streets ? { streets: a.streets } : {}), actor: userActor(a.username) };
+    request.consoleUser = user;
+    return { user, sessionId };
+  }
+
+  app.decorateRequest("consoleUser", null);
+  app.decorate("consoleUser", (roles?: readonly Role[]): preHandlerAsyncHookHandler => {
+    return async function consoleUserPreHandler(request, reply) {
+      await authenticate(request, reply, roles);
+    };
+  });
+
+  // The routes in a context of their own, so the zod validator applies to them alone.
+  await app.register(async (r) => {
+    r.setValidatorCompiler(validatorCompiler);
+    const routes = r.withTypeProvider<ZodTypeProvider>();
+
+    routes.post("/console/api/session", { schema: { body: signInBody } }, async (request, reply) => {
+      noStore(reply);
+      // No session yet, so no CSRF token: the Origin check and SameSite=Strict keep other sites from signing a browser in.
+      if (!originMatches(request.headers.origin, request.host)) return reply.code(403).send({ error: "origin" });
+      const at = opts.now();
+      const previous = sessionIdOf(app, request);
+      if (previous !== undefined) {
+        const old = await findSession(db, previous, at, limits);
+        // Signing in again ends the session the browser had (an expired one is recorded as such).
+        if (old.state === "live") await signOut(db, previous, old.account.username, at);
+        else if (old.state === "expired" && old.ended) await recordExpiry(db, old.username, old.reason, at);
+      }
+      const result = await signIn(db, request.body, at, limits);
+      if (!result.ok) {
+        opts.log.info({ error: result.error }, "console sign-in refused");
+        if (result.error === "locked") return reply.code(423).send({ error: "locked", until: result.until });
+        if (result.error === "disabled") return reply.code(403).send({ error: "disabled" });
+        return reply.code(401).send({ error: "bad_credentials" });
+      }
+      opts.log.info({ username: result.account.username }, "console sign-in");
+      reply.setCookie(SESSION_COOKIE, result.sessionId, sessionCookieOptions(cookieIsSecure(request)));
+      return { user: userBody(result.account), csrfToken: csrfTokenFor(result.sessionId) };
+    });
+
+    routes.get("/console/api/session", async (request, reply) => {
+      const s = await authenticate(request, reply, undefined);
+      if (!s) return reply;
+      noStore(reply);
+      return { user: userBody(s.user), csrfToken: csrfTokenFor(s.sessionId) };
+    });
+
+    routes.delete("/console/api/session", async (request, reply) => {
+      const s = await authenticate(request, reply, undefined);
+      if (!s) return reply;
+      await signOut(db, s.sessionId, s.user.username, opts.now());
+      opts.log.info({ username: s.user.username }, "console sign-out");
+      clearCookie(request, reply);
+      return reply.code(204).send();
+    });
+  });
+};
+
+// fastify's own marker (what fastify-plugin sets): registered without a context of its own, so the decorators
+// reach the app that registered it.
+Object.assign(consoleAuth, { [Symbol.for("skip-override")]: true, [Symbol.for("fastify.display-name")]: "anxin-console-auth" });
+
+export const consoleAuthPlugin = consoleAuth;
