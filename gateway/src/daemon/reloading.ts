@@ -78,7 +78,7 @@ export async function superviseHub(file: string, o: SuperviseOptions): Promise<S
       if (alarms.length && !ro.whenQuiet) return { ok: false, error: `an alarm is active (${alarms.join(", ")}): the hub does not restart itself during an alarm; reload again once it is over` };
       if (alarms.length) {
         log.warn({ reason, alarms }, "reload deferred until the alarms are over");
-        clearTimeout(deferred);
+        clearInterval(deferred);
         deferred = setInterval(() => {
           if (stopped) return clearInterval(deferred);
           if (activeAlarms().length) return;

@@ -137,16 +137,14 @@ export async function recordRetirements(
   }
   for (const d of reported) {
     const room = d.room ?? rooms[0]!;
-    {
-      const device = d.id as string;
-      if (pending.has(device)) {
-        notes.push(`${o.kind} ${device} in ${room}: already pending`);
-        continue;
-      }
-      pending.add(device);
-      rows.push(row(room, device, "pending", null));
-      notes.push(`${o.kind} ${device} in ${room}: retire_device pending`);
+    const device = d.id as string;
+    if (pending.has(device)) {
+      notes.push(`${o.kind} ${device} in ${room}: already pending`);
+      continue;
     }
+    pending.add(device);
+    rows.push(row(room, device, "pending", null));
+    notes.push(`${o.kind} ${device} in ${room}: retire_device pending`);
   }
   if (rows.length) await rdb.insertInto("household_retirements").values(rows).execute();
   // Device and room ids only: no personal data in the audit row's purpose.
