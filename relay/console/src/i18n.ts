@@ -1,8 +1,7 @@
 // Every visible word comes from the catalogues in ../locales; the chosen language is remembered per browser.
 import i18next, { type TFunction } from "i18next";
 import { useEffect, useState } from "preact/hooks";
-import en from "../locales/en.json";
-import zhCN from "../locales/zh-CN.json";
+import { CATALOGUES } from "./locales";
 
 export const LANGUAGES = ["zh-CN", "en"] as const;
 export type Language = (typeof LANGUAGES)[number];
@@ -26,7 +25,7 @@ export function initI18n(): void {
     lng: storedLanguage(),
     fallbackLng: DEFAULT_LANGUAGE,
     supportedLngs: [...LANGUAGES],
-    resources: { "zh-CN": { translation: zhCN }, en: { translation: en } },
+    resources: { "zh-CN": { translation: CATALOGUES["zh-CN"] }, en: { translation: CATALOGUES.en } },
     initAsync: false,
     // Preact escapes text itself; escaping here would show "&#39;" in names.
     interpolation: { escapeValue: false },

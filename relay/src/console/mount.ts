@@ -10,7 +10,14 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { RelayConfig } from "../config/schema.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
+import type { Store } from "../store/store.js";
+import type { OperatorRoute } from "../api/operator/route.js";
 import { consoleAuthPlugin } from "./auth/plugin.js";
+import { consoleHomesPlugin } from "./homes/plugin.js";
+import { consoleIncidentPlugin } from "./incident/plugin.js";
+import { consoleOperatorRoutes } from "./operator/routes.js";
+import { consoleReportsPlugin } from "./reports/plugin.js";
+import { consoleStillsPlugin } from "./stills/plugin.js";
 import { queueNotifier } from "./queue/notifier.js";
 import { consoleQueuePlugin } from "./queue/plugin.js";
 
@@ -23,9 +30,12 @@ export function defaultConsoleDir(): string {
 
 export interface ConsoleDeps {
   db: Kysely<LoopDb>;
+  store: Store;
   now: () => number;
   log: Logger;
   config: RelayConfig;
+  /** The operator API's routes, served again under /console/api/v1/… behind the sign-in. */
+  operatorTable: OperatorRoute[];
   /** Where the built page is; default dist/console. */
   staticDir?: string;
 }
@@ -35,6 +45,12 @@ export function consolePlugin(d: ConsoleDeps): FastifyPluginAsync {
     const log = d.log.child({ part: "console" });
     await app.register(consoleAuthPlugin, { db: d.db as never, now: d.now, log, config: d.config });
     await app.register(consoleQueuePlugin, { db: d.db, now: d.now, log, authenticate: (roles) => app.consoleUser(roles), notifier: queueNotifier });
+    await app.register(consoleOperatorRoutes(d.operatorTable, log));
+    const pages = { db: d.db, store: d.store, now: d.now, log, config: d.config };
+    await app.register(consoleIncidentPlugin, pages);
+    await app.register(consoleStillsPlugin, pages);
+    await app.register(consoleHomesPlugin, pages);
+    await app.register(consoleReportsPlugin, pages);
     const dir = d.staticDir ?? defaultConsoleDir();
     const built = await access(path.join(dir, "index.html")).then(() => true, () => false);
     app.get("/console", async (_req, reply) => reply.redirect("/console/", 301));

@@ -6,6 +6,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { openApiDocument } from "../api/operator/openapi.js";
 import { operatorApi } from "../api/operator/mount.js";
+import type { OperatorRoute } from "../api/operator/route.js";
 import { operatorRoutes } from "../api/operator/routes.js";
 import { ApiServer, type HealthReport } from "../api/server.js";
 import { telephonyCallbacks } from "../api/telephony-callbacks.js";
@@ -17,6 +18,7 @@ import type { IncidentService } from "../incidents/service.js";
 import type { Metrics } from "../metrics.js";
 import type { Registry } from "../registry/registry.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
+import { stillsUploadPlugin } from "../stills/upload-plugin.js";
 import type { Store } from "../store/store.js";
 import type { TelephonyHandle } from "../telephony/index.js";
 
@@ -43,6 +45,8 @@ export interface HttpApiDeps {
    * `async (app) => { await app.register(consolePlugin, options) }`.
    */
   plugins?: readonly FastifyPluginAsync[];
+  /** The duty console, given the operator route table it serves again behind its sign-in; registered before `plugins`. */
+  consoleFor?: (table: OperatorRoute[]) => FastifyPluginAsync;
 }
 
 /** Loads what the routes need (a bad rules file or an unusable configured font stops the start), then listens. */
@@ -73,6 +77,8 @@ export async function startHttpApi(d: HttpApiDeps): Promise<{ api: ApiServer; op
   const plugins: FastifyPluginAsync[] = [
     ...(d.telephonyHandle ? [telephonyCallbacks(d.telephonyHandle.callbackRoute, httpLog)] : []),
     operatorApi(table, { verify: (t) => verifyToken(d.db, t), log: log.child({ part: "operator-api" }) }),
+    stillsUploadPlugin({ db: d.db, store: d.store, registry: d.registry, now: d.now, log: log.child({ part: "stills" }), config }),
+    ...(d.consoleFor ? [d.consoleFor(table)] : []),
     ...(d.plugins ?? []),
   ];
   const api = new ApiServer({

@@ -251,7 +251,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const health = new Health();
     undo.push(() => health.close());
     const healthReport = healthReporter({ relayId: config.relay.id, version: RELAY_VERSION, store, session, broker, health, now, startedAt, closed: () => closed });
-    const { api, openapi } = await startHttpApi({ config, baseDir, version: RELAY_VERSION, db, store, incidents, registry, metrics, telephonyHandle, healthReport, log, now, clock: o.now, plugins: [consolePlugin({ db, now, log, config, staticDir: o.consoleDir }), ...(o.httpPlugins ?? [])] });
+    const { api, openapi } = await startHttpApi({ config, baseDir, version: RELAY_VERSION, db, store, incidents, registry, metrics, telephonyHandle, healthReport, log, now, clock: o.now, consoleFor: (table) => consolePlugin({ db, store, now, log, config, staticDir: o.consoleDir, operatorTable: table }), plugins: o.httpPlugins });
     undo.push(() => api.close());
     const stopSweep = broker ? startRevocationSweep(broker, registry, log) : undefined;
 

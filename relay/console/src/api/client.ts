@@ -28,7 +28,8 @@ export function setUnauthorizedHandler(handler: ((err: ApiError) => void) | unde
   onUnauthorized = handler;
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** One call to the console API (path below /console/api); feature modules (api/*.ts) build on this. */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   // Sign-in has no token yet; everything after it does.

@@ -8,8 +8,10 @@ import { isUnattendedCritical } from "../queue/sort";
 import { useRoute } from "../router";
 import { Header } from "./Header";
 import { Nav } from "./Nav";
-import { Placeholder } from "./Placeholder";
+import { HomesPage } from "./homes/HomesPage";
+import { IncidentPage } from "./incident/IncidentPage";
 import { QueuePage } from "./queue/QueuePage";
+import { ReportsPage } from "./reports/ReportsPage";
 
 export function Shell({ session, onSignOut }: { session: Session; onSignOut: () => Promise<void> }) {
   const t = useT();
@@ -27,9 +29,9 @@ export function Shell({ session, onSignOut }: { session: Session; onSignOut: () 
       )}
       <main class="app-main">
         {route.page === "queue" && <QueuePage user={session.user} incidents={incidents} />}
-        {route.page === "homes" && <Placeholder text={t("placeholder.homes")} />}
-        {route.page === "reports" && <Placeholder text={t("placeholder.reports")} />}
-        {route.page === "incident" && <Placeholder text={t("placeholder.incident", { id: route.id })} />}
+        {route.page === "homes" && <HomesPage user={session.user} />}
+        {route.page === "reports" && <ReportsPage user={session.user} />}
+        {route.page === "incident" && <IncidentPage id={route.id} user={session.user} />}
       </main>
     </div>
   );

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
-import type { Principal } from "../../auth/tokens.js";
+import type { Principal, Role } from "../../auth/tokens.js";
 import { IncidentError } from "../../incidents/service.js";
 import { acceptRawBodies, jsonBody } from "../bodies.js";
 import { HttpError, internalError, sendError, sendJson, toHttpError } from "../errors.js";
@@ -14,22 +14,52 @@ import type { OperatorRoute } from "./route.js";
 
 export const OPERATOR_MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * How a request proves who sent it. By default a bearer token (the API's own clients); the duty console
+ * mounts the same table behind its session cookie and CSRF check instead (console/operator-routes.ts).
+ */
+export interface OperatorAuth {
+  /**
+   * Runs before the body is read. Returns the caller (and the actor recorded for it), or undefined when it
+   * has answered the request itself (e.g. 401/403 with its own error code); throws HttpError to refuse.
+   */
+  authenticate(request: FastifyRequest, reply: FastifyReply, roles: readonly Role[], route: string): Promise<{ principal: Principal; actor: string } | undefined>;
+}
+
 export interface OperatorApiDeps {
-  verify: (token: string) => Promise<Principal | undefined>;
+  /** Bearer tokens, unless `auth` is given. */
+  verify?: (token: string) => Promise<Principal | undefined>;
+  auth?: OperatorAuth;
+  /** Put before every path (e.g. "/console/api"); default none. */
+  prefix?: string;
   log: Logger;
+}
+
+/** The API's own authentication: `Authorization: Bearer <token>`, actor `<role>:<token name>`. */
+export function bearerAuth(verify: (token: string) => Promise<Principal | undefined>): OperatorAuth {
+  return {
+    async authenticate(request, _reply, roles, name) {
+      const principal = await authenticate(request, verify);
+      if (!roles.includes(principal.role)) throw new HttpError(403, "forbidden", `the ${principal.role} role may not ${name}`);
+      return { principal, actor: `${principal.role}:${principal.name}` };
+    },
+  };
 }
 
 /** `/v1/incidents/{id}` → `/v1/incidents/:id` */
 const fastifyPath = (p: string) => p.replace(/\{(\w+)\}/g, ":$1");
 
 export function operatorApi(routes: OperatorRoute[], deps: OperatorApiDeps): FastifyPluginAsync {
+  const auth = deps.auth ?? (deps.verify ? bearerAuth(deps.verify) : undefined);
+  if (!auth) throw new Error("operatorApi: give verify or auth");
+  const prefix = deps.prefix ?? "";
   return async (app) => {
     app.setValidatorCompiler(validatorCompiler);
     acceptRawBodies(app);
-    const principals = new WeakMap<FastifyRequest, Principal>();
+    const callers = new WeakMap<FastifyRequest, { principal: Principal; actor: string }>();
     const methods = new Map<string, string[]>();
     for (const r of routes) {
-      const url = fastifyPath(r.path);
+      const url = prefix + fastifyPath(r.path);
       methods.set(url, [...(methods.get(url) ?? []), r.method]);
       const name = `${r.method} ${r.path}`;
       app.route({
@@ -42,10 +72,10 @@ export function operatorApi(routes: OperatorRoute[], deps: OperatorApiDeps): Fas
         ...(r.roles === "public"
           ? {}
           : {
-              onRequest: async (request: FastifyRequest) => {
-                const principal = await authenticate(request, deps.verify);
-                if (!r.roles.includes(principal.role)) throw new HttpError(403, "forbidden", `the ${principal.role} role may not ${name}`);
-                principals.set(request, principal);
+              onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+                const caller = await auth.authenticate(request, reply, r.roles as readonly Role[], name);
+                if (caller) callers.set(request, caller);
+                else return reply; // answered by the authenticator
               },
             }),
         // Routes without a body schema ignore whatever was sent, as they always have.
@@ -58,8 +88,9 @@ export function operatorApi(routes: OperatorRoute[], deps: OperatorApiDeps): Fas
           void sendError(reply, e);
         },
         handler: async (request, reply) => {
-          const principal = principals.get(request);
-          const actor = principal ? `${principal.role}:${principal.name}` : "anonymous";
+          const caller = callers.get(request);
+          const principal = caller?.principal;
+          const actor = caller?.actor ?? "anonymous";
           const out = await r.handle({
             params: request.params as Record<string, string>,
             body: r.body ? request.body : undefined,

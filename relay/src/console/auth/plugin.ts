@@ -51,6 +51,11 @@ declare module "fastify" {
      * (403 `csrf`), one of `roles` when given (403 `forbidden`). Sets request.consoleUser.
      */
     consoleUser(roles?: readonly Role[]): preHandlerAsyncHookHandler;
+    /**
+     * The same checks as consoleUser(), called directly: the signed-in person, or undefined when the request
+     * has been answered (401/403) already.
+     */
+    consoleAuthenticate(request: FastifyRequest, reply: FastifyReply, roles?: readonly Role[]): Promise<ConsoleUser | undefined>;
   }
   interface FastifyRequest {
     /** Set by app.consoleUser()'s preHandler; null on routes without it. */
@@ -113,6 +118,7 @@ const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) =>
   }
 
   app.decorateRequest("consoleUser", null);
+  app.decorate("consoleAuthenticate", async (request: FastifyRequest, reply: FastifyReply, roles?: readonly Role[]) => (await authenticate(request, reply, roles))?.user);
   app.decorate("consoleUser", (roles?: readonly Role[]): preHandlerAsyncHookHandler => {
     return async function consoleUserPreHandler(request, reply) {
       await authenticate(request, reply, roles);

@@ -1,0 +1,5 @@
+// (being built) The console's homes routes under /console/api, behind app.consoleUser(roles).
+import type { FastifyPluginAsync } from "fastify";
+import type { ConsolePageDeps } from "../page-deps.js";
+
+export const consoleHomesPlugin: FastifyPluginAsync<ConsolePageDeps> = async () => {};
