@@ -47,13 +47,13 @@ interface Rig {
   client(): ConsoleClient;
 }
 
-async function startRig(store: Store, t: { after(fn: () => unknown): void }): Promise<Rig> {
+async function startRig(store: Store, t: { after(fn: () => unknown): void }, signIn = { maxFailuresPerAddress: 1000, windowMinutes: 15 }): Promise<Rig> {
   const db = consoleAuthDb(store.db);
   const clock = { t: T0 };
   const logged: string[] = [];
   const log = { info: (...a: unknown[]) => void logged.push(JSON.stringify(a)), warn: (...a: unknown[]) => void logged.push(JSON.stringify(a)) };
   const app = Fastify();
-  await app.register(consoleAuthPlugin, { db: store.db, now: () => clock.t, log: log as never, config: { console: { session: { idleMinutes: 30, maxHours: 12 } } } });
+  await app.register(consoleAuthPlugin, { db: store.db, now: () => clock.t, log: log as never, config: { console: { session: { idleMinutes: 30, maxHours: 12 }, signIn } } });
   app.get("/console/api/probe", { preHandler: app.consoleUser() }, async (req) => ({ actor: req.consoleUser!.actor, streets: req.consoleUser!.streets ?? null }));
   app.post("/console/api/probe", { preHandler: app.consoleUser() }, async (req) => ({ ok: true, actor: req.consoleUser!.actor }));
   app.post("/console/api/admin-only", { preHandler: app.consoleUser(["admin"]) }, async (req) => ({ ok: true, actor: req.consoleUser!.actor }));
@@ -297,14 +297,34 @@ async function scenario(store: Store, t: { after(fn: () => unknown): void; test:
   });
 }
 
-test("console sign-in on SQLite", async (t) => {
+test("failed sign-ins from one address, whatever the usernames, are cut off until the window ends; a right password then waits too", async (t) => {
+  const store = await sqliteStore(t);
+  const rig = await startRig(store, t, { maxFailuresPerAddress: 5, windowMinutes: 10 });
+  const c = rig.client();
+  for (const u of ["alice", "bob", "carol.w", "nobody", "alice"]) assert.equal((await c.signIn(u, "not the password at all")).status, 401);
+  const cut = await c.signIn("bob", PASSWORDS.bob);
+  assert.equal(cut.status, 429);
+  assert.equal(cut.body.error, "rate_limited");
+  assert.ok(Number(cut.headers.get("retry-after")) > 0);
+  assert.equal(cut.setCookies.length, 0, "no session while limited");
+  // The accounts themselves are not locked by this (two failures each at most).
+  rig.clock.t += 10 * MIN + 1;
+  assert.equal((await c.signIn("bob", PASSWORDS.bob)).status, 200);
+  assert.ok(rig.logged.some((l) => l.includes("too many failures from this address")));
+});
+
+async function sqliteStore(t: { after(fn: () => unknown): void }): Promise<Store> {
   const dir = mkdtempSync(join(tmpdir(), "anxin-console-auth-"));
   const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir, { migrations });
   t.after(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  await scenario(store, t);
+  return store;
+}
+
+test("console sign-in on SQLite", async (t) => {
+  await scenario(await sqliteStore(t), t);
 });
 
 test("console sign-in on PostgreSQL", { skip: PG_URL ? false : pgSkipReason("console sign-in on PostgreSQL") }, async (t) => {
@@ -327,7 +347,7 @@ test("an app that registered @fastify/cookie itself keeps it; the plugin does no
     rmSync(dir, { recursive: true, force: true });
   });
   await app.register(fastifyCookie);
-  await app.register(consoleAuthPlugin, { db: store.db, now: Date.now, log: { info() {}, warn() {} } as never, config: { console: { session: { idleMinutes: 30, maxHours: 12 } } } });
+  await app.register(consoleAuthPlugin, { db: store.db, now: Date.now, log: { info() {}, warn() {} } as never, config: { console: { session: { idleMinutes: 30, maxHours: 12 }, signIn: { maxFailuresPerAddress: 30, windowMinutes: 15 } } } });
   await app.ready();
   assert.equal(typeof app.consoleUser, "function");
   const r = await app.inject({ method: "GET", url: "/console/api/session" });

@@ -1,15 +1,15 @@
 // The translation catalogues: the shell's own (locales/<lang>.json) and one file per page
 // (locales/<lang>/<page>.json), merged key by key so each page keeps its words beside the others'.
-import en from "../locales/en.json";
-import enHomes from "../locales/en/homes.json";
-import enIncident from "../locales/en/incident.json";
-import enReports from "../locales/en/reports.json";
-import enStills from "../locales/en/stills.json";
-import zhCN from "../locales/zh-CN.json";
-import zhHomes from "../locales/zh-CN/homes.json";
-import zhIncident from "../locales/zh-CN/incident.json";
-import zhReports from "../locales/zh-CN/reports.json";
-import zhStills from "../locales/zh-CN/stills.json";
+import en from "../locales/en.json" with { type: "json" };
+import enHomes from "../locales/en/homes.json" with { type: "json" };
+import enIncident from "../locales/en/incident.json" with { type: "json" };
+import enReports from "../locales/en/reports.json" with { type: "json" };
+import enStills from "../locales/en/stills.json" with { type: "json" };
+import zhCN from "../locales/zh-CN.json" with { type: "json" };
+import zhHomes from "../locales/zh-CN/homes.json" with { type: "json" };
+import zhIncident from "../locales/zh-CN/incident.json" with { type: "json" };
+import zhReports from "../locales/zh-CN/reports.json" with { type: "json" };
+import zhStills from "../locales/zh-CN/stills.json" with { type: "json" };
 
 type Catalogue = { [key: string]: string | Catalogue };
 

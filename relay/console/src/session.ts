@@ -15,6 +15,31 @@ export interface SessionControl {
   signOut: () => Promise<void>;
 }
 
+/** At most one "still here" request per this while the person is using the page. */
+const ACTIVITY_PING_MS = 60_000;
+const ACTIVITY_EVENTS = ["keydown", "pointerdown", "wheel", "touchstart"] as const;
+
+/**
+ * The idle timeout means "nobody has used this page": an open live queue alone does not keep a session
+ * alive, but a person reading it and scrolling or typing does, through a light session check at most once a
+ * minute. A check that comes back 401 signs the page out like any other request.
+ */
+function useActivityPing(active: boolean): void {
+  useEffect(() => {
+    if (!active) return;
+    let last = 0;
+    const onActivity = () => {
+      if (Date.now() - last < ACTIVITY_PING_MS) return;
+      last = Date.now();
+      getSession().catch(() => undefined);
+    };
+    for (const e of ACTIVITY_EVENTS) window.addEventListener(e, onActivity, { passive: true });
+    return () => {
+      for (const e of ACTIVITY_EVENTS) window.removeEventListener(e, onActivity);
+    };
+  }, [active]);
+}
+
 export function useSession(): SessionControl {
   const [state, setState] = useState<SessionState>({ status: "loading" });
 
@@ -36,6 +61,8 @@ export function useSession(): SessionControl {
     });
     return () => setUnauthorizedHandler(undefined);
   }, [begin, end]);
+
+  useActivityPing(state.status === "signedIn");
 
   return {
     state,

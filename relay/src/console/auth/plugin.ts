@@ -6,10 +6,13 @@
 // not encapsulated itself (as fastify-plugin would do, here with fastify's own symbol) so that
 // `app.consoleUser` and `request.consoleUser` reach the routes registered beside it.
 import fastifyCookie from "@fastify/cookie";
+import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import { validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Kysely } from "kysely";
 import { z } from "zod";
+import { clientKey } from "../../api/client-address.js";
+import { failureStore } from "../../api/enrol-failures.js";
 import type { Role } from "../../auth/tokens.js";
 import type { RelayDbHandle } from "../../store/closed-loop-schema.js";
 import { userActor, type Account } from "./accounts.js";
@@ -129,9 +132,19 @@ const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) =>
   await app.register(async (r) => {
     r.setValidatorCompiler(validatorCompiler);
     const routes = r.withTypeProvider<ZodTypeProvider>();
+    // Failed sign-ins count against the address (any usernames): one machine cannot try a password on
+    // every account, which the per-account lockout alone would allow.
+    const { maxFailuresPerAddress, windowMinutes } = opts.config.console.signIn;
+    await r.register(fastifyRateLimit, { global: false, max: maxFailuresPerAddress, timeWindow: windowMinutes * 60_000, keyGenerator: clientKey, store: failureStore(opts.now) });
+    const failures = r.createRateLimit();
 
     routes.post("/console/api/session", { schema: { body: signInBody } }, async (request, reply) => {
       noStore(reply);
+      const limited = await failures(request, { increment: false });
+      if (!limited.isAllowed && limited.remaining === 0) {
+        opts.log.warn({ remote: limited.key }, "console sign-in refused: too many failures from this address");
+        return reply.code(429).header("retry-after", String(limited.ttlInSeconds)).send({ error: "rate_limited", message: `too many failed sign-ins; try again in ${limited.ttlInSeconds} s` });
+      }
       // No session yet, so no CSRF token: the Origin check and SameSite=Strict keep other sites from signing a browser in.
       if (!originMatches(request.headers.origin, request.host)) return reply.code(403).send({ error: "origin" });
       const at = opts.now();
@@ -144,6 +157,7 @@ const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) =>
       }
       const result = await signIn(db, request.body, at, limits);
       if (!result.ok) {
+        await failures(request);
         opts.log.info({ error: result.error }, "console sign-in refused");
         if (result.error === "locked") return reply.code(423).send({ error: "locked", until: result.until });
         if (result.error === "disabled") return reply.code(403).send({ error: "disabled" });

@@ -13,7 +13,7 @@ export interface SessionLimits {
   maxMs: number;
 }
 
-export function sessionLimits(config: ConsoleConfig): SessionLimits {
+export function sessionLimits(config: Pick<ConsoleConfig, "session">): SessionLimits {
   return { idleMs: config.session.idleMinutes * 60_000, maxMs: config.session.maxHours * 3_600_000 };
 }
 
