@@ -25,8 +25,8 @@ function flatten(c: Catalogue, prefix = ""): Map<string, string> {
 const placeholders = (s: string) => [...s.matchAll(/\{\{\s*(\w+)/g)].map((m) => m[1]).sort();
 
 test("Chinese and English catalogues have the same keys and the same placeholders", () => {
-  const zh = flatten(CATALOGUES["zh-CN"] as Catalogue);
-  const en = flatten(CATALOGUES.en as Catalogue);
+  const zh = flatten(CATALOGUES["zh-CN"]);
+  const en = flatten(CATALOGUES.en);
   assert.deepEqual([...zh.keys()].filter((k) => !en.has(k)), [], "keys only in zh-CN");
   assert.deepEqual([...en.keys()].filter((k) => !zh.has(k)), [], "keys only in en");
   for (const [k, v] of zh) {

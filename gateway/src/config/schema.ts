@@ -1,6 +1,7 @@
 // The hub's install configuration (YAML). Every key is checked: an unknown key is an error, not ignored,
 // because a typo in a safety set point must never fall back silently to a default.
 import { z } from "zod";
+import { cameraSchema } from "./camera.js";
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "letters, digits, _ . - (up to 64)");
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -268,6 +269,7 @@ export const configSchema = z
     journal: z.object({ maxRows: z.number().int().min(1000).max(10_000_000).default(200000) }).strict().default({ maxRows: 200000 }),
     uplink: uplinkSchema.optional(),
     zigbee: zigbeeSchema.optional(),
+    camera: cameraSchema.optional().describe("a home camera read only when an alarm is raised, with recorded consent (docs/camera.md)"),
   })
   .strict();
 
@@ -280,3 +282,4 @@ export type ZigbeeConfig = z.infer<typeof zigbeeSchema>;
 export type RadarConfig = z.infer<typeof radarSchema>;
 export type RoomConfig = z.infer<typeof roomSchema>;
 export type ZigbeeDeviceConfig = z.infer<typeof zigbeeDeviceSchema>;
+export type { CameraConfig } from "./camera.js";

@@ -36,6 +36,7 @@ import { deviceViews, setupDeps, unpairedZigbee } from "../commission/devices.js
 import type { ReloadResult } from "./reloading.js";
 import { RetiredDevices } from "../retire/retired-devices.js";
 import { retireDevice } from "../retire/retire-device.js";
+import { openCamera, type AlarmCamera } from "../camera/index.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -142,11 +143,14 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   let uplink: UplinkHandle | null = null;
   // Commissioning marks the events of the device under test (test: true) on their way into the journal.
   let commissioning: Commissioning | null = null;
+  // Told of each journaled event after its actuator commands went out; a new alarm gets a few camera stills.
+  let camera: AlarmCamera | null = null;
   const sink = {
     append: async (d: EventDraft) => {
       const e = await journal.append(commissioning ? commissioning.mark(d) : d);
       commissioning?.observe(e);
       uplink?.nudge();
+      camera?.alarm(e);
       return e;
     },
   };
@@ -182,6 +186,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run,
     retire: (device, reason, command) => retireDevice({ config, hub, zigbee, retired, now, reload: o.reload, log }, device, reason, command),
     log, startedAt: now() });
+  camera = await openCamera({ config, configDir: path.dirname(loaded.file), log, now, relayClockOffset: () => uplink?.status().clockOffsetMs ?? null });
   commissioning = new Commissioning(() => ({
     hub: config.hub.id, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     devices: () => deviceViews({ config, hub, zigbee }), append: sink.append, uplink: uplink !== null,
@@ -241,6 +246,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       // opening a hub_offline incident. A crash or kill never gets here: the will says "lost".
       await uplink?.stop({ reason: "stopping" }).catch((e: Error) => log.error({ err: e.message }, "uplink: error while stopping"));
       await sirenTest.stop();
+      await camera?.stop();
       await control.stop();
       stopDelivery();
       await zigbee?.stop();

@@ -63,6 +63,11 @@ export function useT(): TFunction {
   return i18n.t;
 }
 
+/** Whether the catalogues have this key (in the current language or the fallback). */
+export function hasTranslation(key: string): boolean {
+  return i18n.exists(key);
+}
+
 /** A translated code from a known family (type, state, severity, role), or the family's "unknown" text. */
 export function tCode(t: TFunction, family: string, code: string): string {
   const key = `${family}.${code}`;

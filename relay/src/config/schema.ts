@@ -6,6 +6,7 @@ import { retentionConfigSchema } from "../retention/config.js";
 import { upkeepConfigSchema } from "../households/upkeep.js";
 import { telephonyConfigSchema } from "../telephony/config.js";
 import { consoleConfigSchema } from "../console/auth/config.js";
+import { stillsConfigSchema } from "../stills/config.js";
 
 const port = z.number().int().min(0).max(65535);
 
@@ -173,6 +174,7 @@ export const relayConfigSchema = z
     forwarders: forwardersConfigSchema.prefault({}).describe("where incident updates are pushed: the duty platform, the district and street operations centres"),
     retention: retentionConfigSchema.prefault({}).describe("how long each kind of row is kept, and the sweep that deletes the rest (docs/configuration.md)"),
     console: consoleConfigSchema.prefault({}).describe("the web console's sign-in sessions: idle timeout and lifetime (docs/console.md)"),
+    stills: stillsConfigSchema.prefault({}).describe("camera stills uploaded by hubs after an alarm: limits and retention (docs/camera.md)"),
   })
   .strict();
 

@@ -44,7 +44,7 @@ export function consolePlugin(d: ConsoleDeps): FastifyPluginAsync {
   return async (app) => {
     const log = d.log.child({ part: "console" });
     await app.register(consoleAuthPlugin, { db: d.db as never, now: d.now, log, config: d.config });
-    await app.register(consoleQueuePlugin, { db: d.db, now: d.now, log, authenticate: (roles) => app.consoleUser(roles), notifier: queueNotifier });
+    await app.register(consoleQueuePlugin, { db: d.db, now: d.now, log, authenticate: (roles) => app.consoleUser(roles), notifier: queueNotifier, sessionAlive: (req) => app.consoleSessionAlive(req) });
     await app.register(consoleOperatorRoutes(d.operatorTable, log));
     const pages = { db: d.db, store: d.store, now: d.now, log, config: d.config };
     await app.register(consoleIncidentPlugin, pages);

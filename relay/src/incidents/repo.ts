@@ -3,6 +3,7 @@
 // loser gets a conflict and reads the new state. The rules themselves are in lifecycle.ts.
 import type { Kysely } from "kysely";
 import { monotonicFactory } from "ulid";
+import { hubsOnStreets } from "../households/street-scope.js";
 import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
 import { JOINABLE_STATES, type IncidentState } from "./lifecycle.js";
 
@@ -82,10 +83,12 @@ export async function getIncident(db: Kysely<LoopDb>, id: string): Promise<Incid
   return r ? toIncident(r) : undefined;
 }
 
-export async function listIncidents(db: Kysely<LoopDb>, q: { openOnly?: boolean; hub?: string; limit?: number } = {}): Promise<Incident[]> {
+/** `streets`: only incidents of the homes on these (a street-limited caller, households/street-scope.ts); absent: every hub. */
+export async function listIncidents(db: Kysely<LoopDb>, q: { openOnly?: boolean; hub?: string; streets?: readonly string[]; limit?: number } = {}): Promise<Incident[]> {
   let query = db.selectFrom("incidents").selectAll();
   if (q.openOnly) query = query.where("closed_at", "is", null);
   if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
+  if (q.streets !== undefined) query = query.where("hub", "in", hubsOnStreets(db, q.streets));
   const rows = await query.orderBy("opened_at", "desc").orderBy("id", "desc").limit(q.limit ?? 200).execute();
   return rows.map(toIncident);
 }

@@ -1,6 +1,7 @@
 // False-alarm rates per home and per device model: how many alarm incidents ended as false alarms, and why.
 // Maintenance incidents (hub_offline) are not alarms and are left out.
 import { sql, type Kysely } from "kysely";
+import { hubsOnStreets } from "../households/street-scope.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 
 export interface FalseAlarmRow {
@@ -17,7 +18,8 @@ export interface FalseAlarmReport {
   perDeviceModel: FalseAlarmRow[];
 }
 
-export async function falseAlarmReport(db: Kysely<LoopDb>, q: { since?: number } = {}): Promise<FalseAlarmReport> {
+/** `streets`: count only the homes on these (a street-limited caller, households/street-scope.ts); absent: every home. */
+export async function falseAlarmReport(db: Kysely<LoopDb>, q: { since?: number; streets?: readonly string[] } = {}): Promise<FalseAlarmReport> {
   const group = async (col: "hub" | "device_model"): Promise<FalseAlarmRow[]> => {
     let query = db
       .selectFrom("incidents")
@@ -28,6 +30,7 @@ export async function falseAlarmReport(db: Kysely<LoopDb>, q: { since?: number }
       ])
       .where("type", "<>", "hub_offline");
     if (q.since !== undefined) query = query.where("opened_at", ">=", q.since);
+    if (q.streets !== undefined) query = query.where("hub", "in", hubsOnStreets(db, q.streets));
     const rows = await query.groupBy([sql`coalesce(${sql.ref(col)}, 'unknown')`, "false_alarm_reason"]).execute();
     const by = new Map<string, FalseAlarmRow>();
     for (const r of rows) {

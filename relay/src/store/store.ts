@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type Selectable } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
 import pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
@@ -47,6 +47,11 @@ export interface EventQuery {
   order?: "asc" | "desc";
   /** Continue after this row in the chosen order (the last row of the previous page). */
   after?: { receivedAt: number; id: string };
+  /**
+   * Only hubs this subquery selects (one column of hub ids), e.g. the homes on a caller's streets
+   * (households/street-scope.ts hubsOnStreets): narrowed in SQL, so a page is never filled by dropping rows.
+   */
+  hubIn?: Expression<unknown>;
   limit: number;
 }
 
@@ -387,6 +392,7 @@ class KyselyStore implements Store {
   async queryEvents(q: EventQuery): Promise<EventRow[]> {
     const desc = (q.order ?? "desc") === "desc";
     let query = this.db.selectFrom("events").selectAll();
+    if (q.hubIn !== undefined) query = query.where("hub", "in", q.hubIn as Expression<string>);
     if (q.hub !== undefined) query = query.where("hub", "=", q.hub);
     if (q.kind !== undefined) query = query.where("kind", "=", q.kind);
     if (q.type !== undefined) query = query.where("type", "=", q.type);

@@ -28,9 +28,20 @@ export function setUnauthorizedHandler(handler: ((err: ApiError) => void) | unde
   onUnauthorized = handler;
 }
 
+export interface RequestOptions {
+  /**
+   * Whether the relay counts the request as the person's activity for the idle timeout. Default: changes
+   * yes, reads no — the page reads by itself (polls, refreshes after the stream moved), and an unattended
+   * screen must still reach the timeout; the person's own keys and clicks are reported by the session's
+   * activity check (session.ts), which sets this.
+   */
+  activity?: boolean;
+}
+
 /** One call to the console API (path below /console/api); feature modules (api/*.ts) build on this. */
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
+  if (!(options.activity ?? method !== "GET")) headers["x-anxin-background"] = "1";
   if (body !== undefined) headers["content-type"] = "application/json";
   // Sign-in has no token yet; everything after it does.
   if (method !== "GET" && csrfToken !== undefined) headers["x-csrf-token"] = csrfToken;
@@ -58,7 +69,8 @@ async function readJson(res: Response): Promise<Record<string, unknown>> {
   }
 }
 
-export const getSession = () => request<Session>("GET", "/session");
+/** Counts as activity unless told otherwise: on load, and when the person uses the page (session.ts). */
+export const getSession = (activity = true) => request<Session>("GET", "/session", undefined, { activity });
 export const signIn = (username: string, password: string) => request<Session>("POST", "/session", { username, password });
 export const signOut = () => request<unknown>("DELETE", "/session");
 export const listIncidents = () => request<{ incidents: Row[] }>("GET", "/incidents");

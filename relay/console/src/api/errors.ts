@@ -3,11 +3,10 @@
 import type { TFunction } from "i18next";
 import { ApiError } from "./client";
 import { formatDateTime } from "../format";
+import { hasTranslation } from "../i18n";
 
-/** Codes whose catalogue entry needs nothing but the code itself. */
-const PLAIN = new Set([
-  "bad_credentials", "disabled", "no_session", "session_expired", "forbidden", "not_found", "not_allowed", "conflict", "csrf", "network",
-]);
+/** Entries of the `error` family that are not codes the relay sends (they take values, or are fallbacks). */
+const NOT_CODES = new Set(["locked", "lockedNoTime", "taken", "server", "unknown"]);
 
 export function errorMessage(t: TFunction, err: unknown): string {
   if (!(err instanceof ApiError)) return t("error.unknown", { code: "client" });
@@ -19,7 +18,8 @@ export function errorMessage(t: TFunction, err: unknown): string {
   // The request's Origin was not this site: to the operator the same "reload and try again" as a bad token.
   if (code === "origin") return t("error.csrf");
   if (code === "taken") return t("error.taken", { name: takenByName(body) });
-  if (PLAIN.has(code)) return t(`error.${code}`);
+  // Every code the relay answers with has its sentence (test/unit/console-catalogues.test.ts checks the sources).
+  if (!NOT_CODES.has(code) && hasTranslation(`error.${code}`)) return t(`error.${code}`);
   if (status === 429) return t("error.rate_limited");
   if (status >= 500) return t("error.server", { status });
   return t("error.unknown", { code });

@@ -90,7 +90,7 @@ export function useIncidents(): Incidents {
         // The browser retries by itself unless the server refused the stream. A refusal because the session
         // ended signs the console out (the session check's 401); otherwise try again a little later.
         if (es.readyState === EventSource.CLOSED) {
-          void getSession().then(
+          void getSession(false).then(
             () => {
               if (!stopped) retry = setTimeout(connect, RETRY_MS);
             },

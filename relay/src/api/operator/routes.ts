@@ -1,9 +1,10 @@
 // The operator API's routes: what a duty operator does with an incident, the alerts, care-plan reads
-// (audited), the false-alarm report, and the installer's hub enrolment helpers.
+// (audited), the false-alarm report, and the installer's hub enrolment helpers. A street-limited caller
+// reaches only the incidents, care plans, hubs and events of homes on its streets (hub-scope.ts).
 import type { Kysely } from "kysely";
 import { z } from "zod";
 import { ackOperatorAlert, getOperatorAlert, listOperatorAlerts, revealAlertCalls } from "../../alerts/operator-alerts.js";
-import type { Role } from "../../auth/tokens.js";
+import type { Principal, Role } from "../../auth/tokens.js";
 import { CarePlanError, readCarePlan } from "../../careplans/store.js";
 import { getForward, listForwardSummaries, resendForward, ResendError } from "../../forwarders/outbox.js";
 import { falseAlarmReport } from "../../incidents/report.js";
@@ -17,6 +18,8 @@ import type { EventRow, Store } from "../../store/store.js";
 import { HttpError } from "../errors.js";
 import { route, type OperatorRoute } from "./route.js";
 import * as s from "./schemas.js";
+import { hubInScope, reachHub } from "./hub-scope.js";
+import { hubsOnStreets, OUTSIDE_STREETS, streetScope, type StreetScope } from "../../households/street-scope.js";
 import { householdRoutes } from "./household-routes.js";
 import { ledgerRoutes } from "./ledger-routes.js";
 import type { UpkeepConfig } from "../../households/upkeep.js";
@@ -45,6 +48,9 @@ export interface OperatorRouteDeps {
 /** The audit action of an events read, and of a refused one. */
 export const EVENTS_AUDIT_ACTION = "events.read";
 export const EVENTS_REFUSED_AUDIT_ACTION = "events.read_refused";
+/** The audit actions of a street-limited caller's refused care-plan read and incident action (OUTSIDE_STREETS). */
+export const CAREPLAN_REFUSED_AUDIT_ACTION = "careplan.refused";
+export const INCIDENT_REFUSED_AUDIT_ACTION = "incident.refused";
 
 export type EventsQuery = z.infer<typeof s.listEventsQuery>;
 
@@ -85,18 +91,24 @@ function toStoredEvent(r: EventRow): z.infer<typeof s.storedEventSchema> {
 /**
  * One page of events, and one audit row for the read (who, why and the query, which hubs, how many): the API
  * and the CLI both read through here. The row is written before the events are handed out, so a read the
- * audit log cannot record fails instead.
+ * audit log cannot record fails instead. `streets`: a street-limited caller's, whose page holds only the
+ * homes on them; hub= naming any other hub answers as an unknown hub does (an empty page), the refusal audited.
  */
 export async function readEventsAudited(
   db: Kysely<LoopDb>,
   store: Store,
   q: EventsQuery,
-  who: { actor: string; purpose: string; at: number },
+  who: { actor: string; purpose: string; at: number; streets?: StreetScope },
 ): Promise<z.infer<typeof s.eventsPageSchema>> {
   const after = q.cursor === undefined ? undefined : s.decodeEventCursor(q.cursor);
   if (q.cursor !== undefined && !after) throw new EventsQueryError("cursor: not a cursor this API issued");
   if (after && after.order !== q.order) throw new EventsQueryError(`cursor: it belongs to order=${after.order}`);
-  const rows = await store.queryEvents({
+  const scope = who.streets;
+  if (scope !== undefined && q.hub !== undefined && !(await hubInScope(db, scope, q.hub))) {
+    await recordAudit(db, { actor: who.actor, action: EVENTS_REFUSED_AUDIT_ACTION, subject: q.hub, purpose: `${who.purpose}; ${describeEventsQuery(q)}; ${OUTSIDE_STREETS}`, at: who.at });
+    return { events: [], nextCursor: null };
+  }
+  const query = {
     hub: q.hub,
     kind: q.kind,
     type: q.type,
@@ -106,7 +118,9 @@ export async function readEventsAudited(
     order: q.order,
     after: after && { receivedAt: after.receivedAt, id: after.id },
     limit: q.limit + 1,
-  });
+  };
+  // One named hub in scope reads as before; without hub= a limited caller's page is narrowed in SQL.
+  const rows = await store.queryEvents(scope === undefined || q.hub !== undefined ? query : { ...query, hubIn: hubsOnStreets(db, scope) });
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;
   const last = page[page.length - 1];
@@ -127,10 +141,20 @@ const ANYONE: readonly Role[] = ["operator", "admin", "installer"];
 const ADMIN: readonly Role[] = ["admin"];
 
 export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
-  const incidentOr404 = async (id: string) => {
+  /**
+   * The incident, if the caller's streets reach its home; otherwise the very 404 of an unknown id. `refusal`:
+   * audit it (actions; incident reads are not audited, so neither are their refusals).
+   */
+  const incidentOr404 = async (id: string, principal: Principal | undefined, refusal?: { actor: string; doing: string }) => {
+    const notFound = new HttpError(404, "not_found", `no incident ${id}`);
     const inc = await getIncident(d.db, id);
-    if (!inc) throw new HttpError(404, "not_found", `no incident ${id}`);
+    if (!inc) throw notFound;
+    await reachHub(d.db, principal, inc.hub, notFound, refusal && { actor: refusal.actor, action: INCIDENT_REFUSED_AUDIT_ACTION, doing: `${refusal.doing} incident ${id}`, at: d.now() });
     return inc;
+  };
+  /** Before an action: a street-limited caller may act only on its streets' incidents (the service finds unknown ids itself). */
+  const mayAct = async (id: string, principal: Principal | undefined, actor: string, doing: string) => {
+    if (streetScope(principal) !== undefined) await incidentOr404(id, principal, { actor, doing });
   };
   const checkHub = (hub: string) => {
     if (!isHubId(hub)) throw new HttpError(400, "bad_hub_id", "not a hub id");
@@ -141,11 +165,13 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: `/v1/incidents/{id}/${path}`,
       roles: STAFF,
       tag: "incidents",
-      summary,
+      summary: `${summary} (a street-limited caller: homes on its streets only)`,
       body,
       response: s.actionResultSchema,
-      errors: { 404: "no such incident", 409: "not allowed in the incident's current state, or changed meanwhile", ...errors },
-      handle: async ({ params, body: b, actor }) => {
+      errors: { 404: "no such incident (or not on a street-limited caller's streets)", 409: "not allowed in the incident's current state, or changed meanwhile", ...errors },
+      handle: async ({ params, body: b, principal, actor }) => {
+        // Checked before acting: another street's incident is left untouched, and answered as unknown.
+        await mayAct(params.id as string, principal, actor, path);
         const bb = b as { note?: string; by?: string; ref?: string; summary?: string; visitedBy?: string; outcome?: string };
         const detail: Record<string, unknown> = {};
         if (bb.by) detail.by = bb.by;
@@ -172,21 +198,23 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/incidents",
       roles: STAFF,
       tag: "incidents",
-      summary: "list incidents, newest first (open ones by default)",
+      summary: "list incidents, newest first (open ones by default); a street-limited caller sees only the homes on its streets",
       query: s.listIncidentsQuery,
       response: z.object({ incidents: z.array(s.incidentSchema) }),
-      handle: async ({ query }) => ({ body: { incidents: await listIncidents(d.db, { openOnly: query.state === "open", hub: query.hub, limit: query.limit }) } }),
+      handle: async ({ query, principal }) => ({
+        body: { incidents: await listIncidents(d.db, { openOnly: query.state === "open", hub: query.hub, streets: streetScope(principal), limit: query.limit }) },
+      }),
     }),
     route({
       method: "GET",
       path: "/v1/incidents/{id}",
       roles: STAFF,
       tag: "incidents",
-      summary: "one incident with its timeline and every call attempt",
+      summary: "one incident with its timeline and every call attempt; a street-limited caller only of the homes on its streets",
       response: s.incidentDetailSchema,
-      errors: { 404: "no such incident" },
-      handle: async ({ params }) => {
-        const incident = await incidentOr404(params.id as string);
+      errors: { 404: "no such incident (or not on a street-limited caller's streets)" },
+      handle: async ({ params, principal }) => {
+        const incident = await incidentOr404(params.id as string, principal);
         const calls = await d.db.selectFrom("call_attempts").selectAll().where("incident_id", "=", incident.id).orderBy("requested_at").orderBy("id").execute();
         return {
           body: {
@@ -214,11 +242,11 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/incidents/{id}/timeline",
       roles: STAFF,
       tag: "incidents",
-      summary: "an incident's timeline: every transition, call, outcome and operator action with its time, actor and cause",
+      summary: "an incident's timeline: every transition, call, outcome and operator action with its time, actor and cause; a street-limited caller only of the homes on its streets",
       response: z.object({ timeline: z.array(s.timelineEntrySchema) }),
-      errors: { 404: "no such incident" },
-      handle: async ({ params }) => {
-        const inc = await incidentOr404(params.id as string);
+      errors: { 404: "no such incident (or not on a street-limited caller's streets)" },
+      handle: async ({ params, principal }) => {
+        const inc = await incidentOr404(params.id as string, principal);
         return { body: { timeline: await getTimeline(d.db, inc.id) } };
       },
     }),
@@ -227,11 +255,14 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/incidents/{id}/acknowledge",
       roles: STAFF,
       tag: "incidents",
-      summary: "take the incident in hand: the call tree stops; the state is unchanged",
+      summary: "take the incident in hand: the call tree stops; the state is unchanged (a street-limited caller: homes on its streets only)",
       body: s.noteBody,
       response: s.actionResultSchema,
-      errors: { 404: "no such incident", 409: "closed" },
-      handle: async ({ params, body, actor }) => ({ body: await d.incidents.acknowledge(params.id as string, { actor, note: body.note }) }),
+      errors: { 404: "no such incident (or not on a street-limited caller's streets)", 409: "closed" },
+      handle: async ({ params, body, principal, actor }) => {
+        await mayAct(params.id as string, principal, actor, "acknowledge");
+        return { body: await d.incidents.acknowledge(params.id as string, { actor, note: body.note }) };
+      },
     }),
     act("confirm", "confirm the emergency (received/confirming → confirmed)", s.noteBody, () => ({ kind: "confirm" })),
     act("false-alarm", "mark a false alarm with its reason", s.falseAlarmBody, (b: z.infer<typeof s.falseAlarmBody>) => ({ kind: "mark_false_alarm", reason: b.reason })),
@@ -341,16 +372,19 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/careplans/{hub}",
       roles: STAFF,
       tag: "care plans",
-      summary: "a hub's care plan (personal data: every read is recorded in the audit log)",
+      summary: "a hub's care plan (personal data: every read is recorded in the audit log); a street-limited caller only of the homes on its streets",
       response: s.storedCarePlanSchema,
-      errors: { 404: "no care plan for this hub", 409: "the stored plan no longer validates: set it again" },
-      handle: async ({ params, actor }) => {
+      errors: { 404: "no care plan for this hub (or not on a street-limited caller's streets)", 409: "the stored plan no longer validates: set it again" },
+      handle: async ({ params, principal, actor }) => {
         checkHub(params.hub as string);
+        // Before the read: another street's plan is neither read nor audited as read, and cannot answer 409.
+        const notFound = new HttpError(404, "not_found", `no care plan for hub ${params.hub}`);
+        await reachHub(d.db, principal, params.hub as string, notFound, { actor, action: CAREPLAN_REFUSED_AUDIT_ACTION, doing: "read care plan", at: d.now() });
         const got = await readCarePlan(d.db, params.hub as string, { actor, purpose: "api", at: d.now() }).catch((e: unknown) => {
           if (e instanceof CarePlanError) throw new HttpError(409, "invalid_care_plan", e.message.split("\n")[0] as string);
           throw e;
         });
-        if (!got) throw new HttpError(404, "not_found", `no care plan for hub ${params.hub}`);
+        if (!got) throw notFound;
         return { body: got };
       },
     }),
@@ -359,23 +393,25 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/reports/false-alarms",
       roles: STAFF,
       tag: "reports",
-      summary: "false-alarm rates per home and per device model",
+      summary: "false-alarm rates per home and per device model; a street-limited caller counts only the homes on its streets",
       query: s.reportQuery,
       response: s.falseAlarmReportSchema,
-      handle: async ({ query }) => ({ body: await falseAlarmReport(d.db, { since: query.since }) }),
+      handle: async ({ query, principal }) => ({ body: await falseAlarmReport(d.db, { since: query.since, streets: streetScope(principal) }) }),
     }),
     route({
       method: "GET",
       path: "/v1/hubs/{hub}",
       roles: ANYONE,
       tag: "hubs",
-      summary: "a hub's enrolment and connection status (no personal data)",
+      summary: "a hub's enrolment and connection status (no personal data); a street-limited caller only of the homes on its streets",
       response: s.hubStatusSchema,
-      errors: { 404: "unknown hub" },
-      handle: async ({ params }) => {
+      errors: { 404: "unknown hub (or not on a street-limited caller's streets)" },
+      handle: async ({ params, principal }) => {
         checkHub(params.hub as string);
+        const notFound = new HttpError(404, "not_found", `unknown hub ${params.hub}`);
+        await reachHub(d.db, principal, params.hub as string, notFound);
         const h = await d.store.getHub(params.hub as string);
-        if (!h) throw new HttpError(404, "not_found", `unknown hub ${params.hub}`);
+        if (!h) throw notFound;
         return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt } };
       },
     }),
@@ -385,7 +421,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       roles: ANYONE,
       tag: "events",
       summary:
-        "what hubs sent, as stored (the signed envelopes), newest first by receipt; filtered by hub, kind, type, severity and event time; keyset pages via cursor. Personal data: every read is recorded in the audit log. Installers only with hub= for a pending hub whose claim they own",
+        "what hubs sent, as stored (the signed envelopes), newest first by receipt; filtered by hub, kind, type, severity and event time; keyset pages via cursor. Personal data: every read is recorded in the audit log. Installers only with hub= for a pending hub whose claim they own. A street-limited caller sees only the homes on its streets: hub= naming any other hub answers an empty page, as an unknown hub does",
       query: s.listEventsQuery,
       response: s.eventsPageSchema,
       errors: { 403: "an installer without hub=, or for a hub that is enrolled, revoked, unknown, or whose claim it does not own" },
@@ -404,7 +440,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
           }
         }
         try {
-          return { body: await readEventsAudited(d.db, d.store, query, { actor, purpose: "api", at: d.now() }) };
+          return { body: await readEventsAudited(d.db, d.store, query, { actor, purpose: "api", at: d.now(), streets: streetScope(principal) }) };
         } catch (e) {
           if (e instanceof EventsQueryError) throw new HttpError(400, "bad_query", e.message);
           throw e;

@@ -61,8 +61,8 @@ export const incidentSchema = z
 export const timelineEntrySchema = z.object({
   id: z.string(),
   at: ms,
-  actor: z.string().describe("operator:<token name>, system, system:escalation, elder, <role>:<contact id>, hub:<id>"),
-  kind: z.string().describe("transition, joined, new_evidence, call, outcome, acknowledged, arrival, arrival_unconfirmed, dispatch, ticket, follow_up, escalation, alarm_cleared"),
+  actor: z.string().describe("operator:<token name>, user:<console username>, system, system:escalation, elder, <role>:<contact id>, hub:<id>"),
+  kind: z.string().describe("transition, joined, new_evidence, call, outcome, acknowledged, arrival, arrival_unconfirmed, dispatch, ticket, follow_up, escalation, alarm_cleared, taken (taken in hand at the console)"),
   from: z.string().nullable(),
   to: z.string().nullable(),
   cause: z.string().nullable(),

@@ -59,12 +59,20 @@ declare module "fastify" {
      * has been answered (401/403) already.
      */
     consoleAuthenticate(request: FastifyRequest, reply: FastifyReply, roles?: readonly Role[]): Promise<ConsoleUser | undefined>;
+    /**
+     * Whether the request's session is still live, without counting as activity (an open stream asks this
+     * now and then and ends when it is not). An expiry found here is recorded like any other.
+     */
+    consoleSessionAlive(request: FastifyRequest): Promise<boolean>;
   }
   interface FastifyRequest {
     /** Set by app.consoleUser()'s preHandler; null on routes without it. */
     consoleUser: ConsoleUser | null;
   }
 }
+
+/** Sent by the page on requests it makes by itself (polls), which do not count as the person's activity. */
+export const BACKGROUND_HEADER = "x-anxin-background";
 
 const signInBody = z.object({ username: z.string().max(200), password: z.string().max(PASSWORD_MAX_LENGTH * 4) }).strict();
 
@@ -109,7 +117,9 @@ const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) =>
       await reply.code(403).send({ error: "csrf" });
       return undefined;
     }
-    await touchSession(db, found.idHash, at);
+    // A page's own refreshes (the incident page's poll, the homes board's) say so: they are not the person
+    // using the page, and must not keep an unattended screen signed in past the idle timeout.
+    if (request.headers[BACKGROUND_HEADER] !== "1") await touchSession(db, found.idHash, at);
     const a = found.account;
     if (roles && !roles.includes(a.role)) {
       await reply.code(403).send({ error: "forbidden" });
@@ -120,6 +130,15 @@ const consoleAuth: FastifyPluginAsync<ConsoleAuthOptions> = async (app, opts) =>
     return { user, sessionId };
   }
 
+  app.decorate("consoleSessionAlive", async (request: FastifyRequest) => {
+    const at = opts.now();
+    const found = await findSession(db, sessionIdOf(app, request), at, limits);
+    if (found.state === "expired" && found.ended) {
+      await recordExpiry(db, found.username, found.reason, at);
+      opts.log.info({ username: found.username, reason: found.reason }, "console session expired");
+    }
+    return found.state === "live";
+  });
   app.decorateRequest("consoleUser", null);
   app.decorate("consoleAuthenticate", async (request: FastifyRequest, reply: FastifyReply, roles?: readonly Role[]) => (await authenticate(request, reply, roles))?.user);
   app.decorate("consoleUser", (roles?: readonly Role[]): preHandlerAsyncHookHandler => {

@@ -3,7 +3,7 @@
 // `authenticate`, whose preHandler puts the person on the request (user.ts). Register it without a prefix
 // (the routes carry /console/api) and hand it the relay's queueNotifier so this relay's own commits reach
 // the streams at once; other instances' arrive through the feed's poll.
-import type { FastifyError, FastifyPluginAsync, preHandlerHookHandler } from "fastify";
+import type { FastifyError, FastifyPluginAsync, FastifyRequest, preHandlerHookHandler } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
@@ -29,6 +29,13 @@ export interface ConsoleQueueOptions {
   pollMs?: number;
   /** Default 15 s. */
   heartbeatMs?: number;
+  /**
+   * Whether the stream's session is still live (not counting as activity); the stream ends when it is not.
+   * Absent: streams last until the client goes.
+   */
+  sessionAlive?: (req: FastifyRequest) => Promise<boolean>;
+  /** How often an open stream asks sessionAlive. Default 5 s. */
+  sessionCheckMs?: number;
 }
 
 const errorSchema = z.object({ error: z.string(), message: z.string() });
@@ -70,7 +77,8 @@ export const consoleQueuePlugin: FastifyPluginAsync<ConsoleQueueOptions> = async
 
   r.get("/console/api/stream", { preHandler: staff }, (req, reply) => {
     const user = consoleUserOf(req);
-    serveStream(reply, feed, user.streets, { heartbeatMs: o.heartbeatMs ?? 15_000, retryMs: 2000, maxPending: 1000 }, streams);
+    const alive = o.sessionAlive;
+    serveStream(reply, feed, user.streets, { heartbeatMs: o.heartbeatMs ?? 15_000, retryMs: 2000, maxPending: 1000, ...(alive ? { alive: () => alive(req), aliveCheckMs: o.sessionCheckMs ?? 5000 } : {}) }, streams);
   });
 
   r.post(

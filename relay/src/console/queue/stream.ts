@@ -13,6 +13,9 @@ export interface StreamOptions {
   heartbeatMs: number;
   retryMs: number;
   maxPending: number;
+  /** Asked every aliveCheckMs: false (the session ended) or a failure ends the stream. */
+  alive?: () => Promise<boolean>;
+  aliveCheckMs?: number;
 }
 
 function frameOf(c: QueueChange): [key: string, frame: string] {
@@ -45,6 +48,7 @@ export function serveStream(reply: FastifyReply, feed: ChangeFeed, scope: Street
     if (ended) return;
     ended = true;
     clearInterval(heartbeat);
+    clearInterval(sessionCheck);
     subscription.off();
     pending.clear();
     res.end();
@@ -75,6 +79,17 @@ export function serveStream(reply: FastifyReply, feed: ChangeFeed, scope: Street
     if (!blocked) blocked = !res.write(": keep-alive\n\n");
   }, o.heartbeatMs);
   heartbeat.unref();
+  // A signed-out or expired session gets nothing more: the browser's reconnect then meets the 401.
+  const alive = o.alive;
+  const sessionCheck = alive
+    ? setInterval(() => {
+        alive().then(
+          (ok) => ok || end(),
+          () => end(),
+        );
+      }, o.aliveCheckMs ?? 5000)
+    : undefined;
+  sessionCheck?.unref();
   res.on("close", end);
   subscription.off = feed.subscribe((c) => {
     if (!ended && inStreetScope(scope, c.street)) send(...frameOf(c));

@@ -1,4 +1,5 @@
 import type { Row, User } from "../../api/types";
+import { useMemo, useRef } from "preact/hooks";
 import { useT } from "../../i18n";
 import { IncidentRow } from "./IncidentRow";
 
@@ -17,6 +18,18 @@ interface Props {
 
 export function QueueTable({ rows, user, now, selectedId, busy, onSelect, onOpen, onTake }: Props) {
   const t = useT();
+  // The rows get handlers that never change and call the latest ones given: a row redraws only when its
+  // own data, the clock or its selection changes.
+  const latest = useRef({ onSelect, onOpen, onTake });
+  latest.current = { onSelect, onOpen, onTake };
+  const stable = useMemo(
+    () => ({
+      select: (id: string) => latest.current.onSelect(id),
+      open: (id: string) => latest.current.onOpen(id),
+      take: (row: Row) => latest.current.onTake(row),
+    }),
+    [],
+  );
   return (
     <table class="queue" data-testid="queue">
       <thead>
@@ -37,9 +50,9 @@ export function QueueTable({ rows, user, now, selectedId, busy, onSelect, onOpen
             now={now}
             selected={row.id === selectedId}
             busy={busy.has(row.id)}
-            onSelect={() => onSelect(row.id)}
-            onOpen={() => onOpen(row.id)}
-            onTake={() => onTake(row)}
+            onSelect={stable.select}
+            onOpen={stable.open}
+            onTake={stable.take}
           />
         ))}
       </tbody>
