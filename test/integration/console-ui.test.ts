@@ -96,6 +96,8 @@ class StandIn {
     if (req.method === "GET" && (p === "/console/" || p === "/console/index.html")) return this.file(res, "index.html", "text/html; charset=utf-8");
     if (req.method === "GET" && p === "/console/app.js") return this.file(res, "app.js", "text/javascript; charset=utf-8");
     if (req.method === "GET" && p === "/console/app.css") return this.file(res, "app.css", "text/css; charset=utf-8");
+    const chunk = /^\/console\/(chunks\/[\w-]+\.js)$/.exec(p);
+    if (req.method === "GET" && chunk?.[1]) return this.file(res, chunk[1], "text/javascript; charset=utf-8");
     if (!p.startsWith("/console/api/")) return json(res, 404, { error: "not_found" });
 
     const raw = await readBody(req);

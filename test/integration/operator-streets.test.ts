@@ -241,3 +241,47 @@ test("street-limited callers: the same on PostgreSQL", { skip: PG_URL ? false : 
   cleanups.push(() => rig.stop());
   await check(rig);
 });
+
+test("operator alerts: a street-limited caller sees the alert but only its streets' calls, and only their numbers are read", async () => {
+  const rig = await startRelayForTest({ config: { telephony: SILENT_TELEPHONY } });
+  cleanups.push(() => rig.stop());
+  const { relay } = rig;
+  const db = relay.db;
+  const now = Date.now();
+  const ha = await provisionHub(relay, "hub-st-alert-a", { address: "1 Alert Road", street: A });
+  const hb = await provisionHub(relay, "hub-st-alert-b", { address: "2 Alert Road", street: B });
+  await alarm(relay, ha, "smoke", "critical");
+  await alarm(relay, hb, "smoke", "critical");
+  const ia = await incidentOf(relay, ha.hub);
+  const ib = await incidentOf(relay, hb.hub);
+  const attemptsOf = async (incident: string) => (await db.selectFrom("call_attempts").select("id").where("incident_id", "=", incident).execute()).map((r) => r.id);
+  const [aa, ab] = await Promise.all([waitForAttempts(() => attemptsOf(ia.id)), waitForAttempts(() => attemptsOf(ib.id))]);
+  await relay.alerts.raise(db, { kind: "telephony_down", key: "streets-test", detail: "calls not placed", at: Date.now(), attempts: [...aa, ...ab] });
+  const { id } = await db.selectFrom("operator_alerts").select("id").where("kind", "=", "telephony_down").where("detail", "=", "calls not placed").executeTakeFirstOrThrow();
+
+  const olga = bearer(rig, (await addToken(db, "olga-alerts", "operator", now, { streets: [A] })).token);
+  const oscar = bearer(rig, (await addToken(db, "oscar-alerts", "operator", now)).token);
+  const hubsIn = (calls: Array<{ hub: string | null }>) => [...new Set(calls.map((c) => c.hub))].sort();
+
+  const listed = (await olga("GET", "/v1/alerts")).json.alerts.find((a: { id: string }) => a.id === id);
+  assert.deepEqual(hubsIn(listed.calls), [ha.hub]);
+  assert.equal(listed.callCount, aa.length);
+  assert.deepEqual(hubsIn((await oscar("GET", `/v1/alerts/${id}`)).json.calls), [ha.hub, hb.hub].sort(), "unlimited: every call");
+  assert.deepEqual(hubsIn((await olga("GET", `/v1/alerts/${id}`)).json.calls), [ha.hub]);
+
+  const revealed = await olga("GET", `/v1/alerts/${id}/calls`);
+  assert.equal(revealed.status, 200);
+  assert.deepEqual(hubsIn(revealed.json.calls), [ha.hub]);
+  assert.ok(revealed.json.calls.some((c: { number: string | null }) => c.number !== null), "Street A's numbers are there to dial");
+  const reads = (await listAudit(db, { limit: 10_000 })).filter((e) => e.action === "careplan.read" && e.actor === "operator:olga-alerts");
+  assert.deepEqual([...new Set(reads.map((e) => e.subject))], [ha.hub], "no other street's care plan was read");
+});
+
+async function waitForAttempts(read: () => Promise<string[]>): Promise<string[]> {
+  for (let i = 0; i < 200; i++) {
+    const ids = await read();
+    if (ids.length) return ids;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no call attempts");
+}

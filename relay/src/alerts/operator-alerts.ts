@@ -213,9 +213,19 @@ export async function getOperatorAlert(db: Kysely<LoopDb>, id: string): Promise<
  * the audit log like any care-plan read: `careplan.read` by `by.actor` with the purpose `alert <id>: call by
  * hand`. Calls of closed incidents get no number (and cost no read). Undefined if there is no such alert.
  */
-export async function revealAlertCalls(db: Kysely<LoopDb>, id: string, by: { actor: string; at: number }): Promise<AlertCallWithNumber[] | undefined> {
-  const alert = await getOperatorAlert(db, id);
-  if (!alert) return undefined;
+/**
+ * The alert's calls with the numbers to dial. `reaches` narrows them to the homes the caller may see (a
+ * street-limited operator): the others are left out before any care plan is read.
+ */
+export async function revealAlertCalls(
+  db: Kysely<LoopDb>,
+  id: string,
+  by: { actor: string; at: number },
+  reaches?: (alert: OperatorAlert) => Promise<OperatorAlert>,
+): Promise<AlertCallWithNumber[] | undefined> {
+  const found = await getOperatorAlert(db, id);
+  if (!found) return undefined;
+  const alert = reaches ? await reaches(found) : found;
   const open = alert.calls.filter((c) => c.hub !== null && c.incidentState !== "closed");
   const plans = new Map<string, Awaited<ReturnType<typeof readCarePlan>> | CarePlanError>();
   for (const hub of new Set(open.map((c) => c.hub as string))) {

@@ -1,5 +1,6 @@
 // The signed-in console: header, navigation and the page the route names. The incident list and the alarm
 // live here rather than on the queue page, so a critical incident sounds whichever page is open.
+import { lazy, Suspense } from "preact/compat";
 import type { Session } from "../api/types";
 import { useT } from "../i18n";
 import { useAlarm } from "../queue/useAlarm";
@@ -11,7 +12,10 @@ import { Nav } from "./Nav";
 import { HomesPage } from "./homes/HomesPage";
 import { IncidentPage } from "./incident/IncidentPage";
 import { QueuePage } from "./queue/QueuePage";
-import { ReportsPage } from "./reports/ReportsPage";
+
+// The reports page carries the chart library (more than the rest of the console together): loaded the first
+// time it is opened, so the queue, which must be up at once, does not wait for it.
+const ReportsPage = lazy(() => import("./reports/ReportsPage").then((m) => m.ReportsPage));
 
 export function Shell({ session, onSignOut }: { session: Session; onSignOut: () => Promise<void> }) {
   const t = useT();
@@ -30,7 +34,11 @@ export function Shell({ session, onSignOut }: { session: Session; onSignOut: () 
       <main class="app-main">
         {route.page === "queue" && <QueuePage user={session.user} incidents={incidents} />}
         {route.page === "homes" && <HomesPage user={session.user} />}
-        {route.page === "reports" && <ReportsPage user={session.user} />}
+        {route.page === "reports" && (
+          <Suspense fallback={<p class="loading">{t("app.loading")}</p>}>
+            <ReportsPage user={session.user} />
+          </Suspense>
+        )}
         {route.page === "incident" && <IncidentPage id={route.id} user={session.user} />}
       </main>
     </div>

@@ -36,3 +36,21 @@ export async function reachHub(db: Kysely<LoopDb>, principal: Principal | undefi
   if (audit) await recordAudit(db, { actor: audit.actor, action: audit.action, subject: hub, purpose: `api; ${audit.doing}; ${OUTSIDE_STREETS}`, at: audit.at });
   throw notFound;
 }
+
+/**
+ * An operator alert as a street-limited caller sees it: the alert itself (it is about the service — telephony
+ * down, forwards dead — and concerns every desk) but only the calls of homes on the caller's streets.
+ */
+export async function alertInScope<A extends { calls: { hub: string | null }[]; callCount: number }>(db: Kysely<LoopDb>, scope: StreetScope, alert: A): Promise<A> {
+  if (scope === undefined) return alert;
+  const seen = new Map<string, boolean>();
+  const calls: A["calls"] = [];
+  for (const c of alert.calls) {
+    if (c.hub === null) continue;
+    let ok = seen.get(c.hub);
+    if (ok === undefined) seen.set(c.hub, (ok = await hubInScope(db, scope, c.hub)));
+    if (ok) calls.push(c);
+  }
+  // A listing shows only the first calls of an alert: the count is of those seen, never of other streets'.
+  return { ...alert, calls, callCount: calls.length };
+}

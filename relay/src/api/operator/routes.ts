@@ -18,7 +18,7 @@ import type { EventRow, Store } from "../../store/store.js";
 import { HttpError } from "../errors.js";
 import { route, type OperatorRoute } from "./route.js";
 import * as s from "./schemas.js";
-import { hubInScope, reachHub } from "./hub-scope.js";
+import { alertInScope, hubInScope, reachHub } from "./hub-scope.js";
 import { hubsOnStreets, OUTSIDE_STREETS, streetScope, type StreetScope } from "../../households/street-scope.js";
 import { householdRoutes } from "./household-routes.js";
 import { ledgerRoutes } from "./ledger-routes.js";
@@ -279,10 +279,14 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/alerts",
       roles: STAFF,
       tag: "alerts",
-      summary: "operator alerts (open ones by default): telephony down, forwards dead, nobody reached, …",
+      summary:
+        "operator alerts (open ones by default): telephony down, forwards dead, nobody reached, …; a street-limited caller sees every alert (they are about the service) but only the calls of homes on its streets",
       query: s.listAlertsQuery,
       response: z.object({ alerts: z.array(s.alertSchema) }),
-      handle: async ({ query }) => ({ body: { alerts: await listOperatorAlerts(d.db, { openOnly: query.state === "open", limit: query.limit }) } }),
+      handle: async ({ query, principal }) => {
+        const alerts = await listOperatorAlerts(d.db, { openOnly: query.state === "open", limit: query.limit });
+        return { body: { alerts: await Promise.all(alerts.map((a) => alertInScope(d.db, streetScope(principal), a))) } };
+      },
     }),
     route({
       method: "POST",
@@ -302,13 +306,13 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/alerts/{id}",
       roles: STAFF,
       tag: "alerts",
-      summary: "one alert with every call it names (telephony_down: the calls that could not be placed; no numbers)",
+      summary: "one alert with every call it names (telephony_down: the calls that could not be placed; no numbers); street-limited callers: only their streets' calls",
       response: s.alertSchema,
       errors: { 404: "no such alert" },
-      handle: async ({ params }) => {
+      handle: async ({ params, principal }) => {
         const a = await getOperatorAlert(d.db, params.id as string);
         if (!a) throw new HttpError(404, "not_found", `no alert ${params.id}`);
-        return { body: a };
+        return { body: await alertInScope(d.db, streetScope(principal), a) };
       },
     }),
     route({
@@ -316,11 +320,12 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/alerts/{id}/calls",
       roles: STAFF,
       tag: "alerts",
-      summary: "the calls an alert names with the numbers to dial by hand (personal data: each hub's care-plan read is recorded in the audit log)",
+      summary:
+        "the calls an alert names with the numbers to dial by hand (personal data: each hub's care-plan read is recorded in the audit log); street-limited callers: only their streets' calls, and no other care plan is read",
       response: s.alertCallsSchema,
       errors: { 404: "no such alert" },
-      handle: async ({ params, actor }) => {
-        const calls = await revealAlertCalls(d.db, params.id as string, { actor, at: d.now() });
+      handle: async ({ params, actor, principal }) => {
+        const calls = await revealAlertCalls(d.db, params.id as string, { actor, at: d.now() }, (a) => alertInScope(d.db, streetScope(principal), a));
         if (!calls) throw new HttpError(404, "not_found", `no alert ${params.id}`);
         return { body: { alert: params.id, calls } };
       },
