@@ -143,7 +143,13 @@ export class EmbeddedBroker {
       subscribe: (filter, onMessage) =>
         new Promise((resolve) => {
           const deliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => {
-            done();
+            // The broker lets 100 deliveries be in flight and queues the rest; when a slot frees it takes the
+            // next queued message on the same stack. Releasing ours synchronously nested one stack level per
+            // queued message, and a backlog of thousands (hubs' acks holding every slot while the relay is
+            // busy) overflowed the stack and ended the relay. On a later turn, as aedes does for its own
+            // connections, the backlog drains 100 messages a turn, still in order. Scheduled first, so a
+            // throwing onMessage cannot keep the slot.
+            setImmediate(done);
             onMessage(packet.topic, typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload);
           };
           a.subscribe(filter, deliver, () => resolve(() => new Promise<void>((r) => a.unsubscribe(filter, deliver, () => r()))));
@@ -194,6 +200,12 @@ export class EmbeddedBroker {
 
   private wire(): void {
     const a = this.aedes;
+    // The same stack overflow as in inProcess(), from messages whose deliveries all complete synchronously:
+    // those no one subscribes to (acks and commands for a hub that has just dropped off) and aedes' own
+    // notices of connects and disconnects. A run of thousands of them in the queue (a mass disconnect during
+    // a backlog) would nest as deeply. A listener on every topic that completes on a later turn gives each
+    // message an asynchronous delivery; it costs one deferred call a message.
+    a.subscribe("#", (_packet, done) => setImmediate(done), () => {});
     a.preConnect = (client, packet, cb) => {
       this.wills.set(client, packet.will as PublishPacket | undefined);
       cb(null, true);
