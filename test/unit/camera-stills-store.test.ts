@@ -12,7 +12,6 @@ import { createHousehold, recordConsent } from "../../relay/src/households/store
 import type { LoopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore } from "../../relay/src/store/store.js";
 import { cameraConsented, getStill, HOUR_MS, insertStill, listStills, sweepStills } from "../../relay/src/stills/repo.js";
-import { ensureStillsTable } from "../../relay/src/stills/table.js";
 import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
 import { STANDIN_JPEG } from "../support/camera-standin.js";
 
@@ -21,8 +20,7 @@ after(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
 
-async function exercise(db: Kysely<LoopDb>, store: { kind: "sqlite"; path: string } | { kind: "postgres"; url: string; schema: string; poolSize: number }) {
-  await ensureStillsTable(db, { store });
+async function exercise(db: Kysely<LoopDb>) {
   const T = 1_800_000_000_000;
   const R = 72 * HOUR_MS;
   const row = (id: string, idx: number, at: number) => ({ id, hub: "hub-s", event_id: "01JEVENT000000000000000000", incident_id: "INC1", idx, taken_at: at - 100, received_at: at, sha256: "0".repeat(64), size: STANDIN_JPEG.length, data: STANDIN_JPEG });
@@ -42,8 +40,6 @@ async function exercise(db: Kysely<LoopDb>, store: { kind: "sqlite"; path: strin
   assert.equal(await sweepStills(db, later, R), 1);
   assert.equal(await sweepStills(db, T + R + 1000, R), 1);
   assert.equal((await listStills(db, "INC1", T, R)).length, 0);
-  // A second ensure (the other plugin, a restart) is a no-op.
-  await ensureStillsTable(db, { store });
 
   const who = { actor: "test", purpose: "test", at: T };
   assert.equal(await cameraConsented(db, "hub-s"), false, "no household");
@@ -63,7 +59,7 @@ test("stills table on SQLite", async () => {
   const cfg = { kind: "sqlite" as const, path: "relay.db" };
   const store = await openStore(cfg, dir, { migrations: relayExtraMigrations });
   cleanups.push(() => store.close());
-  await exercise(store.db as unknown as Kysely<LoopDb>, cfg);
+  await exercise(store.db as unknown as Kysely<LoopDb>);
   // The relay's own migrator still opens the store (it does not see the stills' migration table's rows).
   const again = await openStore(cfg, dir, { migrations: relayExtraMigrations });
   await again.close();
@@ -74,7 +70,7 @@ test("stills table on PostgreSQL", { skip: PG_URL ? false : pgSkipReason("stills
   const cfg = { kind: "postgres" as const, url, schema, poolSize: 2 };
   const store = await openStore(cfg, "/nonexistent", { migrations: relayExtraMigrations });
   cleanups.push(() => store.close());
-  await exercise(store.db as unknown as Kysely<LoopDb>, cfg);
+  await exercise(store.db as unknown as Kysely<LoopDb>);
   const again = await openStore(cfg, "/nonexistent", { migrations: relayExtraMigrations });
   await again.close();
 });

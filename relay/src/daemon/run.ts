@@ -42,6 +42,7 @@ import { commissioningMigrations } from "../commissioning/tables.js";
 import { upkeepMigrations } from "../households/upkeep-table.js";
 import { startUpkeep } from "../households/upkeep-sweep.js";
 import { retirementMigrations } from "../households/retirement-table.js";
+import { stillsMigrations } from "../stills/table.js";
 import { retirementOutcomes } from "../households/retirement-outcomes.js";
 import { RetirementSender } from "../households/retirement-sender.js";
 
@@ -58,7 +59,7 @@ export interface RelayParts {
 /** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
  * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
  * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations, ...consoleAuthMigrations };
+export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations, ...consoleAuthMigrations, ...stillsMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),

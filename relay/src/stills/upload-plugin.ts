@@ -19,7 +19,6 @@ import type { LoopDb } from "../store/closed-loop-schema.js";
 import type { Store } from "../store/store.js";
 import { cameraConsented, countStillsOfEvent, HOUR_MS, incidentOfAlarm, insertStill } from "./repo.js";
 import { startStillsSweep } from "./sweep.js";
-import { ensureStillsTable } from "./table.js";
 
 export interface StillsUploadDeps {
   db: Kysely<LoopDb>;
@@ -60,7 +59,6 @@ function claimOf(request: FastifyRequest, body: Buffer): StillClaim | Refusal {
 
 export function stillsUploadPlugin(d: StillsUploadDeps): FastifyPluginAsync {
   return async (app) => {
-    await ensureStillsTable(d.db, d.config);
     const cfg = d.config.stills;
     const retentionMs = cfg.retentionHours * HOUR_MS;
     const sweep = startStillsSweep({ db: d.db, now: d.now, retentionMs, everyMs: cfg.sweepEveryS * 1000, log: d.log });

@@ -11,7 +11,6 @@ import { recordAudit } from "../../careplans/audit.js";
 import type { HouseholdTables } from "../../households/tables.js";
 import { inStreetScope } from "../../households/street-scope.js";
 import { getStill, HOUR_MS, listStills } from "../../stills/repo.js";
-import { ensureStillsTable } from "../../stills/table.js";
 import type { ConsolePageDeps } from "../page-deps.js";
 import type { QueueDb } from "../queue/table.js";
 import { consoleUserOf, type ConsoleUser } from "../queue/user.js";
@@ -21,7 +20,6 @@ const ID = /^[0-9A-Za-z]{1,64}$/;
 type Access = "ok" | "not_found" | "not_taken";
 
 export const consoleStillsPlugin: FastifyPluginAsync<ConsolePageDeps> = async (app, d) => {
-  await ensureStillsTable(d.db, d.config);
   const retentionMs = d.config.stills.retentionHours * HOUR_MS;
   const staff = app.consoleUser(["operator", "admin"]);
   const db = d.db as unknown as Kysely<QueueDb & HouseholdTables>;
