@@ -72,6 +72,18 @@ export function verifyState(s: HubState, key: Buffer): boolean {
  * the hub runs only a signed command younger than COMMAND_MAX_AGE_MS whose id it has not run yet. `sig` is
  * optional here only so that an unsigned command is reported as such.
  */
+/**
+ * What the relay may ask a hub to say about an incident of its own: `family_coming`, a family contact
+ * (emergency contact, relative or neighbour) pressed "I will go to the door"; `helper_coming`, another responder
+ * in the call tree did (committee, volunteer, on-site team); `operator_handling`, a duty operator acknowledged;
+ * `help_dispatched`, an operator recorded a dispatch (110/119/120, the gas company, someone sent to the door).
+ */
+export const ANNOUNCEMENTS = ["family_coming", "helper_coming", "operator_handling", "help_dispatched"] as const;
+export type Announcement = (typeof ANNOUNCEMENTS)[number];
+/** The alarm types an announcement can be about: those a hub raises locally and can check are still open. */
+export const ANNOUNCED_ALARMS = ["sos", "fall", "inactivity", "gas", "co", "smoke", "vital_absent", "vital_abnormal", "valve_fault"] as const;
+export type AnnouncedAlarm = (typeof ANNOUNCED_ALARMS)[number];
+
 const commandFields = {
   id: z.string().max(64),
   ts: z.number().int().nonnegative(),
@@ -85,13 +97,21 @@ export const commandSchema = z.discriminatedUnion("cmd", [
    * id. The hub refuses it for any safety device (detectors, valves, SOS buttons); see docs/wire-protocol.md.
    */
   z.object({ cmd: z.literal("retire_device"), ...commandFields, device: z.string().min(1).max(64), reason: z.literal("consent_withdrawn") }).strict(),
+  /**
+   * Tell the elder, through the hub's speaker, what happened to the incident its alarm opened: one of a fixed
+   * set of announcements (never free text). `alarm` is the incident's alarm type and `incident` the relay's
+   * incident id (recorded, never spoken): the hub speaks it only while it has an open local alarm of that type
+   * (docs/voice.md).
+   */
+  z.object({ cmd: z.literal("announce"), ...commandFields, announcement: z.enum(ANNOUNCEMENTS), alarm: z.enum(ANNOUNCED_ALARMS), incident: z.string().min(1).max(64) }).strict(),
 ]);
 export type HubCommand = z.infer<typeof commandSchema>;
 /** A command as the relay's callers ask for it: the session adds `ts` and `sig`. */
 export type HubCommandRequest =
   | { cmd: "ping"; id: string }
   | { cmd: "siren_test"; id: string; seconds?: number }
-  | { cmd: "retire_device"; id: string; device: string; reason: "consent_withdrawn" };
+  | { cmd: "retire_device"; id: string; device: string; reason: "consent_withdrawn" }
+  | { cmd: "announce"; id: string; announcement: Announcement; alarm: AnnouncedAlarm; incident: string };
 
 /** How far (either way) a command's `ts` may be from the hub's idea of the relay's clock. */
 export const COMMAND_MAX_AGE_MS = 60_000;
@@ -103,7 +123,7 @@ export const COMMAND_MAX_AGE_MS = 60_000;
 // `t`, what kind of message it is (`ack` or `cmd`), and `hub`, the hub of the topic it came on. `t` keeps the
 // kinds apart from each other and from events and state (whose strict schemas have no `t`), so no signature
 // can be replayed as another kind of message; `hub` ties it to one hub's topic. docs/wire-protocol.md,
-// "Acks and commands"; vectors `ack`, `cmd_ping`, `cmd_siren_test`, `cmd_retire_device` in protocol/test-vectors.json.
+// "Acks and commands"; vectors `ack`, `cmd_ping`, `cmd_siren_test`, `cmd_retire_device`, `cmd_announce` in protocol/test-vectors.json.
 
 /** What a relay → hub message's signature is over: the message without `sig`, with `t` and `hub`. */
 export function relaySignedPart(t: "ack" | "cmd", hub: string, message: Record<string, unknown>): Record<string, unknown> {

@@ -245,6 +245,14 @@ const INPUTS: Input[] = [
     key: KEY_A,
     value: { cmd: "retire_device", id: "retire-0001", device: "radar-bed", reason: "consent_withdrawn", ts: TS + 100_000 },
   },
+  {
+    name: "cmd_announce",
+    description: "The relay asks hub-0001 to tell the elder that family is on the way (a contact acknowledged the SOS incident `01JDX3Q4Z8K6M2N5P7R9T1V3WA`): a fixed announcement id, never text; signed like every command.",
+    message: "cmd",
+    topic: "anxin/v1/hub-0001/cmd",
+    key: KEY_A,
+    value: { cmd: "announce", id: "announce-0001", announcement: "family_coming", alarm: "sos", incident: "01JDX3Q4Z8K6M2N5P7R9T1V3WA", ts: TS + 105_000 },
+  },
 ];
 
 interface Vector {
@@ -331,7 +339,7 @@ test("vectors: canonical, its bytes and the HMAC agree with each other, from the
   const by = new Map(committed.vectors.map((v) => [v.name, v]));
   assert.equal(by.get("historical_resend")?.sig, by.get("alarm_gas")?.sig);
   assert.notEqual(by.get("heartbeat_null")?.sig, by.get("heartbeat_absent")?.sig);
-  for (const name of ["ack", "cmd_siren_test", "cmd_ping", "cmd_retire_device"]) {
+  for (const name of ["ack", "cmd_siren_test", "cmd_ping", "cmd_retire_device", "cmd_announce"]) {
     const v = by.get(name)!;
     assert.ok(v.topic?.startsWith("anxin/v1/") && v.topic.endsWith(`/${v.message}`), name);
     assert.match(v.canonical, new RegExp(`"hub":"${topicHub(v.topic)}"`), name);

@@ -15,6 +15,7 @@ import { formatProblems, loadProfiles } from "../profiles/loader.js";
 import { SHIPPED_PROFILES_DIR } from "../config/loader.js";
 import { VERSION } from "../version.js";
 import { registerCommission, registerCommissionWatch } from "./commission.js";
+import { registerVoice } from "./voice.js";
 import { printDevices, printPairProgress, printPairResult, type PairOutcome } from "./print.js";
 import { printStatus } from "./print.js";
 import { provision, ProvisionError } from "../uplink/provision.js";
@@ -232,5 +233,7 @@ program
       fail((e as Error).message, 2);
     }
   });
+
+registerVoice(program.command("voice").description("the elder's spoken prompts"), DEFAULT_CONFIG, fail);
 
 program.parseAsync().catch((e: Error) => fail(e.message));

@@ -2,6 +2,7 @@
 // because a typo in a safety set point must never fall back silently to a default.
 import { z } from "zod";
 import { cameraSchema } from "./camera.js";
+import { voiceSchema } from "./voice.js";
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "letters, digits, _ . - (up to 64)");
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -270,6 +271,7 @@ export const configSchema = z
     uplink: uplinkSchema.optional(),
     zigbee: zigbeeSchema.optional(),
     camera: cameraSchema.optional().describe("a home camera read only when an alarm is raised, with recorded consent (docs/camera.md)"),
+    voice: voiceSchema.optional().describe("spoken prompts for the elder on the hub's speaker, rendered offline (docs/voice.md)"),
   })
   .strict();
 

@@ -37,6 +37,7 @@ import type { ReloadResult } from "./reloading.js";
 import { RetiredDevices } from "../retire/retired-devices.js";
 import { retireDevice } from "../retire/retire-device.js";
 import { openCamera, type AlarmCamera } from "../camera/index.js";
+import { openVoice, type Voice } from "../voice/index.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -56,6 +57,8 @@ export interface RunningHub {
   simRadars: Map<string, SimRadarLine>;
   /** Saves the rules' state for a restart (through the journal). */
   state: StateKeeper;
+  /** Spoken prompts; null when the configuration has no enabled `voice` section. */
+  voice: Voice | null;
   stop(): Promise<void>;
 }
 
@@ -145,12 +148,15 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   let commissioning: Commissioning | null = null;
   // Told of each journaled event after its actuator commands went out; a new alarm gets a few camera stills.
   let camera: AlarmCamera | null = null;
+  // Spoken prompts for the elder: told of each journaled event after its actuator commands went out; it only queues.
+  let voice: Voice | null = null;
   const sink = {
     append: async (d: EventDraft) => {
       const e = await journal.append(commissioning ? commissioning.mark(d) : d);
       commissioning?.observe(e);
       uplink?.nudge();
       camera?.alarm(e);
+      voice?.event(e);
       return e;
     },
   };
@@ -183,8 +189,10 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   journal.setStateSource(state);
   hub.restore(journal.savedState, { hub: config.hub.id, readError: journal.savedStateError });
   const sirenTest = new SirenTest(hub, log);
+  voice = openVoice({ config: config.voice, configDir: path.dirname(loaded.file), timeZone: inactivityParamsFrom(config).timeZone, sirenOn: () => hub.rule.sirenOn || sirenTest.running, fallDevices: () => hub.behaviour.snapshot().fall.devices, log, now });
   uplink = await openUplink({ config, configDir: path.dirname(loaded.file), boot: journal.boot, version: VERSION, journal, append: sink.append, sirenTest: sirenTest.run,
     retire: (device, reason, command) => retireDevice({ config, hub, zigbee, retired, now, reload: o.reload, log }, device, reason, command),
+    announce: (a) => voice?.announce(a) ?? { spoken: false, reason: "voice prompts are off" },
     log, startedAt: now() });
   camera = await openCamera({ config, configDir: path.dirname(loaded.file), log, now, relayClockOffset: () => uplink?.status().clockOffsetMs ?? null });
   commissioning = new Commissioning(() => ({
@@ -194,7 +202,10 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     unpaired: () => unpairedZigbee({ config, hub, zigbee }),
     pair: zigbee ? async (expect, seconds) => void (await zigbee.pair({ seconds, expect }, () => {})) : undefined,
   }), () => setupDeps({ config, hub, zigbee, buses, profiles, radarProfiles }));
-  const stopDelivery = journal.onDelivery((op, ids, at) => commissioning?.delivery(op, ids, at));
+  const stopDelivery = journal.onDelivery((op, ids, at) => {
+    commissioning?.delivery(op, ids, at);
+    if (op === "acked") voice?.acked(ids);
+  });
   const health = new Health();
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
   // loop or a request that never settles. A pulled cable or a full disk is reported, not restarted:
@@ -247,6 +258,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       await uplink?.stop({ reason: "stopping" }).catch((e: Error) => log.error({ err: e.message }, "uplink: error while stopping"));
       await sirenTest.stop();
       await camera?.stop();
+      await voice?.stop();
       await control.stop();
       stopDelivery();
       await zigbee?.stop();
@@ -256,5 +268,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, state, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, state, voice, stop };
 }

@@ -1,5 +1,5 @@
 // Remote commands from the relay. Only what the wire contract lists is accepted (ping, siren test, retiring
-// a vital-sign radar whose consent was withdrawn);
+// a vital-sign radar whose consent was withdrawn, an announcement for the elder);
 // everything else is logged and dropped. A command runs only when the relay signed it with this hub's key
 // (verifyCommand), its `ts` is within COMMAND_MAX_AGE_MS of the relay's clock as this hub knows it, and its
 // id has not run yet: nobody on the path can forge one, nor replay a recorded one. There is no path from
@@ -9,6 +9,7 @@ import type { EventDraft } from "../../../protocol/envelope.js";
 import { COMMAND_MAX_AGE_MS, commandSchema, verifyCommand } from "../../../protocol/messages.js";
 import { Refusals } from "./refusals.js";
 import type { RetireResult } from "../retire/retire-device.js";
+import type { AnnounceRequest, AnnounceResult } from "../voice/triggers.js";
 
 export type SirenTestResult = { ok: true } | { ok: false; reason: string };
 
@@ -25,6 +26,8 @@ export interface CommandOptions {
   sirenTest?: (seconds: number) => SirenTestResult;
   /** Retires a device whose consent was withdrawn (retire/retire-device.ts). Absent: refused. */
   retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
+  /** Speaks an announcement if the hub can verify it (voice/triggers.ts). Absent: not spoken. */
+  announce?: (a: AnnounceRequest) => AnnounceResult;
   log: Logger;
 }
 
@@ -71,7 +74,7 @@ export class Commands {
       const name = typeof raw === "object" && raw !== null ? (raw as { cmd?: unknown }).cmd : undefined;
       this.o.log.warn(
         { cmd: typeof name === "string" ? name.slice(0, 64) : undefined, problem: parsed.error.issues[0]?.message },
-        "uplink: command not accepted remotely (only ping, siren_test and retire_device are); ignored",
+        "uplink: command not accepted remotely (only ping, siren_test, retire_device and announce are); ignored",
       );
       return;
     }
@@ -123,6 +126,14 @@ export class Commands {
           },
           (e: Error) => this.record(refused(`could not record the retirement: ${e.message}`)),
         );
+        break;
+      }
+      case "announce": {
+        // A fixed announcement id, never text; spoken only while a local alarm of that kind is open.
+        const a = { announcement: c.announcement, alarm: c.alarm, incident: c.incident };
+        const r: AnnounceResult = this.o.announce ? this.o.announce(a) : { spoken: false, reason: "voice prompts are off" };
+        this.o.log.info({ id: c.id, ...a, spoken: r.spoken, reason: r.spoken ? undefined : r.reason }, "uplink: announcement");
+        this.record({ kind: "audit", type: "announcement", severity: "info", data: { id: c.id, ...a, spoken: r.spoken, ...(r.spoken ? {} : { reason: r.reason }) } });
         break;
       }
     }

@@ -7,6 +7,7 @@ import type { EventDraft } from "../../../protocol/envelope.js";
 import type { HubConfig } from "../config/schema.js";
 import type { SirenTestResult } from "./commands.js";
 import type { RetireResult } from "../retire/retire-device.js";
+import type { AnnounceRequest, AnnounceResult } from "../voice/triggers.js";
 import { loadUplinkSettings, displayUrl } from "./settings.js";
 import { Uplink, type UplinkHandle, type UplinkJournal, type UplinkStatus } from "./uplink.js";
 
@@ -23,6 +24,7 @@ export interface OpenUplinkOptions {
   append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
   retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
+  announce?: (a: AnnounceRequest) => AnnounceResult;
   log: Logger;
   startedAt?: number;
 }
@@ -55,6 +57,7 @@ export async function openUplink(o: OpenUplinkOptions): Promise<UplinkHandle | n
       append: o.append,
       sirenTest: o.sirenTest,
       retire: o.retire,
+      announce: o.announce,
       log: o.log,
       startedAt: o.startedAt,
     });

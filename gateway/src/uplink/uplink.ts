@@ -11,6 +11,7 @@ import { topics } from "../../../protocol/topics.js";
 import { reconnectDelay } from "./backoff.js";
 import { Commands, type SirenTestResult } from "./commands.js";
 import type { RetireResult } from "../retire/retire-device.js";
+import type { AnnounceRequest, AnnounceResult } from "../voice/triggers.js";
 import { Refusals } from "./refusals.js";
 import { Sender, type OutboxJournal } from "./sender.js";
 import { displayUrl, type UplinkSettings } from "./settings.js";
@@ -74,6 +75,7 @@ export interface UplinkOptions {
   append: (draft: EventDraft) => Promise<unknown>;
   sirenTest?: (seconds: number) => SirenTestResult;
   retire?: (device: string, reason: string, command: string) => Promise<RetireResult>;
+  announce?: (a: AnnounceRequest) => AnnounceResult;
   log: Logger;
   clock?: () => number;
   /** For the heartbeat's uptime; default: now. */
@@ -154,6 +156,7 @@ export class Uplink implements UplinkHandle {
       append: o.append,
       sirenTest: o.sirenTest,
       retire: o.retire,
+      announce: o.announce,
       log: o.log,
     });
   }

@@ -27,6 +27,9 @@ export const ALERT_KINDS = [
   "upkeep_overdue",
   // A hub refused to retire a device whose consent was withdrawn (households/retirement-outcomes.ts).
   "device_retire_refused",
+  // An alarm came by SMS from a hub whose MQTT session is down: its home's broadband is probably out, though
+  // the home is not silent (supervision/primary-path.ts). Once per outage.
+  "primary_path_down",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

@@ -14,7 +14,7 @@ import { IncidentService } from "../incidents/service.js";
 import type { Metrics } from "../metrics.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import type { Store } from "../store/store.js";
-import { createTelephony, type Telephony, type TelephonyHandle } from "../telephony/index.js";
+import { createTelephony, type InboundSmsHandler, type Telephony, type TelephonyHandle } from "../telephony/index.js";
 
 export interface ClosedLoopDeps {
   config: RelayConfig;
@@ -41,6 +41,8 @@ export interface ClosedLoop {
   /** The configured telephony's handle (its callback route, close), absent when one was handed in. */
   telephonyHandle: TelephonyHandle | undefined;
   forwarder: ForwarderWorker;
+  /** Where the telephony's inbound-SMS webhooks go: the SMS intake, bound once ingest exists. */
+  inboundSms: { bind(handler: InboundSmsHandler): void };
 }
 
 export async function buildClosedLoop(d: ClosedLoopDeps): Promise<ClosedLoop> {
@@ -51,9 +53,10 @@ export async function buildClosedLoop(d: ClosedLoopDeps): Promise<ClosedLoop> {
   const policies = config.escalation.policiesFile ? await readPolicyFile(config.escalation.policiesFile) : loadPolicySet();
 
   const outcomes = outcomeSink();
+  const inboundSms = inboundSmsSink();
   const handle = d.telephony
     ? undefined
-    : createTelephony(config.telephony, { log: log.child({ part: "telephony" }), onOutcome: outcomes.deliver, publicUrl: relayPublicUrl(config), now: d.clock, baseDir: d.baseDir, print: d.print });
+    : createTelephony(config.telephony, { log: log.child({ part: "telephony" }), onOutcome: outcomes.deliver, onInboundSms: inboundSms.deliver, publicUrl: relayPublicUrl(config), now: d.clock, baseDir: d.baseDir, print: d.print });
   const telephony = d.telephony ?? (handle as TelephonyHandle).telephony;
   const escalation = new EscalationEngine({ db, telephony, incidents, forwarding, alerts, policies, log: log.child({ part: "escalation" }), instanceId: d.instanceId, now, claimMs: config.escalation.claimS * 1000, registry: d.metrics.registry });
   outcomes.bind(escalation);
@@ -74,7 +77,7 @@ export async function buildClosedLoop(d: ClosedLoopDeps): Promise<ClosedLoop> {
     instanceId: d.instanceId,
     leaseMarginMs: config.forwarders.leaseMarginMs,
   });
-  return { alerts, incidents, escalation, telephony, telephonyHandle: handle, forwarder };
+  return { alerts, incidents, escalation, telephony, telephonyHandle: handle, forwarder, inboundSms };
 }
 
 type Outcome = Parameters<EscalationEngine["onOutcome"]>[0];
@@ -89,6 +92,20 @@ function outcomeSink(): { deliver: (o: Outcome) => Promise<void>; bind: (e: Esca
     },
     bind: (e) => {
       engine = e;
+    },
+  };
+}
+
+/** Where inbound texts go: the SMS intake, once ingest exists (a text before that is answered 503 and retried). */
+function inboundSmsSink(): { deliver: InboundSmsHandler; bind: (h: InboundSmsHandler) => void } {
+  let handler: InboundSmsHandler | undefined;
+  return {
+    deliver: async (sms) => {
+      if (!handler) throw new Error("SMS intake not started yet");
+      return handler(sms);
+    },
+    bind: (h) => {
+      handler = h;
     },
   };
 }

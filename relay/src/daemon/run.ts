@@ -28,6 +28,7 @@ import type { Telephony } from "../telephony/index.js";
 import { hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
 import { Ingest, type IngestOptions } from "../ingest/ingest.js";
+import { smsIntake } from "../sms/wiring.js";
 import { createMetrics, type Metrics } from "../metrics.js";
 import { RelaySession } from "../mqtt/session.js";
 import { startHubKeys } from "../registry/hub-keys.js";
@@ -45,6 +46,7 @@ import { retirementMigrations } from "../households/retirement-table.js";
 import { stillsMigrations } from "../stills/table.js";
 import { retirementOutcomes } from "../households/retirement-outcomes.js";
 import { RetirementSender } from "../households/retirement-sender.js";
+import { Announcer } from "../announce/announcer.js";
 
 export const RELAY_VERSION = "0.1.0";
 
@@ -168,7 +170,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const instanceId = o.instanceId ?? claimOwner(config.relay.id);
     const db = loopDb(store.db);
     const loop = await buildClosedLoop({ config, baseDir, store, db, metrics, log, now, clock: o.now, instanceId, telephony: o.telephony, print: o.print });
-    const { alerts, incidents, escalation, telephony, telephonyHandle, forwarder } = loop;
+    const { alerts, incidents, escalation, telephony, telephonyHandle, forwarder, inboundSms } = loop;
     if (telephonyHandle) undo.push(() => telephonyHandle.close());
     const loopOn = config.escalation.enabled;
     const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
@@ -204,11 +206,15 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
       now: o.now,
     });
     undo.push(() => ingest.close());
+    // Alarms by SMS, the last-resort path (docs/relay.md): verified with the hub's key, stored through ingest.
+    inboundSms.bind(smsIntake({ config, db, store, registry, ingest, alerts, log: log.child({ part: "sms" }), now }));
 
     const { broker, connection } = await brokerConnection(config, { registry, metrics, log: log.child({ part: "broker" }) });
     if (broker) undo.push(() => broker.close());
     // Pending device retirements go to a hub at its birth and while it is online (households/retirement-sender.ts).
     const retirements = new RetirementSender({ db, publish: (hub, cmd) => session.publishCommand(hub, cmd), connected: () => session.connected, log: log.child({ part: "retirements" }), now });
+    // What became of an incident, told to its hub for the elder (announce/announcer.ts; docs/voice.md).
+    const announcer = new Announcer({ db, publish: (hub, cmd) => session.publishCommand(hub, cmd), connected: () => session.connected, log: log.child({ part: "announce" }), now });
     const session = new RelaySession({
       relayId: config.relay.id,
       connection,
@@ -236,6 +242,8 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     undo.push(() => retirements.stop());
     await takeBackEarlierClaims(db, config.relay.id, instanceId, log);
     if (loopOn) {
+      announcer.start();
+      undo.push(() => announcer.stop());
       escalation.start(config.escalation.pollMs);
       undo.push(() => escalation.stop());
     }
@@ -279,6 +287,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
           ["retention", () => retention.stop()],
           ["upkeep", () => upkeep.stop()],
           ["retirements", () => retirements.stop()],
+          ["announcements", () => announcer.stop()],
           ["telephony", () => telephonyHandle?.close()],
           // After the last flush, so the sightings it produced are written too.
           [

@@ -60,6 +60,15 @@ export function afterCommit(d: AfterCommitDeps, items: Accepted[], stored: Store
       d.log.error({ err, hub }, "ingest: onAck failed");
     }
   }
+  handOn(d, items, stored);
+}
+
+/**
+ * The hand-on of each newly stored event (never a duplicate, nor an id of another hub), whichever path it
+ * came by. Never throws for a callback's error.
+ */
+export function handOn(d: Pick<AfterCommitDeps, "metrics" | "log" | "onCommitted">, items: Accepted[], stored: Stored): void {
+  const m = d.metrics;
   for (const a of items) {
     if (stored.foreign.has(a.id)) continue;
     if (!stored.inserted.has(a.id)) {

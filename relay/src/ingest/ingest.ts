@@ -20,12 +20,13 @@
 //   commit-loop.ts   one commit at a time in batch order, retried with backoff
 //   transaction.ts   the transaction: rows, and the in-transaction hook (escalation) over new events
 //   after-commit.ts  acks per hub, hand-on of new events, metrics
+//   verified.ts      an event verified on another path (SMS): stored in a transaction of its own
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import type { Envelope } from "../../../protocol/envelope.js";
 import type { Metrics } from "../metrics.js";
 import type { Registry } from "../registry/registry.js";
-import type { Store } from "../store/store.js";
+import type { EventPath, Store } from "../store/store.js";
 import { accepted, skewToFlag, type Facts } from "./accepted.js";
 import { afterCommit } from "./after-commit.js";
 import { Backlog, DEFAULT_MAX_BACKLOG } from "./backlog.js";
@@ -35,8 +36,10 @@ import { Intake } from "./intake.js";
 import { Rejections } from "./rejections.js";
 import { Tickets } from "./tickets.js";
 import { storeBatch, type WithinCommit } from "./transaction.js";
+import { storeVerified, type VerifiedOutcome } from "./verified.js";
 
 export type { RejectReason } from "./rejections.js";
+export type { VerifiedOutcome } from "./verified.js";
 
 export interface IngestOptions {
   store: Store;
@@ -131,6 +134,19 @@ export class Ingest {
     } catch (err) {
       this.o.log.error({ err, hub: hubFromTopic }, "ingest: internal error");
     }
+  }
+
+  /**
+   * An event another path verified (verified.ts): an SMS alarm checked with the hub's key, without the
+   * envelope signature the MQTT path insists on. Resolves once committed (the incident opened, as for an
+   * MQTT alarm); rejects when it could not be stored, so the sender's provider can retry.
+   */
+  async handleVerified(hub: string, env: Envelope, o: { path: Exclude<EventPath, "mqtt"> }): Promise<VerifiedOutcome> {
+    if (this.closed) throw new Error("ingest is closed");
+    if (env.hub !== hub) throw new Error("event of another hub");
+    this.o.metrics.eventsReceived.inc();
+    const deps = { store: this.o.store, withinCommit: this.o.withinCommit, clockSkewFlagMs: this.o.clockSkewFlagMs, metrics: this.o.metrics, log: this.o.log, onCommitted: this.o.onCommitted };
+    return storeVerified(deps, env, o.path, this.now());
   }
 
   /** Commits what is buffered now and waits for it. */

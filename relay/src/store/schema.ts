@@ -47,6 +47,11 @@ export interface EventsTable {
   payload: string;
   skew_ms: number | null;
   historical: number;
+  /**
+   * How the event reached the relay (EventPath): 'mqtt', 'sms' (the compact text form, no signature in
+   * `payload` until the full envelope arrives) or 'sms+mqtt' (both; `payload` is then the full signed envelope).
+   */
+  path: Generated<string>;
 }
 
 export interface HubIncidentsTable {
@@ -137,6 +142,21 @@ export const relayMigrations: Record<string, Migration> = {
   "0002_hub_claim_owner": {
     async up(db): Promise<void> {
       await db.schema.alterTable("hubs").addColumn("claim_owner", "text").execute();
+    },
+  },
+  // Which path each event came by: the broadband path (MQTT) or the last-resort SMS (docs/relay.md). Rows
+  // from before are MQTT's. The partial index finds a hub's latest SMS without touching MQTT-only rows, so
+  // it costs the MQTT inserts nothing.
+  "0003_event_path": {
+    async up(db): Promise<void> {
+      await db.schema.alterTable("events").addColumn("path", "text", (c) => c.notNull().defaultTo("mqtt")).execute();
+      await db.schema
+        .createIndex("events_hub_second_path")
+        .ifNotExists()
+        .on("events")
+        .columns(["hub", "received_at"])
+        .where(sql.ref("path"), "<>", "mqtt")
+        .execute();
     },
   },
 };

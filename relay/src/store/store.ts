@@ -31,6 +31,20 @@ export interface EventRow {
   payload: string;
   skewMs: number | null;
   historical: boolean;
+  /** How it reached the relay; default (absent) 'mqtt'. */
+  path?: EventPath;
+}
+
+/**
+ * The path an event came by: the broadband path (MQTT, the full signed envelope), the last-resort SMS (the
+ * compact form, verified by its truncated HMAC), or both (an SMS first, its full envelope later).
+ */
+export type EventPath = "mqtt" | "sms" | "sms+mqtt";
+
+/** When each path last brought an event of a hub (receipt time, ms), null if never. */
+export interface PathHealth {
+  mqtt: { lastAt: number | null };
+  sms: { lastAt: number | null };
 }
 
 /** Filters and keyset position for {@link Store.queryEvents}. */
@@ -153,6 +167,8 @@ export interface Store {
    * page, so rows inserted between two pages (received later) cause neither duplicates nor gaps.
    */
   queryEvents(q: EventQuery): Promise<EventRow[]>;
+  /** The latest event each path brought from `hub`. */
+  pathHealth(hub: string): Promise<PathHealth>;
 
   getHub(id: string): Promise<HubRow | undefined>;
   getHubAuth(id: string): Promise<HubAuthRow | undefined>;
@@ -357,6 +373,7 @@ class KyselyStore implements Store {
               payload: r.payload,
               skew_ms: r.skewMs,
               historical: r.historical ? 1 : 0,
+              path: r.path ?? "mqtt",
             })),
           )
           .onConflict((oc) => oc.column("id").doNothing())
@@ -368,8 +385,12 @@ class KyselyStore implements Store {
       const known = unique.filter((r) => !isNew.has(r.id));
       const foreign: string[] = [];
       for (const part of chunks(known, SELECT_CHUNK)) {
-        const owners = await trx.selectFrom("events").select(["id", "hub"]).where("id", "in", part.map((r) => r.id)).execute();
-        for (const o of owners) if (o.hub !== byId.get(o.id)?.hub) foreign.push(o.id);
+        const owners = await trx.selectFrom("events").select(["id", "hub", "path"]).where("id", "in", part.map((r) => r.id)).execute();
+        for (const o of owners) {
+          const row = byId.get(o.id) as EventRow;
+          if (o.hub !== row.hub) foreign.push(o.id);
+          else if (!o.path.includes(row.path ?? "mqtt")) await completePath(trx, row);
+        }
       }
       if (opts.withinCommit) await opts.withinCommit(trx, inserted);
       return { inserted, foreign };
@@ -407,6 +428,23 @@ class KyselyStore implements Store {
     const dir = desc ? "desc" : "asc";
     const rows = await query.orderBy("received_at", dir).orderBy("id", dir).limit(q.limit).execute();
     return rows.map(toEventRow);
+  }
+
+  async pathHealth(hub: string): Promise<PathHealth> {
+    // Both walk the hub's newest rows by index: MQTT's are nearly all of them, SMS ones have an index of their own.
+    const latest = async (path: "mqtt" | "sms"): Promise<number | null> => {
+      const r = await this.db
+        .selectFrom("events")
+        .select("received_at")
+        .where("hub", "=", hub)
+        // A literal, not a parameter: PostgreSQL uses the partial index only for a predicate it can match.
+        .where(sql<boolean>`path <> ${sql.lit(path === "mqtt" ? "sms" : "mqtt")}`)
+        .orderBy("received_at", "desc")
+        .limit(1)
+        .executeTakeFirst();
+      return r ? Number(r.received_at) : null;
+    };
+    return { mqtt: { lastAt: await latest("mqtt") }, sms: { lastAt: await latest("sms") } };
   }
 
   async countEvents(hub?: string): Promise<number> {
@@ -609,7 +647,7 @@ class KyselyStore implements Store {
   }
 }
 
-function toEventRow(r: RelayDb["events"]): EventRow {
+function toEventRow(r: Selectable<RelayDb["events"]>): EventRow {
   return {
     id: r.id,
     hub: r.hub,
@@ -624,7 +662,23 @@ function toEventRow(r: RelayDb["events"]): EventRow {
     payload: r.payload,
     skewMs: r.skew_ms,
     historical: r.historical === 1,
+    path: r.path as EventPath,
   };
+}
+
+/**
+ * The same event again by the other path. Its full envelope over MQTT completes an SMS-derived row (the
+ * signed payload replaces the compact fields); an SMS after the MQTT copy only notes the path. Either way
+ * it stays one event: no second incident, and the id is acknowledged as a duplicate.
+ */
+async function completePath(trx: Kysely<RelayDb>, row: EventRow): Promise<void> {
+  const fromMqtt = (row.path ?? "mqtt") === "mqtt";
+  await trx
+    .updateTable("events")
+    .set(fromMqtt ? { path: "sms+mqtt", payload: row.payload, skew_ms: row.skewMs, historical: row.historical ? 1 : 0 } : { path: "sms+mqtt" })
+    .where("id", "=", row.id)
+    .where("hub", "=", row.hub)
+    .execute();
 }
 
 /** `touch` for many hubs at once; VALUES columns are column1, column2 on both SQLite and PostgreSQL. */

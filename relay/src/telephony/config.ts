@@ -2,6 +2,9 @@
 // Secrets never sit in the YAML: they come from an owner-only file or an environment variable.
 import { z } from "zod";
 
+/** The generic gateway's inbound-SMS webhook when `inboundSmsPath` is not set. */
+export const DEFAULT_INBOUND_SMS_PATH = "/v1/telephony/inbound-sms";
+
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +8613800000000");
 
 /** Where a secret comes from: exactly one of a file (mode 0600 or stricter) or an environment variable. */
@@ -50,6 +53,7 @@ export const httpTelephonyConfigSchema = z
     ...secretSource("secretFile", "secretEnv"),
     ...transport,
     callbackPath: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default("/v1/telephony/callback"),
+    inboundSmsPath: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).optional().describe(`where the gateway POSTs texts received on the relay's inbound number (alarms by SMS); default ${DEFAULT_INBOUND_SMS_PATH}`),
     callbackWindowS: z.number().int().min(10).max(3600).default(300).describe("callbacks whose timestamp is further than this from the relay's clock are refused"),
     gatherTimeoutS: z.number().int().min(1).max(60).default(10),
   })

@@ -4,9 +4,10 @@
 // 403 and nothing is recorded.
 import type { AxiosInstance } from "axios";
 import { z } from "zod";
+import { deliverInboundSms } from "./inbound-sms.js";
 import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, type AdapterParts, type RetryPolicy } from "./provider-http.js";
 import { signedHeaders, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyAnxinSignature } from "./signature.js";
-import { CALL_STATUSES, newCounters, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { CALL_STATUSES, newCounters, type InboundSmsHandler, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const HTTP_GATEWAY = "http-gateway";
 const MAX_CALLBACK_BYTES = 16 * 1024;
@@ -33,6 +34,18 @@ export const gatewayCallbackSchema = z
   .strict();
 export type GatewayCallback = z.infer<typeof gatewayCallbackSchema>;
 
+/** The body of the gateway's inbound-SMS webhook: one text received on the relay's inbound number. */
+export const gatewayInboundSmsSchema = z
+  .object({
+    from: z.string().min(1).max(32),
+    to: z.string().min(1).max(32),
+    text: z.string().max(1600),
+    receivedAt: z.number().int().nonnegative().describe("when the gateway received it, ms since epoch"),
+    messageId: z.string().min(1).max(200),
+  })
+  .strict();
+export type GatewayInboundSms = z.infer<typeof gatewayInboundSmsSchema>;
+
 const placeResponseSchema = z.object({ providerRef: z.string().min(1).max(200) });
 
 export interface HttpGatewayOptions extends RetryPolicy {
@@ -41,6 +54,9 @@ export interface HttpGatewayOptions extends RetryPolicy {
   /** The relay's public base URL; callbacks go to publicUrl + callbackPath. */
   publicUrl: string;
   callbackPath: string;
+  /** Where the gateway POSTs inbound SMS (mounted only with onInboundSms). */
+  inboundSmsPath?: string;
+  onInboundSms?: InboundSmsHandler | undefined;
   /** Callbacks further than this from the relay's clock are refused. */
   callbackWindowMs: number;
   gatherTimeoutS: number;
@@ -85,12 +101,21 @@ export class HttpGatewayTelephony implements Telephony {
     });
   }
 
-  /** POSTs to callbackPath, signed over "<timestamp>.<body>". */
+  /** POSTs to callbackPath (call outcomes) and inboundSmsPath (texts received), both signed over "<timestamp>.<body>". */
   get callbackRoute(): CallbackRoute {
-    return { paths: [this.o.callbackPath], maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
+    const sms = this.o.onInboundSms && this.o.inboundSmsPath;
+    return { paths: sms ? [this.o.callbackPath, sms] : [this.o.callbackPath], maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
   }
 
   private async callback(req: CallbackRequest): Promise<CallbackReply> {
+    if (!this.verified(req)) return { status: 403, body: JSON.stringify({ error: "forbidden" }) };
+    const path = new URL(req.url, "http://relay").pathname;
+    if (this.o.onInboundSms && path === this.o.inboundSmsPath) return this.inboundSms(req, this.o.onInboundSms);
+    return this.outcome(req);
+  }
+
+  /** Forged or outside the time window: counted and logged (never the body). */
+  private verified(req: CallbackRequest): boolean {
     const check = verifyAnxinSignature(
       this.o.secret,
       { timestamp: req.headers[TIMESTAMP_HEADER], signature: req.headers[SIGNATURE_HEADER] },
@@ -98,11 +123,26 @@ export class HttpGatewayTelephony implements Telephony {
       this.now(),
       this.o.callbackWindowMs,
     );
-    if (!check.ok) {
+    if (check.ok) return true;
+    this.counters.callbacksRefused++;
+    this.o.log.warn({ reason: check.reason, remote: req.remote }, "telephony callback refused: bad signature");
+    return false;
+  }
+
+  private async inboundSms(req: CallbackRequest, handler: InboundSmsHandler): Promise<CallbackReply> {
+    const parsed = gatewayInboundSmsSchema.safeParse(parseJsonOrUndefined(req.body));
+    if (!parsed.success) {
       this.counters.callbacksRefused++;
-      this.o.log.warn({ reason: check.reason, remote: req.remote }, "telephony callback refused: bad signature");
-      return { status: 403, body: JSON.stringify({ error: "forbidden" }) };
+      const where = parsed.error.issues[0];
+      return { status: 400, body: JSON.stringify({ error: "bad_callback", message: `${where?.path.join(".") || "body"}: ${where?.message ?? "invalid"}` }) };
     }
+    const m = parsed.data;
+    const done = await deliverInboundSms(handler, { provider: HTTP_GATEWAY, messageId: m.messageId, from: m.from, to: m.to, text: m.text, receivedAt: m.receivedAt }, this.o.log);
+    if (!done.ok) return { status: 503, body: JSON.stringify({ error: "unavailable" }) };
+    return { status: 200, body: JSON.stringify({ ok: true, result: done.result }) };
+  }
+
+  private async outcome(req: CallbackRequest): Promise<CallbackReply> {
     const parsed = gatewayCallbackSchema.safeParse(parseJsonOrUndefined(req.body));
     if (!parsed.success) {
       this.counters.callbacksRefused++;

@@ -1,7 +1,7 @@
 // Builds the configured telephony adapter. The relay passes `callbackRoute` to its HTTP server and
 // `telephony` to the escalation engine; the engine hears outcomes through deps.onOutcome.
 import type { AxiosInstance } from "axios";
-import type { HttpTelephonyConfig, TelephonyConfig, TwilioTelephonyConfig } from "./config.js";
+import { DEFAULT_INBOUND_SMS_PATH, type HttpTelephonyConfig, type TelephonyConfig, type TwilioTelephonyConfig } from "./config.js";
 import { ConsoleTelephony } from "./console.js";
 import { HttpGatewayTelephony } from "./http-gateway.js";
 import { readSecret } from "./secret-source.js";
@@ -29,6 +29,8 @@ export interface CreateTelephonyDeps extends TelephonyDeps {
 export function createTelephony(cfg: TelephonyConfig, deps: CreateTelephonyDeps): TelephonyHandle {
   /** What every adapter takes. */
   const base = { log: deps.log, onOutcome: deps.onOutcome, ...(deps.now ? { now: deps.now } : {}) };
+  /** Inbound SMS, for the adapters that receive texts. */
+  const inbound = deps.onInboundSms ? { onInboundSms: deps.onInboundSms } : {};
   /** What both HTTP providers take alike from their configuration. */
   const provider = (c: HttpTelephonyConfig | TwilioTelephonyConfig) => ({
     ...base,
@@ -67,6 +69,8 @@ export function createTelephony(cfg: TelephonyConfig, deps: CreateTelephonyDeps)
       return handle(
         new HttpGatewayTelephony({
           ...provider(cfg),
+          ...inbound,
+          inboundSmsPath: cfg.inboundSmsPath ?? DEFAULT_INBOUND_SMS_PATH,
           url: cfg.url,
           secret: secret(cfg.secretFile, cfg.secretEnv, "secret"),
           callbackWindowMs: cfg.callbackWindowS * 1000,
@@ -76,6 +80,7 @@ export function createTelephony(cfg: TelephonyConfig, deps: CreateTelephonyDeps)
       return handle(
         new TwilioTelephony({
           ...provider(cfg),
+          ...inbound,
           accountSid: cfg.accountSid,
           authToken: secret(cfg.authTokenFile, cfg.authTokenEnv, "authToken"),
           from: cfg.from,

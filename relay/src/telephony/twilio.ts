@@ -4,8 +4,9 @@
 // status callback. Every callback is checked against X-Twilio-Signature before anything is recorded.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { AxiosInstance } from "axios";
+import { deliverInboundSms } from "./inbound-sms.js";
 import { deliverOutcome, parseJsonOrUndefined, placeCounted, postWithRetry, type AdapterParts, type RetryPolicy } from "./provider-http.js";
-import { newCounters, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
+import { newCounters, type InboundSmsHandler, type CallbackReply, type CallbackRequest, type CallbackRoute, type CallOutcome, type CallRequest, type CallStatus, type Telephony, type TelephonyCounters, type TelephonyLog } from "./types.js";
 
 export const TWILIO = "twilio";
 const MAX_CALLBACK_BYTES = 64 * 1024;
@@ -13,6 +14,8 @@ const TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 const TWIML_HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>';
 const KINDS = ["gather", "status", "sms-status"] as const;
 type Kind = (typeof KINDS)[number];
+/** Where Twilio posts texts received on the inbound number (the number's "A message comes in" webhook). */
+export const TWILIO_INBOUND_SMS = "sms-inbound";
 
 /** Twilio's CallStatus (final values) → ours. queued, ringing, in-progress are not outcomes. */
 const CALL_STATUS: Record<string, CallStatus> = {
@@ -44,6 +47,8 @@ export interface TwilioOptions extends RetryPolicy {
   sayVoice?: string | undefined;
   log: TelephonyLog;
   onOutcome(o: CallOutcome): Promise<void>;
+  /** Inbound SMS: mounted at callbackPath/sms-inbound when given. */
+  onInboundSms?: InboundSmsHandler | undefined;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   http?: AxiosInstance;
@@ -131,15 +136,16 @@ export class TwilioTelephony implements Telephony {
     });
   }
 
-  /** POSTs to callbackPath/gather, /status and /sms-status, signed with X-Twilio-Signature. */
+  /** POSTs to callbackPath/gather, /status, /sms-status (and /sms-inbound with onInboundSms), signed with X-Twilio-Signature. */
   get callbackRoute(): CallbackRoute {
-    return { paths: KINDS.map((k) => `${this.o.callbackPath}/${k}`), maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
+    const kinds: readonly string[] = this.o.onInboundSms ? [...KINDS, TWILIO_INBOUND_SMS] : KINDS;
+    return { paths: kinds.map((k) => `${this.o.callbackPath}/${k}`), maxBytes: MAX_CALLBACK_BYTES, handle: (req) => this.callback(req) };
   }
 
   private async callback(req: CallbackRequest): Promise<CallbackReply> {
     const u = new URL(req.url, "http://relay");
-    // Mounted on the KINDS' paths only.
-    const kind = u.pathname.slice(this.o.callbackPath.length + 1) as Kind;
+    // Mounted on the KINDS' paths (and the inbound-SMS one) only.
+    const kind = u.pathname.slice(this.o.callbackPath.length + 1) as Kind | typeof TWILIO_INBOUND_SMS;
     const params = new URLSearchParams(req.body.toString("utf8"));
     // The URL Twilio signed is the one we gave it: our public base plus the path and query it called.
     const signedUrl = `${this.o.publicUrl.replace(/\/+$/, "")}${req.url}`;
@@ -148,6 +154,7 @@ export class TwilioTelephony implements Telephony {
       this.o.log.warn({ kind, remote: req.remote }, "twilio callback refused: bad signature");
       return { status: 403, body: JSON.stringify({ error: "forbidden" }) };
     }
+    if (kind === TWILIO_INBOUND_SMS) return this.inboundSms(params);
     const attemptId = u.searchParams.get("attemptId");
     if (!attemptId) {
       this.counters.callbacksRefused++;
@@ -159,6 +166,20 @@ export class TwilioTelephony implements Telephony {
     if (failed) return failed;
     // The Gather action's answer is the rest of the call: thank-you is implied, hang up.
     return { status: 200, body: kind === "gather" ? TWIML_HANGUP : TWIML_EMPTY, contentType: "text/xml" };
+  }
+
+  /** A text received on the inbound number; Twilio is answered with empty TwiML (no reply SMS). */
+  private async inboundSms(p: URLSearchParams): Promise<CallbackReply> {
+    const handler = this.o.onInboundSms;
+    const messageId = p.get("MessageSid") ?? p.get("SmsSid") ?? "";
+    if (!handler || !messageId) {
+      this.counters.callbacksRefused++;
+      return { status: 400, body: JSON.stringify({ error: "bad_callback", message: "not an inbound message" }) };
+    }
+    const sms = { provider: TWILIO, messageId, from: p.get("From") ?? "", to: p.get("To") ?? "", text: p.get("Body") ?? "", receivedAt: this.now() };
+    const done = await deliverInboundSms(handler, sms, this.o.log);
+    if (!done.ok) return { status: 503, body: JSON.stringify({ error: "unavailable" }) };
+    return { status: 200, body: TWIML_EMPTY, contentType: "text/xml" };
   }
 
   private parse(kind: Kind, attemptId: string, p: URLSearchParams): CallOutcome | undefined {

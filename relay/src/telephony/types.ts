@@ -126,10 +126,41 @@ export interface TelephonyLog {
   debug(obj: object, msg?: string): void;
 }
 
+/**
+ * One SMS received on the relay's inbound number, as a provider's webhook carried it once its signature was
+ * verified. Everything in it except the provider's word that it arrived is still unverified: the text says
+ * which hub sent it, and only its own HMAC (relay/src/sms/) proves that. Personal data (numbers, a person's
+ * text): never logged.
+ */
+export interface InboundSms {
+  /** The adapter it came through ("http-gateway", "twilio"). */
+  provider: string;
+  /** The provider's id of the message. */
+  messageId: string;
+  from: string;
+  to: string;
+  text: string;
+  /** When the provider received it (ms since epoch), or when the relay did if the provider did not say. */
+  receivedAt: number;
+}
+
+/**
+ * What became of an inbound SMS. stored: a new alarm, ingested; duplicate: that alarm was stored already;
+ * refused: an alarm text that failed its checks (unknown hub, bad mac, stale, malformed); not_alarm: any
+ * other text (a person's reply); not_ours: sent to another number than the configured inbound one.
+ * All are answered 2xx: the provider delivered it, and sending it again would change nothing.
+ */
+export type InboundSmsResult = "stored" | "duplicate" | "refused" | "not_alarm" | "not_ours";
+
+/** Takes a verified webhook's SMS; rejects when it could not be stored now (the webhook answers 503, the provider retries). */
+export type InboundSmsHandler = (sms: InboundSms) => Promise<InboundSmsResult>;
+
 export interface TelephonyDeps {
   log: TelephonyLog;
   /** Called for every verified callback. May be called more than once per attempt (see CallOutcome). */
   onOutcome: (o: CallOutcome) => Promise<void>;
+  /** Inbound SMS (the alarms' last-resort path): adapters that can receive texts mount a webhook for them when this is given. */
+  onInboundSms?: InboundSmsHandler;
   /** The relay's public base URL (scheme://host[:port], no path) where providers reach callbackRoute. */
   publicUrl: string;
   now?: () => number;

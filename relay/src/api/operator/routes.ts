@@ -408,7 +408,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/hubs/{hub}",
       roles: ANYONE,
       tag: "hubs",
-      summary: "a hub's enrolment and connection status (no personal data); a street-limited caller only of the homes on its streets",
+      summary: "a hub's enrolment and connection status, and when each path (MQTT, SMS) last brought an event (no personal data); a street-limited caller only of the homes on its streets",
       response: s.hubStatusSchema,
       errors: { 404: "unknown hub (or not on a street-limited caller's streets)" },
       handle: async ({ params, principal }) => {
@@ -417,7 +417,8 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
         await reachHub(d.db, principal, params.hub as string, notFound);
         const h = await d.store.getHub(params.hub as string);
         if (!h) throw notFound;
-        return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt } };
+        const paths = await d.store.pathHealth(h.id);
+        return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt, paths } };
       },
     }),
     route<undefined, EventsQuery>({

@@ -169,6 +169,12 @@ export const hubStatusSchema = z.object({
   enrolled: z.boolean(),
   lastSeenAt: ms.nullable(),
   claimExpiresAt: ms.nullable(),
+  paths: z
+    .object({
+      mqtt: z.object({ lastAt: ms.nullable().describe("receipt of the latest event over MQTT (the broadband path)") }),
+      sms: z.object({ lastAt: ms.nullable().describe("receipt of the latest alarm by SMS (the last-resort path); recent and newer than mqtt: the home's broadband is probably down") }),
+    })
+    .describe("path health: when each path last brought an event of this hub"),
 });
 export const claimSchema = z.object({ hub: z.string(), code: z.string(), expiresAt: ms });
 export const claimBody = z

@@ -1,0 +1,84 @@
+// The relay's side of the alarms' last-resort path: a text received on the inbound number (through the
+// telephony provider's verified webhook) becomes an event like any other, or is refused. A webhook's
+// signature proves only that the provider sent it; the text itself is hostile until its own truncated HMAC,
+// made with the key of the hub it names, checks out (protocol/sms-compact.ts). Then: not older than the
+// stale window (a replayed old text), stored by its event id (the same text twice, or after the full
+// envelope over MQTT, is one event), with path 'sms', opening the incident as an MQTT alarm does.
+// Logs never carry the text or the numbers, only the hub an alarm text names and why it was refused.
+import type { Logger } from "pino";
+import { PROTOCOL_VERSION, type Envelope } from "../../../protocol/envelope.js";
+import { decodeCompactAlarm, SmsCompactError, verifyCompactAlarm, type CompactAlarm } from "../../../protocol/sms-compact.js";
+import type { VerifiedOutcome } from "../ingest/verified.js";
+import type { InboundSms, InboundSmsResult } from "../telephony/types.js";
+
+export interface SmsIntakeDeps {
+  /** The hub's signing key; null for an unknown or revoked hub (registry.usableSigningKey). */
+  signingKey(hub: string): Promise<Buffer | null>;
+  /** Stores a verified event (ingest.handleVerified); rejects when the store could not take it now. */
+  ingest(hub: string, env: Envelope): Promise<VerifiedOutcome>;
+  /** An alarm of this hub arrived by SMS (the primary-path watch); must not throw. */
+  onSmsAlarm?: (hub: string) => Promise<void>;
+  /** Only texts to this number are taken; undefined: any the provider delivers. */
+  inboundNumber: string | undefined;
+  staleWindowMs: number;
+  log: Logger;
+  now: () => number;
+}
+
+type Refusal = "malformed" | "unknown_hub" | "bad_mac" | "stale";
+
+export class SmsIntake {
+  constructor(private readonly d: SmsIntakeDeps) {}
+
+  /** One received text. Rejects only when a verified alarm could not be stored now (the provider retries). */
+  async handle(sms: InboundSms): Promise<InboundSmsResult> {
+    const provider = sms.provider;
+    if (this.d.inboundNumber !== undefined && sms.to !== this.d.inboundNumber) {
+      this.d.log.warn({ provider }, "inbound SMS to another number than sms.inboundNumber; ignored");
+      return "not_ours";
+    }
+    let alarm: CompactAlarm;
+    try {
+      alarm = decodeCompactAlarm(sms.text);
+    } catch (e) {
+      if (e instanceof SmsCompactError && e.code === "not_compact") {
+        this.d.log.info({ provider }, "inbound SMS that is not an alarm (e.g. a person's reply); content not logged, nothing stored");
+        return "not_alarm";
+      }
+      return this.refuse(provider, "malformed");
+    }
+    const key = await this.d.signingKey(alarm.hub);
+    if (!key) return this.refuse(provider, "unknown_hub", alarm);
+    if (!verifyCompactAlarm(sms.text, key)) return this.refuse(provider, "bad_mac", alarm);
+    if (this.d.now() - alarm.ts > this.d.staleWindowMs) return this.refuse(provider, "stale", alarm);
+
+    const outcome = await this.d.ingest(alarm.hub, envelopeOf(alarm));
+    if (outcome === "foreign") return "refused";
+    this.d.log.info({ provider, hub: alarm.hub, id: alarm.id, outcome }, outcome === "stored" ? "alarm received by SMS and stored" : "alarm by SMS already stored; not stored again");
+    await this.d.onSmsAlarm?.(alarm.hub);
+    return outcome;
+  }
+
+  private refuse(provider: string, reason: Refusal, a?: CompactAlarm): InboundSmsResult {
+    // The hub and id a refused text names are unverified: logged as claimed, for tracing a misconfigured hub.
+    this.d.log.warn({ provider, reason, ...(a ? { claimedHub: a.hub, claimedId: a.id } : {}) }, "inbound alarm SMS refused; nothing stored");
+    return "refused";
+  }
+}
+
+/** The envelope fields the text carries; no `sig` (the full signed envelope comes later over MQTT). */
+export function envelopeOf(a: CompactAlarm): Envelope {
+  return {
+    v: PROTOCOL_VERSION,
+    hub: a.hub,
+    boot: a.boot,
+    seq: a.seq,
+    id: a.id,
+    ts: a.ts,
+    kind: a.kind,
+    type: a.type,
+    severity: a.severity,
+    ...(a.device !== undefined ? { device: a.device } : {}),
+    ...(a.room !== undefined ? { room: a.room } : {}),
+  };
+}
