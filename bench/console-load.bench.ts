@@ -36,7 +36,7 @@ import { monotonicFactory } from "ulid";
 import { ALARM_TYPES, type Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
+import { askChild, benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -110,17 +110,7 @@ async function child(): Promise<void> {
 
   const open = (h: BenchHub): Promise<boolean> =>
     new Promise((resolve) => {
-      const c = connect(url, {
-        clientId: h.hub,
-        username: h.hub,
-        password: h.password,
-        clean: true,
-        keepalive: 30,
-        reconnectPeriod: 0,
-        connectTimeout: 60_000,
-        protocolVersion: 4,
-        will: { topic: topics.state(h.hub), payload: Buffer.from(JSON.stringify({ online: false, boot: 2, ts: Date.now() })), qos: 1, retain: true },
-      });
+      const c = connect(url, benchHubConnectOptions(h, 2));
       let settled = false;
       const done = (ok: boolean) => {
         if (settled) return;
@@ -219,19 +209,7 @@ async function child(): Promise<void> {
 
 // ----------------------------------------------------------------------------------------------- parent
 
-function ask<T extends FromChild>(proc: ChildProcess, m: ToChild, t: T["t"], timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub process: no '${t}' after ${timeoutMs} ms`)), timeoutMs);
-    const on = (x: FromChild) => {
-      if (x.t !== t) return;
-      clearTimeout(timer);
-      proc.off("message", on);
-      resolve(x as T);
-    };
-    proc.on("message", on);
-    proc.send(m);
-  });
-}
+const ask = <T extends FromChild>(proc: ChildProcess, m: ToChild, t: T["t"], timeoutMs: number) => askChild<T>(proc, m, t, timeoutMs);
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -25,7 +25,7 @@ import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { carePlanSchema } from "../relay/src/careplans/schema.js";
 import { createTelephony, type CallRequest, type Telephony } from "../relay/src/telephony/index.js";
-import { dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
+import { askChild, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
 const clock = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -140,19 +140,7 @@ async function child(): Promise<void> {
 
 // ----------------------------------------------------------------------------------------------- parent
 
-function ask<T extends FromChild>(proc: ChildProcess, m: ToChild, t: T["t"], timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub process: no '${t}' after ${timeoutMs} ms`)), timeoutMs);
-    const on = (x: FromChild) => {
-      if (x.t !== t) return;
-      clearTimeout(timer);
-      proc.off("message", on);
-      resolve(x as T);
-    };
-    proc.on("message", on);
-    proc.send(m);
-  });
-}
+const ask = <T extends FromChild>(proc: ChildProcess, m: ToChild, t: T["t"], timeoutMs: number) => askChild<T>(proc, m, t, timeoutMs);
 
 async function offset(proc: ChildProcess): Promise<number> {
   let best = { off: 0, rtt: Infinity };

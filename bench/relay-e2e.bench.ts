@@ -21,7 +21,7 @@ import type { Envelope } from "../protocol/envelope.js";
 import type { EnrolResponse } from "../protocol/messages.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema } from "./support.js";
+import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -116,17 +116,7 @@ async function child(): Promise<void> {
 
   const open = (h: HubCred): Promise<string | null> =>
     new Promise((resolve) => {
-      const c = connect(url, {
-        clientId: h.hub,
-        username: h.hub,
-        password: h.password,
-        clean: true,
-        keepalive: 30,
-        reconnectPeriod: 0,
-        connectTimeout: 60_000,
-        protocolVersion: 4,
-        will: { topic: topics.state(h.hub), payload: Buffer.from(JSON.stringify({ online: false, boot: 1, ts: Date.now() })), qos: 1, retain: true },
-      });
+      const c = connect(url, benchHubConnectOptions(h, 1));
       let settled = false;
       const done = (err: string | null) => {
         if (settled) return;

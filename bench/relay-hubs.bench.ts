@@ -23,7 +23,7 @@ import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
+import { benchHubConnectOptions, insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -95,19 +95,7 @@ async function child(): Promise<void> {
 
   const open = (h: HubCred): Promise<string | null> =>
     new Promise((resolve) => {
-      const will = JSON.stringify({ online: false, boot: 1, ts: Date.now() });
-      const c = connect(url, {
-        clientId: h.hub,
-        username: h.hub,
-        password: h.password,
-        clean: true,
-        keepalive: 30,
-        reconnectPeriod: 0,
-        connectTimeout: 60_000,
-        protocolVersion: 4,
-        resubscribe: false,
-        will: { topic: topics.state(h.hub), payload: Buffer.from(will), qos: 1, retain: true },
-      });
+      const c = connect(url, { ...benchHubConnectOptions(h, 1), resubscribe: false });
       let settled = false;
       const done = (err: string | null) => {
         if (settled) return;

@@ -4,6 +4,9 @@ import { randomBytes, scrypt } from "node:crypto";
 import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
 import { cpus, loadavg, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import type { IClientOptions } from "mqtt";
+import { topics } from "../protocol/topics.js";
 import type { Store } from "../relay/src/store/store.js";
 
 // Benchmarks on PostgreSQL use the tests' helpers: a schema of their own, dropped at the end.
@@ -104,4 +107,37 @@ function cheapHash(password: string, salt: Buffer): Promise<string> {
   return new Promise((resolve, reject) =>
     scrypt(password, salt, 32, { N, r, p }, (err, key) => (err ? reject(err) : resolve(`scrypt:${N}:${r}:${p}:${key.toString("base64")}`))),
   );
+}
+
+/**
+ * A bench hub's MQTT connection as the uplink makes it: its own credentials, a clean session, no reconnect
+ * (a lost hub is a finding), and the retained "offline" will of boot `boot`.
+ */
+export function benchHubConnectOptions(h: { hub: string; password: string }, boot: number): IClientOptions {
+  return {
+    clientId: h.hub,
+    username: h.hub,
+    password: h.password,
+    clean: true,
+    keepalive: 30,
+    reconnectPeriod: 0,
+    connectTimeout: 60_000,
+    protocolVersion: 4,
+    will: { topic: topics.state(h.hub), payload: Buffer.from(JSON.stringify({ online: false, boot, ts: Date.now() })), qos: 1, retain: true },
+  };
+}
+
+/** Sends `m` to a hub process and waits for its answer of type `t` (the benches' parent ↔ child exchange). */
+export function askChild<T extends { t: string }>(proc: ChildProcess, m: unknown, t: T["t"], timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub process: no '${t}' after ${timeoutMs} ms`)), timeoutMs);
+    const on = (x: { t: string }) => {
+      if (x.t !== t) return;
+      clearTimeout(timer);
+      proc.off("message", on);
+      resolve(x as T);
+    };
+    proc.on("message", on);
+    proc.send(m as object);
+  });
 }

@@ -37,20 +37,31 @@ export async function reachHub(db: Kysely<LoopDb>, principal: Principal | undefi
   throw notFound;
 }
 
+/** Of these hubs, the ones whose household is on one of the streets: one query for them all. */
+async function hubsInScope(db: Kysely<LoopDb>, scope: readonly string[], hubs: readonly string[]): Promise<Set<string>> {
+  if (hubs.length === 0) return new Set();
+  const rows = await householdDb(db).selectFrom("households").select(["hub", "street"]).where("hub", "in", [...new Set(hubs)]).execute();
+  return new Set(rows.filter((r) => inStreetScope(scope, r.street)).map((r) => r.hub));
+}
+
+type WithCalls = { calls: { hub: string | null }[]; callCount: number };
+
 /**
- * An operator alert as a street-limited caller sees it: the alert itself (it is about the service — telephony
- * down, forwards dead — and concerns every desk) but only the calls of homes on the caller's streets.
+ * Operator alerts as a street-limited caller sees them: each alert itself (they are about the service —
+ * telephony down, forwards dead — and concern every desk) but only the calls of homes on the caller's
+ * streets. One query for every hub the alerts name.
  */
-export async function alertInScope<A extends { calls: { hub: string | null }[]; callCount: number }>(db: Kysely<LoopDb>, scope: StreetScope, alert: A): Promise<A> {
-  if (scope === undefined) return alert;
-  const seen = new Map<string, boolean>();
-  const calls: A["calls"] = [];
-  for (const c of alert.calls) {
-    if (c.hub === null) continue;
-    let ok = seen.get(c.hub);
-    if (ok === undefined) seen.set(c.hub, (ok = await hubInScope(db, scope, c.hub)));
-    if (ok) calls.push(c);
-  }
-  // A listing shows only the first calls of an alert: the count is of those seen, never of other streets'.
-  return { ...alert, calls, callCount: calls.length };
+export async function alertsInScope<A extends WithCalls>(db: Kysely<LoopDb>, scope: StreetScope, alerts: readonly A[]): Promise<A[]> {
+  if (scope === undefined) return [...alerts];
+  const reach = await hubsInScope(db, scope, alerts.flatMap((a) => a.calls.flatMap((c) => (c.hub === null ? [] : [c.hub]))));
+  return alerts.map((a) => {
+    const calls = a.calls.filter((c) => c.hub !== null && reach.has(c.hub));
+    // A listing shows only the first calls of an alert: the count is of those seen, never of other streets'.
+    return { ...a, calls, callCount: calls.length };
+  });
+}
+
+/** One alert as alertsInScope sees it. */
+export async function alertInScope<A extends WithCalls>(db: Kysely<LoopDb>, scope: StreetScope, alert: A): Promise<A> {
+  return (await alertsInScope(db, scope, [alert]))[0] as A;
 }

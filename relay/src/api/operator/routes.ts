@@ -18,7 +18,7 @@ import type { EventRow, Store } from "../../store/store.js";
 import { HttpError } from "../errors.js";
 import { route, type OperatorRoute } from "./route.js";
 import * as s from "./schemas.js";
-import { alertInScope, hubInScope, reachHub } from "./hub-scope.js";
+import { alertInScope, alertsInScope, hubInScope, reachHub } from "./hub-scope.js";
 import { hubsOnStreets, OUTSIDE_STREETS, streetScope, type StreetScope } from "../../households/street-scope.js";
 import { householdRoutes } from "./household-routes.js";
 import { ledgerRoutes } from "./ledger-routes.js";
@@ -285,7 +285,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       response: z.object({ alerts: z.array(s.alertSchema) }),
       handle: async ({ query, principal }) => {
         const alerts = await listOperatorAlerts(d.db, { openOnly: query.state === "open", limit: query.limit });
-        return { body: { alerts: await Promise.all(alerts.map((a) => alertInScope(d.db, streetScope(principal), a))) } };
+        return { body: { alerts: await alertsInScope(d.db, streetScope(principal), alerts) } };
       },
     }),
     route({
