@@ -177,13 +177,6 @@ export const relayConfigSchema = z
           .regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +8613800000000")
           .optional()
           .describe("the relay's inbound number that hubs text their alarms to when broadband is down; texts the provider delivers for any other number are ignored. Default: any number the telephony provider delivers"),
-        staleWindowS: z
-          .number()
-          .int()
-          .min(600)
-          .max(7 * 86400)
-          .default(86400)
-          .describe("an alarm text whose event time is older than this is refused (a replayed old text); the full event still arrives over MQTT"),
       })
       .strict()
       .prefault({})

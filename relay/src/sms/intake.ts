@@ -1,9 +1,11 @@
 // The relay's side of the alarms' last-resort path: a text received on the inbound number (through the
 // telephony provider's verified webhook) becomes an event like any other, or is refused. A webhook's
 // signature proves only that the provider sent it; the text itself is hostile until its own truncated HMAC,
-// made with the key of the hub it names, checks out (protocol/sms-compact.ts). Then: not older than the
-// stale window (a replayed old text), stored by its event id (the same text twice, or after the full
-// envelope over MQTT, is one event), with path 'sms', opening the incident as an MQTT alarm does.
+// made with the key of the hub it names, checks out (protocol/sms-compact.ts). Then it is stored by its event
+// id (the same text twice, or after the full envelope over MQTT, is one event: replay protection rests on
+// the id), with path 'sms', opening the incident as an MQTT alarm does. Never refused for its time: a hub cut
+// off from broadband cannot reach a time server either, so its clock may be far off; the ingest flags the
+// skew as for any event (design invariant 8).
 // Logs never carry the text or the numbers, only the hub an alarm text names and why it was refused.
 import type { Logger } from "pino";
 import { PROTOCOL_VERSION, type Envelope } from "../../../protocol/envelope.js";
@@ -20,12 +22,10 @@ export interface SmsIntakeDeps {
   onSmsAlarm?: (hub: string) => Promise<void>;
   /** Only texts to this number are taken; undefined: any the provider delivers. */
   inboundNumber: string | undefined;
-  staleWindowMs: number;
   log: Logger;
-  now: () => number;
 }
 
-type Refusal = "malformed" | "unknown_hub" | "bad_mac" | "stale";
+type Refusal = "malformed" | "unknown_hub" | "bad_mac";
 
 export class SmsIntake {
   constructor(private readonly d: SmsIntakeDeps) {}
@@ -50,7 +50,6 @@ export class SmsIntake {
     const key = await this.d.signingKey(alarm.hub);
     if (!key) return this.refuse(provider, "unknown_hub", alarm);
     if (!verifyCompactAlarm(sms.text, key)) return this.refuse(provider, "bad_mac", alarm);
-    if (this.d.now() - alarm.ts > this.d.staleWindowMs) return this.refuse(provider, "stale", alarm);
 
     const outcome = await this.d.ingest(alarm.hub, envelopeOf(alarm));
     if (outcome === "foreign") return "refused";

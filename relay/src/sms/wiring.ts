@@ -38,9 +38,7 @@ export function smsIntake(w: SmsWiring): InboundSmsHandler {
     ingest: (hub, env) => w.ingest.handleVerified(hub, env, { path: "sms" }),
     onSmsAlarm: (hub) => watch.smsAlarm(hub),
     inboundNumber: w.config.sms.inboundNumber,
-    staleWindowMs: w.config.sms.staleWindowS * 1000,
     log: w.log,
-    now: w.now,
   });
   return (sms) => intake.handle(sms);
 }
