@@ -3,14 +3,17 @@
 // start the call tree — which hub, which event, what, how bad, where, when — and a truncated HMAC made with
 // the hub's own key, so the relay can tell a hub's alarm from a forged text. The full signed envelope still
 // goes over MQTT once the primary path is back; the relay stores it by the same id and it completes the
-// SMS's record. Nothing but alarms travels this way (never heartbeats or readings).
+// SMS's record. Nothing but alarms travels this way (never heartbeats or readings), besides two notices
+// about the path itself: the periodic test of the second path, and the notice that the primary path is down
+// (so the relay can tell a home on its second path from a silent one).
 //
 // The text uses only characters of the GSM 03.38 default alphabet that cost one septet each (letters,
 // digits, space, `.`, `-`, `_`), so it fits one 160-character SMS:
 //
 //   AX1 <hub> <id> <boot>.<seq> <ts> <kind><type> <severity> <device|-> <room|-> <mac>
 //
-// `ts` is the event time in base 36 ms; `kind` one letter (A alarm, C alarm_cleared); `severity` one letter
+// `ts` is the event time in base 36 ms; `kind` one letter (A alarm, C alarm_cleared, D one of the device
+// notices in SMS_DEVICE_TYPES); `severity` one letter
 // (c, h, w, i); `mac` the first 16 base64url characters (96 bits) of HMAC-SHA256(hub key, "anxin-sms-v1\n" +
 // everything before the mac, including the last space).
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -22,7 +25,10 @@ export const SMS_MAX_CHARS = 160;
 const MAC_CHARS = 16;
 const MAC_DOMAIN = "anxin-sms-v1\n";
 
-const KIND_CODE = { alarm: "A", alarm_cleared: "C" } as const;
+const KIND_CODE = { alarm: "A", alarm_cleared: "C", device: "D" } as const;
+/** The device events that may go by SMS: the second path's own test, and the notice that the primary path is down. */
+export const SMS_DEVICE_TYPES = ["second_path_test", "primary_path_down"] as const;
+export type SmsDeviceType = (typeof SMS_DEVICE_TYPES)[number];
 type SmsKind = keyof typeof KIND_CODE;
 const SEVERITY_CODE: Record<Severity, string> = { critical: "c", high: "h", warning: "w", info: "i" };
 
@@ -56,9 +62,9 @@ export class SmsCompactError extends Error {
   }
 }
 
-/** Whether an event may go by SMS at all: alarms and their clearing, nothing else. */
-export function isSmsSendable(e: Pick<Envelope, "kind">): e is Pick<Envelope, "kind"> & { kind: SmsKind } {
-  return e.kind === "alarm" || e.kind === "alarm_cleared";
+/** Whether an event may go by SMS at all: alarms and their clearing, and the path notices; nothing else. */
+export function isSmsSendable(e: Pick<Envelope, "kind" | "type">): e is Pick<Envelope, "kind" | "type"> & { kind: SmsKind } {
+  return e.kind === "alarm" || e.kind === "alarm_cleared" || (e.kind === "device" && (SMS_DEVICE_TYPES as readonly string[]).includes(e.type));
 }
 
 function macOf(body: string, key: Buffer): string {
@@ -67,7 +73,7 @@ function macOf(body: string, key: Buffer): string {
 
 /** The SMS text of an alarm, signed with the hub's key; throws when the event may not or cannot go this way. */
 export function encodeCompactAlarm(e: Envelope, key: Buffer): string {
-  if (!isSmsSendable(e)) throw new SmsCompactError("not_sendable", `a ${e.kind} event never goes by SMS`);
+  if (!isSmsSendable(e)) throw new SmsCompactError("not_sendable", `a ${e.kind} event of type ${e.type} never goes by SMS`);
   const room = e.room !== undefined && ROOM.test(e.room) ? e.room : "-";
   const body = [SMS_COMPACT_PREFIX, e.hub, e.id, `${e.boot}.${e.seq}`, e.ts.toString(36), KIND_CODE[e.kind] + e.type, SEVERITY_CODE[e.severity], e.device ?? "-", room, ""].join(" ");
   const text = body + macOf(body, key);
@@ -77,7 +83,7 @@ export function encodeCompactAlarm(e: Envelope, key: Buffer): string {
 
 /** The longest SMS text this hub and these devices can produce (commissioning checks it fits). */
 export function longestCompactLength(hub: string, deviceIds: readonly string[], rooms: readonly string[] = []): number {
-  const longestType = Math.max(...ALARM_TYPES.map((t) => t.length));
+  const longestType = Math.max(...[...ALARM_TYPES, ...SMS_DEVICE_TYPES].map((t) => t.length));
   const device = Math.max(1, ...deviceIds.map((d) => d.length));
   const room = Math.max(1, ...rooms.filter((r) => ROOM.test(r)).map((r) => r.length));
   // prefix, hub, ulid, boot.seq (up to 10 + 1 + 10 digits), ts (9 base-36 digits until 2059), kind+type, severity, device, room, mac, and 9 spaces
@@ -109,6 +115,7 @@ export function decodeCompactAlarm(text: string): CompactAlarm {
   const kind = (Object.keys(KIND_CODE) as SmsKind[]).find((k) => KIND_CODE[k] === kindType[0]);
   const type = kindType.slice(1);
   if (!kind || !TYPE.test(type)) throw bad("kind and type");
+  if (kind === "device" && !(SMS_DEVICE_TYPES as readonly string[]).includes(type)) throw bad("kind and type");
   const severity = SEVERITIES.find((s) => SEVERITY_CODE[s] === sev);
   if (!severity) throw bad("severity");
   if (device !== "-" && !ID.test(device)) throw bad("device");

@@ -25,6 +25,13 @@ export interface EmulatorState {
   silent: boolean;
   /** The +CMS ERROR the next send fails with regardless of state (330 SMSC unknown, 500 unknown …). */
   failNextSend: number | null;
+  /**
+   * The address of PDP context 1 as AT+CGPADDR reports it once the operating system brought the data session
+   * up; null: no data session (the module answers with an empty address).
+   */
+  dataAddress: string | null;
+  /** How long the module takes from Ctrl-Z to +CMGS (a real one takes a few seconds on a busy cell); default 0. */
+  sendDelayMs: number;
 }
 
 export interface ReceivedSms {
@@ -41,6 +48,8 @@ export interface ModemEmulator {
   readonly sent: ReceivedSms[];
   /** Every command line the module received, in order. */
   readonly commands: string[];
+  /** Told of each SMS the module sent, as it is sent (a test may carry it on to the relay's inbound webhook). */
+  onSms(listener: (sms: ReceivedSms) => void): void;
   /** Writes an unsolicited result code (`+CREG: 0`, `RING`, `+CMTI: "SM",3`). */
   urc(line: string): void;
   stop(): Promise<void>;
@@ -61,7 +70,8 @@ const ESC = 0x1b;
 const CR = 0x0d;
 
 export async function startModemEmulator(path: string, initial: Partial<EmulatorState> = {}): Promise<ModemEmulator> {
-  const state: EmulatorState = { sim: "ready", stat: 1, lte: true, rssi: 20, operator: "CHINA MOBILE", silent: false, failNextSend: null, ...initial };
+  const state: EmulatorState = { sim: "ready", stat: 1, lte: true, rssi: 20, operator: "CHINA MOBILE", silent: false, failNextSend: null, dataAddress: null, sendDelayMs: 0, ...initial };
+  const smsListeners: Array<(sms: ReceivedSms) => void> = [];
   const sent: ReceivedSms[] = [];
   const commands: string[] = [];
   let echo = true;
@@ -110,6 +120,8 @@ export async function startModemEmulator(path: string, initial: Partial<Emulator
       const name = copsFormat === 2 ? "46000" : copsFormat === 1 ? state.operator.slice(0, 8) : state.operator;
       return ok(`+COPS: 0,${copsFormat},"${name}",7`);
     }
+    // TS 27.007 §10.1.14: +CGPADDR: <cid>,<PDP_addr>; an inactive context has no address.
+    if ((m = /^\+CGPADDR=(\d+)$/.exec(up))) return ok(`+CGPADDR: ${m[1]},"${m[1] === "1" && state.dataAddress && registered() ? state.dataAddress : "0.0.0.0"}"`);
     if ((m = /^\+CMGF=([01])$/.exec(up))) return ((textMode = m[1] === "1"), ok());
     if (up === "+CMGF?") return ok(`+CMGF: ${textMode ? 1 : 0}`);
     if (/^\+CSCS="(GSM|IRA|UCS2)"$/.test(up)) return ok();
@@ -135,8 +147,14 @@ export async function startModemEmulator(path: string, initial: Partial<Emulator
     if (!registered()) return cmsError(331);
     mr = (mr + 1) % 256;
     const raw = Buffer.from(e.bytes);
-    sent.push({ number: e.number, raw, text: gsmDecode(raw), mr });
-    ok(`+CMGS: ${mr}`);
+    const sms = { number: e.number, raw, text: gsmDecode(raw), mr };
+    const deliver = () => {
+      sent.push(sms);
+      for (const l of smsListeners) l(sms);
+      ok(`+CMGS: ${sms.mr}`);
+    };
+    if (state.sendDelayMs > 0) setTimeout(deliver, state.sendDelayMs);
+    else deliver();
   }
 
   port.on("data", (chunk: Buffer) => {
@@ -163,6 +181,7 @@ export async function startModemEmulator(path: string, initial: Partial<Emulator
     state,
     sent,
     commands,
+    onSms: (l) => void smsListeners.push(l),
     urc: (l) => respond(l),
     stop: () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
   };

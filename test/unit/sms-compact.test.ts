@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { ALARM_TYPES, type Envelope } from "../../protocol/envelope.js";
-import { decodeCompactAlarm, encodeCompactAlarm, longestCompactLength, SMS_MAX_CHARS, SmsCompactError, verifyCompactAlarm } from "../../protocol/sms-compact.js";
+import { decodeCompactAlarm, encodeCompactAlarm, longestCompactLength, SMS_DEVICE_TYPES, SMS_MAX_CHARS, SmsCompactError, verifyCompactAlarm } from "../../protocol/sms-compact.js";
 
 const KEY = randomBytes(32);
 const base: Envelope = { v: 1, hub: "hub-0042-shanghai", boot: 12, seq: 3456, id: "01JF3Z8Y7XWV6T5S4R3Q2P1N0M", ts: 1_796_000_000_123, kind: "alarm", type: "gas", severity: "critical", device: "gas-kitchen", room: "kitchen" };
@@ -43,6 +43,20 @@ test("every alarm type fits one SMS with 24-character hub and device ids", () =>
     assert.ok(text.length <= longestCompactLength(hub, [device], ["kitchen"]), "the bound commissioning checks holds");
   }
   assert.throws(() => encodeCompactAlarm({ ...base, hub: "h".repeat(64), device: "d".repeat(64) }, KEY), (e: unknown) => e instanceof SmsCompactError && e.code === "too_long");
+});
+
+test("the two path notices go by SMS as device events; no other device event does", () => {
+  for (const type of SMS_DEVICE_TYPES) {
+    const text = encodeCompactAlarm({ ...base, kind: "device", type, severity: type === "primary_path_down" ? "warning" : "info", device: "cellular-modem", room: undefined }, KEY);
+    assert.ok(text.length <= longestCompactLength(base.hub, ["cellular-modem", "gas-kitchen"], ["kitchen"]));
+    const d = decodeCompactAlarm(text);
+    assert.equal(d.kind, "device");
+    assert.equal(d.type, type);
+    assert.ok(verifyCompactAlarm(text, KEY));
+  }
+  assert.throws(() => encodeCompactAlarm({ ...base, kind: "device", type: "battery_low" }, KEY), (e: unknown) => e instanceof SmsCompactError && e.code === "not_sendable");
+  const forged = encodeCompactAlarm({ ...base, kind: "device", type: "second_path_test" }, KEY).replace(" Dsecond_path_test ", " Dbattery_low ");
+  assert.throws(() => decodeCompactAlarm(forged), (e: unknown) => e instanceof SmsCompactError && e.code === "bad_field");
 });
 
 test("heartbeats and readings never go by SMS; other texts are not alarms", () => {

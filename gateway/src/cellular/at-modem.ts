@@ -1,6 +1,6 @@
 // The hub's driver for a USB cellular module (Quectel EC2x/EG9x, SIMCom SIM7600 class) spoken to in AT
 // commands over its serial port: enough to know whether the cellular path could carry an alarm, and to send
-// one alarm as one SMS when the broadband is down. Not wired into the daemon yet (docs/cellular.md).
+// one alarm as one SMS when the broadband is down, and to find the data session's address (docs/cellular.md).
 //
 // Commands used, and where they are defined:
 //   AT, ATE0                      echo off so answers are not mixed with our own text (ITU-T V.250 §6.2.4)
@@ -10,6 +10,8 @@
 //                                 0 not registered (TS 27.007 §7.2, §10.1.22); a 2G/3G-only module may refuse CEREG
 //   AT+CSQ                        <rssi> 0–31 → -113 + 2·rssi dBm, 99 unknown (TS 27.007 §8.5)
 //   AT+COPS=3,0 then AT+COPS?     the registered operator as its long alphanumeric name (TS 27.007 §7.3)
+//   AT+CGPADDR=<cid>             the address of a PDP context the operating system brought up, if any
+//                                 (TS 27.007 §10.1.14): the MQTT socket binds to it for the data session
 //   AT+CMGF=1                     SMS text mode (3GPP TS 27.005 §3.2.3)
 //   AT+CSCS="GSM"                 text in the GSM 7-bit default alphabet, one byte per septet (TS 27.007 §5.5)
 //   AT+CMGS="<da>"                `> ` prompt, text, Ctrl-Z (0x1A) → +CMGS: <mr> then OK, or +CMS ERROR: <n>
@@ -17,7 +19,7 @@
 // The Quectel EC2x&EG9x&EM05 Series AT Commands Manual and the SIMCom SIM7500/SIM7600 Series AT Command
 // Manual describe the same commands; both give AT+CMGS up to 120 s to answer, hence the long SMS timeout.
 import { AtChannel, AtCommandError, type AtLink } from "./at-channel.js";
-import { isRegReadLine, parseCmgs, parseCops, parseCpin, parseCsq, parseRegRead, simStateOfCme, type RegState, type Signal, type SimState } from "./at-parse.js";
+import { isRegReadLine, parseCgpaddr, parseCmgs, parseCops, parseCpin, parseCsq, parseRegRead, simStateOfCme, type RegState, type Signal, type SimState } from "./at-parse.js";
 import { encodeGsm7Text } from "./gsm7.js";
 import type { ModemStatus } from "./status.js";
 
@@ -101,6 +103,12 @@ export class AtModem {
     await this.channel.run({ line: "AT+COPS=3,0" });
     const r = await this.channel.run({ line: "AT+COPS?", isAnswer: (l) => l.startsWith("+COPS:") });
     return r.lines.map(parseCops).find((x) => x !== null) ?? null;
+  }
+
+  /** The address of PDP context `cid`, or null when it has none (not brought up, or the module refused). */
+  async dataAddress(cid: number): Promise<string | null> {
+    const r = await refusedAs(this.channel.run({ line: `AT+CGPADDR=${cid}`, isAnswer: (l) => l.startsWith("+CGPADDR:") }), null);
+    return r?.lines.map((l) => parseCgpaddr(l, cid)).find((a) => a !== null) ?? null;
   }
 
   /**

@@ -1,5 +1,6 @@
 // Reading the lines an AT modem answers with (3GPP TS 27.007 / 27.005 result and information responses).
 // Pure functions: the command channel and the tests use them alike.
+import { isIP } from "node:net";
 
 export type FinalResult =
   | { ok: true }
@@ -135,6 +136,19 @@ export function parseCmgs(line: string): number | null {
   const f = fieldsOf(line, "CMGS");
   if (!f || f.length < 1 || !/^\d+$/.test(f[0]!)) return null;
   return Number(f[0]);
+}
+
+/**
+ * `+CGPADDR: <cid>,"<address>"` (TS 27.007 §10.1.14): the address the network gave a PDP context, when it is
+ * active. Only an IPv4 or IPv6 address in its usual text form is taken (the socket binds to it); 0.0.0.0 or an
+ * empty field means the context has none.
+ */
+export function parseCgpaddr(line: string, cid: number): string | null {
+  const f = fieldsOf(line, "CGPADDR");
+  if (!f || f.length < 2 || f[0] !== String(cid)) return null;
+  const addr = f[1]!;
+  if (addr === "" || addr === "0.0.0.0" || addr === "::") return null;
+  return isIP(addr) === 0 ? null : addr;
 }
 
 /** Lines a module sends on its own (TS 27.007 / 27.005, Quectel and SIMCom extras), never a command's answer. */

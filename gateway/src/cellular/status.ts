@@ -24,13 +24,20 @@ export function cellularHealth(s: ModemStatus): CellularHealth {
   return "ok";
 }
 
+/** What was last reported of the path: a health, or `fault` (the module does not answer or its port is gone). */
+export type ReportedHealth = CellularHealth | "fault";
+
 /**
  * The event for going from `prev` to `next`, or null when nothing a person must know changed. At the first
  * check (`prev` null) only a problem is reported: a path that works from the start needs no news.
  */
 export function cellularStatusEvent(prev: ModemStatus | null, next: ModemStatus): EventDraft | null {
+  return cellularHealthEvent(prev === null ? null : cellularHealth(prev), next);
+}
+
+/** As cellularStatusEvent, from what was last reported (a fault included) rather than the last status. */
+export function cellularHealthEvent(before: ReportedHealth | null, next: ModemStatus): EventDraft | null {
   const now = cellularHealth(next);
-  const before = prev === null ? null : cellularHealth(prev);
   if (now === before || (before === null && now === "ok")) return null;
   const data = { sim: next.sim, registration: next.registration, rssiDbm: next.rssiDbm, operator: next.operator, checkedAt: next.checkedAt };
   return {
@@ -40,4 +47,9 @@ export function cellularStatusEvent(prev: ModemStatus | null, next: ModemStatus)
     device: CELLULAR_DEVICE_ID,
     data: before === null ? data : { ...data, was: before },
   };
+}
+
+/** The module stopped answering (or its port vanished): a maintenance event, once until it answers again. */
+export function cellularFaultEvent(reason: string): EventDraft {
+  return { kind: "device", type: "cellular_fault", severity: "warning", device: CELLULAR_DEVICE_ID, data: { reason } };
 }

@@ -98,6 +98,13 @@ client(program.command("devices"))
     process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : printDevices(r as Parameters<typeof printDevices>[0]));
   });
 
+client(program.command("cellular-test"))
+  .description("send the second path's test SMS now (second_path_test) and say whether the module took it")
+  .action(async (opts: Target) => {
+    const r = (await ask(opts, { cmd: "cellular_test" })) as { mr?: number };
+    process.stdout.write(`second path test SMS handed to the module (message reference ${r.mr ?? "?"}); the relay records its arrival\n`);
+  });
+
 client(program.command("test"))
   .description("read one device now and show what it reports")
   .argument("<device>", "device id from the configuration")

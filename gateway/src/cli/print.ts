@@ -13,6 +13,8 @@ interface Status {
   buses: Array<{ name: string; up: boolean; queued: number; requests: number }>;
   journal: { rows: number; alarms: number; oldestTs: number | null };
   uplink: UplinkView;
+  cellular?: CellularView;
+  power?: { source: string; mains?: string; batteryPercent?: number | null; batteryStatus?: string; readAt?: number | null; supplies?: string[] };
   zigbee?: { state: string; error?: string | null; adapter?: string; path?: string; channel?: number; devices?: number; pairing?: boolean };
   radars?: Array<{ id: string; room?: string; online: boolean | null }>;
   retired?: Array<{ id: string; reason: string; at: number }>;
@@ -21,6 +23,28 @@ interface Status {
     failures?: number;
     lastError?: string | null;
   };
+}
+
+interface CellularView {
+  state?: string;
+  problem?: string;
+  modem?: {
+    port: string;
+    state: string;
+    error?: string;
+    modem: { sim: string; registration: string; rssiDbm: number | null; operator: string | null; checkedAt: number } | null;
+  };
+  path?: {
+    mode: string;
+    since: number;
+    reason?: string;
+    boundTo: string | null;
+    smsSent: number;
+    smsFailed: number;
+    alarmsUnacked: number;
+    lastTest: { ok: boolean; at: number; reason?: string } | null;
+    nextTestAt: number | null;
+  } | null;
 }
 
 interface UplinkView {
@@ -54,6 +78,8 @@ export function printStatus(s: Status): string {
     ...s.buses.map((b) => `  ${b.name}: ${b.up ? "up" : "DOWN"}  queued ${b.queued}  requests ${b.requests}`),
     `journal: ${s.journal.rows} event(s) waiting (${s.journal.alarms} alarm(s)), oldest ${when(s.journal.oldestTs)}`,
     `uplink: ${uplinkLine(s.uplink)}`,
+    ...cellularLines(s.cellular),
+    `power: ${powerLine(s.power)}`,
     `zigbee: ${zigbeeLine(s.zigbee)}`,
     `radars: ${s.radars?.length ? s.radars.map((r) => `${r.id}${r.room ? ` (${r.room})` : ""} ${r.online === true ? "online" : r.online === false ? "OFFLINE" : "not heard yet"}`).join(", ") : "none configured"}`,
     ...(s.retired?.length ? [`retired (not started; remove from hub.yaml at the next visit): ${s.retired.map((r) => `${r.id} (${r.reason.replace(/_/g, " ")}, ${when(r.at)})`).join(", ")}`] : []),
@@ -80,6 +106,36 @@ function zigbeeLine(z: Status["zigbee"]): string {
   if (!z || z.state === "not configured") return "not configured";
   const head = z.state === "up" ? "coordinator up" : `COORDINATOR ${z.state.toUpperCase()}${z.error ? ` (${z.error})` : ""}`;
   return `${head}  ${z.adapter} on ${z.path} channel ${z.channel}  ${z.devices ?? 0} device(s)${z.pairing ? "  PAIRING OPEN" : ""}`;
+}
+
+/** The module's health, and which path events take now: the installer's view of the second path. */
+function cellularLines(c: CellularView | undefined): string[] {
+  if (!c || c.state === "not configured" || !c.modem) return ["cellular: not configured (one path only: broadband)"];
+  const m = c.modem;
+  const s = m.modem;
+  const head =
+    m.state !== "ready"
+      ? `MODEM ${m.state.toUpperCase()} on ${m.port}${m.error ? ` (${m.error})` : ""}`
+      : s
+        ? `${m.port}  SIM ${s.sim === "ready" ? "ready" : s.sim.toUpperCase()}  ${["home", "roaming"].includes(s.registration) ? s.registration : s.registration.toUpperCase()}  ${s.operator ?? "-"}  signal ${s.rssiDbm ?? "?"} dBm  checked ${when(s.checkedAt)}`
+        : `${m.port}  checking`;
+  const out = [`cellular: ${head}`];
+  if (c.problem) out.push(`  CARRIES NOTHING: ${c.problem}`);
+  const p = c.path;
+  if (p) {
+    const mode = p.mode === "primary" ? "broadband" : p.mode === "cellular_data" ? `CELLULAR DATA (bound to ${p.boundTo ?? "?"})` : "BROADBAND DOWN, alarms by SMS";
+    out.push(`  path: ${mode} since ${when(p.since)}${p.reason ? ` (${p.reason})` : ""}  SMS sent ${p.smsSent}${p.smsFailed ? `, FAILED ${p.smsFailed}` : ""}`);
+    const t = p.lastTest;
+    out.push(`  second path test: ${t ? (t.ok ? `passed ${when(t.at)}` : `FAILED ${when(t.at)} (${t.reason ?? "?"})`) : "none yet"}, next ${when(p.nextTestAt)}`);
+  }
+  return out;
+}
+
+function powerLine(p: Status["power"]): string {
+  if (!p || p.source === "not configured") return "not watched (no power section)";
+  const battery = p.batteryPercent === null || p.batteryPercent === undefined ? "battery -" : `battery ${p.batteryPercent}% ${p.batteryStatus ?? ""}`.trim();
+  const source = p.source === "battery" ? "ON BATTERY (mains lost)" : p.source === "mains" ? "on mains" : "SOURCE UNKNOWN";
+  return `${source}  ${battery}  supplies ${p.supplies?.join(", ") || "none found"}  read ${when(p.readAt)}`;
 }
 
 function uplinkLine(u: UplinkView): string {

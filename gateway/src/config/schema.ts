@@ -3,6 +3,8 @@
 import { z } from "zod";
 import { cameraSchema } from "./camera.js";
 import { voiceSchema } from "./voice.js";
+import { cellularSchema } from "./cellular.js";
+import { powerSchema } from "./power.js";
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "letters, digits, _ . - (up to 64)");
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -272,6 +274,8 @@ export const configSchema = z
     zigbee: zigbeeSchema.optional(),
     camera: cameraSchema.optional().describe("a home camera read only when an alarm is raised, with recorded consent (docs/camera.md)"),
     voice: voiceSchema.optional().describe("spoken prompts for the elder on the hub's speaker, rendered offline (docs/voice.md)"),
+    cellular: cellularSchema.optional().describe("a USB cellular module as the second path for alarms (docs/cellular.md)"),
+    power: powerSchema.optional().describe("the hub's own power supply: mains loss and battery state as events (docs/power.md)"),
   })
   .strict();
 
@@ -285,3 +289,4 @@ export type RadarConfig = z.infer<typeof radarSchema>;
 export type RoomConfig = z.infer<typeof roomSchema>;
 export type ZigbeeDeviceConfig = z.infer<typeof zigbeeDeviceSchema>;
 export type { CameraConfig } from "./camera.js";
+export type { CellularConfig } from "./cellular.js";

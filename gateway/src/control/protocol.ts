@@ -5,6 +5,7 @@ import { z } from "zod";
 export const requestSchema = z.discriminatedUnion("cmd", [
   z.object({ cmd: z.literal("status") }).strict(),
   z.object({ cmd: z.literal("devices") }).strict(),
+  z.object({ cmd: z.literal("cellular_test") }).strict(),
   z.object({ cmd: z.literal("test"), device: z.string().min(1).max(64) }).strict(),
   z.object({ cmd: z.literal("valve_reopen"), by: z.string().min(2).max(80), osUser: z.string().max(64) }).strict(),
   z

@@ -12,6 +12,8 @@ import { VERSION } from "../version.js";
 import type { Commissioning } from "../commission/controller.js";
 import type { ReloadResult } from "./reloading.js";
 import type { RetiredDevices } from "../retire/retired-devices.js";
+import type { CellularPath } from "../cellular/index.js";
+import type { PowerWatch } from "../power/watch.js";
 
 interface Parts {
   config: HubConfig;
@@ -26,6 +28,8 @@ interface Parts {
   zigbee?: ZigbeeRegistry | null;
   state?: StateKeeper;
   commissioning?: Commissioning;
+  cellular?: CellularPath | null;
+  power?: PowerWatch | null;
   reload?: (reason: string) => Promise<ReloadResult>;
   startedAt: number;
 }
@@ -37,6 +41,11 @@ export function controlHandler(p: Parts) {
         return { ok: true, result: await status(p) };
       case "devices":
         return { ok: true, result: devices(p) };
+      case "cellular_test": {
+        if (!p.cellular) return { ok: false, error: "this hub has no cellular module configured (add a `cellular:` section)" };
+        const r = await p.cellular.test();
+        return r.ok ? { ok: true, result: r } : { ok: false, error: `second path test failed: ${r.reason ?? "unknown"}` };
+      }
       case "test": {
         const d = p.hub.devices().find((x) => x.id === req.device);
         if (!d) return { ok: false, error: `no device '${req.device}' (devices: ${p.hub.devices().map((x) => x.id).join(", ")})` };
@@ -102,6 +111,8 @@ async function status(p: Parts) {
     buses: p.buses.map((b) => ({ name: b.name, up: b.isUp, queued: b.queued, requests: b.requests })),
     journal: await p.journal.stats(),
     uplink: p.uplink?.status() ?? { state: "not configured" },
+    cellular: p.cellular?.status() ?? { state: "not configured" },
+    power: p.power?.status() ?? { source: "not configured" },
     zigbee: p.zigbee ? { ...p.zigbee.coordinator(), devices: p.zigbee.devices().length } : { state: "not configured" },
     radars: p.hub.radarDevices().map((r) => ({ id: r.id, room: r.room, online: r.stats().online })),
     retired: p.retired?.all().map((r) => ({ id: r.id, reason: r.reason, at: r.at })) ?? [],

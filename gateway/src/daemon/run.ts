@@ -38,6 +38,8 @@ import { RetiredDevices } from "../retire/retired-devices.js";
 import { retireDevice } from "../retire/retire-device.js";
 import { openCamera, type AlarmCamera } from "../camera/index.js";
 import { openVoice, type Voice } from "../voice/index.js";
+import { openCellular, type CellularPath } from "../cellular/index.js";
+import { PowerWatch } from "../power/watch.js";
 
 export interface RunningHub {
   config: HubConfig;
@@ -59,6 +61,10 @@ export interface RunningHub {
   state: StateKeeper;
   /** Spoken prompts; null when the configuration has no enabled `voice` section. */
   voice: Voice | null;
+  /** The cellular second path; null when the configuration has no `cellular` section. */
+  cellular: CellularPath | null;
+  /** The hub's own power supply; null when the configuration has no `power` section. */
+  power: PowerWatch | null;
   stop(): Promise<void>;
 }
 
@@ -69,6 +75,10 @@ export interface StartOptions {
   now?: () => number;
   /** Replaces how a radar's serial line is made (tests, benchmarks). */
   radarLineFor?: (radar: RadarConfig, profile: RadarProfile) => ByteLine;
+  /** Replaces how the cellular module's port is opened (tests, benchmarks). */
+  cellularLink?: Parameters<typeof openCellular>[0]["openLink"];
+  /** Path supervision's tick (tests, benchmarks); default 250 ms. */
+  cellularTickMs?: number;
   /** Restarts the hub from its file (given by superviseHub); absent, `reload` over the control socket is refused. */
   reload?: (reason: string, o?: { whenQuiet?: boolean }) => Promise<ReloadResult>;
 }
@@ -150,6 +160,8 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   let camera: AlarmCamera | null = null;
   // Spoken prompts for the elder: told of each journaled event after its actuator commands went out; it only queues.
   let voice: Voice | null = null;
+  // The second path watches each alarm until the relay acknowledges it, and texts it if the broadband fails.
+  let cellular: CellularPath | null = null;
   const sink = {
     append: async (d: EventDraft) => {
       const e = await journal.append(commissioning ? commissioning.mark(d) : d);
@@ -157,6 +169,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       uplink?.nudge();
       camera?.alarm(e);
       voice?.event(e);
+      cellular?.event(e);
       return e;
     },
   };
@@ -194,6 +207,12 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     retire: (device, reason, command) => retireDevice({ config, hub, zigbee, retired, now, reload: o.reload, log }, device, reason, command),
     announce: (a) => voice?.announce(a) ?? { spoken: false, reason: "voice prompts are off" },
     log, startedAt: now() });
+  cellular = await openCellular({
+    config, uplink, append: sink.append, log, now, openLink: o.cellularLink, tickMs: o.cellularTickMs,
+    unacked: async () => (await journal.pending(500, Number.MAX_SAFE_INTEGER)).map((r) => r.envelope).filter((e) => e.kind === "alarm"),
+  });
+  // Mains loss and the battery's state, so the platform knows a home is on battery before it goes silent.
+  const power = config.power ? new PowerWatch({ config: { ...config.power, sysfsDir: path.resolve(path.dirname(loaded.file), config.power.sysfsDir) }, append: sink.append, log, now }) : null;
   camera = await openCamera({ config, configDir: path.dirname(loaded.file), log, now, relayClockOffset: () => uplink?.status().clockOffsetMs ?? null });
   commissioning = new Commissioning(() => ({
     hub: config.hub.id, now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -204,7 +223,10 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
   }), () => setupDeps({ config, hub, zigbee, buses, profiles, radarProfiles }));
   const stopDelivery = journal.onDelivery((op, ids, at) => {
     commissioning?.delivery(op, ids, at);
-    if (op === "acked") voice?.acked(ids);
+    if (op === "acked") {
+      voice?.acked(ids);
+      cellular?.acked(ids);
+    }
   });
   const health = new Health();
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
@@ -220,7 +242,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     // A coordinator that is down is reported and restarted; restarting the daemon would not bring it back.
     health.register("zigbee", () => ({ ok: true, detail: zigbee.coordinator().state === "up" ? "up" : `coordinator ${zigbee.coordinator().state}: ${zigbee.coordinator().error ?? "starting"}` }));
 
-  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, configFile: loaded.file, retired, hub, journal, buses, health, uplink, zigbee, state, commissioning, reload: o.reload, startedAt: now() }), log);
+  const control = new ControlServer(config.hub.controlSocket!, controlHandler({ config, configFile: loaded.file, retired, hub, journal, buses, health, uplink, zigbee, state, commissioning, cellular, power, reload: o.reload, startedAt: now() }), log);
   await control.start();
   for (const bus of buses) await bus.start();
   hub.start();
@@ -234,6 +256,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     await Promise.race([first, new Promise<void>((r) => setTimeout(r, ZIGBEE_READY_WAIT_MS).unref())]);
   }
   uplink?.start();
+  await power?.start();
   hub.record({
     kind: "audit", type: "hub_started", severity: "info",
     data: { version: VERSION, boot: journal.boot, devices: devices.length, buses: buses.length, radars: radars.length, host: os.hostname(), ...(zigbee ? { zigbee: zigbee.coordinator().state, zigbeeDevices: zigbee.devices().length } : {}) },
@@ -259,6 +282,8 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       await sirenTest.stop();
       await camera?.stop();
       await voice?.stop();
+      await cellular?.stop();
+      await power?.stop();
       await control.stop();
       stopDelivery();
       await zigbee?.stop();
@@ -268,5 +293,5 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       health.close?.();
       log.info("anxin-hub stopped");
     })());
-  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, state, voice, stop };
+  return { config, hub, journal, buses, sim, health, uplink, zigbee, radars, simRadars, state, voice, cellular, power, stop };
 }

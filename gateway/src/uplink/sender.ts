@@ -47,6 +47,12 @@ export interface SenderStats {
   acked: number;
   /** Sends that got no ack before their deadline. */
   timeouts: number;
+  /**
+   * Since when something sent on this session has waited for the relay without any ack arriving; null when
+   * nothing is in flight. Resends do not move it: path supervision reads it (a broker that takes events and
+   * answers nothing is a path that is down).
+   */
+  unansweredSince: number | null;
 }
 
 export class Sender {
@@ -65,6 +71,7 @@ export class Sender {
   private poll: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly stats = { sent: 0, resent: 0, acked: 0, timeouts: 0 };
+  private unansweredSince: number | null = null;
 
   constructor(private readonly o: SenderOptions) {
     this.window = new InFlightWindow(o.window);
@@ -75,7 +82,7 @@ export class Sender {
   }
 
   snapshot(): SenderStats {
-    return { inFlight: this.window.count, ...this.stats };
+    return { inFlight: this.window.count, ...this.stats, unansweredSince: this.window.count > 0 ? this.unansweredSince : null };
   }
 
   /** A session is up (subscribed to acks): start sending on it. */
@@ -92,6 +99,7 @@ export class Sender {
    */
   async offline(): Promise<void> {
     this.link = null;
+    this.unansweredSince = null;
     this.disarm();
     await this.requeueInFlight();
   }
@@ -115,6 +123,8 @@ export class Sender {
   /** The relay committed these events: the journal may delete them. Ids we never sent are ignored by the journal. */
   async acked(ids: string[]): Promise<void> {
     this.window.settle(ids);
+    // The relay answers: whatever is still in flight has waited only from now.
+    this.unansweredSince = this.window.count > 0 ? this.clock() : null;
     // Deleting also covers an ack that arrives after its deadline: the relay committed it all the same.
     const removed = this.o.journal.ack(ids);
     this.nudge();
@@ -132,6 +142,7 @@ export class Sender {
   async stop(): Promise<void> {
     this.stopped = true;
     this.link = null;
+    this.unansweredSince = null;
     this.disarm();
     await this.running;
     await this.requeueInFlight();
@@ -224,6 +235,7 @@ export class Sender {
       const signed = signEnvelope(historical ? { ...env, historical: true } : env, this.o.key);
       const next = at + resendDelay(row.attempts, this.o.ackTimeoutMs, this.o.maxResendMs ?? MAX_RESEND_MS);
       this.window.add({ id: env.id, critical, deadline: next });
+      this.unansweredSince ??= at;
       link.publish(signed, JSON.stringify(signed));
       sent++;
       this.stats.sent++;

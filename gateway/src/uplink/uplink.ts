@@ -15,6 +15,7 @@ import type { AnnounceRequest, AnnounceResult } from "../voice/triggers.js";
 import { Refusals } from "./refusals.js";
 import { Sender, type OutboxJournal } from "./sender.js";
 import { displayUrl, type UplinkSettings } from "./settings.js";
+import { connectBound } from "./bound-connect.js";
 
 export type UplinkState = "connecting" | "connected" | "disconnected" | "not configured" | "failed";
 
@@ -40,6 +41,10 @@ export interface UplinkStatus {
   acksRefused: number;
   /** Commands refused: unsigned, badly signed, or older than the wire contract allows. */
   commandsRefused: number;
+  /** Since when events sent on this session have waited for an ack with none arriving (path supervision). */
+  unansweredSince?: number | null;
+  /** The local address the session is bound to (the cellular data session); absent: the default route. */
+  boundTo?: string | null;
   /** Why the last attempt or session ended, or why the uplink could not start. */
   error?: string;
 }
@@ -59,6 +64,13 @@ export interface UplinkHandle {
   /** Call after each journal append: a new event goes out now rather than at the next poll. */
   nudge(): void;
   status(): UplinkStatus;
+  /**
+   * Binds the next sessions to a local address (the cellular module's data session), or back to the default
+   * route (null). A change drops the current session so the next one takes the new path at once.
+   */
+  bindTo?(address: string | null): void;
+  /** The hub's signing key, for the SMS form of an alarm (protocol/sms-compact.ts); absent when the uplink failed. */
+  readonly signingKey?: Buffer;
 }
 
 export interface UplinkJournal extends OutboxJournal {
@@ -128,6 +140,7 @@ export class Uplink implements UplinkHandle {
   private clockWarned = false;
   private readonly startedAt: number;
   private readonly ackRefusals: Refusals;
+  private localAddress: string | null = null;
 
   constructor(private readonly o: UplinkOptions) {
     this.log = o.log;
@@ -174,6 +187,23 @@ export class Uplink implements UplinkHandle {
     this.sender.nudge();
   }
 
+  get signingKey(): Buffer {
+    return this.o.settings.key;
+  }
+
+  bindTo(address: string | null): void {
+    if (address === this.localAddress || this.stopping) return;
+    this.log.warn({ from: this.localAddress ?? "default route", to: address ?? "default route" }, "uplink: changing path");
+    this.localAddress = address;
+    this.failures = 0;
+    const client = this.client;
+    if (client) client.stream?.destroy();
+    else if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.connect();
+    }
+  }
+
   status(): UplinkStatus {
     const s = this.sender.snapshot();
     return {
@@ -189,6 +219,8 @@ export class Uplink implements UplinkHandle {
       resent: s.resent,
       acksRefused: this.ackRefusals.count,
       commandsRefused: this.commands.refused,
+      unansweredSince: s.unansweredSince,
+      boundTo: this.localAddress,
       ...(this.lastError && this.state !== "connected" ? { error: this.lastError } : {}),
     };
   }
@@ -269,7 +301,7 @@ export class Uplink implements UplinkHandle {
     };
     let client: MqttClient;
     try {
-      client = connect(s.url, opts);
+      client = this.localAddress === null ? connect(s.url, opts) : connectBound(s.url, this.localAddress, opts);
     } catch (err) {
       this.lastError = (err as Error).message;
       this.log.error({ url: this.url, err: this.lastError }, "uplink: cannot create the MQTT client");

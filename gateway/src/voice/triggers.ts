@@ -49,6 +49,8 @@ export class VoiceTriggers {
         this.awaitingAck.add(e.id);
         if (this.awaitingAck.size > AWAIT_ACK_MAX) this.awaitingAck.delete(this.awaitingAck.values().next().value!);
       } else if (e.type === "gas" || e.type === "co") this.speaker.say("gas_alarm", e.type);
+      // The inactivity rule has no pending stage (unlike a fall report): it journals nothing before this alarm,
+      // so the raise is the earliest point to ask the elder to move about.
       else if (e.type === "inactivity") this.speaker.say("inactivity_check", "inactivity");
     } else if (e.kind === "alarm_cleared") this.open.clear(e.type);
     else if (e.kind === "device" && e.type === "valve_closed" && e.actions?.some((a) => a.action === "valve_closed" && a.ok)) {
