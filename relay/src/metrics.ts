@@ -20,6 +20,11 @@ export function createMetrics() {
     brokerClients: new Gauge({ name: "anxin_relay_broker_clients", help: "clients connected to the embedded broker", registers: [registry] }),
     authFailures: new Counter({ name: "anxin_relay_broker_auth_failures_total", help: "refused broker logins and topic authorisations", labelNames: ["what"] as const, registers: [registry] }),
     retentionDeleted: new Counter({ name: "anxin_relay_retention_deleted_total", help: "rows deleted by the retention sweep", labelNames: ["kind"] as const, registers: [registry] }),
+    // Every text on the inbound number, so a hub whose texts are refused (wrong key, wrong form) or a provider
+    // delivering other people's texts shows before the day an alarm depends on it. result: as answered to the
+    // provider; reason: why refused (malformed, unknown_hub, bad_mac, id_collision), else empty; kind: what the
+    // text claims to be (alarm, alarm_cleared, device), none when it is not readable as ours.
+    smsInbound: new Counter({ name: "anxin_relay_sms_inbound_total", help: "texts received on the inbound SMS number, by result, refusal reason and kind", labelNames: ["result", "reason", "kind"] as const, registers: [registry] }),
     retentionSweeps: new Counter({ name: "anxin_relay_retention_sweeps_total", help: "retention sweeps run by this instance", labelNames: ["result"] as const, registers: [registry] }),
   };
 }

@@ -207,7 +207,7 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     });
     undo.push(() => ingest.close());
     // Alarms by SMS, the last-resort path (docs/relay.md): verified with the hub's key, stored through ingest.
-    inboundSms.bind(smsIntake({ config, db, store, registry, ingest, alerts, log: log.child({ part: "sms" }), now }));
+    inboundSms.bind(smsIntake({ config, db, store, registry, ingest, alerts, metrics, log: log.child({ part: "sms" }), now }));
 
     const { broker, connection } = await brokerConnection(config, { registry, metrics, log: log.child({ part: "broker" }) });
     if (broker) undo.push(() => broker.close());

@@ -1,7 +1,8 @@
 // The SMS intake as the daemon builds it: the registry's keys, ingest's verified entry, the primary-path
-// watch, and the `sms` configuration.
+// watch, the inbound-SMS counter, and the `sms` configuration.
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import type { Metrics } from "../metrics.js";
 import type { Alerter } from "../alerts/alerter.js";
 import type { RelayConfig } from "../config/schema.js";
 import type { Ingest } from "../ingest/ingest.js";
@@ -19,6 +20,7 @@ export interface SmsWiring {
   registry: Pick<Registry, "usableSigningKey">;
   ingest: Pick<Ingest, "handleVerified">;
   alerts: Pick<Alerter, "raise">;
+  metrics: Pick<Metrics, "smsInbound">;
   log: Logger;
   now: () => number;
 }
@@ -36,7 +38,8 @@ export function smsIntake(w: SmsWiring): InboundSmsHandler {
   const intake = new SmsIntake({
     signingKey: (hub) => w.registry.usableSigningKey(hub),
     ingest: (hub, env) => w.ingest.handleVerified(hub, env, { path: "sms" }),
-    onSmsAlarm: (hub) => watch.smsAlarm(hub),
+    onSmsEvent: (hub, kind, type) => watch.smsEvent(hub, kind, type),
+    count: (c) => w.metrics.smsInbound.inc(c),
     inboundNumber: w.config.sms.inboundNumber,
     log: w.log,
   });

@@ -41,6 +41,17 @@ export interface EventRow {
  */
 export type EventPath = "mqtt" | "sms" | "sms+mqtt";
 
+/** The hub's periodic test of its second path: a device event that goes by SMS (protocol/sms-compact.ts). */
+export const SECOND_PATH_TEST = "second_path_test";
+
+/**
+ * Rows that came by `path` (sms+mqtt by either): `path <> 'the other one'`. A literal, not a parameter:
+ * PostgreSQL uses the partial index (path <> 'mqtt') only for a predicate it can match.
+ */
+export function cameBy(path: "mqtt" | "sms") {
+  return sql<boolean>`path <> ${sql.lit(path === "mqtt" ? "sms" : "mqtt")}`;
+}
+
 /** When each path last brought an event of a hub (receipt time, ms), null if never. */
 export interface PathHealth {
   mqtt: { lastAt: number | null };
@@ -57,6 +68,8 @@ export interface EventQuery {
   since?: number;
   /** Event time before this, ms. */
   until?: number;
+  /** Came by this path: an event that came by both (sms+mqtt) matches either. */
+  path?: "mqtt" | "sms";
   /** By receipt: "desc" newest first (the default), "asc" oldest first. */
   order?: "asc" | "desc";
   /** Continue after this row in the chosen order (the last row of the previous page). */
@@ -169,6 +182,8 @@ export interface Store {
   queryEvents(q: EventQuery): Promise<EventRow[]>;
   /** The latest event each path brought from `hub`. */
   pathHealth(hub: string): Promise<PathHealth>;
+  /** Receipt of the latest second_path_test of `hub` that arrived by SMS (a successful test of its second path); null if none. */
+  lastSecondPathTest(hub: string): Promise<number | null>;
 
   getHub(id: string): Promise<HubRow | undefined>;
   getHubAuth(id: string): Promise<HubAuthRow | undefined>;
@@ -420,6 +435,8 @@ class KyselyStore implements Store {
     if (q.severity !== undefined) query = query.where("severity", "=", q.severity);
     if (q.since !== undefined) query = query.where("ts", ">=", q.since);
     if (q.until !== undefined) query = query.where("ts", "<", q.until);
+    // The same literal predicate as pathHealth's, so PostgreSQL can use the partial index for path=sms.
+    if (q.path !== undefined) query = query.where(cameBy(q.path));
     const after = q.after;
     if (after !== undefined) {
       const op = desc ? "<" : ">";
@@ -437,14 +454,28 @@ class KyselyStore implements Store {
         .selectFrom("events")
         .select("received_at")
         .where("hub", "=", hub)
-        // A literal, not a parameter: PostgreSQL uses the partial index only for a predicate it can match.
-        .where(sql<boolean>`path <> ${sql.lit(path === "mqtt" ? "sms" : "mqtt")}`)
+        .where(cameBy(path))
         .orderBy("received_at", "desc")
         .limit(1)
         .executeTakeFirst();
       return r ? Number(r.received_at) : null;
     };
     return { mqtt: { lastAt: await latest("mqtt") }, sms: { lastAt: await latest("sms") } };
+  }
+
+  async lastSecondPathTest(hub: string): Promise<number | null> {
+    // The partial index again: a test that came only over MQTT (its text lost) is no success of the SMS path.
+    const r = await this.db
+      .selectFrom("events")
+      .select("received_at")
+      .where("hub", "=", hub)
+      .where(cameBy("sms"))
+      .where("kind", "=", "device")
+      .where("type", "=", SECOND_PATH_TEST)
+      .orderBy("received_at", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return r ? Number(r.received_at) : null;
   }
 
   async countEvents(hub?: string): Promise<number> {

@@ -145,8 +145,8 @@ export interface InboundSms {
 }
 
 /**
- * What became of an inbound SMS. stored: a new alarm, ingested; duplicate: that alarm was stored already;
- * refused: an alarm text that failed its checks (unknown hub, bad mac, stale, malformed); not_alarm: any
+ * What became of an inbound SMS. stored: a new alarm (or path notice), ingested; duplicate: that event was
+ * stored already; refused: a compact text that failed its checks (unknown hub, bad mac, malformed); not_alarm: any
  * other text (a person's reply); not_ours: sent to another number than the configured inbound one.
  * All are answered 2xx: the provider delivered it, and sending it again would change nothing.
  */

@@ -5,12 +5,12 @@ import { request } from "./client";
 export type Urgency = "urgent" | "attention" | "notice";
 
 export interface HomeProblem {
-  /** valve_fault, valve_latched, hub_offline, device_offline, device_fault, battery_low (others may come). */
+  /** valve_fault, valve_latched, hub_offline, primary_path_down, device_offline, device_fault, battery_low, second_path_untested (others may come). */
   kind: string;
   urgency: Urgency;
   /** The hub's own device id; null for the hub itself. */
   device: string | null;
-  /** ms since epoch; null when not known (a hub never seen). */
+  /** ms since epoch; null when not known (a hub never seen; second_path_untested: never tested successfully). */
   since: number | null;
   /** battery_low: the level in %, when the device reported it. */
   battery?: number | null;

@@ -4,11 +4,13 @@ import type { TFunction } from "i18next";
 import type { HomeProblem } from "../api/homes";
 import { formatAge, formatDateTime } from "../format";
 
-const KNOWN = new Set(["valve_fault", "valve_latched", "hub_offline", "device_offline", "device_fault", "battery_low"]);
+const KNOWN = new Set(["valve_fault", "valve_latched", "hub_offline", "primary_path_down", "device_offline", "device_fault", "battery_low", "second_path_untested"]);
 
 export function problemText(t: TFunction, p: HomeProblem): string {
   const device = p.device ?? "";
   if (p.kind === "hub_offline") return t(p.since === null ? "homes.problem.hub_never_seen" : "homes.problem.hub_offline");
+  // Its `since` is the last successful test: none at all reads as "never", not as a date.
+  if (p.kind === "second_path_untested" && p.since === null) return t("homes.problem.second_path_never_tested");
   if (p.kind === "battery_low" && typeof p.battery === "number") return t("homes.problem.battery_level", { device, battery: p.battery });
   if (KNOWN.has(p.kind)) return t(`homes.problem.${p.kind}`, { device });
   return t("homes.problem.unknown", { code: p.kind, device });

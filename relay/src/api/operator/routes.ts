@@ -15,6 +15,7 @@ import { recordAudit } from "../../careplans/audit.js";
 import { CLAIM_AUDIT_ACTION, ClaimError, type Registry } from "../../registry/registry.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
 import type { EventRow, Store } from "../../store/store.js";
+import { onSecondPath } from "../../supervision/primary-path.js";
 import { HttpError } from "../errors.js";
 import { route, type OperatorRoute } from "./route.js";
 import * as s from "./schemas.js";
@@ -57,7 +58,7 @@ export type EventsQuery = z.infer<typeof s.listEventsQuery>;
 /** The query as the audit log records it: the filters, never a payload. */
 function describeEventsQuery(q: EventsQuery): string {
   const parts: string[] = [];
-  for (const k of ["hub", "kind", "type", "severity", "since", "until", "order", "limit"] as const) if (q[k] !== undefined) parts.push(`${k}=${String(q[k])}`);
+  for (const k of ["hub", "kind", "type", "severity", "path", "since", "until", "order", "limit"] as const) if (q[k] !== undefined) parts.push(`${k}=${String(q[k])}`);
   if (q.cursor !== undefined) parts.push("cursor");
   return parts.join("&");
 }
@@ -82,6 +83,7 @@ function toStoredEvent(r: EventRow): z.infer<typeof s.storedEventSchema> {
     type: r.type,
     severity: r.severity,
     device: r.device,
+    path: r.path ?? "mqtt",
     historical: r.historical,
     skewMs: r.skewMs,
     envelope,
@@ -113,6 +115,7 @@ export async function readEventsAudited(
     kind: q.kind,
     type: q.type,
     severity: q.severity,
+    path: q.path,
     since: q.since,
     until: q.until,
     order: q.order,
@@ -408,7 +411,8 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       path: "/v1/hubs/{hub}",
       roles: ANYONE,
       tag: "hubs",
-      summary: "a hub's enrolment and connection status, and when each path (MQTT, SMS) last brought an event (no personal data); a street-limited caller only of the homes on its streets",
+      summary:
+        "a hub's enrolment and connection status, and its path health: when each path (MQTT, SMS) last brought an event, its latest successful second-path test, and whether it is on its second path now (no personal data); a street-limited caller only of the homes on its streets",
       response: s.hubStatusSchema,
       errors: { 404: "unknown hub (or not on a street-limited caller's streets)" },
       handle: async ({ params, principal }) => {
@@ -417,7 +421,8 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
         await reachHub(d.db, principal, params.hub as string, notFound);
         const h = await d.store.getHub(params.hub as string);
         if (!h) throw notFound;
-        const paths = await d.store.pathHealth(h.id);
+        const [health, tested] = await Promise.all([d.store.pathHealth(h.id), d.store.lastSecondPathTest(h.id)]);
+        const paths = { ...health, secondPathTest: { lastOkAt: tested }, onSecondPath: onSecondPath(h, health.sms.lastAt) };
         return { body: { id: h.id, status: h.status, online: h.online, enrolled: h.enrolled, lastSeenAt: h.lastSeenAt, claimExpiresAt: h.claimExpiresAt, paths } };
       },
     }),
@@ -427,7 +432,7 @@ export function operatorRoutes(d: OperatorRouteDeps): OperatorRoute[] {
       roles: ANYONE,
       tag: "events",
       summary:
-        "what hubs sent, as stored (the signed envelopes), newest first by receipt; filtered by hub, kind, type, severity and event time; keyset pages via cursor. Personal data: every read is recorded in the audit log. Installers only with hub= for a pending hub whose claim they own. A street-limited caller sees only the homes on its streets: hub= naming any other hub answers an empty page, as an unknown hub does",
+        "what hubs sent, as stored (the signed envelopes), newest first by receipt; filtered by hub, kind, type, severity, path and event time; keyset pages via cursor. Personal data: every read is recorded in the audit log. Installers only with hub= for a pending hub whose claim they own. A street-limited caller sees only the homes on its streets: hub= naming any other hub answers an empty page, as an unknown hub does",
       query: s.listEventsQuery,
       response: s.eventsPageSchema,
       errors: { 403: "an installer without hub=, or for a hub that is enrolled, revoked, unknown, or whose claim it does not own" },

@@ -172,7 +172,11 @@ export const hubStatusSchema = z.object({
   paths: z
     .object({
       mqtt: z.object({ lastAt: ms.nullable().describe("receipt of the latest event over MQTT (the broadband path)") }),
-      sms: z.object({ lastAt: ms.nullable().describe("receipt of the latest alarm by SMS (the last-resort path); recent and newer than mqtt: the home's broadband is probably down") }),
+      sms: z.object({ lastAt: ms.nullable().describe("receipt of the latest event by SMS (the last-resort path: alarms and the path notices); recent and newer than mqtt: the home's broadband is probably down") }),
+      secondPathTest: z.object({
+        lastOkAt: ms.nullable().describe("receipt of the latest second_path_test that arrived by SMS (the hub's periodic test of its second path); null: never"),
+      }),
+      onSecondPath: z.boolean().describe("the hub is offline over MQTT and something verified arrived from it by SMS since its last sight over MQTT: primary path down, second path working"),
     })
     .describe("path health: when each path last brought an event of this hub"),
 });
@@ -209,6 +213,7 @@ export const listEventsQuery = z
     kind: z.enum(EVENT_KINDS).optional(),
     type: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, "an event type: lower-case letters, digits, _ (e.g. fall, smoke)").optional(),
     severity: z.enum(SEVERITIES).optional(),
+    path: z.enum(["mqtt", "sms"]).optional().describe("came by this path: sms also matches sms+mqtt (an SMS completed later over MQTT), and mqtt matches it too"),
     since: eventTime.optional().describe("event time (the hub's ts) at or after this: ISO 8601 with a zone, or ms"),
     until: eventTime.optional().describe("event time before this: ISO 8601 with a zone, or ms"),
     order: z.enum(["desc", "asc"]).default("desc").describe("by the relay's receipt: desc newest first, asc oldest first"),
@@ -230,6 +235,7 @@ export const storedEventSchema = z
     type: z.string(),
     severity: z.string(),
     device: z.string().nullable(),
+    path: z.enum(["mqtt", "sms", "sms+mqtt"]).describe("how it reached the relay: mqtt (the signed envelope), sms (the compact text only), sms+mqtt (a text first, its full envelope later)"),
     historical: z.boolean().describe("sent late from the hub's journal"),
     skewMs: z.number().int().nullable().describe("the hub's clock minus the relay's at receipt, when known"),
     envelope: z.unknown().describe("the signed envelope as the hub sent it (its data may hold personal data)"),

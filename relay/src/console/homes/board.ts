@@ -17,11 +17,11 @@ interface Computed {
   homes: BoardHome[];
 }
 
-/** Every home with a problem, sorted (pure apart from the read). */
-export async function computeBoard(db: Kysely<LoopDb>): Promise<BoardHome[]> {
+/** Every home with a problem as of `now`, sorted (pure apart from the read). */
+export async function computeBoard(db: Kysely<LoopDb>, now: number): Promise<BoardHome[]> {
   const out: BoardHome[] = [];
   for (const h of await loadBoardFacts(db)) {
-    const problems = hubProblems(h.facts);
+    const problems = hubProblems(h.facts, now);
     const worst = problems[0];
     if (!worst) continue;
     out.push({
@@ -53,7 +53,7 @@ export class BoardCache {
   async current(): Promise<Computed> {
     const now = this.now();
     if (this.last && now - this.last.at < this.ttlMs && now >= this.last.at) return this.last;
-    this.running ??= computeBoard(this.db)
+    this.running ??= computeBoard(this.db, now)
       .then((homes) => (this.last = { at: now, homes }))
       .finally(() => (this.running = undefined));
     return this.running;

@@ -1,11 +1,14 @@
-// The board's facts for every enrolled hub in three queries, whatever the number of homes: the hubs with
+// The board's facts for every enrolled hub in four queries, whatever the number of homes: the hubs with
 // their households, the latest event of each relevant type per device (one grouped read on the events'
-// (kind, received_at) index), and the battery level of the devices whose battery is low now. Nothing here
+// (kind, received_at) index; it also tells which hubs test their second path at all), the battery level of
+// the devices whose battery is low now, and the latest text and latest successful path test per hub (read
+// on the partial index of rows that came by SMS). Nothing here
 // leaves the relay unmasked: the address is masked by the caller, the elder's name is never read.
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { CHUNK } from "../../households/ledger-commissioning.js";
 import { householdDb } from "../../households/tables.js";
 import type { LoopDb } from "../../store/closed-loop-schema.js";
+import { cameBy, SECOND_PATH_TEST } from "../../store/store.js";
 import type { HubFacts } from "./problems.js";
 
 /** The device events that say what holds now (raise / clear pairs, and the verified valve close). */
@@ -38,7 +41,7 @@ export async function loadBoardFacts(db0: Kysely<LoopDb>): Promise<HubHome[]> {
     .select((eb) => eb.fn.max("received_at").as("at"))
     .where((eb) =>
       eb.or([
-        eb.and([eb("kind", "=", "device"), eb("type", "in", DEVICE_TYPES)]),
+        eb.and([eb("kind", "=", "device"), eb("type", "in", [...DEVICE_TYPES, SECOND_PATH_TEST])]),
         eb.and([eb("kind", "in", ["alarm", "alarm_cleared"]), eb("type", "=", "valve_fault")]),
         eb.and([eb("kind", "=", "audit"), eb("type", "in", AUDIT_TYPES)]),
       ]),
@@ -58,6 +61,7 @@ export async function loadBoardFacts(db0: Kysely<LoopDb>): Promise<HubHome[]> {
       reopenedAt: null,
       retiredAt: new Map(),
       batteryLevels: new Map(),
+      lastSeenAt: h.last_seen_at === null ? null : num(h.last_seen_at),
     });
 
   const lowBattery: Array<{ hub: string; device: string; at: number }> = [];
@@ -67,6 +71,11 @@ export async function loadBoardFacts(db0: Kysely<LoopDb>): Promise<HubHome[]> {
     const at = num(r.at);
     const device = r.device;
     if (r.kind === "audit" && r.type === "valve_reopen") f.reopenedAt = Math.max(f.reopenedAt ?? -Infinity, at);
+    // By either path: a test whose text never arrived still comes over MQTT later (the hub tests, and this one failed).
+    if (r.kind === "device" && r.type === SECOND_PATH_TEST) {
+      f.secondPathTest ??= { lastOkAt: null, ever: true };
+      continue;
+    }
     if (device === null) continue;
     if (r.kind === "device") {
       const times = f.deviceEvents.get(device) ?? new Map<string, number>();
@@ -86,12 +95,31 @@ export async function loadBoardFacts(db0: Kysely<LoopDb>): Promise<HubHome[]> {
       if (low !== undefined && low > (times.get("battery_ok") ?? -Infinity)) lowBattery.push({ hub: f.hub, device, at: low });
     }
   await loadBatteryLevels(db0, lowBattery, facts);
+  await loadSecondPath(db0, facts);
 
   return hubs.map((h) => ({
     facts: facts.get(h.id) as HubFacts,
     lastSeenAt: h.last_seen_at === null ? null : num(h.last_seen_at),
     home: h.address !== null && h.street !== null && h.community !== null ? { address: h.address, street: h.street, community: h.community } : null,
   }));
+}
+
+/** Per hub: its latest text, its latest path test that came by SMS, and whether it ever sent a path test. */
+async function loadSecondPath(db: Kysely<LoopDb>, facts: Map<string, HubFacts>): Promise<void> {
+  const bySms = await db
+    .selectFrom("events")
+    .select("hub")
+    .select((eb) => eb.fn.max("received_at").as("at"))
+    .select(sql<number | string | null>`max(case when kind = 'device' and type = ${SECOND_PATH_TEST} then received_at end)`.as("tested"))
+    .where(cameBy("sms"))
+    .groupBy("hub")
+    .execute();
+  for (const r of bySms) {
+    const f = facts.get(r.hub);
+    if (!f) continue;
+    f.smsLastAt = num(r.at);
+    if (r.tested !== null) f.secondPathTest = { lastOkAt: num(r.tested), ever: true };
+  }
 }
 
 /** The `data.battery` (%) of each device's latest battery_low event, read by its receipt time. */

@@ -1,6 +1,7 @@
 // The console's homes board under /console/api, behind app.consoleUser(roles): GET /console/api/homes, the
-// homes whose hub needs attention (hub offline, devices offline / low battery / faulty, gas valves latched
-// closed or not closing), most urgent first, addresses masked, limited to the caller's streets. Operators
+// homes whose hub needs attention (hub offline, or its broadband down while alarms arrive by SMS, devices
+// offline / low battery / faulty, gas valves latched closed or not closing, a second path not tested lately),
+// most urgent first, addresses masked, limited to the caller's streets. Operators
 // and admins only: an installer's account has no business watching every home.
 import type { FastifyError, FastifyPluginAsync } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";

@@ -3,14 +3,17 @@
 // tested without a database. Device health is the ledger's own (deviceHealth): the board and the district
 // ledger never disagree about which device is offline, low on battery or faulty.
 import { deviceHealth, type DeviceEventTimes } from "../../households/ledger.js";
+import { onSecondPath } from "../../supervision/primary-path.js";
 
 /**
  * Most urgent first. A valve that did not close during a gas/CO alarm may still let gas through; a valve
  * latched closed leaves the elder without gas until someone checks the home and reopens it on site; an
- * offline hub carries no alarm to the relay at all. Then devices that cannot protect (offline, faulty),
- * then a battery running low (the device still works).
+ * offline hub carries no alarm to the relay at all. An offline hub whose texts still arrive (primary path
+ * down, second path working) does carry its alarms, by SMS: a broadband repair, not a silent home. Then
+ * devices that cannot protect (offline, faulty), then a battery running low (the device still works), and
+ * last a second path not proven lately (it works until the day it is needed, or not).
  */
-export const PROBLEM_KINDS = ["valve_fault", "valve_latched", "hub_offline", "device_offline", "device_fault", "battery_low"] as const;
+export const PROBLEM_KINDS = ["valve_fault", "valve_latched", "hub_offline", "primary_path_down", "device_offline", "device_fault", "battery_low", "second_path_untested"] as const;
 export type ProblemKind = (typeof PROBLEM_KINDS)[number];
 
 export const URGENCIES = ["urgent", "attention", "notice"] as const;
@@ -20,10 +23,15 @@ const URGENCY_OF: Record<ProblemKind, Urgency> = {
   valve_fault: "urgent",
   valve_latched: "urgent",
   hub_offline: "urgent",
+  primary_path_down: "attention",
   device_offline: "attention",
   device_fault: "attention",
   battery_low: "notice",
+  second_path_untested: "notice",
 };
+
+/** A hub that tests its second path (weekly) and has no successful test for longer than this gets the hint. */
+export const SECOND_PATH_TEST_MAX_AGE_MS = 8 * 24 * 3_600_000;
 
 export const problemRank = (k: ProblemKind): number => PROBLEM_KINDS.indexOf(k);
 export const urgencyOf = (k: ProblemKind): Urgency => URGENCY_OF[k];
@@ -55,16 +63,30 @@ export interface HubFacts {
   retiredAt: Map<string, number>;
   /** battery level by device, from its latest battery_low event. */
   batteryLevels: Map<string, number>;
+  /** The hub's last sight over MQTT (texts are not sightings). */
+  lastSeenAt?: number | null;
+  /** Receipt of the hub's latest event by SMS; null or absent: none. */
+  smsLastAt?: number | null;
+  /** Its second path's periodic test: the latest that arrived by SMS (null: none), and whether it ever sent one by either path. Absent: never sent one. */
+  secondPathTest?: { lastOkAt: number | null; ever: boolean };
 }
 
 function later(a: number | undefined, b: number | undefined): boolean {
   return a !== undefined && a > (b ?? -Infinity);
 }
 
-/** Every problem at one hub, most urgent first (then the oldest first, then by device). */
-export function hubProblems(f: HubFacts): Problem[] {
+/**
+ * Every problem at one hub, most urgent first (then the oldest first, then by device). `now` dates the second
+ * path's last test; without it that hint is not given.
+ */
+export function hubProblems(f: HubFacts, now?: number): Problem[] {
   const out: Problem[] = [];
-  if (!f.online) out.push({ kind: "hub_offline", device: null, since: f.offlineSince });
+  const second = onSecondPath({ online: f.online, lastSeenAt: f.lastSeenAt ?? null }, f.smsLastAt ?? null);
+  if (!f.online) out.push({ kind: second ? "primary_path_down" : "hub_offline", device: null, since: f.offlineSince });
+  // Only for hubs that run the test at all (a hub without a modem never sends one); not while texts arrive anyway.
+  const test = f.secondPathTest;
+  if (test?.ever && !second && now !== undefined && (test.lastOkAt === null || now - test.lastOkAt > SECOND_PATH_TEST_MAX_AGE_MS))
+    out.push({ kind: "second_path_untested", device: null, since: test.lastOkAt });
   // A retired device is gone from the home: whatever it last said is history.
   const live: DeviceEventTimes = new Map([...f.deviceEvents].filter(([d, times]) => !retiredSince(f, d, times)));
   const health = deviceHealth(live);

@@ -9,7 +9,9 @@ export const problemSchema = z
     kind: z.enum(PROBLEM_KINDS),
     urgency: z.enum(URGENCIES),
     device: z.string().nullable().describe("the hub's own id of the device; null for the hub itself"),
-    since: ms.nullable().describe("when the relay received the event that raised it; null: not known (a hub never seen)"),
+    since: ms
+      .nullable()
+      .describe("when the relay received the event that raised it (second_path_untested: the last successful test); null: not known (a hub never seen) or, for second_path_untested, never"),
     battery: z.number().int().nullable().optional().describe("battery_low: the level in % the device reported with it, if it did"),
   })
   .describe("one thing at a home that needs attention");
