@@ -73,6 +73,29 @@ export const commissionedDeviceSchema = z
   .refine((d) => (d.result === "waived") === (d.waiver !== undefined), { message: "a waiver is present exactly when the result is waived" });
 export type CommissionedDevice = z.infer<typeof commissionedDeviceSchema>;
 
+/** The hub's cellular second path as checked at commissioning (absent: the hub has no cellular module). */
+export const secondPathCheckSchema = z
+  .object({
+    result: z.enum(["passed", "failed", "waived"]),
+    sim: short(16).optional(),
+    registration: short(16).optional(),
+    rssiDbm: z.number().int().min(-120).max(0).nullable().optional(),
+    operator: short(64).nullable().optional(),
+    /** Characters of the longest alarm text this hub's ids can produce (one SMS holds 160). */
+    longestSms: z.number().int().min(0).max(1000),
+    /** When the test SMS was handed to the module, and the network's reference for it. */
+    testedAt: ms.optional(),
+    mr: z.number().int().min(0).max(255).optional(),
+    detail: z.string().max(200).optional(),
+    waiver: waiverSchema.optional(),
+  })
+  .strict()
+  .refine((d) => (d.result === "waived") === (d.waiver !== undefined), { message: "a waiver is present exactly when the result is waived" });
+export type SecondPathCheck = z.infer<typeof secondPathCheckSchema>;
+
+/** The waiver target that names the second path (`--waive second-path:<reason>`). */
+export const SECOND_PATH_TARGET = "second-path";
+
 export const commissioningReportSchema = z
   .object({
     v: z.literal(1),
@@ -91,11 +114,16 @@ export const commissioningReportSchema = z
     finishedAt: ms,
     state: z.enum(["commissioned", "blocked"]),
     devices: z.array(commissionedDeviceSchema).max(MAX_REPORT_DEVICES),
+    secondPath: secondPathCheckSchema.optional(),
   })
   .strict()
   .refine((r) => r.finishedAt >= r.startedAt, { message: "finishedAt before startedAt", path: ["finishedAt"] })
   .refine((r) => r.state === "blocked" || r.devices.every((d) => d.result === "passed" || d.result === "waived"), {
     message: "commissioned while a device is failed or missing",
+    path: ["state"],
+  })
+  .refine((r) => r.state === "blocked" || r.secondPath === undefined || r.secondPath.result !== "failed", {
+    message: "commissioned while the second path failed",
     path: ["state"],
   })
   .refine((r) => new TextEncoder().encode(JSON.stringify(r)).length <= MAX_REPORT_BYTES, {

@@ -19,6 +19,7 @@ import { createLogger } from "../../lib/daemon/logger.js";
 import { startHub, type RunningHub } from "../../gateway/src/daemon/run.js";
 import { provision } from "../../gateway/src/uplink/provision.js";
 import { callDaemon } from "../../gateway/src/control/client.js";
+import { checkSecondPath } from "../../gateway/src/cellular/commission-check.js";
 import type { SimLelDetector } from "../../gateway/src/sim/devices.js";
 import type { Envelope } from "../../protocol/envelope.js";
 import { listIncidents } from "../../relay/src/incidents/repo.js";
@@ -230,6 +231,12 @@ test("no SIM: a maintenance event reaches the relay and the installer's test say
   assert.equal(noSim.kind, "device");
   assert.equal(noSim.severity, "warning");
 
+  // Commissioning's check says why the path would not carry an alarm.
+  const atInstall = await checkSecondPath(s.hub.cellular!, "hub-cell-4", ["kitchen-gas", "gas-valve"], ["kitchen"]);
+  assert.equal(atInstall.ok, false);
+  assert.equal(atInstall.detail, "no usable SIM (absent)");
+  assert.ok(atInstall.longestSms <= 160);
+
   const socket = s.hub.config.hub.controlSocket!;
   const failed = await callDaemon(socket, { cmd: "cellular_test" });
   assert.equal(failed.ok, false);
@@ -246,6 +253,13 @@ test("no SIM: a maintenance event reaches the relay and the installer's test say
   assert.equal(testSms.number, INBOUND);
   await waitFor("the relay took the test text", () => s.delivered.find((d) => d.text === testSms.text), 5000);
   assert.equal(s.delivered.find((d) => d.text === testSms.text)!.result, "stored");
+  const fixed = await checkSecondPath(s.hub.cellular!, "hub-cell-4", ["kitchen-gas", "gas-valve"], ["kitchen"]);
+  assert.equal(fixed.ok, true, JSON.stringify(fixed));
+  assert.equal(fixed.operator, "CHINA MOBILE");
+  assert.equal(typeof fixed.mr, "number", "a test SMS went out");
+  const tooLong = await checkSecondPath(s.hub.cellular!, `hub-${"x".repeat(60)}`, [`dev-${"y".repeat(60)}`], []);
+  assert.equal(tooLong.ok, false);
+  assert.match(tooLong.detail ?? "", /over 160: shorten the hub or device ids/);
   const status = s.hub.cellular!.status();
   assert.equal(status.path!.lastTest!.ok, true);
   assert.equal(status.modem.modem!.sim, "ready");

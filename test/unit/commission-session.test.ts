@@ -210,3 +210,42 @@ test("a detector that recovers in time passes with no extra alarm; its clear sta
   assert.equal(r2.journaled.filter((e) => e.kind === "alarm" && !e.test).length, 0);
   assert.equal(s2.mark({ kind: "alarm_cleared", type: "smoke", severity: "info", device: "hall-smoke" }).test, undefined);
 });
+
+test("the cellular second path: passed is in the report; failed blocks commissioning; a waiver names why it is accepted", async () => {
+  const run = async (check: EngineDeps["secondPath"], waivers: Record<string, string> = {}) => {
+    const r = rig([sos]);
+    r.deps.secondPath = check;
+    const seen: unknown[] = [];
+    const s2 = new CommissionSession({ plan: plan([{ kind: "sos_button", room: "bedroom" }]), installer: "Ivan", waivers: { sos_button: "tested last week", ...waivers }, stepTimeoutMs: 1000 }, r.deps, (p) => seen.push(p));
+    r.set(s2);
+    const { report } = await s2.run();
+    commissioningReportSchema.parse(report);
+    assert.ok(seen.some((p) => (p as { event: string }).event === "second_path"), "the installer sees the check");
+    return report;
+  };
+  const ok = await run(async () => ({ ok: true, sim: "ready", registration: "home", rssiDbm: -73, operator: "CHINA MOBILE", longestSms: 121, testedAt: T0, mr: 7 }));
+  assert.equal(ok.state, "commissioned");
+  assert.deepEqual(ok.secondPath, { result: "passed", sim: "ready", registration: "home", rssiDbm: -73, operator: "CHINA MOBILE", longestSms: 121, testedAt: T0, mr: 7, detail: undefined });
+
+  const noSim = await run(async () => ({ ok: false, sim: "absent", registration: "not_registered", rssiDbm: null, operator: null, longestSms: 121, detail: "no usable SIM (absent)" }));
+  assert.equal(noSim.state, "blocked", "a dead second path is not commissioned");
+  assert.equal(noSim.secondPath?.result, "failed");
+  assert.equal(noSim.secondPath?.detail, "no usable SIM (absent)");
+
+  const thrown = await run(async () => {
+    throw new Error("the cellular module on /dev/ttyUSB2 does not answer (opening)");
+  });
+  assert.equal(thrown.state, "blocked");
+  assert.match(thrown.secondPath?.detail ?? "", /does not answer/);
+
+  const waived = await run(async () => ({ ok: false, sim: "ready", registration: "searching", rssiDbm: -111, operator: null, longestSms: 121, detail: "not registered on a network (searching)" }), { "second-path": "no coverage in the basement flat; district informed" });
+  assert.equal(waived.state, "commissioned");
+  assert.equal(waived.secondPath?.result, "waived");
+  assert.deepEqual(waived.secondPath?.waiver, { reason: "no coverage in the basement flat; district informed", by: "Ivan", at: T0 });
+
+  // Without a cellular module there is no second-path section, and a `second-path` waiver names nothing.
+  const r = rig([sos]);
+  const none = new CommissionSession({ plan: plan([{ kind: "sos_button", room: "bedroom" }]), installer: "Ivan", waivers: { "second-path": "x" }, stepTimeoutMs: 1000 }, r.deps);
+  r.set(none);
+  await assert.rejects(none.run(), /--waive second-path: no planned device matches/);
+});

@@ -45,6 +45,7 @@ test("without a CJK font the PDF is still made, in English, with a note and ever
         { id: "smoke-1", kind: "smoke_detector", model: "HS1SA-Z", room: "卧室", result: "failed", detail: "no alarm seen in 120 s", testedAt: T },
         { id: null, kind: "gas_valve", result: "waived", waiver: { reason: "no gas in this home", by: "admin:root", at: T } },
       ],
+      secondPath: { result: "failed", sim: "absent", registration: "not_registered", rssiDbm: null, operator: null, longestSms: 121, detail: "no usable SIM (absent)" },
     },
   };
   const pdf = await renderReportPdf(v, { font: undefined, timeZone: "Asia/Shanghai" });
@@ -54,7 +55,7 @@ test("without a CJK font the PDF is still made, in English, with a note and ever
     const out = spawnSync("pdftotext", ["-enc", "UTF-8", path.join(dir, "r.pdf"), "-"], { encoding: "utf8" });
     assert.equal(out.status, 0, `pdftotext (poppler-utils): ${out.error?.message ?? out.stderr}`);
     const text = out.stdout.replace(/\s+/g, " ");
-    for (const s of ["Commissioning report", "no CJK font was found", "smoke-1", "HS1SA-Z", "failed", "no alarm seen in 120 s", "not configured", "waived", "no gas in this home", "blocked", "2026-12-06 10:00:00 GMT+08:00"])
+    for (const s of ["Commissioning report", "no CJK font was found", "smoke-1", "HS1SA-Z", "failed", "no alarm seen in 120 s", "not configured", "waived", "no gas in this home", "blocked", "2026-12-06 10:00:00 GMT+08:00", "Second path (cellular)", "no usable SIM (absent)", "121 / 160"])
       assert.ok(text.includes(s), `${s} in: ${text}`);
     assert.ok(!/[\u4e00-\u9fff]/u.test(text), "no Chinese without a font that has it");
   } finally {

@@ -193,6 +193,7 @@ function progressView(out: NodeJS.WriteStream, o: { sock: string; installer: str
     show(p: Progress) {
       if (p.event === "find") return live.draw(`… ${p.text.zh} / ${p.text.en} — ${p.missing} waiting, ${p.secondsLeft}s`);
       if (p.event === "report") return live.line(`report journaled as event ${p.eventId}`);
+      if (p.event === "second_path") return live.line(secondPathLine(p.check));
       if (p.step.kind === "gas_valve") {
         if (p.step.state === "waiting") valveWaiting.add(p.step.key);
         else valveWaiting.delete(p.step.key);
@@ -211,6 +212,12 @@ function progressView(out: NodeJS.WriteStream, o: { sock: string; installer: str
       live.settle();
     },
   };
+}
+
+function secondPathLine(c: Extract<Progress, { event: "second_path" }>["check"]): string {
+  const state = c.result === "passed" ? "PASSED / 通过" : c.result === "waived" ? `WAIVED / 豁免 (${c.waiver?.reason ?? ""})` : "FAILED / 失败";
+  const module = c.sim ? `SIM ${c.sim}, ${c.registration ?? "?"}, ${c.operator ?? "-"}, ${c.rssiDbm ?? "?"} dBm` : "module not answering";
+  return `second path (cellular) / 备用通道（蜂窝）: ${state} — ${module}; longest alarm SMS ${c.longestSms}/160${c.mr !== undefined ? `; test SMS ref ${c.mr}` : ""}${c.detail ? `; ${c.detail}` : ""}`;
 }
 
 export function registerCommission(cmd: Command, socketPath: (o: CommissionOpts) => Promise<string>, fail: Fail): Command {

@@ -13,7 +13,7 @@
 // relay opens an incident and calls. Neither delays or weakens a local action (the valve closed on the test alarm).
 import type { Envelope, EventDraft } from "../../../protocol/envelope.js";
 import type { CommissionedDevice, CommissioningReport, DeviceResult, PlanDeviceKind, Waiver } from "../../../protocol/commissioning.js";
-import { commissioningReportSchema, COMMISSIONING_REPORT_TYPE } from "../../../protocol/commissioning.js";
+import { commissioningReportSchema, COMMISSIONING_REPORT_TYPE, SECOND_PATH_TARGET, type SecondPathCheck } from "../../../protocol/commissioning.js";
 import { reportPlanItems, slotsOf, type RelayPlan, type Slot } from "./plan.js";
 import { FIND_TEXT, KINDS, RECOVER_TEXT, type Bilingual } from "./texts.js";
 import { pickDevice } from "./matching.js";
@@ -50,6 +50,11 @@ export interface EngineDeps {
   pair?(expect: string[], seconds: number): Promise<void>;
   /** The device's test step is over: the hub ends its test episode (an SOS button's repeat window is dropped). */
   endEpisode(device: string): void;
+  /**
+   * The cellular second path's check (module status, the longest alarm text, a test SMS); absent when the hub
+   * has no cellular module. `ok` false blocks commissioning unless waived (`second-path`).
+   */
+  secondPath?(): Promise<Omit<SecondPathCheck, "result" | "waiver"> & { ok: boolean }>;
 }
 
 export interface SessionOptions {
@@ -84,7 +89,11 @@ export interface StepView {
   detail?: string;
 }
 
-export type Progress = { event: "step"; step: StepView; secondsLeft?: number } | { event: "find"; text: Bilingual; secondsLeft: number; missing: number } | { event: "report"; eventId: string };
+export type Progress =
+  | { event: "step"; step: StepView; secondsLeft?: number }
+  | { event: "find"; text: Bilingual; secondsLeft: number; missing: number }
+  | { event: "second_path"; check: SecondPathCheck }
+  | { event: "report"; eventId: string };
 
 interface Step extends StepView {
   found?: DeviceView;
@@ -114,6 +123,8 @@ export class CommissionSession {
   private finished: { report: CommissioningReport; eventId: string } | null = null;
   private cancelled = false;
   private cancelWhy = "";
+  private secondPathWaiver: Waiver | undefined;
+  private secondPath: SecondPathCheck | undefined;
 
   constructor(
     private readonly o: SessionOptions,
@@ -181,7 +192,11 @@ export class CommissionSession {
 
   async run(): Promise<{ report: CommissioningReport; eventId: string }> {
     for (const [target, reason] of Object.entries(this.o.waivers)) {
-      if (this.waive(target, reason, this.o.installer).length === 0) throw new Error(`--waive ${target}: no planned device matches (use a device id, a kind, or kind@room)`);
+      if (target === SECOND_PATH_TARGET && this.d.secondPath) {
+        this.secondPathWaiver = { reason, by: this.o.installer, at: this.d.now() };
+        continue;
+      }
+      if (this.waive(target, reason, this.o.installer).length === 0) throw new Error(`--waive ${target}: no planned device matches (use a device id, a kind, or kind@room${this.d.secondPath ? `, or ${SECOND_PATH_TARGET}` : ""})`);
     }
     await this.find();
     for (const s of this.steps) {
@@ -193,7 +208,24 @@ export class CommissionSession {
       if (s.state === "missing") continue;
       await this.test(s);
     }
+    if (!this.cancelled) await this.checkSecondPath();
     return this.finish();
+  }
+
+  /** The cellular module has its SIM and network, every alarm text fits one SMS, and a test SMS went out. */
+  private async checkSecondPath(): Promise<void> {
+    if (!this.d.secondPath) return;
+    let check: SecondPathCheck;
+    try {
+      const { ok, ...c } = await this.d.secondPath();
+      const waiver = ok ? undefined : this.secondPathWaiver;
+      check = { ...c, detail: c.detail?.slice(0, 200), result: ok ? "passed" : waiver ? "waived" : "failed", ...(waiver ? { waiver } : {}) };
+    } catch (e) {
+      const waiver = this.secondPathWaiver;
+      check = { longestSms: 0, detail: (e as Error).message.slice(0, 200), result: waiver ? "waived" : "failed", ...(waiver ? { waiver } : {}) };
+    }
+    this.secondPath = check;
+    this.progress({ event: "second_path", check });
   }
 
   // --- find -------------------------------------------------------------------------------------------
@@ -418,7 +450,7 @@ export class CommissionSession {
         waiver: result === "waived" ? s.waiver : undefined,
       });
     });
-    const state = devices.every((d) => d.result === "passed" || d.result === "waived") ? "commissioned" : "blocked";
+    const state = devices.every((d) => d.result === "passed" || d.result === "waived") && this.secondPath?.result !== "failed" ? "commissioned" : "blocked";
     const report = commissioningReportSchema.parse(
       strip({
         v: 1,
@@ -430,6 +462,7 @@ export class CommissionSession {
         finishedAt: this.d.now(),
         state,
         devices,
+        secondPath: this.secondPath,
       }),
     );
     const env = await this.d.append({ kind: "audit", type: COMMISSIONING_REPORT_TYPE, severity: "info", data: report });

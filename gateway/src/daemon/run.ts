@@ -38,7 +38,8 @@ import { RetiredDevices } from "../retire/retired-devices.js";
 import { retireDevice } from "../retire/retire-device.js";
 import { openCamera, type AlarmCamera } from "../camera/index.js";
 import { openVoice, type Voice } from "../voice/index.js";
-import { openCellular, type CellularPath } from "../cellular/index.js";
+import { CELLULAR_DEVICE_ID, openCellular, type CellularPath } from "../cellular/index.js";
+import { checkSecondPath } from "../cellular/commission-check.js";
 import { PowerWatch } from "../power/watch.js";
 
 export interface RunningHub {
@@ -220,6 +221,7 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     endEpisode: (device) => hub.endTestEpisode(device),
     unpaired: () => unpairedZigbee({ config, hub, zigbee }),
     pair: zigbee ? async (expect, seconds) => void (await zigbee.pair({ seconds, expect }, () => {})) : undefined,
+    secondPath: cellular ? () => checkSecondPath(cellular!, config.hub.id, [...deviceViews({ config, hub, zigbee }).map((d) => d.id), CELLULAR_DEVICE_ID], deviceViews({ config, hub, zigbee }).flatMap((d) => (d.room ? [d.room] : []))) : undefined,
   }), () => setupDeps({ config, hub, zigbee, buses, profiles, radarProfiles }));
   const stopDelivery = journal.onDelivery((op, ids, at) => {
     commissioning?.delivery(op, ids, at);

@@ -1,6 +1,6 @@
 // The report as one self-contained HTML page (no scripts, no external files): printable, and safe to mail
 // or file as it is. Every value from the report or the register is escaped.
-import { formatTime, householdViewRows, KIND_LABELS, LABELS, LEVEL_LABELS, present, RESULT_LABELS, signatureLine, STATE_LABELS, type Label, type ReportView } from "./view.js";
+import { formatTime, householdViewRows, KIND_LABELS, LABELS, LEVEL_LABELS, present, RESULT_LABELS, secondPathRows, signatureLine, STATE_LABELS, type Label, type ReportView } from "./view.js";
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 const label = (l: Label): string => `<span lang="zh">${esc(l[0])}</span> <span class="en">${esc(l[1])}</span>`;
@@ -11,6 +11,7 @@ export function renderReportHtml(v: ReportView, timeZone: string): string {
   const t = (ms: number | undefined) => formatTime(ms, timeZone);
   const rows = (pairs: Array<[Label, string]>) => pairs.map(([l, val]) => `<tr><th>${label(l)}</th>${cell(val)}</tr>`).join("\n");
   const waived = r.devices.filter((d) => d.waiver);
+  const secondPath = secondPathRows(r, t);
   return `<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -66,6 +67,7 @@ ${r.devices
   .join("\n")}
 </table>
 
+${secondPath ? `<h2>${label(LABELS.secondPath)}</h2>\n<table class="kv">\n${rows(secondPath)}\n</table>\n` : ""}
 <h2>${label(LABELS.waivers)}</h2>
 ${
   waived.length === 0

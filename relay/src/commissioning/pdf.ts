@@ -3,7 +3,7 @@
 // only, characters the standard font cannot show print as "?", and the first page says so.
 import PDFDocument from "pdfkit";
 import type { CjkFont } from "./fonts.js";
-import { formatTime, householdViewRows, KIND_LABELS, LABELS, LEVEL_LABELS, present, RESULT_LABELS, signatureLine, STATE_LABELS, type Label, type ReportView } from "./view.js";
+import { formatTime, householdViewRows, KIND_LABELS, LABELS, LEVEL_LABELS, present, RESULT_LABELS, secondPathRows, signatureLine, STATE_LABELS, type Label, type ReportView } from "./view.js";
 
 export const NO_CJK_FONT_NOTE =
   "Note: no CJK font was found on the relay, so this PDF has English labels only and Chinese text in it is shown as '?'. Install fonts-wqy-microhei or fonts-noto-cjk, or set reports.cjkFontFile; the HTML report shows everything.";
@@ -82,6 +82,12 @@ export function renderReportPdf(v: ReportView, o: { font: CjkFont | undefined; t
     if (d.detail) kv(LABELS.detail, d.detail, 14);
     if (d.waiver) kv(LABELS.waivers, `${d.waiver.reason} (${d.waiver.by}, ${t(d.waiver.at)})`, 14);
   });
+
+  const secondPath = secondPathRows(r, t);
+  if (secondPath) {
+    heading(LABELS.secondPath);
+    for (const [l, value] of secondPath) kv(l, value);
+  }
 
   heading(LABELS.waivers);
   const waived = r.devices.filter((d) => d.waiver);

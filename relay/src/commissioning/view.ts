@@ -47,6 +47,13 @@ export const LABELS = {
   none: ["无", "none"],
   notConfigured: ["未配置", "not configured"],
   signature: ["签名", "Signature"],
+  secondPath: ["备用通道（蜂窝）", "Second path (cellular)"],
+  sim: ["SIM 卡", "SIM"],
+  registration: ["网络注册", "Registration"],
+  operator: ["运营商", "Operator"],
+  rssi: ["信号强度", "Signal"],
+  longestSms: ["最长告警短信", "Longest alarm SMS"],
+  testSms: ["测试短信", "Test SMS"],
 } as const satisfies Record<string, Label>;
 
 export const RESULT_LABELS: Record<DeviceResult, Label> = {
@@ -121,5 +128,22 @@ export function householdViewRows(h: HouseholdView): Array<[Label, string]> {
     [LABELS.address, h.address],
     [LABELS.street, h.street],
     [LABELS.community, h.community],
+  ];
+}
+
+/** The second path's rows (absent when the hub has no cellular module), for either rendering. */
+export function secondPathRows(r: CommissioningReport, t: (ms: number | undefined) => string): Array<[Label, string]> | null {
+  const c = r.secondPath;
+  if (!c) return null;
+  return [
+    [LABELS.result, `${RESULT_LABELS[c.result][0]} ${RESULT_LABELS[c.result][1]}`],
+    [LABELS.sim, present(c.sim)],
+    [LABELS.registration, present(c.registration)],
+    [LABELS.operator, present(c.operator)],
+    [LABELS.rssi, present(c.rssiDbm, " dBm")],
+    [LABELS.longestSms, `${c.longestSms} / 160`],
+    [LABELS.testSms, c.testedAt === undefined ? "—" : `${t(c.testedAt)}${c.mr !== undefined ? ` (ref ${c.mr})` : ""}`],
+    ...(c.detail ? [[LABELS.detail, c.detail] as [Label, string]] : []),
+    ...(c.waiver ? [[LABELS.waivers, `${c.waiver.reason} (${c.waiver.by}, ${t(c.waiver.at)})`] as [Label, string]] : []),
   ];
 }
