@@ -75,13 +75,23 @@ function macOf(body: string, key: Buffer): string {
 export function encodeCompactAlarm(e: Envelope, key: Buffer): string {
   if (!isSmsSendable(e)) throw new SmsCompactError("not_sendable", `a ${e.kind} event of type ${e.type} never goes by SMS`);
   const room = e.room !== undefined && ROOM.test(e.room) ? e.room : "-";
-  const body = [SMS_COMPACT_PREFIX, e.hub, e.id, `${e.boot}.${e.seq}`, e.ts.toString(36), KIND_CODE[e.kind] + e.type, SEVERITY_CODE[e.severity], e.device ?? "-", room, ""].join(" ");
-  const text = body + macOf(body, key);
+  let text = compactText(e, room, key);
+  // The room is the first thing to give up: the device names the detector, and the full event names both.
+  if (text.length > SMS_MAX_CHARS && room !== "-") text = compactText(e, "-", key);
   if (text.length > SMS_MAX_CHARS) throw new SmsCompactError("too_long", `the SMS form of event ${e.id} is ${text.length} characters, over ${SMS_MAX_CHARS}: shorten the hub or device id`);
   return text;
 }
 
-/** The longest SMS text this hub and these devices can produce (commissioning checks it fits). */
+function compactText(e: Envelope & { kind: SmsKind }, room: string, key: Buffer): string {
+  const body = [SMS_COMPACT_PREFIX, e.hub, e.id, `${e.boot}.${e.seq}`, e.ts.toString(36), KIND_CODE[e.kind] + e.type, SEVERITY_CODE[e.severity], e.device ?? "-", room, ""].join(" ");
+  return body + macOf(body, key);
+}
+
+/**
+ * The longest SMS text this hub and these devices can produce (commissioning checks it fits). Rooms are left
+ * out of a text that would not fit with them, so they count only where they fit; pass none for the bound
+ * that must hold.
+ */
 export function longestCompactLength(hub: string, deviceIds: readonly string[], rooms: readonly string[] = []): number {
   const longestType = Math.max(...[...ALARM_TYPES, ...SMS_DEVICE_TYPES].map((t) => t.length));
   const device = Math.max(1, ...deviceIds.map((d) => d.length));

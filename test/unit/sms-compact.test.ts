@@ -45,6 +45,17 @@ test("every alarm type fits one SMS with 24-character hub and device ids", () =>
   assert.throws(() => encodeCompactAlarm({ ...base, hub: "h".repeat(64), device: "d".repeat(64) }, KEY), (e: unknown) => e instanceof SmsCompactError && e.code === "too_long");
 });
 
+test("a room that would not fit is left out; the ids alone must fit", () => {
+  const e: Envelope = { ...base, hub: `hub-${"x".repeat(20)}`, device: `dev-${"y".repeat(20)}`, boot: 4_294_967_295, seq: 4_294_967_295, kind: "device", type: "primary_path_down", severity: "warning", room: "living_room" };
+  const text = encodeCompactAlarm(e, KEY);
+  assert.ok(text.length <= SMS_MAX_CHARS);
+  assert.equal(decodeCompactAlarm(text).room, undefined, "the room gave way");
+  assert.equal(decodeCompactAlarm(text).device, e.device, "the device did not");
+  assert.ok(longestCompactLength(e.hub, [e.device!]) <= SMS_MAX_CHARS, "the bound commissioning checks");
+  assert.ok(longestCompactLength(e.hub, [e.device!], ["living_room"]) > SMS_MAX_CHARS);
+  assert.equal(decodeCompactAlarm(encodeCompactAlarm({ ...e, kind: "alarm", type: "gas" }, KEY)).room, "living_room", "kept where it fits");
+});
+
 test("the two path notices go by SMS as device events; no other device event does", () => {
   for (const type of SMS_DEVICE_TYPES) {
     const text = encodeCompactAlarm({ ...base, kind: "device", type, severity: type === "primary_path_down" ? "warning" : "info", device: "cellular-modem", room: undefined }, KEY);

@@ -10,7 +10,9 @@ export type SecondPathResult = Omit<SecondPathCheck, "result" | "waiver"> & { ok
 export async function checkSecondPath(c: CellularPath, hub: string, deviceIds: readonly string[], rooms: readonly string[]): Promise<SecondPathResult> {
   const st = await c.modem.checkNow();
   const m = st.modem;
-  const longestSms = longestCompactLength(hub, deviceIds, rooms);
+  // Rooms are dropped from a text that would not fit with them: the ids alone must fit.
+  const longestSms = longestCompactLength(hub, deviceIds);
+  const roomsDropped = longestCompactLength(hub, deviceIds, rooms) > SMS_MAX_CHARS;
   const base = {
     longestSms,
     ...(m ? { sim: m.sim, registration: m.registration, rssiDbm: m.rssiDbm, operator: m.operator?.slice(0, 64) ?? null } : {}),
@@ -24,5 +26,5 @@ export async function checkSecondPath(c: CellularPath, hub: string, deviceIds: r
   if (c.status().problem) return fail(c.status().problem!);
   const t = await c.test();
   if (!t.ok) return fail(`the test SMS failed: ${t.reason ?? "unknown"}`);
-  return { ok: true, ...base, testedAt: t.at, ...(t.mr !== undefined ? { mr: t.mr } : {}) };
+  return { ok: true, ...base, testedAt: t.at, ...(t.mr !== undefined ? { mr: t.mr } : {}), ...(roomsDropped ? { detail: "the longest alarm texts leave the room out to fit one SMS" } : {}) };
 }
