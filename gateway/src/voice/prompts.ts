@@ -74,8 +74,8 @@ export const PROMPTS: Record<PromptId, Prompt> = {
     urgency: "alarm",
     keepMs: 10 * MIN,
     text: {
-      "zh-CN": "很久没有检测到您的活动。如果您没事，请走动一下。如果需要帮助，请按呼叫按钮。",
-      en: "We have not noticed you moving for a long time. If you are fine, please move about. If you need help, press the call button.",
+      "zh-CN": "很久没有检测到您的活动，平台会给您打电话。如果您没事，请走动一下并接听电话。如果需要帮助，请按呼叫按钮。",
+      en: "We have not noticed you moving for a long time; the platform will call you. If you are fine, please move about and answer the phone. If you need help, press the call button.",
     },
   },
   voice_test: { urgency: "info", keepMs: MIN, text: { "zh-CN": "语音提示正常。", en: "Voice prompts are working." } },
