@@ -24,6 +24,7 @@ import { startTelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/hub-rig.js";
 import { installFakeZigbee } from "../support/zigbee/rig.js";
 import * as products from "../support/zigbee/products.js";
+import { pcmOf } from "../support/wav.js";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -33,18 +34,6 @@ const log = () => createLogger({ name: "test", level: process.env.ANXIN_TEST_LOG
 
 const missing = (program: string) => spawnSync(program, ["--version"], { encoding: "utf8" }).error !== undefined;
 const skip = missing("espeak-ng") ? "espeak-ng is not installed (apt-get install espeak-ng)" : missing("aplay") ? "aplay is not installed (apt-get install alsa-utils)" : false;
-
-/** The PCM samples of a WAV file (its `data` chunk). */
-function pcmOf(wav: Buffer): Buffer {
-  let at = 12;
-  while (at + 8 <= wav.length) {
-    const id = wav.toString("ascii", at, at + 4);
-    const size = wav.readUInt32LE(at + 4);
-    if (id === "data") return wav.subarray(at + 8, Math.min(wav.length, at + 8 + size));
-    at += 8 + size + (size % 2);
-  }
-  throw new Error("no data chunk");
-}
 
 const ELDER = "+8613800000300";
 const SON = "+8613800000301";

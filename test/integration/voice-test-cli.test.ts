@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { renderPrompts } from "../../gateway/src/voice/render.js";
 import { promptFile, type Language, type PromptId } from "../../gateway/src/voice/prompts.js";
+import { pcmOf } from "../support/wav.js";
 
 const CLI = path.resolve("gateway/src/cli/main.ts");
 const missing = (program: string) => spawnSync(program, ["--version"], { encoding: "utf8" }).error !== undefined;
@@ -24,18 +25,6 @@ after(async () => {
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(process.execPath, ["--import", "tsx", CLI, "voice", "test", ...args], { encoding: "utf8", env, timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/** The PCM samples of a WAV file (its `data` chunk). */
-function pcmOf(wav: Buffer): Buffer {
-  let at = 12;
-  while (at + 8 <= wav.length) {
-    const id = wav.toString("ascii", at, at + 4);
-    const size = wav.readUInt32LE(at + 4);
-    if (id === "data") return wav.subarray(at + 8, Math.min(wav.length, at + 8 + size));
-    at += 8 + size + (size % 2);
-  }
-  throw new Error("no data chunk");
 }
 
 /** A hub configuration in a fresh folder; `device` may name a file in it (`speaker.raw`, passed as `raw`). */

@@ -1,5 +1,6 @@
 // Human-readable forms of the daemon's answers, for an installer at a terminal.
 import type { PairDeviceReport, PairProgress, PairResult } from "../transports/zigbee/pairing.js";
+import type { PathStatus } from "../cellular/path-supervisor.js";
 
 interface Status {
   hub: string;
@@ -34,17 +35,7 @@ interface CellularView {
     error?: string;
     modem: { sim: string; registration: string; rssiDbm: number | null; operator: string | null; checkedAt: number } | null;
   };
-  path?: {
-    mode: string;
-    since: number;
-    reason?: string;
-    boundTo: string | null;
-    smsSent: number;
-    smsFailed: number;
-    alarmsUnacked: number;
-    lastTest: { ok: boolean; at: number; reason?: string } | null;
-    nextTestAt: number | null;
-  } | null;
+  path?: PathStatus | null;
 }
 
 interface UplinkView {
