@@ -10,7 +10,7 @@
 //     only after the commit; the run ends when every hub has every ack back.
 // Rounds alternate the variants (the machine may be shared); medians reported.
 // Run: node --import tsx bench/broker-peer.bench.ts   (PostgreSQL when ANXIN_BENCH_PG_URL or ANXIN_TEST_PG_URL
-// is set; BENCH_BROKER_EVENTS 20,000, _HUBS 100, _WINDOW 50, _ROUNDS 2, _KIND reading|alarm, BENCH_BROKER_PG=0 skips PostgreSQL)
+// is set; BENCH_BROKER_EVENTS 100,000, _HUBS 100, _WINDOW 50, _ROUNDS 3, _KIND reading|alarm, BENCH_BROKER_PG=0 skips PostgreSQL)
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -24,10 +24,10 @@ import { MOSQUITTO_BIN, mosquittoMissing, ownMosquitto } from "../test/support/m
 import { describeMachine, loadNow, onCleanup, packageVersion, signedBenchAlarm } from "./peer-support.js";
 import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
-const EVENTS = Number(process.env.BENCH_BROKER_EVENTS ?? 20_000);
+const EVENTS = Number(process.env.BENCH_BROKER_EVENTS ?? 100_000);
 const HUBS = Number(process.env.BENCH_BROKER_HUBS ?? 100);
 const WINDOW = Number(process.env.BENCH_BROKER_WINDOW ?? 50);
-const ROUNDS = Number(process.env.BENCH_BROKER_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_BROKER_ROUNDS ?? 3);
 /** reading (default: the bulk of a drain after an outage) or alarm (each one also joins the hub's incident at the relay). */
 const KIND = process.env.BENCH_BROKER_KIND === "alarm" ? "alarm" : "reading";
 const PROCS = 2;
