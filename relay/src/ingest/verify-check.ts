@@ -2,6 +2,7 @@
 // and the signature. Used inline by Ingest and inside the verify workers, so both give the same verdicts.
 import { envelopeSchema, type Envelope } from "../../../protocol/envelope.js";
 import { CanonicalDepthError, verifyEnvelope } from "../../../protocol/signing.js";
+import { fastEnvelope } from "./envelope-fast-check.js";
 
 export type CheckReject = "not_json" | "schema" | "hub_mismatch" | "unknown_hub" | "bad_signature";
 
@@ -23,6 +24,9 @@ export function parseEnvelope(hubFromTopic: string, text: string): Parsed {
   } catch {
     return { ok: false, reason: "not_json" };
   }
+  // Nearly every envelope passes the hand-written check; zod decides (and explains) the rest.
+  const fast = fastEnvelope(raw);
+  if (fast !== undefined) return hubChecked(hubFromTopic, fast);
   const parsed = envelopeSchema.safeParse(raw);
   if (!parsed.success) {
     // Paths and codes only: values may be personal data.
@@ -30,7 +34,10 @@ export function parseEnvelope(hubFromTopic: string, text: string): Parsed {
     const id = idOf(raw);
     return { ok: false, reason: "schema", ...(id ? { id } : {}), extra: { issues } };
   }
-  const env = parsed.data;
+  return hubChecked(hubFromTopic, parsed.data);
+}
+
+function hubChecked(hubFromTopic: string, env: Envelope): Parsed {
   // The broker's ACL already keeps a hub to its own topics; this is defence in depth.
   if (env.hub !== hubFromTopic) return { ok: false, reason: "hub_mismatch", id: env.id, extra: { envelopeHub: env.hub } };
   return { ok: true, env };

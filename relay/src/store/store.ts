@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
 import pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
@@ -220,9 +220,10 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
   const migrations = { ...relayMigrations, ...opts.migrations };
   if (cfg.kind === "sqlite") {
     const path = isAbsolute(cfg.path) ? cfg.path : resolve(dataDir, cfg.path);
-    const db = new Kysely<RelayDb>({ dialect: new SqliteDialect({ database: openSqlite(path) }) });
+    const raw = openSqlite(path);
+    const db = new Kysely<RelayDb>({ dialect: new SqliteDialect({ database: raw }) });
     await migrate(db, migrations, undefined);
-    return new KyselyStore("sqlite", db);
+    return new KyselyStore("sqlite", db, raw);
   }
   await ensurePgSchema(cfg.url, cfg.schema);
   const pool = new pg.Pool({
@@ -320,6 +321,7 @@ function openSqlite(path: string): Database.Database {
 }
 
 // SQLite allows 32766 bound parameters per statement, PostgreSQL 65535; 13 columns × 500 rows fits both.
+// Event inserts on PostgreSQL go in chunks of INSERT_CHUNK rows too, which bounds one statement's size.
 const INSERT_CHUNK = 500;
 const SELECT_CHUNK = 500;
 
@@ -328,6 +330,44 @@ function chunks<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** The events columns an insert sets, in the order of the values below. */
+const EVENT_COLUMNS = "id, hub, boot, seq, ts, received_at, kind, type, severity, device, payload, skew_ms, historical, path";
+
+/**
+ * Up to INSERT_CHUNK rows of a batch on PostgreSQL in one statement (the default batch is one statement):
+ * the columns as 14 array parameters (unnest) rather than 14 parameters per row, so neither kysely nor pg
+ * builds and sends thousands of parameters and the server parses the same short text every time. The
+ * stored values are the same (pg's array literals quote every element). Returns the new ids.
+ */
+async function insertPg(trx: Kysely<RelayDb>, rows: EventRow[]): Promise<string[]> {
+  const n = rows.length;
+  const cols: unknown[][] = [];
+  for (let c = 0; c < 14; c++) cols.push(new Array<unknown>(n));
+  for (let i = 0; i < n; i++) {
+    const r = rows[i] as EventRow;
+    (cols[0] as unknown[])[i] = r.id;
+    (cols[1] as unknown[])[i] = r.hub;
+    (cols[2] as unknown[])[i] = r.boot;
+    (cols[3] as unknown[])[i] = r.seq;
+    (cols[4] as unknown[])[i] = r.ts;
+    (cols[5] as unknown[])[i] = r.receivedAt;
+    (cols[6] as unknown[])[i] = r.kind;
+    (cols[7] as unknown[])[i] = r.type;
+    (cols[8] as unknown[])[i] = r.severity;
+    (cols[9] as unknown[])[i] = r.device;
+    (cols[10] as unknown[])[i] = r.payload;
+    (cols[11] as unknown[])[i] = r.skewMs;
+    (cols[12] as unknown[])[i] = r.historical ? 1 : 0;
+    (cols[13] as unknown[])[i] = r.path ?? "mqtt";
+  }
+  const got = await trx.executeQuery<{ id: string }>(CompiledQuery.raw(INSERT_PG, cols));
+  return got.rows.map((g) => g.id);
+}
+
+const INSERT_PG = `INSERT INTO events (${EVENT_COLUMNS})
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::integer[], $14::text[])
+  ON CONFLICT (id) DO NOTHING RETURNING id`;
 
 type HubSelect = Pick<Selectable<HubsTable>, "id" | "status" | "created_at" | "last_seen_at" | "online" | "last_boot" | "offline_since" | "claim_expires_at" | "claim_used_at" | "claim_owner" | "key_b64">;
 
@@ -350,9 +390,14 @@ function toHubRow(r: HubSelect): HubRow {
 const HUB_COLUMNS = ["id", "status", "created_at", "last_seen_at", "online", "last_boot", "offline_since", "claim_expires_at", "claim_used_at", "claim_owner", "key_b64"] as const;
 
 class KyselyStore implements Store {
+  /** The event insert, prepared once (SQLite). */
+  private insertEvent: Database.Statement | null = null;
+
   constructor(
     readonly dialect: "sqlite" | "postgres",
     readonly db: Kysely<RelayDb>,
+    /** The one connection kysely's SQLite dialect runs on, for statements prepared once (null on PostgreSQL). */
+    private readonly sqlite: Database.Database | null = null,
   ) {}
 
   async close(): Promise<void> {
@@ -369,32 +414,11 @@ class KyselyStore implements Store {
     // order and cannot deadlock.
     const unique = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return this.db.transaction().execute(async (trx) => {
-      const inserted: string[] = [];
-      for (const part of chunks(unique, INSERT_CHUNK)) {
-        const got = await trx
-          .insertInto("events")
-          .values(
-            part.map((r) => ({
-              id: r.id,
-              hub: r.hub,
-              boot: r.boot,
-              seq: r.seq,
-              ts: r.ts,
-              received_at: r.receivedAt,
-              kind: r.kind,
-              type: r.type,
-              severity: r.severity,
-              device: r.device,
-              payload: r.payload,
-              skew_ms: r.skewMs,
-              historical: r.historical ? 1 : 0,
-              path: r.path ?? "mqtt",
-            })),
-          )
-          .onConflict((oc) => oc.column("id").doNothing())
-          .returning("id")
-          .execute();
-        for (const g of got) inserted.push(g.id);
+      let inserted: string[];
+      if (this.sqlite) inserted = this.insertSqlite(unique);
+      else {
+        inserted = [];
+        for (const part of chunks(unique, INSERT_CHUNK)) inserted.push(...(await insertPg(trx, part)));
       }
       const isNew = new Set(inserted);
       const known = unique.filter((r) => !isNew.has(r.id));
@@ -410,6 +434,22 @@ class KyselyStore implements Store {
       if (opts.withinCommit) await opts.withinCommit(trx, inserted);
       return { inserted, foreign };
     });
+  }
+
+  /**
+   * The rows of one batch on SQLite, inside the transaction kysely opened (better-sqlite3 has one connection,
+   * and kysely holds it for the transaction, so these statements are part of it): one prepared statement
+   * run per row instead of a multi-row statement built and prepared per batch. Returns the new ids in
+   * row order (a conflict changes no row).
+   */
+  private insertSqlite(rows: EventRow[]): string[] {
+    const stmt = (this.insertEvent ??= (this.sqlite as Database.Database).prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`));
+    const inserted: string[] = [];
+    for (const r of rows) {
+      const res = stmt.run(r.id, r.hub, r.boot, r.seq, r.ts, r.receivedAt, r.kind, r.type, r.severity, r.device, r.payload, r.skewMs, r.historical ? 1 : 0, r.path ?? "mqtt");
+      if (res.changes === 1) inserted.push(r.id);
+    }
+    return inserted;
   }
 
   async getEvent(id: string): Promise<EventRow | undefined> {
