@@ -1,0 +1,925 @@
+// Relay benchmark (issue 14): a reconnect storm. N hubs (10,000) come back within 10 s, each with M (50)
+// events in its journal, the first of them an alarm, the rest readings and heartbeats, all signed with the
+// hub's own key before the clock starts. Each hub connects at its slot (spread uniformly over the 10 s),
+// sends its retained birth, subscribes to its ack and cmd topics, then publishes with a bounded in-flight
+// window (32) that slides on the relay's acks; unacked events are sent again after the uplink's ack
+// timeout (5 s, doubling), and a dropped connection comes back with the uplink's backoff. The hubs check
+// nothing in an ack: they count its ids.
+// Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
+// (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);
+// the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU.
+// The relay runs in child processes of its own (this file with --relay-child), the hubs in BENCH_STORM_PROCS
+// others (--hubs-child). Variants: SQLite with the embedded broker; PostgreSQL (own schema, dropped after)
+// with the embedded broker; two relay instances on one PostgreSQL schema behind a private Mosquitto on an
+// ephemeral port (a shared subscription splits the hubs' traffic between them; Mosquitto allows anonymous
+// logins, so the hubs' passwords are not checked there).
+// Hub identities are bench rows (insertBenchHubs: the relay's password format with a tiny scrypt factor).
+// Run: node --import tsx bench/reconnect-storm.bench.ts
+// Knobs: BENCH_STORM_HUBS (10000), BENCH_STORM_EVENTS (50), BENCH_STORM_SPREAD_S (10), BENCH_STORM_WINDOW (32),
+//   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
+//   BENCH_STORM_VARIANTS (sqlite,postgres,pg-2x-mosquitto), BENCH_STORM_QUICK=1 (2,000 hubs × 50 unless set),
+//   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
+//   the relay processes).
+import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes, randomFillSync } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { sql } from "kysely";
+import { connect, type MqttClient } from "mqtt";
+import pg from "pg";
+import { monotonicFactory } from "ulid";
+import { stringify } from "yaml";
+import type { Envelope } from "../protocol/envelope.js";
+import { signEnvelope } from "../protocol/signing.js";
+import { topics } from "../protocol/topics.js";
+import { reconnectDelay, resendDelay } from "../gateway/src/uplink/backoff.js";
+import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
+
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes on this machine. */
+const wall = (): number => performance.timeOrigin + performance.now();
+const HUB_PREFIX = "st-";
+
+type VariantName = "sqlite" | "postgres" | "pg-2x-mosquitto";
+
+// ----------------------------------------------------------------------------------------- relay child
+
+type RelayRole =
+  | { kind: "sqlite" }
+  | { kind: "postgres"; url: string; schema: string }
+  | { kind: "external"; id: string; url: string; schema: string; brokerUrl: string; masterKey: string };
+type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[] } | { t: "count" } | { t: "stop" };
+interface RelayCounts {
+  rows: number;
+  distinctIds: number;
+  distinctHubSeq: number;
+  committedHere: number;
+  received: number;
+  deduped: number;
+  rejected: Record<string, number>;
+  authFailures: Record<string, number>;
+}
+type FromRelay =
+  | { t: "started"; mqttUrl: string; dir: string; creds: BenchHub[]; insertMs: number }
+  | ({ t: "counted" } & RelayCounts)
+  | { t: "stopped" }
+  | { t: "error"; message: string };
+
+async function relayChild(): Promise<void> {
+  const send = (m: FromRelay) => process.send?.(m);
+  let stop: (() => Promise<void>) | null = null;
+  let relay: import("../relay/src/daemon/run.js").RunningRelay | null = null;
+  let committedHere = 0;
+  const dirs = new Set<string>();
+  const onCommitted = () => void committedHere++;
+  const stopNow = async () => {
+    const s = stop;
+    stop = null;
+    relay = null;
+    if (s) await s();
+  };
+  // The parent is gone: stop the relay (its temp dir goes with it) and leave.
+  process.on("disconnect", () =>
+    void Promise.race([stopNow(), sleep(15_000)]).finally(() => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      process.exit(0);
+    }),
+  );
+  const sum = async (c: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, string | number> }> }> }) =>
+    Object.fromEntries((await c.get()).values.filter((x) => x.value).map((x) => [Object.values(x.labels).join(",") || "-", x.value]));
+  const total = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await c.get()).values.reduce((a, x) => a + x.value, 0);
+
+  process.on("message", (m: ToRelay) => {
+    void (async () => {
+      try {
+        if (m.t === "start") {
+          let mqttUrl: string;
+          let dir: string;
+          if (m.role.kind === "external") {
+            // As test/support/relay-external.ts does, but with the master key the parent hands to every instance:
+            // instances on one schema must share it (each process of the tests' helper makes up its own, and
+            // the second instance would seal the hubs' clear keys under a key the first cannot open).
+            const { startRelay } = await import("../relay/src/daemon/run.js");
+            const { freePort } = await import("../test/support/relay-rig.js");
+            const { testLogger } = await import("../test/support/relay-external.js");
+            const d = await mkdtemp(join(tmpdir(), "anxin-storm-relay-"));
+            dir = d;
+            dirs.add(d);
+            const masterKeyFile = join(d, "pg-master.key");
+            await writeFile(masterKeyFile, `${m.role.masterKey}\n`, { mode: 0o600 });
+            const config = {
+              relay: { id: m.role.id, dataDir: "./data" },
+              log: { level: "info" },
+              store: { kind: "postgres", url: m.role.url, schema: m.role.schema, poolSize: 4 },
+              broker: { kind: "external", url: m.role.brokerUrl, sharedGroup: "storm" },
+              http: { host: "127.0.0.1", port: await freePort() },
+              secrets: { masterKeyFile },
+            };
+            const configFile = join(d, "relay.yaml");
+            await writeFile(configFile, stringify(config));
+            const r = await startRelay(configFile, { log: testLogger("anxin-relay"), onCommitted });
+            relay = r;
+            stop = async () => {
+              await r.stop();
+              await rm(d, { recursive: true, force: true });
+              dirs.delete(d);
+            };
+            mqttUrl = m.role.brokerUrl;
+            await r.session.whenConnected(10_000);
+          } else {
+            const { startRelayForTest } = await import("../test/support/relay-rig.js");
+            // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
+            const config = m.role.kind === "postgres" ? { store: { kind: "postgres", url: m.role.url, schema: m.role.schema, path: undefined } } : {};
+            const rig = await startRelayForTest({ config, onCommitted });
+            relay = rig.relay;
+            stop = () => rig.stop();
+            mqttUrl = rig.mqttUrl;
+            dir = rig.dir;
+          }
+          const t0 = performance.now();
+          const creds = m.insertHubs.length ? await insertBenchHubs(relay.store, m.insertHubs) : [];
+          send({ t: "started", mqttUrl, dir, creds, insertMs: performance.now() - t0 });
+        } else if (m.t === "count" && relay) {
+          const r = relay;
+          const q = await sql<{ n: number | string; d: number | string; s: number | string }>`
+            SELECT count(*) AS n, count(DISTINCT id) AS d, count(DISTINCT hub || ':' || CAST(boot AS text) || ':' || CAST(seq AS text)) AS s
+            FROM events WHERE hub LIKE ${`${HUB_PREFIX}%`}`.execute(r.store.db);
+          const row = q.rows[0];
+          const mt = r.metrics;
+          send({
+            t: "counted",
+            rows: Number(row?.n ?? NaN),
+            distinctIds: Number(row?.d ?? NaN),
+            distinctHubSeq: Number(row?.s ?? NaN),
+            committedHere,
+            received: await total(mt.eventsReceived),
+            deduped: await total(mt.eventsDuplicate),
+            rejected: await sum(mt.eventsRejected),
+            authFailures: await sum(mt.authFailures),
+          });
+        } else if (m.t === "stop") {
+          await stopNow();
+          send({ t: "stopped" });
+          // Exit on our own (a CPU profile, BENCH_STORM_PROFILE, is written only then).
+          setTimeout(() => process.exit(0), 100);
+        }
+      } catch (e) {
+        send({ t: "error", message: (e as Error).message });
+      }
+    })();
+  });
+}
+
+// ------------------------------------------------------------------------------------------ hubs child
+
+interface StormHub extends BenchHub {
+  /** Index in the whole fleet: places the hub's connect in the spread. */
+  g: number;
+}
+type ToHubs =
+  | { t: "init"; url: string; hubs: StormHub[]; total: number; events: number; window: number; ackTimeoutMs: number; spreadMs: number }
+  | { t: "go"; startAt: number }
+  | { t: "report" }
+  | { t: "end" };
+interface HubsReport {
+  t: "report";
+  /** Per hub (this process's order): first connect attempt, first CONNACK, ack of the alarm, ack of the last event; wall ms, NaN if never. */
+  connectAt: number[];
+  connackAt: number[];
+  alarmAckAt: number[];
+  doneAt: number[];
+  published: number;
+  resent: number;
+  acked: number;
+  duplicateAcks: number;
+  unknownAcks: number;
+  disconnects: number;
+  connectFailures: number;
+  errors: Record<string, number>;
+  cpuMs: number;
+  rssMiB: number;
+}
+type FromHubs = { t: "ready"; signMs: number; payloadMiB: number } | { t: "progress"; acked: number; connected: number; resent: number } | { t: "finished" } | HubsReport | { t: "ended" };
+
+async function hubsChild(): Promise<void> {
+  const send = (m: FromHubs) => process.send?.(m);
+  process.on("disconnect", () => process.exit(0));
+  // ulid's default source asks the CSPRNG per character; a pooled one is much cheaper.
+  const pool = Buffer.alloc(4096);
+  let pos = pool.length;
+  const ulid = monotonicFactory(() => {
+    if (pos >= pool.length) {
+      randomFillSync(pool);
+      pos = 0;
+    }
+    return (pool[pos++] as number) / 256;
+  });
+
+  interface H {
+    cred: StormHub;
+    payloads: string[];
+    index: Map<string, number>;
+    acked: Uint8Array;
+    nAcked: number;
+    next: number;
+    /** Event index → [last send time, sends so far]. */
+    inflight: Map<number, [number, number]>;
+    client: MqttClient | null;
+    up: boolean;
+    failures: number;
+    connectAt: number;
+    connackAt: number;
+    alarmAckAt: number;
+    doneAt: number;
+  }
+  let hubs: H[] = [];
+  let url = "";
+  let events = 0;
+  let window = 32;
+  let ackTimeoutMs = 5000;
+  let spreadMs = 10_000;
+  let total = 0;
+  let ending = false;
+  let published = 0;
+  let resent = 0;
+  let ackedAll = 0;
+  let duplicateAcks = 0;
+  let unknownAcks = 0;
+  let disconnects = 0;
+  let connectFailures = 0;
+  let hubsDone = 0;
+  const errors: Record<string, number> = {};
+  let cpu0 = process.cpuUsage();
+  const timers: NodeJS.Timeout[] = [];
+
+  const presign = (cred: StormHub): H => {
+    const key = Buffer.from(cred.key, "base64");
+    const now = Date.now();
+    const payloads: string[] = [];
+    const index = new Map<string, number>();
+    for (let i = 0; i < events; i++) {
+      // Journaled over the last two minutes of the outage; the alarm is the first (oldest) row.
+      const ts = Math.round(now - 120_000 + (i * 120_000) / events);
+      const body: Pick<Envelope, "kind" | "type" | "severity" | "device" | "room" | "data" | "actions"> =
+        i === 0
+          ? { kind: "alarm", type: "smoke", severity: "critical", device: "smoke-1", room: "kitchen", data: { raw: 1 }, actions: [{ action: "siren_on", ok: true }] }
+          : i % 10 === 0
+            ? { kind: "heartbeat", type: "heartbeat", severity: "info", data: { uptimeS: i * 2, journalRows: events - i } }
+            : { kind: "reading", type: "detector_level", severity: "info", device: "co-1", room: "kitchen", data: { co_ppm: 3 + (i % 5), alarm: false, fault: false } };
+      const env: Envelope = { v: 1, hub: cred.hub, boot: 2, seq: i + 1, id: ulid(), ts, ...body };
+      index.set(env.id, i);
+      payloads.push(JSON.stringify(signEnvelope(env, key)));
+    }
+    return { cred, payloads, index, acked: new Uint8Array(events), nAcked: 0, next: 0, inflight: new Map(), client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
+  };
+
+  const publish = (h: H, i: number, now: number) => {
+    const f = h.inflight.get(i);
+    if (f) {
+      f[0] = now;
+      f[1]++;
+      resent++;
+    } else {
+      h.inflight.set(i, [now, 1]);
+      published++;
+    }
+    h.client?.publish(topics.evt(h.cred.hub), h.payloads[i] as string, { qos: 1 });
+  };
+  const fill = (h: H) => {
+    if (!h.up) return;
+    const now = wall();
+    while (h.inflight.size < window && h.next < events) publish(h, h.next++, now);
+  };
+
+  const open = (h: H) => {
+    if (ending) return;
+    if (Number.isNaN(h.connectAt)) h.connectAt = wall();
+    const c = connect(url, { ...benchHubConnectOptions(h.cred, 2), resubscribe: false });
+    h.client = c;
+    let connacked = false;
+    (c.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+    c.on("connect", () => {
+      connacked = true;
+      if (Number.isNaN(h.connackAt)) h.connackAt = wall();
+      const birth = { online: true, boot: 2, version: "bench", heartbeatS: 60, ts: Date.now() };
+      c.publish(topics.state(h.cred.hub), JSON.stringify(birth), { qos: 1, retain: true });
+      c.subscribe({ [topics.ack(h.cred.hub)]: { qos: 1 }, [topics.cmd(h.cred.hub)]: { qos: 1 } }, (err, granted) => {
+        if (err || granted?.some((g) => g.qos === 128)) {
+          const k = err ? `subscribe: ${err.message.slice(0, 60)}` : "subscribe refused";
+          errors[k] = (errors[k] ?? 0) + 1;
+          c.end(true);
+          return;
+        }
+        h.up = true;
+        h.failures = 0;
+        // After a reconnect, what was in flight goes again first (the uplink does the same).
+        const now = wall();
+        for (const i of [...h.inflight.keys()]) publish(h, i, now);
+        fill(h);
+      });
+    });
+    c.on("message", (topic, payload) => {
+      if (!topic.endsWith("/ack")) return;
+      const now = wall();
+      let ids: string[];
+      try {
+        ids = (JSON.parse(payload.toString("utf8")) as { ids: string[] }).ids;
+      } catch {
+        return;
+      }
+      for (const id of ids) {
+        const i = h.index.get(id);
+        if (i === undefined) {
+          unknownAcks++;
+          continue;
+        }
+        if (h.acked[i]) {
+          duplicateAcks++;
+          continue;
+        }
+        h.acked[i] = 1;
+        h.nAcked++;
+        ackedAll++;
+        h.inflight.delete(i);
+        if (i === 0) h.alarmAckAt = now;
+      }
+      if (h.nAcked === events && Number.isNaN(h.doneAt)) {
+        h.doneAt = now;
+        if (++hubsDone === hubs.length) send({ t: "finished" });
+      }
+      fill(h);
+    });
+    c.on("error", (e) => {
+      const k = e.message.slice(0, 60);
+      errors[k] = (errors[k] ?? 0) + 1;
+    });
+    c.on("close", () => {
+      if (h.client !== c) return;
+      h.client = null;
+      const wasUp = h.up;
+      h.up = false;
+      if (ending) return;
+      if (wasUp) disconnects++;
+      else if (!connacked) connectFailures++;
+      h.failures++;
+      // Back with the uplink's backoff (1 s doubling, jittered); nothing the hub holds is lost meanwhile.
+      timers.push(setTimeout(() => open(h), reconnectDelay(h.failures - 1, 1000, 60_000)));
+    });
+  };
+
+  // The uplink's resend: an event not acked within ackTimeoutMs (doubling per send) goes again.
+  const resendSweep = () => {
+    const now = wall();
+    for (const h of hubs) {
+      if (!h.up || h.inflight.size === 0) continue;
+      for (const [i, [at, sends]] of h.inflight) if (now - at >= resendDelay(sends - 1, ackTimeoutMs)) publish(h, i, now);
+    }
+  };
+
+  process.on("message", (m: ToHubs) => {
+    void (async () => {
+      if (m.t === "init") {
+        ({ url, events, window, ackTimeoutMs, spreadMs, total } = m);
+        const t0 = performance.now();
+        hubs = m.hubs.map(presign);
+        const bytes = hubs.reduce((a, h) => a + h.payloads.reduce((b, p) => b + p.length, 0), 0);
+        send({ t: "ready", signMs: performance.now() - t0, payloadMiB: r1(bytes / 2 ** 20) });
+      } else if (m.t === "go") {
+        cpu0 = process.cpuUsage();
+        for (const h of hubs) timers.push(setTimeout(() => open(h), Math.max(0, m.startAt + (h.cred.g / total) * spreadMs - wall())));
+        timers.push(setInterval(resendSweep, 250));
+        timers.push(setInterval(() => send({ t: "progress", acked: ackedAll, connected: hubs.reduce((a, h) => a + (h.up ? 1 : 0), 0), resent }), 1000));
+      } else if (m.t === "report") {
+        const cpu = process.cpuUsage(cpu0);
+        send({
+          t: "report",
+          connectAt: hubs.map((h) => h.connectAt),
+          connackAt: hubs.map((h) => h.connackAt),
+          alarmAckAt: hubs.map((h) => h.alarmAckAt),
+          doneAt: hubs.map((h) => h.doneAt),
+          published,
+          resent,
+          acked: ackedAll,
+          duplicateAcks,
+          unknownAcks,
+          disconnects,
+          connectFailures,
+          errors,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          rssMiB: r1(process.memoryUsage.rss() / 2 ** 20),
+        });
+      } else if (m.t === "end") {
+        ending = true;
+        for (const t of timers) clearTimeout(t);
+        // DISCONNECT first, so the broker publishes no wills while the relay stops.
+        await Promise.race([Promise.all(hubs.map((h) => new Promise<void>((r) => (h.client ? h.client.end(false, {}, () => r()) : r())))), sleep(20_000)]);
+        send({ t: "ended" });
+        setTimeout(() => process.exit(0), 200);
+      }
+    })();
+  });
+}
+
+// --------------------------------------------------------------------------------------------- parent
+
+/** A child process that talks in `{ t }` messages; `next(t)` waits for the next one of that type. */
+class Kid<From extends { t: string }> {
+  private waiters: Array<{ t: string; resolve: (m: From) => void; reject: (e: Error) => void }> = [];
+  readonly exited: Promise<void>;
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+    onMessage: (m: From) => void = () => {},
+  ) {
+    proc.on("message", (m: From) => {
+      onMessage(m);
+      if (m.t === "error") {
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`${name}: ${(m as unknown as { message: string }).message}`));
+        return;
+      }
+      const i = this.waiters.findIndex((w) => w.t === m.t);
+      if (i >= 0) this.waiters.splice(i, 1)[0]?.resolve(m);
+    });
+    this.exited = new Promise((r) => proc.once("exit", () => r()));
+    proc.once("exit", (code, signal) => {
+      for (const w of this.waiters.splice(0)) w.reject(new Error(`${name} exited (${code ?? signal})`));
+    });
+  }
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+  ask<T extends From>(m: unknown, t: T["t"], timeoutMs: number): Promise<T> {
+    const p = new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no '${t}' after ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        t,
+        resolve: (x) => {
+          clearTimeout(timer);
+          resolve(x as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+    if (m !== null && this.alive) this.proc.send(m as object);
+    return p;
+  }
+  /** Waits up to `graceMs` for the process to exit on its own, then SIGKILL; resolves once it is gone. */
+  async kill(graceMs = 0): Promise<void> {
+    if (this.alive && graceMs > 0) await Promise.race([this.exited, sleep(graceMs)]);
+    if (this.alive) this.proc.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+/** The relay process's resident memory and CPU time, from /proc (Linux). */
+function procStat(pid: number | undefined): { rssMiB: number; cpuMs: number } {
+  if (!pid) return { rssMiB: NaN, cpuMs: NaN };
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rssKb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
+    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux); the name may hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { rssMiB: r1(rssKb / 1024), cpuMs: (Number(f[11]) + Number(f[12])) * 10 };
+  } catch {
+    return { rssMiB: NaN, cpuMs: NaN };
+  }
+}
+
+function nofileLimit(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === "unlimited" ? Infinity : Number(soft);
+  } catch {
+    return NaN;
+  }
+}
+
+async function pgReachable(url: string): Promise<string | null> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    await c.query("SELECT 1");
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+interface Params {
+  hubs: number;
+  events: number;
+  spreadMs: number;
+  window: number;
+  ackTimeoutMs: number;
+  procs: number;
+  timeoutMs: number;
+  pgUrl: string;
+}
+
+interface VariantResult {
+  variant: VariantName;
+  status: "ok" | "timeout" | "failed" | "skipped";
+  note?: string;
+  hubs: number;
+  eventsPerHub: number;
+  expected?: number;
+  identitiesSeconds?: number;
+  presignSeconds?: number;
+  connectSpanSeconds?: number;
+  firstConnectToLastAckSeconds?: number;
+  eventsPerSecond?: number;
+  ackedAtHubs?: number;
+  hubsComplete?: number;
+  alarmAckMs?: { n: number; p50: number; p90: number; p99: number; max: number; within2s: number };
+  connackMs?: { p50: number; p99: number; max: number };
+  hubDoneMs?: { p50: number; p99: number; max: number };
+  store?: { rows: number; distinctIds: number; distinctHubSeq: number; exactlyOnce: boolean };
+  relays?: Array<{ name: string; rssIdleMiB: number; rssPeakMiB: number; rssAtLastAckMiB: number; rssSettledMiB: number; cpuPct: number; committedHere: number; received: number; deduped: number; rejected: Record<string, number>; authFailures: Record<string, number> }>;
+  rssTimeline?: Array<{ s: number; mib: number[] }>;
+  hubsSide?: { published: number; resent: number; duplicateAcks: number; unknownAcks: number; disconnects: number; connectFailures: number; errors: Record<string, number>; cpuPct: number[]; rssMiB: number[] };
+}
+
+/** Everything a variant started, so it can be stopped even when the run fails half way. */
+interface Running {
+  relays: Array<Kid<FromRelay>>;
+  relayDirs: string[];
+  hubs: Array<Kid<FromHubs>>;
+  schema: string | null;
+  mosquitto: { close(): Promise<void> } | null;
+}
+const live = new Set<Running>();
+
+async function teardown(run: Running, pgUrl: string): Promise<string[]> {
+  const problems: string[] = [];
+  await Promise.all(
+    run.hubs.map(async (k) => {
+      await k.ask({ t: "end" }, "ended", 25_000).catch(() => {});
+      await k.kill();
+    }),
+  );
+  await Promise.all(
+    run.relays.map(async (k) => {
+      await k.ask({ t: "stop" }, "stopped", 30_000).catch((e: Error) => problems.push(`relay stop: ${e.message}`));
+      await k.kill(10_000);
+    }),
+  );
+  for (const d of run.relayDirs) rmSync(d, { recursive: true, force: true });
+  if (run.mosquitto) await run.mosquitto.close().catch((e: Error) => problems.push(`mosquitto: ${e.message}`));
+  if (run.schema) await dropPgSchema(pgUrl, run.schema).catch((e: Error) => problems.push(`drop schema ${run.schema}: ${e.message}`));
+  live.delete(run);
+  return problems;
+}
+
+async function runVariant(variant: VariantName, p: Params): Promise<VariantResult> {
+  const self = fileURLToPath(import.meta.url);
+  const run: Running = { relays: [], relayDirs: [], hubs: [], schema: null, mosquitto: null };
+  live.add(run);
+  const base: VariantResult = { variant, status: "failed", hubs: p.hubs, eventsPerHub: p.events, expected: p.hubs * p.events };
+  const names = Array.from({ length: p.hubs }, (_, i) => `${HUB_PREFIX}${String(i).padStart(5, "0")}`);
+  try {
+    // --- relays
+    const forkRelay = (name: string) => {
+      const prof = process.env.BENCH_STORM_PROFILE;
+      const execArgv = [...process.execArgv, ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+      const k = new Kid<FromRelay>(name, fork(self, ["--relay-child"], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv }));
+      run.relays.push(k);
+      return k;
+    };
+    const tId = performance.now();
+    let creds: BenchHub[];
+    let hubUrl: string;
+    if (variant === "pg-2x-mosquitto") {
+      const { ownMosquitto } = await import("../test/support/mosquitto.js");
+      const mq = await ownMosquitto();
+      run.mosquitto = mq;
+      run.schema = uniquePgSchema("bench_storm");
+      const masterKey = randomBytes(32).toString("base64");
+      const a = forkRelay("relay A");
+      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-a", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: names } satisfies ToRelay, "started", 180_000);
+      run.relayDirs.push(sa.dir);
+      const b = forkRelay("relay B");
+      const sb = await b.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-b", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: [] } satisfies ToRelay, "started", 60_000);
+      run.relayDirs.push(sb.dir);
+      creds = sa.creds;
+      hubUrl = mq.url;
+    } else {
+      if (variant === "postgres") run.schema = uniquePgSchema("bench_storm");
+      const role: RelayRole = variant === "postgres" && run.schema ? { kind: "postgres", url: p.pgUrl, schema: run.schema } : { kind: "sqlite" };
+      const a = forkRelay("relay");
+      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role, insertHubs: names } satisfies ToRelay, "started", 180_000);
+      run.relayDirs.push(sa.dir);
+      creds = sa.creds;
+      hubUrl = sa.mqttUrl;
+    }
+    base.identitiesSeconds = r1((performance.now() - tId) / 1000);
+
+    // --- hub processes: pre-sign every event before the clock starts
+    let acked = 0;
+    const progress = new Map<number, { acked: number; connected: number; resent: number }>();
+    const tSign = performance.now();
+    for (let k = 0; k < p.procs; k++) {
+      const kid = new Kid<FromHubs>(`hub process ${k}`, fork(self, ["--hubs-child"], { stdio: ["ignore", "inherit", "inherit", "ipc"] }), (m) => {
+        if (m.t === "progress") {
+          progress.set(k, m);
+          acked = [...progress.values()].reduce((a, x) => a + x.acked, 0);
+        }
+      });
+      run.hubs.push(kid);
+    }
+    const mine = (k: number): StormHub[] => creds.flatMap((c, g) => (g % p.procs === k ? [{ ...c, g }] : []));
+    const ready = await Promise.all(
+      run.hubs.map((kid, k) =>
+        kid.ask<Extract<FromHubs, { t: "ready" }>>({ t: "init", url: hubUrl, hubs: mine(k), total: p.hubs, events: p.events, window: p.window, ackTimeoutMs: p.ackTimeoutMs, spreadMs: p.spreadMs } satisfies ToHubs, "ready", 300_000),
+      ),
+    );
+    base.presignSeconds = r1((performance.now() - tSign) / 1000);
+    console.log(`  ${variant}: ${p.hubs} hubs ready (identities ${base.identitiesSeconds} s, ${p.hubs * p.events} events signed in ${base.presignSeconds} s, ${r1(ready.reduce((a, x) => a + x.payloadMiB, 0))} MiB)`);
+
+    // --- the storm
+    const pids = run.relays.map((k) => k.proc.pid);
+    const idle = pids.map(procStat);
+    const peak = idle.map((s) => s.rssMiB);
+    const timeline: Array<{ s: number; mib: number[] }> = [];
+    const startAt = wall() + 1000;
+    const sampler = setInterval(() => {
+      const st = pids.map(procStat);
+      st.forEach((s, i) => (peak[i] = Math.max(peak[i] ?? 0, s.rssMiB)));
+      timeline.push({ s: r1((wall() - startAt) / 1000), mib: st.map((s) => s.rssMiB) });
+    }, 500);
+    const finished = Promise.all(run.hubs.map((k) => k.ask(null, "finished", p.timeoutMs + 60_000)));
+    finished.catch(() => {});
+    for (const k of run.hubs) k.proc.send({ t: "go", startAt } satisfies ToHubs);
+    let lastPrint = 0;
+    const printer = setInterval(() => {
+      const s = (wall() - startAt) / 1000;
+      if (s - lastPrint < 5) return;
+      lastPrint = s;
+      const conn = [...progress.values()].reduce((a, x) => a + x.connected, 0);
+      const res = [...progress.values()].reduce((a, x) => a + x.resent, 0);
+      console.log(`    ${r1(s)} s: ${conn} hubs connected, ${acked}/${p.hubs * p.events} acked, ${res} resent, relay RSS ${timeline.at(-1)?.mib.join(" + ") ?? "?"} MiB`);
+    }, 1000);
+    let deadline: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([finished.then(() => false), new Promise<boolean>((r) => (deadline = setTimeout(() => r(true), p.timeoutMs)))]).finally(() => clearTimeout(deadline));
+    const tEnd = wall();
+    const atLastAck = pids.map(procStat);
+    clearInterval(printer);
+    if (timedOut) console.log(`  ${variant}: TIMEOUT — not every event acked after ${p.timeoutMs / 1000} s (${acked}/${p.hubs * p.events}); figures below are partial`);
+    await sleep(3000);
+    clearInterval(sampler);
+    const settled = pids.map(procStat);
+    const reports = await Promise.all(run.hubs.map((k) => k.ask<HubsReport>({ t: "report" }, "report", 30_000)));
+    const counts = await Promise.all(run.relays.map((k) => k.ask<Extract<FromRelay, { t: "counted" }>>({ t: "count" }, "counted", 120_000)));
+
+    // --- figures
+    const connectAt = reports.flatMap((r) => r.connectAt);
+    const t0 = Math.min(...connectAt.filter((x) => !Number.isNaN(x)));
+    const doneAt = reports.flatMap((r) => r.doneAt);
+    const lastAck = Math.max(...doneAt.filter((x) => !Number.isNaN(x)));
+    const per = (a: number[], b: number[]) =>
+      a
+        .map((x, i) => x - (b[i] as number))
+        .filter((x) => !Number.isNaN(x))
+        .sort((x, y) => x - y);
+    const connectAts = reports.flatMap((r) => r.connectAt);
+    const alarm = per(
+      reports.flatMap((r) => r.alarmAckAt),
+      connectAts,
+    );
+    const connack = per(
+      reports.flatMap((r) => r.connackAt),
+      connectAts,
+    );
+    const hubDone = per(doneAt, connectAts);
+    const ackedAtHubs = reports.reduce((a, r) => a + r.acked, 0);
+    const span = (tEnd - t0) / 1000;
+    const spanToLastAck = timedOut ? span : (lastAck - t0) / 1000;
+    const first = counts[0];
+    const store = first ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
+    const wallS = (tEnd - startAt) / 1000;
+    const result: VariantResult = {
+      ...base,
+      status: timedOut ? "timeout" : store?.exactlyOnce && ackedAtHubs === p.hubs * p.events ? "ok" : "failed",
+      ...(timedOut ? { note: `not finished after ${p.timeoutMs / 1000} s` } : {}),
+      connectSpanSeconds: r2((Math.max(...connectAt.filter((x) => !Number.isNaN(x))) - t0) / 1000),
+      firstConnectToLastAckSeconds: r2(spanToLastAck),
+      eventsPerSecond: Math.round(ackedAtHubs / spanToLastAck),
+      ackedAtHubs,
+      hubsComplete: doneAt.filter((x) => !Number.isNaN(x)).length,
+      alarmAckMs: { n: alarm.length, p50: r1(pct(alarm, 50)), p90: r1(pct(alarm, 90)), p99: r1(pct(alarm, 99)), max: r1(alarm.at(-1) ?? NaN), within2s: alarm.filter((x) => x <= 2000).length },
+      connackMs: { p50: r1(pct(connack, 50)), p99: r1(pct(connack, 99)), max: r1(connack.at(-1) ?? NaN) },
+      hubDoneMs: { p50: r1(pct(hubDone, 50)), p99: r1(pct(hubDone, 99)), max: r1(hubDone.at(-1) ?? NaN) },
+      store,
+      relays: run.relays.map((k, i) => {
+        const c = counts[i];
+        return {
+          name: k.name,
+          rssIdleMiB: idle[i]?.rssMiB ?? NaN,
+          rssPeakMiB: peak[i] ?? NaN,
+          rssAtLastAckMiB: atLastAck[i]?.rssMiB ?? NaN,
+          rssSettledMiB: settled[i]?.rssMiB ?? NaN,
+          cpuPct: r1((((atLastAck[i]?.cpuMs ?? NaN) - (idle[i]?.cpuMs ?? NaN)) / (wallS * 1000)) * 100),
+          committedHere: c?.committedHere ?? NaN,
+          received: c?.received ?? NaN,
+          deduped: c?.deduped ?? NaN,
+          rejected: c?.rejected ?? {},
+          authFailures: c?.authFailures ?? {},
+        };
+      }),
+      rssTimeline: timeline.filter((_, i) => i % 4 === 0),
+      hubsSide: {
+        published: reports.reduce((a, r) => a + r.published, 0),
+        resent: reports.reduce((a, r) => a + r.resent, 0),
+        duplicateAcks: reports.reduce((a, r) => a + r.duplicateAcks, 0),
+        unknownAcks: reports.reduce((a, r) => a + r.unknownAcks, 0),
+        disconnects: reports.reduce((a, r) => a + r.disconnects, 0),
+        connectFailures: reports.reduce((a, r) => a + r.connectFailures, 0),
+        errors: reports.reduce<Record<string, number>>((a, r) => {
+          for (const [k, v] of Object.entries(r.errors)) a[k] = (a[k] ?? 0) + v;
+          return a;
+        }, {}),
+        cpuPct: reports.map((r) => r1((r.cpuMs / (wallS * 1000)) * 100)),
+        rssMiB: reports.map((r) => r.rssMiB),
+      },
+    };
+    return result;
+  } catch (e) {
+    console.log(`  ${variant}: FAILED — ${(e as Error).message}`);
+    return { ...base, status: "failed", note: (e as Error).message };
+  } finally {
+    const problems = await teardown(run, p.pgUrl);
+    if (problems.length) console.log(`  ${variant}: cleanup: ${problems.join("; ")}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const quick = !!process.env.BENCH_STORM_QUICK && process.env.BENCH_STORM_QUICK !== "0";
+  const wanted = Number(process.env.BENCH_STORM_HUBS ?? (quick ? 2000 : 10_000));
+  const p: Params = {
+    hubs: wanted,
+    events: Number(process.env.BENCH_STORM_EVENTS ?? 50),
+    spreadMs: Number(process.env.BENCH_STORM_SPREAD_S ?? 10) * 1000,
+    window: Number(process.env.BENCH_STORM_WINDOW ?? 32),
+    ackTimeoutMs: Number(process.env.BENCH_STORM_ACK_TIMEOUT_MS ?? 5000),
+    procs: Math.max(1, Number(process.env.BENCH_STORM_PROCS ?? 4)),
+    timeoutMs: Number(process.env.BENCH_STORM_TIMEOUT_S ?? (quick ? 300 : 600)) * 1000,
+    pgUrl: process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+  };
+  const variants = (process.env.BENCH_STORM_VARIANTS ?? "sqlite,postgres,pg-2x-mosquitto").split(",").map((v) => v.trim()) as VariantName[];
+  const machine = { ...machineInfo(), loadEnd: [] as number[] };
+  console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
+
+  // The disk's own commit latency, for context: SQLite's commits (synchronous=FULL) wait for it on the relay's thread.
+  const fsyncDir = await mkdtemp(join(tmpdir(), "anxin-storm-fsync-"));
+  let fsync: ReturnType<typeof rawFdatasync>;
+  try {
+    fsync = rawFdatasync(fsyncDir, 200);
+  } finally {
+    rmSync(fsyncDir, { recursive: true, force: true });
+  }
+  console.log(`disk: 4 KiB write + fdatasync in ${tmpdir()}: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms (${fsync.perSec}/s)`);
+
+  // Every hub is a socket in a hub process and one in the broker (the relay's process, or Mosquitto).
+  const limit = nofileLimit();
+  if (Number.isFinite(limit) && limit - 300 < p.hubs) {
+    p.hubs = Math.max(100, Math.floor((limit - 300) / 100) * 100);
+    console.log(`open-file limit ${limit} is too low for ${wanted} hubs: running ${p.hubs}`);
+  }
+  console.log(
+    `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ` +
+      `ack timeout ${p.ackTimeoutMs} ms (doubling), ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
+  );
+
+  const pgProblem = variants.some((v) => v !== "sqlite") ? await pgReachable(p.pgUrl) : null;
+  let mqProblem: string | false = false;
+  if (variants.includes("pg-2x-mosquitto")) mqProblem = (await import("../test/support/mosquitto.js")).mosquittoMissing();
+
+  const results: VariantResult[] = [];
+  for (const v of variants) {
+    if (!["sqlite", "postgres", "pg-2x-mosquitto"].includes(v)) {
+      results.push({ variant: v, status: "skipped", note: "unknown variant", hubs: p.hubs, eventsPerHub: p.events });
+      continue;
+    }
+    const why = v !== "sqlite" && pgProblem ? `PostgreSQL at ${p.pgUrl}: ${pgProblem}` : v === "pg-2x-mosquitto" && mqProblem ? mqProblem : null;
+    if (why) {
+      console.log(`  ${v}: skipped (${why})`);
+      results.push({ variant: v, status: "skipped", note: why, hubs: p.hubs, eventsPerHub: p.events });
+      continue;
+    }
+    console.log(`${v}: starting (load ${loadavg().map(r2).join(" ")})`);
+    const r = await runVariant(v, p);
+    results.push(r);
+    console.log(`${v}: ${r.status}${r.firstConnectToLastAckSeconds !== undefined ? `, ${r.firstConnectToLastAckSeconds} s first connect → last ack, ${r.eventsPerSecond} events/s, alarm ack p99 ${r.alarmAckMs?.p99} ms` : ""}`);
+  }
+
+  console.log("");
+  const label: Record<VariantName, string> = { sqlite: "SQLite, embedded broker", postgres: "PostgreSQL, embedded broker", "pg-2x-mosquitto": "PostgreSQL, 2 relays, Mosquitto" };
+  console.table(
+    Object.fromEntries(
+      results.map((r) => [
+        label[r.variant] ?? r.variant,
+        {
+          status: r.status,
+          "hubs × events": `${r.hubs} × ${r.eventsPerHub}`,
+          "first connect → last ack s": r.firstConnectToLastAckSeconds ?? "-",
+          "events/s": r.eventsPerSecond ?? "-",
+          "alarm ack p50 ms": r.alarmAckMs?.p50 ?? "-",
+          "p99 ms": r.alarmAckMs?.p99 ?? "-",
+          "max ms": r.alarmAckMs?.max ?? "-",
+          "≤ 2 s": r.alarmAckMs ? `${r.alarmAckMs.within2s}/${r.hubs}` : "-",
+          "store rows (distinct)": r.store ? `${r.store.rows} (${r.store.distinctIds})` : "-",
+          "exactly once": r.store?.exactlyOnce ?? "-",
+        },
+      ]),
+    ),
+  );
+  console.table(
+    Object.fromEntries(
+      results.flatMap((r) =>
+        (r.relays ?? []).map((x) => [
+          `${label[r.variant] ?? r.variant}: ${x.name}`,
+          {
+            "RSS idle MiB": x.rssIdleMiB,
+            "peak MiB": x.rssPeakMiB,
+            "at last ack": x.rssAtLastAckMiB,
+            "3 s later": x.rssSettledMiB,
+            "CPU %": x.cpuPct,
+            "new commits": x.committedHere,
+            received: x.received,
+            deduped: x.deduped,
+            rejected: JSON.stringify(x.rejected),
+          },
+        ]),
+      ),
+    ),
+  );
+  console.table(
+    Object.fromEntries(
+      results
+        .filter((r) => r.hubsSide)
+        .map((r) => [
+          label[r.variant] ?? r.variant,
+          {
+            "connect span s": r.connectSpanSeconds,
+            "CONNACK p50/p99 ms": `${r.connackMs?.p50} / ${r.connackMs?.p99}`,
+            "hub drained p50/p99/max s": `${r1((r.hubDoneMs?.p50 ?? NaN) / 1000)} / ${r1((r.hubDoneMs?.p99 ?? NaN) / 1000)} / ${r1((r.hubDoneMs?.max ?? NaN) / 1000)}`,
+            published: r.hubsSide?.published,
+            resent: r.hubsSide?.resent,
+            "dup acks": r.hubsSide?.duplicateAcks,
+            disconnects: r.hubsSide?.disconnects,
+            "connect failures": r.hubsSide?.connectFailures,
+            "hub procs CPU %": r.hubsSide?.cpuPct.join(" "),
+          },
+        ]),
+    ),
+  );
+  machine.loadEnd = loadavg().map(r2);
+  console.log(`load average at end: ${machine.loadEnd.join(" ")}`);
+  const failed = results.some((r) => r.status === "failed" || r.status === "timeout");
+  if (failed) process.exitCode = 1;
+  console.log(
+    JSON.stringify({
+      bench: "reconnect-storm",
+      machine,
+      fdatasyncMs: fsync,
+      quick,
+      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, hubProcesses: p.procs },
+      results,
+      targets: { hubs: 10_000, eventsPerHub: 50, spreadS: 10, alarmAckP99Ms: 2000 },
+    }),
+  );
+}
+
+// Whatever happens, no child, temp dir or schema outlives the run.
+function onSignal(sig: NodeJS.Signals): void {
+  console.log(`reconnect-storm: ${sig}, cleaning up`);
+  const pgUrl = process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+  void Promise.race([Promise.all([...live].map((r) => teardown(r, pgUrl))), sleep(40_000)]).finally(() => process.exit(130));
+}
+
+if (process.argv.includes("--relay-child")) await relayChild();
+else if (process.argv.includes("--hubs-child")) await hubsChild();
+else {
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  process.on("exit", () => {
+    for (const r of live) {
+      for (const k of [...r.hubs, ...r.relays]) if (k.alive) k.proc.kill("SIGKILL");
+      for (const d of r.relayDirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+  await main();
+}
