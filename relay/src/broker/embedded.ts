@@ -13,6 +13,9 @@ import { isHubId, parseTopic } from "../mqtt/topics.js";
 import { plaintextListenerProblem } from "./plaintext.js";
 import { PacketSizeGuard, pipePair } from "./streams.js";
 
+/** Connections waiting to be accepted (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+
 // aedes' AuthErrorCode is a const enum in a .d.ts, which isolated-module compilers cannot inline.
 const IDENTIFIER_REJECTED = 2;
 const SERVER_UNAVAILABLE = 3;
@@ -91,7 +94,9 @@ export class EmbeddedBroker {
     server.on("tlsClientError", (err: Error) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(opts.port, opts.host, () => {
+      // A deep accept queue: thousands of hubs reconnect at once after an outage, and an attempt the kernel
+      // drops waits out TCP's retry delays (1, 2, 4 … s) before it tries again. Capped by net.core.somaxconn.
+      server.listen({ port: opts.port, host: opts.host, backlog: LISTEN_BACKLOG }, () => {
         server.off("error", reject);
         resolve();
       });

@@ -74,7 +74,11 @@ export class CommitLoop {
       }, this.retryDelay);
       this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
     }
-    this.pump();
+    // The next commit starts on a later turn of the event loop, not in this one's microtasks: a SQLite commit
+    // settles as a microtask, so back-to-back commits would otherwise hold one turn for as long as batches
+    // keep coming, and the broker would accept one connection per turn (a reconnect storm then waits on
+    // TCP's retry delays for the hubs' logins).
+    setImmediate(() => this.pump());
   }
 
   private finished(batch: Batch): void {
