@@ -37,7 +37,7 @@ import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { reconnectDelay, resendDelay } from "../gateway/src/uplink/backoff.js";
-import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
+import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, nofileLimit, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -494,17 +494,6 @@ function procStat(pid: number | undefined): { rssMiB: number; cpuMs: number } {
   }
 }
 
-function nofileLimit(): number {
-  try {
-    const line = readFileSync("/proc/self/limits", "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("Max open files"));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft === "unlimited" ? Infinity : Number(soft);
-  } catch {
-    return NaN;
-  }
-}
 
 async function pgReachable(url: string): Promise<string | null> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });

@@ -14,7 +14,6 @@
 // hash check, broker ACL); new passwords use a salted SHA-256, cheaper still.
 import { fork, type ChildProcess } from "node:child_process";
 import { randomFillSync } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -23,7 +22,7 @@ import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { benchHubConnectOptions, insertBenchHubs, machineInfo, pct, r2 } from "./support.js";
+import { benchHubConnectOptions, insertBenchHubs, machineInfo, nofileLimit, pct, r2 } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -249,17 +248,6 @@ async function child(): Promise<void> {
 
 // ----------------------------------------------------------------------------------------------- parent
 
-function nofileLimit(): number {
-  try {
-    const line = readFileSync("/proc/self/limits", "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("Max open files"));
-    const soft = line?.split(/\s{2,}/)[1];
-    return soft === "unlimited" ? Infinity : Number(soft);
-  } catch {
-    return NaN;
-  }
-}
 
 
 class Kid {

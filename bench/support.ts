@@ -1,7 +1,7 @@
 // What every benchmark shares: rounding, nearest-rank percentiles and a description of the machine,
 // so figures from different scripts are computed and labelled the same way.
 import { randomBytes, scrypt } from "node:crypto";
-import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { cpus, loadavg, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
@@ -140,4 +140,17 @@ export function askChild<T extends { t: string }>(proc: ChildProcess, m: unknown
     proc.on("message", on);
     proc.send(m as object);
   });
+}
+
+/** The soft limit on open files (each hub connection is one), from /proc; NaN when it cannot be read. */
+export function nofileLimit(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === "unlimited" ? Infinity : Number(soft);
+  } catch {
+    return NaN;
+  }
 }
