@@ -33,6 +33,12 @@ export interface Chunk {
   at: number;
   radar: string;
   bytes: Buffer;
+  /**
+   * The line paused inside this chunk (line noise: a split write): the radar's next chunk is the rest of the
+   * same transmission, and a radar sends nothing else in between (its UART sends a frame whole: a reply to a
+   * query waits for the frame being sent).
+   */
+  continues?: true;
 }
 
 export interface PowerChange {
@@ -685,7 +691,7 @@ function finalise(chunks: RChunk[]): { chunks: Chunk[]; intact: IntactReport[]; 
       ends.push(off);
     });
     if (c.splitAt !== undefined && c.splitGapMs !== undefined) {
-      out.push({ at: c.at, radar: c.radar, bytes: bytes.subarray(0, c.splitAt) });
+      out.push({ at: c.at, radar: c.radar, bytes: bytes.subarray(0, c.splitAt), continues: true });
       last = c.at + c.splitGapMs;
       out.push({ at: last, radar: c.radar, bytes: bytes.subarray(c.splitAt) });
     } else out.push({ at: c.at, radar: c.radar, bytes });

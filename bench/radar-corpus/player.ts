@@ -1,6 +1,8 @@
 // Plays corpus traces onto real serial lines: one socat PTY pair per radar, the hub opening one end, the
 // player acting as the radar on the other. The player answers the hub's heartbeat and product-information
 // queries like a real radar while that radar is powered, and stays silent while it is "unplugged".
+// Like a real radar it never sends a reply inside a transmission: after a chunk the line paused in (a split
+// write, `Chunk.continues`) replies wait for the rest of it.
 //
 // Two modes:
 // - real time: chunks written at their wall-clock offsets; the hub runs on its own clock and interval.
@@ -13,7 +15,7 @@
 import { SerialPort } from "serialport";
 import { encodeHeartbeat, seeed5359 } from "../../gateway/src/transports/uart/seeed-5359.js";
 import { startPtyPair, type PtyPair } from "../../test/support/pty-pair.js";
-import { productReplies, type RadarProfile, type Trace } from "./generate.js";
+import { productReplies, type Chunk, type RadarProfile, type Trace } from "./generate.js";
 
 // --- PTY pairs ----------------------------------------------------------------------------------------------
 
@@ -35,6 +37,11 @@ export class RadarEnd {
   /** frames written in answer to the hub's queries (heartbeats, product information) */
   repliesWritten = 0;
   queriesIgnored = 0;
+  /** the hub's queries heard on the line (answered or not) */
+  queriesHeard = 0;
+  /** replies held back while a split chunk's transmission is unfinished (see `Chunk.continues`) */
+  private held: Buffer[] = [];
+  private midChunk = false;
   private port: SerialPort;
   private readonly parser = seeed5359.createParser();
   private readonly product: ReturnType<typeof productReplies>;
@@ -56,9 +63,29 @@ export class RadarEnd {
     return new Promise((resolve, reject) => this.port.open((err) => (err ? reject(err) : resolve())));
   }
 
-  write(bytes: Buffer): void {
+  private send(bytes: Buffer): void {
     this.written += bytes.length;
     this.port.write(bytes);
+  }
+
+  /**
+   * One chunk of the trace. After a chunk the line paused inside (`continues`), replies wait for the rest of
+   * that transmission, as on a real radar: written between the halves, a reply would break the frame the
+   * split runs through, and the hub would rightly not decode a frame the trace counts as intact.
+   */
+  writeChunk(c: Pick<Chunk, "bytes" | "continues">): void {
+    this.send(c.bytes);
+    this.midChunk = c.continues === true;
+    if (!this.midChunk) for (const r of this.held.splice(0)) this.reply(r);
+  }
+
+  private reply(bytes: Buffer): void {
+    if (this.midChunk) {
+      this.held.push(bytes);
+      return;
+    }
+    this.send(bytes);
+    this.repliesWritten++;
   }
 
   /** Resolves once the hub has written anything (its port is open: it asks for a heartbeat on opening). */
@@ -82,19 +109,18 @@ export class RadarEnd {
     // for the product information (the hub uses the model query as its liveness query).
     for (const f of this.parser.push(chunk)) {
       if (f.kind === "report" || f.kind === "product") continue;
+      this.queriesHeard++;
       if (!this.powered) {
         this.queriesIgnored++;
         continue;
       }
       if (f.ctrl === 0x01 && f.cmd === 0x01) {
-        this.write(encodeHeartbeat());
+        this.reply(encodeHeartbeat());
         this.heartbeatsAnswered++;
-        this.repliesWritten++;
       } else if (f.ctrl === 0x02) {
         const field = ({ 0xa1: "model", 0xa2: "id", 0xa3: "hardware", 0xa4: "firmware" } as const)[f.cmd as 0xa1 | 0xa2 | 0xa3 | 0xa4];
         if (field) {
-          this.write(this.product[field]);
-          this.repliesWritten++;
+          this.reply(this.product[field]);
         }
       }
     }
@@ -116,6 +142,8 @@ export interface VirtualHub {
   tick(): void;
   /** bytes the hub's radar `id` has read from its line */
   bytesIn(id: string): number;
+  /** queries the hub's radar `id` has written to its line */
+  queriesSent(id: string): number;
 }
 
 export interface PlayOptions {
@@ -134,6 +162,8 @@ export interface PlayStats {
   /** bytes the hub never read (a catch-up that timed out): the trace is not trustworthy then */
   unread: number;
   catchUpTimeouts: number;
+  /** queries the hub sent that never reached the player by the end (their answers are missing): not trustworthy either */
+  queriesUnheard: number;
   wallMs: number;
 }
 
@@ -154,7 +184,7 @@ export async function playVirtual(trace: Trace, ends: Map<string, RadarEnd>, hub
   const timeout = o.catchUpTimeoutMs ?? 3000;
   const windows = fineWindows(trace);
   const started = Date.now();
-  const stats: PlayStats = { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, wallMs: 0 };
+  const stats: PlayStats = { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, queriesUnheard: 0, wallMs: 0 };
   // Bytes the hub is known to have lost (after a timed-out catch-up), so later waits do not wait for them.
   const lost = new Map<string, number>();
   const power = [...trace.power];
@@ -201,14 +231,22 @@ export async function playVirtual(trace: Trace, ends: Map<string, RadarEnd>, hub
     hub.setNow(trace.startAt + c.at);
     const e = ends.get(c.radar);
     if (!e) throw new Error(`trace ${trace.name}: chunk for unknown radar ${c.radar}`);
-    e.write(c.bytes);
+    e.writeChunk(c);
     stats.chunks++;
     stats.bytes += c.bytes.length;
     await catchUp(c.radar, e);
   }
   await tickUntil(trace.durationMs);
-  // answers to queries sent by the last ticks
-  for (const [id, e] of ends) await catchUp(id, e);
+  // Answers to queries sent by the last ticks (or by the last chunks: the hub asks again when a radar comes
+  // back). A query still on its way has no answer written yet, so first hear every query the hub sent, then
+  // wait for the answers to be read: otherwise an answer written after this point counts in `repliesWritten`
+  // but may never reach the hub's counters.
+  for (const [id, e] of ends) {
+    const until = Date.now() + timeout;
+    while (e.queriesHeard < hub.queriesSent(id) && Date.now() <= until) await immediate();
+    if (e.queriesHeard < hub.queriesSent(id)) stats.queriesUnheard += hub.queriesSent(id) - e.queriesHeard;
+    await catchUp(id, e);
+  }
   stats.wallMs = Date.now() - started;
   return stats;
 }
@@ -220,7 +258,7 @@ export async function playVirtual(trace: Trace, ends: Map<string, RadarEnd>, hub
 export async function playRealTime(trace: Trace, ends: Map<string, RadarEnd>, o: { onStart?: (t0: number) => void } = {}): Promise<PlayStats & { t0: number }> {
   const t0 = Date.now();
   o.onStart?.(t0);
-  const stats: PlayStats = { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, wallMs: 0 };
+  const stats: PlayStats = { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, queriesUnheard: 0, wallMs: 0 };
   const power = [...trace.power];
   let pi = 0;
   const setPower = (upTo: number) => {
@@ -234,7 +272,7 @@ export async function playRealTime(trace: Trace, ends: Map<string, RadarEnd>, o:
     const wait = t0 + c.at - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     setPower(c.at);
-    ends.get(c.radar)?.write(c.bytes);
+    ends.get(c.radar)?.writeChunk(c);
     stats.chunks++;
     stats.bytes += c.bytes.length;
   }

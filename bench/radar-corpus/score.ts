@@ -157,6 +157,7 @@ export async function runTrace(trace: Trace, o: RunOptions = {}): Promise<TraceR
           setNow: (t) => (clock.t = t),
           tick: () => hub.hub.tickNow(),
           bytesIn: (id) => byId.get(id)?.stats().bytesIn ?? 0,
+          queriesSent: (id) => byId.get(id)?.stats().queriesSent ?? 0,
         },
         { tickMs: o.tickMs, fineTickMs: o.fineTickMs },
       );
@@ -270,6 +271,7 @@ function judge(
   for (const x of falseAlarms) failures.push(`false alarm ${x.type}${x.trigger ? ` (${x.trigger})` : ""} from ${x.device ?? "?"} at ${sec(x.at)}`);
   for (const x of unexpectedDevice) failures.push(`unexpected ${x.type} of ${x.device} at ${sec(x.at)}`);
   if (play.unread > 0) failures.push(`the hub never read ${play.unread} bytes written to its lines (${play.catchUpTimeouts} catch-up timeouts)`);
+  if (play.queriesUnheard > 0) failures.push(`${play.queriesUnheard} queries the hub sent never reached the player`);
   for (const [id, f] of Object.entries(frames)) {
     if (f.decoded !== f.intact + f.replies) warnings.push(`${id}: hub decoded ${f.decoded} frames, ${f.intact} intact + ${f.replies} replies were sent (${f.damaged} damaged)`);
   }
@@ -378,7 +380,7 @@ function crashed(trace: Trace, e: Error): TraceResult {
     raised: [],
     failures: [`the run failed: ${e.message}`],
     warnings: [],
-    play: { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, wallMs: 0 },
+    play: { chunks: 0, bytes: 0, ticks: 0, unread: 0, catchUpTimeouts: 0, queriesUnheard: 0, wallMs: 0 },
     frames: {},
     wallMs: 0,
     pass: false,

@@ -5,8 +5,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { demoTrace } from "../../bench/radar-corpus/generate.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { SerialPort } from "serialport";
+import { demoTrace, type Trace } from "../../bench/radar-corpus/generate.js";
+import { openPtyPair, playVirtual, RadarEnd } from "../../bench/radar-corpus/player.js";
 import { report, runCorpus, runTrace, TARGETS, formatReport, type Report } from "../../bench/radar-corpus/score.js";
+import { encodeReport, seeed5359 } from "../../gateway/src/transports/uart/seeed-5359.js";
 
 const socat = spawnSync("socat", ["-V"], { stdio: "ignore" });
 const skip = socat.error || socat.status !== 0 ? "socat not found: apt-get install socat" : false;
@@ -49,9 +55,11 @@ test("corpus subset: every trace outside the known misses passes, and every know
   );
   const fixed = r.results.filter((t) => t.pass && t.name in KNOWN_MISSES).map((t) => t.name);
   assert.deepEqual(fixed, [], "these known misses pass now: take them off KNOWN_MISSES and docs/fall-detection.md");
-  // every byte the player wrote was read by the hub, and every intact frame decoded
+  // every byte the player wrote was read by the hub, every query it sent answered (or ignored while the radar
+  // was off) before the counts are read, and every intact frame and every reply decoded
   for (const t of r.results) {
     assert.equal(t.play.unread, 0, `${t.name}: the hub did not read everything written`);
+    assert.equal(t.play.queriesUnheard, 0, `${t.name}: queries the hub sent never reached the player`);
     for (const [id, f] of Object.entries(t.frames)) assert.equal(f.decoded, f.intact + f.replies, `${t.name}/${id}: decoded frames`);
   }
 });
@@ -77,4 +85,88 @@ test("a fall played in real time reaches the journal within the window + 2 s", {
   const e = t.expects[0]!;
   assert.equal(e.outcome, "tp");
   assert.ok(e.latencyMs! <= e.windowMs + 2000, `latency ${e.latencyMs} ms`);
+});
+
+// --- the player's own accounting: `decoded === intact + replies` only holds if the player never breaks a frame
+// with a reply and counts no reply the hub could not have read yet.
+
+/** A player's end on one PTY line, the test holding the hub's end; `got` is every byte the hub end read. */
+async function playerLine(): Promise<{ end: RadarEnd; hubPort: SerialPort; got: () => Buffer; close: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "radar-player-"));
+  const pair = await openPtyPair(path.join(dir, "hub"), path.join(dir, "radar"));
+  const end = new RadarEnd("r", pair.deviceEnd, "seeed-mr60fda1");
+  await end.open();
+  const hubPort = new SerialPort({ path: pair.hubEnd, baudRate: 115200, autoOpen: false });
+  await new Promise<void>((res, rej) => hubPort.open((e) => (e ? rej(e) : res())));
+  const chunks: Buffer[] = [];
+  hubPort.on("data", (c: Buffer) => chunks.push(c));
+  return {
+    end,
+    hubPort,
+    got: () => Buffer.concat(chunks),
+    close: async () => {
+      await new Promise<void>((r) => hubPort.close(() => r()));
+      await end.close();
+      await pair.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const t = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > t) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+test("player: a query heard while the line paused inside a frame is answered after the rest of that frame", { skip, timeout: 20_000 }, async () => {
+  const l = await playerLine();
+  try {
+    const fall = encodeReport({ fall: "fall" })[0]!;
+    // a split write (line noise) that paused right after the frame's first byte, as in noise-normal-01
+    l.end.writeChunk({ bytes: fall.subarray(0, 1), continues: true });
+    l.hubPort.write(seeed5359.livenessQuery());
+    await until(() => l.end.queriesHeard === 1, "the player to hear the query");
+    l.end.writeChunk({ bytes: fall.subarray(1) });
+    await until(() => l.got().length === l.end.written, "the hub end to read everything written");
+    const p = seeed5359.createParser();
+    const frames = p.push(l.got());
+    assert.deepEqual(
+      frames.map((f) => f.kind),
+      ["report", "product"],
+      "the fall frame whole, then the answer",
+    );
+    assert.equal(l.end.repliesWritten, 1);
+    assert.equal(p.counters.frames, 1 + l.end.repliesWritten);
+  } finally {
+    await l.close();
+  }
+});
+
+test("player: the virtual play waits for the answer to a query sent by the last tick before it returns", { skip, timeout: 20_000 }, async () => {
+  const l = await playerLine();
+  try {
+    const frame = encodeReport({ presence: true })[0]!;
+    const trace = { name: "last-tick-query", startAt: 0, durationMs: 1000, chunks: [{ at: 0, radar: "r", bytes: frame }], power: [], expect: [] } as unknown as Trace;
+    let sent = 0;
+    const stats = await playVirtual(trace, new Map([["r", l.end]]), {
+      setNow: () => {},
+      // the tick at the trace's end asks the radar (a quiet radar's liveness query)
+      tick: () => {
+        l.hubPort.write(seeed5359.livenessQuery());
+        sent++;
+      },
+      bytesIn: () => l.got().length,
+      queriesSent: () => sent,
+    });
+    // read at once, as the corpus runner reads the hub's counters
+    assert.equal(stats.queriesUnheard, 0);
+    assert.equal(l.end.repliesWritten, 1, "the answer was written before the play returned");
+    assert.equal(l.got().length, l.end.written, "and read by the hub end");
+    assert.equal(seeed5359.createParser().push(l.got()).length, 1 + l.end.repliesWritten);
+  } finally {
+    await l.close();
+  }
 });
