@@ -14,6 +14,7 @@ import { ulid } from "ulid";
 import { ANNOUNCED_ALARMS, type AnnouncedAlarm, type Announcement, type HubCommandRequest } from "../../../protocol/messages.js";
 import { CONTACT_ROLES } from "../careplans/schema.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
+import { SerialPasses } from "../../../lib/daemon/serial-passes.js";
 
 /** How often open incidents are looked at. */
 export const ANNOUNCE_POLL_MS = 1_000;
@@ -63,37 +64,30 @@ export function announcementsOf(i: IncidentNews): Array<{ announcement: Announce
 
 export class Announcer {
   private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly passes: SerialPasses;
   /** `incident/announcement` claimed (by anyone) or sent: not looked up again. */
   private readonly done = new Set<string>();
-  private stopped = false;
 
   constructor(private readonly o: AnnouncerOptions) {
     this.now = o.now ?? Date.now;
+    this.passes = new SerialPasses({ everyMs: o.pollMs ?? ANNOUNCE_POLL_MS, what: "announce: pass", log: o.log, pass: () => this.pass() });
   }
 
   start(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => void this.sweep(), this.o.pollMs ?? ANNOUNCE_POLL_MS);
-    this.timer.unref();
+    this.passes.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.chain;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   /** One pass over the open incidents of online hubs (the timer's; tests call it). */
   sweep(): Promise<void> {
-    const next = this.chain.then(() => this.pass()).catch((err: unknown) => this.o.log.error({ err: err instanceof Error ? err.message : String(err) }, "announce: pass failed"));
-    this.chain = next;
-    return next;
+    return this.passes.run();
   }
 
   private async pass(): Promise<void> {
-    if (this.stopped || !this.o.connected()) return;
+    if (this.passes.isStopped || !this.o.connected()) return;
     const since = this.now() - ANNOUNCE_WITHIN_MS;
     const rows = await this.o.db
       .selectFrom("incidents as i")
@@ -110,7 +104,7 @@ export class Announcer {
     for (const r of rows) {
       const row: IncidentNews = { ...r, acknowledged_at: r.acknowledged_at === null ? null : Number(r.acknowledged_at), updated_at: Number(r.updated_at) };
       for (const n of announcementsOf(row)) {
-        if (n.at < since || this.stopped || !this.o.connected()) continue;
+        if (n.at < since || this.passes.isStopped || !this.o.connected()) continue;
         const key = `${row.id}/${n.announcement}`;
         if (this.done.has(key)) continue;
         this.done.add(key);

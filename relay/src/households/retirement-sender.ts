@@ -13,6 +13,7 @@ import { ulid } from "ulid";
 import { stateSchema, type HubCommandRequest } from "../../../protocol/messages.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 import { retirementDb, type HouseholdRetirementsTable, type RetirementDb } from "./retirement-table.js";
+import { SerialPasses } from "../../../lib/daemon/serial-passes.js";
 
 /** How often the store is looked at for retirements due (new ones go out within this of their recording). */
 export const RETIRE_POLL_MS = 2_000;
@@ -46,35 +47,30 @@ type Row = Pick<HouseholdRetirementsTable, "id" | "hub" | "device" | "sends">;
 export class RetirementSender {
   private readonly db: Kysely<RetirementDb>;
   private readonly now: () => number;
-  private chain: Promise<void> = Promise.resolve();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly passes: SerialPasses;
   private kick: NodeJS.Timeout | undefined;
   /** Hubs whose birth this instance saw, and when: their pending retirements go again once the store has them online. */
   private readonly births = new Map<string, number>();
-  private stopped = false;
 
   constructor(private readonly o: RetirementSenderOptions) {
     this.db = retirementDb(o.db);
     this.now = o.now ?? Date.now;
+    this.passes = new SerialPasses({ everyMs: o.pollMs ?? RETIRE_POLL_MS, what: "retirements: send pass", log: o.log, pass: () => this.pass() });
   }
 
   start(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => void this.sweep(), this.o.pollMs ?? RETIRE_POLL_MS);
-    this.timer.unref();
+    this.passes.start();
   }
 
   /** Stops the timers and waits for a send under way. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
     clearTimeout(this.kick);
-    await this.chain;
+    await this.passes.stop();
   }
 
   /** A message on `anxin/v1/{hub}/state`: after a birth, the hub's pending retirements go again (shortly). */
   onState(hub: string, payload: Buffer): void {
-    if (this.stopped || !isBirth(payload)) return;
+    if (this.passes.isStopped || !isBirth(payload)) return;
     this.births.set(hub, this.now());
     if (this.kick) return;
     this.kick = setTimeout(() => {
@@ -90,29 +86,24 @@ export class RetirementSender {
    * followed by the will (the hub came and went) sends nothing.
    */
   sweep(): Promise<void> {
-    return this.run(async () => {
-      const settle = this.o.afterBirthMs ?? RETIRE_AFTER_BIRTH_MS;
-      for (const [hub, at] of [...this.births]) {
-        if (this.now() - at < settle) continue;
-        if (!(await this.online(hub))) {
-          // The store may not have the birth yet; a hub gone again is dropped after a while.
-          if (this.now() - at > BIRTH_WAIT_MS) this.births.delete(hub);
-          continue;
-        }
-        this.births.delete(hub);
-        // Also what went out between the birth and the subscription: it may have reached nobody.
-        await this.sendAll(await this.pendingOf(hub, at + settle));
-      }
-      // A hub still in `births` is served by its birth, once it can receive: not twice.
-      await this.sendAll((await this.due()).filter((r) => !this.births.has(r.hub)));
-    });
+    return this.passes.run();
   }
 
-  /** One piece of store work at a time; a failure is logged, never thrown to a timer. */
-  private run(task: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(task).catch((err: unknown) => this.o.log.error({ err: err instanceof Error ? err.message : String(err) }, "retirements: send pass failed"));
-    this.chain = next;
-    return next;
+  private async pass(): Promise<void> {
+    const settle = this.o.afterBirthMs ?? RETIRE_AFTER_BIRTH_MS;
+    for (const [hub, at] of [...this.births]) {
+      if (this.now() - at < settle) continue;
+      if (!(await this.online(hub))) {
+        // The store may not have the birth yet; a hub gone again is dropped after a while.
+        if (this.now() - at > BIRTH_WAIT_MS) this.births.delete(hub);
+        continue;
+      }
+      this.births.delete(hub);
+      // Also what went out between the birth and the subscription: it may have reached nobody.
+      await this.sendAll(await this.pendingOf(hub, at + settle));
+    }
+    // A hub still in `births` is served by its birth, once it can receive: not twice.
+    await this.sendAll((await this.due()).filter((r) => !this.births.has(r.hub)));
   }
 
   private async online(hub: string): Promise<boolean> {
@@ -152,7 +143,7 @@ export class RetirementSender {
 
   private async sendAll(rows: Row[]): Promise<void> {
     for (const r of rows) {
-      if (this.stopped || !this.o.connected()) return;
+      if (this.passes.isStopped || !this.o.connected()) return;
       await this.send(r);
     }
   }
