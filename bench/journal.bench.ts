@@ -4,28 +4,14 @@ import { mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
-import type { EventDraft } from "../protocol/envelope.js";
 import { Journal } from "../gateway/src/journal/journal.js";
 import { machineInfo, pct, r2, rawFdatasync } from "./support.js";
+import { benchAlarmDraft } from "./peer-support.js";
 
 const baseDir = process.env.BENCH_DIR ?? tmpdir();
 const dir = mkdtempSync(join(baseDir, "anxin-journal-bench-"));
 let dbNo = 0;
 const freshPath = (): string => join(dir, `j${++dbNo}.db`);
-
-function alarm(i: number): EventDraft {
-  // About 300 bytes serialised, like a real alarm with its readings and actions.
-  return {
-    kind: "alarm",
-    type: "gas",
-    severity: "critical",
-    device: "gas-kitchen-1",
-    room: "kitchen",
-    data: { lel: 23.5, setpoint: 20, i },
-    actions: [{ action: "valve_closed", target: "valve-1", ok: true, at: 1_800_000_000_000 }],
-  };
-}
-
 
 function diskInfo(path: string): { mount: string; fsType: string; device: string; rotational: string; freeGiB: number } {
   let mount = "?";
@@ -72,7 +58,7 @@ async function sequential(n: number): Promise<Rate> {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
-    await j.append(alarm(i));
+    await j.append(benchAlarmDraft(i));
     lat.push(performance.now() - s);
   }
   const secs = (performance.now() - t0) / 1000;
@@ -91,7 +77,7 @@ async function concurrent(n: number, appenders: number): Promise<Rate> {
       while (next < n) {
         const i = next++;
         const s = performance.now();
-        await j.append(alarm(i));
+        await j.append(benchAlarmDraft(i));
         lat.push(performance.now() - s);
       }
     }),
@@ -105,7 +91,7 @@ async function concurrent(n: number, appenders: number): Promise<Rate> {
 async function batched(n: number, size: number): Promise<Rate> {
   const j = await Journal.open({ path: freshPath(), hub: "bench" });
   const t0 = performance.now();
-  for (let i = 0; i < n; i += size) await j.appendMany(Array.from({ length: size }, (_, k) => alarm(i + k)));
+  for (let i = 0; i < n; i += size) await j.appendMany(Array.from({ length: size }, (_, k) => benchAlarmDraft(i + k)));
   const secs = (performance.now() - t0) / 1000;
   await j.close();
   return { events: n, seconds: r2(secs), perSec: Math.round(n / secs) };
@@ -113,7 +99,7 @@ async function batched(n: number, size: number): Promise<Rate> {
 
 async function drain(rows: number, page: number): Promise<Rate & { rounds: number }> {
   const j = await Journal.open({ path: freshPath(), hub: "bench" });
-  for (let i = 0; i < rows; i += 1000) await j.appendMany(Array.from({ length: 1000 }, (_, k) => alarm(i + k)));
+  for (let i = 0; i < rows; i += 1000) await j.appendMany(Array.from({ length: 1000 }, (_, k) => benchAlarmDraft(i + k)));
   let removed = 0;
   let rounds = 0;
   const t0 = performance.now();

@@ -41,10 +41,7 @@ export function describeMachine(): ReturnType<typeof machineInfo> & { loadEnd: n
 
 export const loadNow = (): number[] => loadavg().map(r2);
 
-/**
- * The journal bench's event (bench/journal.bench.ts): an alarm of about 300 bytes serialised, with its
- * readings and actions. Kept in step with it by hand: that script runs when imported, so it exports nothing.
- */
+/** The journal benches' event (journal, disk-peer): an alarm of about 300 bytes serialised, with its readings and actions. */
 export function benchAlarmDraft(i: number): EventDraft {
   return {
     kind: "alarm",

@@ -221,7 +221,12 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
     endEpisode: (device) => hub.endTestEpisode(device),
     unpaired: () => unpairedZigbee({ config, hub, zigbee }),
     pair: zigbee ? async (expect, seconds) => void (await zigbee.pair({ seconds, expect }, () => {})) : undefined,
-    secondPath: cellular ? () => checkSecondPath(cellular, config.hub.id, [...deviceViews({ config, hub, zigbee }).map((d) => d.id), CELLULAR_DEVICE_ID], deviceViews({ config, hub, zigbee }).flatMap((d) => (d.room ? [d.room] : []))) : undefined,
+    secondPath: cellular
+      ? () => {
+          const views = deviceViews({ config, hub, zigbee });
+          return checkSecondPath(cellular, config.hub.id, [...views.map((d) => d.id), CELLULAR_DEVICE_ID], views.flatMap((d) => (d.room ? [d.room] : [])));
+        }
+      : undefined,
   }), () => setupDeps({ config, hub, zigbee, buses, profiles, radarProfiles }));
   const stopDelivery = journal.onDelivery((op, ids, at) => {
     commissioning?.delivery(op, ids, at);
