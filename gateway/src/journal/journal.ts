@@ -1,9 +1,9 @@
 // The hub's durable journal and outbox. Every event is committed here and stays until the relay
 // acknowledges it after its own commit (invariant 4). All SQLite work runs in a worker thread, so the
 // thread that closes valves and sounds sirens never waits for the disk (invariant 1).
-import { randomFillSync } from "node:crypto";
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../../lib/daemon/worker.js";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import { decodeTime, monotonicFactory } from "ulid";
 import { envelopeSchema, PROTOCOL_VERSION, SEVERITY_RANK } from "../../../protocol/envelope.js";
 import type { Envelope, EventDraft } from "../../../protocol/envelope.js";
@@ -77,19 +77,6 @@ const THINNABLE_KINDS = ["reading", "heartbeat"] as const;
 /** Fields the journal or the uplink assign; a producer setting them is a bug. */
 const RESERVED = ["v", "hub", "boot", "seq", "id", "sig", "historical"] as const;
 const PLACEHOLDER_ID = "0".repeat(26);
-
-
-// ulid's default source asks the CSPRNG once per character (~90 µs per id); drawing the same bytes from
-// a pool refilled by the CSPRNG keeps their quality at a fraction of the cost.
-const randomPool = Buffer.alloc(4096);
-let randomPos = randomPool.length;
-function pooledRandom(): number {
-  if (randomPos >= randomPool.length) {
-    randomFillSync(randomPool);
-    randomPos = 0;
-  }
-  return (randomPool[randomPos++] as number) / 256;
-}
 
 function startWorker(): Worker {
   return startModuleWorker(import.meta.url, "worker");

@@ -9,6 +9,7 @@
 // come from the current care plans through revealAlertCalls, an audited care-plan read like any other.
 import type { Kysely, Migration } from "kysely";
 import { ulid } from "ulid";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import { CarePlanError, readCarePlan } from "../careplans/store.js";
 import { numberFor } from "../escalation/plan.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
@@ -124,7 +125,7 @@ export async function raiseOperatorAlert(db: Kysely<LoopDb>, a: RaiseAlert): Pro
   const openKey = `${a.kind}/${a.key ?? a.incidentId ?? ""}`;
   const row = await db
     .insertInto("operator_alerts")
-    .values({ id: ulid(a.at), kind: a.kind, detail: a.detail, incident_id: a.incidentId ?? null, open_key: openKey, count: 1, first_at: a.at, last_at: a.at, acked_at: null, acked_by: null })
+    .values({ id: ulid(a.at, pooledRandom), kind: a.kind, detail: a.detail, incident_id: a.incidentId ?? null, open_key: openKey, count: 1, first_at: a.at, last_at: a.at, acked_at: null, acked_by: null })
     .onConflict((oc) =>
       oc.column("open_key").doUpdateSet((eb) => ({ count: eb("operator_alerts.count", "+", 1), last_at: a.at, detail: a.detail })),
     )

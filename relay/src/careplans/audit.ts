@@ -2,6 +2,7 @@
 // Rows are written in the same transaction as the read or write they record where one exists.
 import type { Kysely } from "kysely";
 import { monotonicFactory } from "ulid";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 
 export interface AuditEntry {
@@ -13,7 +14,7 @@ export interface AuditEntry {
 }
 
 // Rows written in the same millisecond keep their order (read back by (at, id)).
-const auditId = monotonicFactory();
+const auditId = monotonicFactory(pooledRandom);
 
 export async function recordAudit(db: Kysely<LoopDb>, e: AuditEntry): Promise<void> {
   await db.insertInto("audit_log").values({ id: auditId(e.at), at: e.at, actor: e.actor, action: e.action, subject: e.subject, purpose: e.purpose }).execute();

@@ -42,8 +42,14 @@ export function evidenceOf(inc: Pick<IncidentsTable, "escalation" | "severity">,
   return why;
 }
 
-/** The devices already part of an incident: the one that opened it and every one that joined since. */
-export async function devicesSeen(db: Kysely<LoopDb>, inc: Pick<IncidentsTable, "id" | "device">): Promise<Array<string | null>> {
+/**
+ * The devices already part of an incident: the one that opened it and every one that joined since. When the
+ * `joining` device is the one that opened it (a detector repeating its alarm, the usual join), that is all
+ * evidenceOf needs, and the timeline is not read: reading it on every join made a long drain of one
+ * detector's repeats cost the square of their number.
+ */
+export async function devicesSeen(db: Kysely<LoopDb>, inc: Pick<IncidentsTable, "id" | "device">, joining?: string | null): Promise<Array<string | null>> {
+  if (joining !== undefined && joining === inc.device) return [inc.device];
   const rows = await db.selectFrom("incident_timeline").select("detail").where("incident_id", "=", inc.id).where("kind", "in", ["joined", "new_evidence"]).execute();
   const joined = rows.map((r) => (r.detail ? ((JSON.parse(r.detail) as { device?: string | null }).device ?? null) : null));
   return [inc.device, ...joined];

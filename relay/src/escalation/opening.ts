@@ -3,6 +3,7 @@
 // when it is new evidence (evidence.ts) the confirmation opens again.
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import type { Envelope } from "../../../protocol/envelope.js";
 import { addTimeline, getIncidentRow, openKeyOf, toIncident } from "../incidents/repo.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
@@ -53,7 +54,7 @@ export class IncidentOpener {
     const row = await getIncidentRow(trx, open.id);
     if (!row) return;
     const j = { kind: "reading" as const, eventId: env.id, device: env.device ?? null, severity: env.severity };
-    const why = evidenceOf(row, await devicesSeen(trx, row), j);
+    const why = evidenceOf(row, await devicesSeen(trx, row, j.device), j);
     if (why.length > 0) await recordNewEvidence(this.c, trx, row, { ...j, type, cause: `reading ${env.id} (${env.type})` }, why, at);
   }
 
@@ -69,7 +70,7 @@ export class IncidentOpener {
       await trx.updateTable("incidents").set((eb) => ({ alarms: eb("alarms", "+", 1), updated_at: at })).where("id", "=", id).execute();
       const row = a.eventId ? await getIncidentRow(trx, id) : undefined; // supervision's joins carry no evidence
       const j = { kind: "alarm" as const, eventId: a.eventId ?? "", device: a.device, severity: a.severity };
-      const why = row ? evidenceOf(row, await devicesSeen(trx, row), j) : [];
+      const why = row ? evidenceOf(row, await devicesSeen(trx, row, j.device), j) : [];
       if (row && why.length > 0) await recordNewEvidence(this.c, trx, row, { ...j, type: a.type, cause: a.cause }, why, at);
       else await addTimeline(trx, id, { at, actor: `hub:${a.hub}`, kind: "joined", cause: a.cause, detail: { eventId: a.eventId ?? null, device: a.device } });
       return { id, opened: false };
@@ -80,7 +81,7 @@ export class IncidentOpener {
     const care = await carePlanFor(this.c, trx, a.hub, "incident_open");
     const policy = policyFor(this.c.policies, a.type);
     const plan = expandPlan(policy, this.c.policies.groups, care);
-    const id = ulid(at);
+    const id = ulid(at, pooledRandom);
     const got = await trx
       .insertInto("incidents")
       .values({

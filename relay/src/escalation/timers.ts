@@ -26,31 +26,38 @@ export async function addTimer(db: Kysely<LoopDb>, t: { id: string; incidentId: 
     .execute();
 }
 
-/** Claims up to `limit` due timers for `owner` until `now + leaseMs`. */
+/**
+ * Claims up to `limit` due timers for `owner` until `now + leaseMs`. The claims of one pass commit together
+ * (one fsync on SQLite, not one per timer: in a burst of alarms those fsyncs were most of the escalation's
+ * time); rows are taken in (due_at, id) order, so two PostgreSQL instances lock them in the same order.
+ */
 export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, leaseMs: number, limit: number): Promise<TimerRow[]> {
-  const candidates = await db
-    .selectFrom("escalation_timers")
-    .selectAll()
-    .where("done_at", "is", null)
-    .where("due_at", "<=", now)
-    .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
-    .orderBy("due_at")
-    .limit(limit)
-    .execute();
-  const mine: TimerRow[] = [];
-  for (const c of candidates) {
-    const r = await db
-      .updateTable("escalation_timers")
-      .set({ claimed_by: owner, claimed_until: now + leaseMs })
-      .where("id", "=", c.id)
+  return db.transaction().execute(async (trx) => {
+    const candidates = await trx
+      .selectFrom("escalation_timers")
+      .selectAll()
       .where("done_at", "is", null)
+      .where("due_at", "<=", now)
       .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
-      .executeTakeFirst();
-    // A released claim keeps its old owner with no lease (releaseTimerClaims): that owner is gone.
-    const recovered = c.claimed_by !== null && c.claimed_until === null;
-    if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs, ...(recovered ? { recovered } : {}) });
-  }
-  return mine;
+      .orderBy("due_at")
+      .orderBy("id")
+      .limit(limit)
+      .execute();
+    const mine: TimerRow[] = [];
+    for (const c of candidates) {
+      const r = await trx
+        .updateTable("escalation_timers")
+        .set({ claimed_by: owner, claimed_until: now + leaseMs })
+        .where("id", "=", c.id)
+        .where("done_at", "is", null)
+        .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
+        .executeTakeFirst();
+      // A released claim keeps its old owner with no lease (releaseTimerClaims): that owner is gone.
+      const recovered = c.claimed_by !== null && c.claimed_until === null;
+      if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs, ...(recovered ? { recovered } : {}) });
+    }
+    return mine;
+  });
 }
 
 /**

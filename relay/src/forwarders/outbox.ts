@@ -2,6 +2,7 @@
 // retries (worker.ts). Everything the rest of the relay needs is exported from here.
 import type { Kysely } from "kysely";
 import { ulid } from "ulid";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import type { RelayDbHandle } from "../store/closed-loop-schema.js";
 import { REQUEUED, type ForwardDb, type ForwardState } from "./table.js";
 
@@ -31,7 +32,7 @@ export async function enqueueForward(db: RelayDbHandle, item: EnqueueItem): Prom
   const got = await (db as unknown as Kysely<ForwardDb>)
     .insertInto("forward_outbox")
     .values({
-      id: ulid(item.at),
+      id: ulid(item.at, pooledRandom),
       destination: item.destination,
       idempotency_key: item.idempotencyKey,
       payload,

@@ -3,6 +3,7 @@
 // loser gets a conflict and reads the new state. The rules themselves are in lifecycle.ts.
 import type { Kysely } from "kysely";
 import { monotonicFactory } from "ulid";
+import { pooledRandom } from "../../../lib/ids/pooled-random.js";
 import { hubsOnStreets } from "../households/street-scope.js";
 import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
 import { JOINABLE_STATES, type IncidentState } from "./lifecycle.js";
@@ -70,7 +71,7 @@ export function toIncident(r: IncidentsTable): Incident {
 
 // Entries of one incident made in the same millisecond (a fake clock in tests, a fast step) must still sort
 // in the order they were written: the timeline is read ordered by (at, id).
-const timelineId = monotonicFactory();
+const timelineId = monotonicFactory(pooledRandom);
 
 export const openKeyOf = (hub: string, type: string) => `${hub}/${type}`;
 

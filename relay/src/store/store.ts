@@ -4,11 +4,12 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
 import pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
 import { relayMigrations, type HubsTable, type RelayDb } from "./schema.js";
+import { sqliteLanes } from "./sqlite-driver.js";
 
 export type { RelayDb } from "./schema.js";
 
@@ -221,9 +222,10 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
   if (cfg.kind === "sqlite") {
     const path = isAbsolute(cfg.path) ? cfg.path : resolve(dataDir, cfg.path);
     const raw = openSqlite(path);
-    const db = new Kysely<RelayDb>({ dialect: new SqliteDialect({ database: raw }) });
+    const lanes = sqliteLanes(raw);
+    const db = new Kysely<RelayDb>({ dialect: lanes.normal });
     await migrate(db, migrations, undefined);
-    return new KyselyStore("sqlite", db, raw);
+    return new KyselyStore("sqlite", db, raw, new Kysely<RelayDb>({ dialect: lanes.urgent }));
   }
   await ensurePgSchema(cfg.url, cfg.schema);
   const pool = new pg.Pool({
@@ -398,9 +400,15 @@ class KyselyStore implements Store {
     readonly db: Kysely<RelayDb>,
     /** The one connection kysely's SQLite dialect runs on, for statements prepared once (null on PostgreSQL). */
     private readonly sqlite: Database.Database | null = null,
+    /**
+     * SQLite: the lane served before everything else (sqlite-driver.ts), for the work a hub waits on: its
+     * login's lookup and the commits its acks follow. PostgreSQL has a pool, so it is `db` there.
+     */
+    private readonly urgent: Kysely<RelayDb> = db,
   ) {}
 
   async close(): Promise<void> {
+    if (this.urgent !== this.db) await this.urgent.destroy();
     await this.db.destroy();
   }
 
@@ -413,7 +421,7 @@ class KyselyStore implements Store {
     // Sorted, so two PostgreSQL transactions inserting overlapping ids take their index locks in the same
     // order and cannot deadlock.
     const unique = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return this.db.transaction().execute(async (trx) => {
+    return this.urgent.transaction().execute(async (trx) => {
       let inserted: string[];
       if (this.sqlite) inserted = this.insertSqlite(unique);
       else {
@@ -533,7 +541,7 @@ class KyselyStore implements Store {
   }
 
   async getHubAuth(id: string): Promise<HubAuthRow | undefined> {
-    const r = await this.db.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
+    const r = await this.urgent.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
     if (!r) return undefined;
     return {
       ...toHubRow(r),
