@@ -1,6 +1,6 @@
 // The relay's SQLite driver (relay/src/store/sqlite-driver.ts): two kysely instances over one real
 // better-sqlite3 connection, the urgent lane served first whenever the connection frees, the normal lane
-// never starved, savepoints and streaming as kysely's own driver has them, statements prepared once.
+// never starved, the redoable lane committing without its own fsync, savepoints and streaming as kysely's own driver has them, statements prepared once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,15 +19,19 @@ function open() {
   const raw = new Database(join(dir, "t.db"));
   raw.pragma("journal_mode = WAL");
   raw.exec("create table log (n integer primary key autoincrement, who text not null)");
+  raw.pragma("synchronous = FULL");
   const lanes = sqliteLanes(raw);
   const normal = new Kysely<Db>({ dialect: lanes.normal });
   const urgent = new Kysely<Db>({ dialect: lanes.urgent });
+  const redoable = new Kysely<Db>({ dialect: lanes.redoable });
   return {
     raw,
     normal,
     urgent,
+    redoable,
     close: async () => {
       await urgent.destroy();
+      await redoable.destroy();
       await normal.destroy();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -57,6 +61,44 @@ test("while a transaction holds the connection, waiting urgent work goes before 
   await holder;
   await Promise.all(waits);
   assert.deepEqual(await order(t.normal), ["holder", "u1", "n1", "u2", "n2", "u3"]);
+  await t.close();
+});
+
+test("the redoable lane commits with synchronous=NORMAL (no fsync of its own); the urgent and normal lanes with FULL", async () => {
+  const t = open();
+  // 2 = FULL, 1 = NORMAL; read through the lane's own connection turn, where its commit will run.
+  const level = (db: Kysely<Db>) =>
+    db.transaction().execute(async (trx) => {
+      await trx.insertInto("log").values({ who: "x" }).execute();
+      return t.raw.pragma("synchronous", { simple: true });
+    });
+  assert.equal(await level(t.normal), 2);
+  assert.equal(await level(t.redoable), 1);
+  assert.equal(await level(t.urgent), 2);
+  assert.equal(await level(t.redoable), 1);
+  assert.equal(await level(t.normal), 2);
+  // Queued behind a holder, each still gets its own level when its turn comes.
+  const order: Array<[string, unknown]> = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const holder = t.normal.transaction().execute(async () => {
+    await gate;
+  });
+  await new Promise((r) => setImmediate(r));
+  const runs = (["redoable", "normal", "urgent", "redoable"] as const).map((lane) =>
+    t[lane].transaction().execute(async () => {
+      order.push([lane, t.raw.pragma("synchronous", { simple: true })]);
+    }),
+  );
+  release();
+  await holder;
+  await Promise.all(runs);
+  assert.deepEqual(order, [
+    ["urgent", 2],
+    ["redoable", 1],
+    ["normal", 2],
+    ["redoable", 1],
+  ]);
   await t.close();
 });
 

@@ -12,7 +12,7 @@ import { enqueueForward, ForwarderWorker, resolveDestinations } from "../forward
 import { IncidentForwarding } from "../incidents/forwarding.js";
 import { IncidentService } from "../incidents/service.js";
 import type { Metrics } from "../metrics.js";
-import type { LoopDb } from "../store/closed-loop-schema.js";
+import { loopDb, type LoopDb } from "../store/closed-loop-schema.js";
 import type { Store } from "../store/store.js";
 import { createTelephony, type InboundSmsHandler, type Telephony, type TelephonyHandle } from "../telephony/index.js";
 
@@ -58,7 +58,8 @@ export async function buildClosedLoop(d: ClosedLoopDeps): Promise<ClosedLoop> {
     ? undefined
     : createTelephony(config.telephony, { log: log.child({ part: "telephony" }), onOutcome: outcomes.deliver, onInboundSms: inboundSms.deliver, publicUrl: relayPublicUrl(config), now: d.clock, baseDir: d.baseDir, print: d.print });
   const telephony = d.telephony ?? (handle as TelephonyHandle).telephony;
-  const escalation = new EscalationEngine({ db, telephony, incidents, forwarding, alerts, policies, log: log.child({ part: "escalation" }), instanceId: d.instanceId, now, claimMs: config.escalation.claimS * 1000, registry: d.metrics.registry });
+  // Its claims, calls and next steps are redone if a power cut loses them; incidents open in ingest's commits.
+  const escalation = new EscalationEngine({ db: loopDb(d.store.redoableDb), telephony, incidents, forwarding, alerts, policies, log: log.child({ part: "escalation" }), instanceId: d.instanceId, now, claimMs: config.escalation.claimS * 1000, registry: d.metrics.registry });
   outcomes.bind(escalation);
 
   const forwarder = new ForwarderWorker({

@@ -32,17 +32,18 @@ export async function addTimer(db: Kysely<LoopDb>, t: { id: string; incidentId: 
  * time); rows are taken in (due_at, id) order, so two PostgreSQL instances lock them in the same order.
  */
 export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, leaseMs: number, limit: number): Promise<TimerRow[]> {
+  const candidates = await db
+    .selectFrom("escalation_timers")
+    .selectAll()
+    .where("done_at", "is", null)
+    .where("due_at", "<=", now)
+    .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
+    .orderBy("due_at")
+    .orderBy("id")
+    .limit(limit)
+    .execute();
+  if (candidates.length === 0) return []; // most passes: no transaction for nothing
   return db.transaction().execute(async (trx) => {
-    const candidates = await trx
-      .selectFrom("escalation_timers")
-      .selectAll()
-      .where("done_at", "is", null)
-      .where("due_at", "<=", now)
-      .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
-      .orderBy("due_at")
-      .orderBy("id")
-      .limit(limit)
-      .execute();
     const mine: TimerRow[] = [];
     for (const c of candidates) {
       const r = await trx

@@ -1,11 +1,20 @@
-// The relay's SQLite driver for kysely: one better-sqlite3 connection, shared by two lanes.
+// The relay's SQLite driver for kysely: one better-sqlite3 connection, shared by three lanes.
 //
-// SQLite has one connection and kysely queues everyone for it. In a burst of alarms the escalation's small
-// writes (timer claims, call attempts, audits: each a transaction, each an fsync) filled that queue, and a
-// hub's login (its credential lookup) and the ingest commits that lead to acks waited behind all of them:
-// a reconnect storm of 2,000 hubs needed over a minute to log them in. The `urgent` lane is served first
-// whenever the connection frees: ingest's commits and the credential and key lookups use it. Between two of
-// its turns the normal lane gets the connection at least once, so escalation is slowed, never starved.
+// better-sqlite3 runs on the relay's only thread, so every commit's fsync stops everything: sockets, logins,
+// acks. In a burst of alarms the escalation's small transactions (timer claims, call attempts, next steps:
+// each an fsync) kept the relay frozen most of the time, and kysely's one queue made a hub's login and the
+// ingest commits its acks follow wait behind all of them: a reconnect storm of 2,000 hubs needed over a
+// minute to log them in. So:
+//   urgent     ingest's commits and the credential and key lookups: served first whenever the connection
+//              frees (the others still get every other turn, so they are slowed, never starved);
+//   normal     everything else, durable at commit (synchronous=FULL), as before;
+//   redoable   the escalation engine's own bookkeeping, committed without its own fsync
+//              (synchronous=NORMAL). WAL keeps the database consistent, a crash of the process loses
+//              nothing, and the next durable commit (an ingest batch, within milliseconds while hubs are
+//              connected) syncs these too. Only a power cut in between can lose them, and every such loss
+//              is repaired by redoing it: a claim or a next step is claimed and run again, a call is placed
+//              again under the same idempotency key, a lost acknowledgement means more calls, never fewer.
+//              Incidents themselves open inside ingest's commits, and operators' actions are normal.
 //
 // Statements are prepared once per SQL text (kysely's own driver prepares every query anew).
 import type Database from "better-sqlite3";
@@ -14,14 +23,17 @@ import { CompiledQuery, SelectQueryNode, SqliteDialect, type DatabaseConnection,
 /** Distinct statements kept prepared; the relay issues a few hundred. */
 const STATEMENT_CACHE = 512;
 
-export type SqliteLane = "normal" | "urgent";
+export type SqliteLane = "urgent" | "normal" | "redoable";
 
-/** The connection and its queue, shared by the dialects of both lanes (see sqliteLanes). */
+/** The connection and its queue, shared by the dialects of the lanes (see sqliteLanes). */
 export class SharedSqliteConnection {
   private held = false;
-  private readonly waiting: Record<SqliteLane, Array<() => void>> = { urgent: [], normal: [] };
-  /** The lane served last: after an urgent turn a waiting normal one goes next. */
+  private readonly urgent: Array<() => void> = [];
+  /** The normal and redoable lanes wait in one queue, in order. */
+  private readonly others: Array<{ lane: SqliteLane; go: () => void }> = [];
+  /** After an urgent turn, a waiting other one goes next. */
   private lastUrgent = false;
+  private durable = true;
   private readonly statements = new Map<string, Database.Statement>();
   readonly connection: DatabaseConnection;
   private closed = false;
@@ -36,22 +48,37 @@ export class SharedSqliteConnection {
   acquire(lane: SqliteLane): Promise<void> {
     if (!this.held) {
       this.held = true;
-      this.lastUrgent = lane === "urgent";
+      this.take(lane);
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiting[lane].push(resolve));
+    return new Promise((resolve) => {
+      if (lane === "urgent") this.urgent.push(resolve);
+      else this.others.push({ lane, go: resolve });
+    });
   }
 
   release(): void {
-    const { urgent, normal } = this.waiting;
-    const takeUrgent = urgent.length > 0 && !(this.lastUrgent && normal.length > 0);
-    const next = takeUrgent ? urgent.shift() : normal.shift();
+    if (this.urgent.length > 0 && !(this.lastUrgent && this.others.length > 0)) {
+      this.take("urgent");
+      (this.urgent.shift() as () => void)();
+      return;
+    }
+    const next = this.others.shift();
     if (!next) {
       this.held = false;
       return;
     }
-    this.lastUrgent = takeUrgent;
-    next();
+    this.take(next.lane);
+    next.go();
+  }
+
+  /** The lane now holding the connection; no transaction is open here, so the sync level may change. */
+  private take(lane: SqliteLane): void {
+    this.lastUrgent = lane === "urgent";
+    const durable = lane !== "redoable";
+    if (durable === this.durable || this.closed) return;
+    this.raw.pragma(`synchronous = ${durable ? "FULL" : "NORMAL"}`);
+    this.durable = durable;
   }
 
   close(): void {
@@ -128,7 +155,7 @@ class LaneDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    // The normal lane owns the connection; the urgent lane's destroy leaves it open.
+    // The normal lane owns the connection; the other lanes' destroy leaves it open.
     if (this.lane === "normal") this.shared.close();
   }
 }
@@ -149,8 +176,11 @@ class LaneDialect extends SqliteDialect {
   }
 }
 
-/** The two lanes' dialects over one better-sqlite3 connection: give each to its own Kysely instance. */
+/**
+ * The lanes' dialects over one better-sqlite3 connection opened with synchronous=FULL: give each to its own
+ * Kysely instance.
+ */
 export function sqliteLanes(raw: Database.Database): Record<SqliteLane, SqliteDialect> {
   const shared = new SharedSqliteConnection(raw);
-  return { normal: new LaneDialect(shared, "normal"), urgent: new LaneDialect(shared, "urgent") };
+  return { urgent: new LaneDialect(shared, "urgent"), normal: new LaneDialect(shared, "normal"), redoable: new LaneDialect(shared, "redoable") };
 }

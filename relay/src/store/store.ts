@@ -164,6 +164,11 @@ export interface Store {
   readonly dialect: "sqlite" | "postgres";
   /** The kysely instance, for other parts of the relay (their tables come in through openStore's `migrations`). */
   readonly db: Kysely<RelayDb>;
+  /**
+   * The same tables for the escalation engine's own bookkeeping, whose loss in a power cut is repaired by
+   * redoing it: on SQLite committed without an fsync of its own (sqlite-driver.ts), on PostgreSQL `db`.
+   */
+  readonly redoableDb: Kysely<RelayDb>;
   close(): Promise<void>;
 
   /**
@@ -225,7 +230,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     const lanes = sqliteLanes(raw);
     const db = new Kysely<RelayDb>({ dialect: lanes.normal });
     await migrate(db, migrations, undefined);
-    return new KyselyStore("sqlite", db, raw, new Kysely<RelayDb>({ dialect: lanes.urgent }));
+    return new KyselyStore("sqlite", db, raw, new Kysely<RelayDb>({ dialect: lanes.urgent }), new Kysely<RelayDb>({ dialect: lanes.redoable }));
   }
   await ensurePgSchema(cfg.url, cfg.schema);
   const pool = new pg.Pool({
@@ -405,10 +410,12 @@ class KyselyStore implements Store {
      * login's lookup and the commits its acks follow. PostgreSQL has a pool, so it is `db` there.
      */
     private readonly urgent: Kysely<RelayDb> = db,
+    readonly redoableDb: Kysely<RelayDb> = db,
   ) {}
 
   async close(): Promise<void> {
     if (this.urgent !== this.db) await this.urgent.destroy();
+    if (this.redoableDb !== this.db) await this.redoableDb.destroy();
     await this.db.destroy();
   }
 
