@@ -13,7 +13,7 @@
 // is set; BENCH_BROKER_EVENTS 100,000, _HUBS 100, _WINDOW 50, _ROUNDS 3, _KIND reading|alarm, BENCH_BROKER_PG=0 skips PostgreSQL)
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { connect, type MqttClient } from "mqtt";
@@ -21,7 +21,7 @@ import pg from "pg";
 import { monotonicFactory } from "ulid";
 import { topics } from "../protocol/topics.js";
 import { MOSQUITTO_BIN, mosquittoMissing, ownMosquitto } from "../test/support/mosquitto.js";
-import { describeMachine, loadNow, onCleanup, packageVersion, signedBenchAlarm } from "./peer-support.js";
+import { childPidByComm, describeMachine, loadNow, onCleanup, packageVersion, signedBenchAlarm } from "./peer-support.js";
 import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
 const EVENTS = Number(process.env.BENCH_BROKER_EVENTS ?? 100_000);
@@ -193,25 +193,15 @@ class Kid {
 
 /** CPU seconds (user + system) of our child process `comm` so far, from /proc; NaN when not found. */
 function childCpuS(comm: string): number {
+  const pid = childPidByComm(comm);
+  if (pid === undefined) return NaN;
   try {
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      } catch {
-        continue;
-      }
-      const close = stat.lastIndexOf(")");
-      if (stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
-      const f = stat.slice(close + 2).split(" ");
-      if (Number(f[1]) !== process.pid) continue;
-      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-    }
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
   } catch {
-    // not Linux
+    return NaN; // gone meanwhile
   }
-  return NaN;
 }
 
 type Variant = "mosquitto" | "relay-sqlite" | "relay-postgres";

@@ -1,6 +1,6 @@
 // What the peer benchmarks (disk-peer, broker-peer) share: package versions, the events the journal and relay
 // benches use, the machine line, and cleanup that also runs when the script is stopped (run-all's SIGTERM).
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import type { Envelope, EventDraft } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
@@ -119,4 +119,25 @@ export function onCleanup(fn: Cleanup): () => Promise<void> {
     }
   }
   return run;
+}
+
+/** The pid of our child process whose command name is `comm` (e.g. the private mosquitto), or undefined. */
+export function childPidByComm(comm: string): number | undefined {
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        continue;
+      }
+      const close = stat.lastIndexOf(")");
+      if (stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
+      if (Number(stat.slice(close + 2).split(" ")[1]) === process.pid) return Number(pid);
+    }
+  } catch {
+    // not Linux
+  }
+  return undefined;
 }

@@ -2,7 +2,7 @@
 // cache folder outside the project's dependencies, its configuration, the Home Assistant style rule as a tiny
 // plain-JS MQTT client process, and the memory of a process from /proc.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** The Zigbee2MQTT release the peer runs (override: BENCH_Z2M_VERSION). */
@@ -144,23 +144,3 @@ export function procMem(pid: number | undefined): ProcMem {
   return out;
 }
 
-/** The pid of our child process whose command name is `comm` (e.g. the private mosquitto), or undefined. */
-export function childPidByComm(comm: string): number | undefined {
-  try {
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      } catch {
-        continue;
-      }
-      const close = stat.lastIndexOf(")");
-      if (stat.slice(stat.indexOf("(") + 1, close) !== comm) continue;
-      if (Number(stat.slice(close + 2).split(" ")[1]) === process.pid) return Number(pid);
-    }
-  } catch {
-    // not Linux
-  }
-  return undefined;
-}

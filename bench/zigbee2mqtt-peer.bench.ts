@@ -37,9 +37,9 @@ import { heimanGasHS1CG, tuyaGasValve } from "../test/support/zigbee/products.js
 import type { VirtualDevice } from "../test/support/zigbee/virtual-device.js";
 import { ZnpEmulator } from "../test/support/znp/emulator.js";
 import { quietHerdsman } from "../test/support/znp/herdsman-waits.js";
-import { describeMachine, loadNow, onCleanup, packageVersion } from "./peer-support.js";
+import { childPidByComm, describeMachine, loadNow, onCleanup, packageVersion } from "./peer-support.js";
 import { pct, r2 } from "./support.js";
-import { childPidByComm, ensureZigbee2mqtt, procMem, writeRuleScript, writeZ2mConfiguration, type ProcMem, type Z2mInstall } from "./z2m-peer.js";
+import { ensureZigbee2mqtt, procMem, writeRuleScript, writeZ2mConfiguration, type ProcMem, type Z2mInstall } from "./z2m-peer.js";
 
 const ITER = Number(process.env.BENCH_Z2M_ITER ?? 200);
 const WARMUP = Number(process.env.BENCH_Z2M_WARMUP ?? 20);
