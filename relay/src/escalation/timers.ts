@@ -27,9 +27,11 @@ export async function addTimer(db: Kysely<LoopDb>, t: { id: string; incidentId: 
 }
 
 /**
- * Claims up to `limit` due timers for `owner` until `now + leaseMs`. The claims of one pass commit together
- * (one fsync on SQLite, not one per timer: in a burst of alarms those fsyncs were most of the escalation's
- * time); rows are taken in (due_at, id) order, so two PostgreSQL instances lock them in the same order.
+ * Claims up to `limit` due timers for `owner` until `now + leaseMs`, in one conditional UPDATE over the
+ * candidates: one statement, so one fsync on SQLite (one per timer was most of the escalation's time in a
+ * burst of alarms) and, on PostgreSQL, row locks held only while it runs, so two instances never wait on
+ * each other's pass. Each row's condition is checked again as it is updated: a timer another instance
+ * claimed meanwhile is simply not returned.
  */
 export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, leaseMs: number, limit: number): Promise<TimerRow[]> {
   const candidates = await db
@@ -42,23 +44,20 @@ export async function claimDue(db: Kysely<LoopDb>, owner: string, now: number, l
     .orderBy("id")
     .limit(limit)
     .execute();
-  if (candidates.length === 0) return []; // most passes: no transaction for nothing
-  return db.transaction().execute(async (trx) => {
-    const mine: TimerRow[] = [];
-    for (const c of candidates) {
-      const r = await trx
-        .updateTable("escalation_timers")
-        .set({ claimed_by: owner, claimed_until: now + leaseMs })
-        .where("id", "=", c.id)
-        .where("done_at", "is", null)
-        .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
-        .executeTakeFirst();
-      // A released claim keeps its old owner with no lease (releaseTimerClaims): that owner is gone.
-      const recovered = c.claimed_by !== null && c.claimed_until === null;
-      if (Number(r.numUpdatedRows) === 1) mine.push({ ...c, claimed_by: owner, claimed_until: now + leaseMs, ...(recovered ? { recovered } : {}) });
-    }
-    return mine;
-  });
+  if (candidates.length === 0) return [];
+  const won = await db
+    .updateTable("escalation_timers")
+    .set({ claimed_by: owner, claimed_until: now + leaseMs })
+    .where("id", "in", candidates.map((c) => c.id))
+    .where("done_at", "is", null)
+    .where((eb) => eb.or([eb("claimed_until", "is", null), eb("claimed_until", "<", now)]))
+    .returning("id")
+    .execute();
+  const ours = new Set(won.map((r) => r.id));
+  // In due order; a released claim keeps its old owner with no lease (releaseTimerClaims): that owner is gone.
+  return candidates
+    .filter((c) => ours.has(c.id))
+    .map((c) => ({ ...c, claimed_by: owner, claimed_until: now + leaseMs, ...(c.claimed_by !== null && c.claimed_until === null ? { recovered: true } : {}) }));
 }
 
 /**
