@@ -10,9 +10,10 @@
 //
 // The Zigbee bench measures compiled JavaScript in plain node (see bench/zigbee.bench.ts); this script
 // compiles the project the same way (tsc into .tmp/zigbee-bench/) outside any quota and then runs that
-// bench's compiled child with the shipped systemd unit's node flags, so only the hub process is limited.
-// The valve-latency bench runs as itself (node --import tsx), its Modbus bench helpers (pymodbus, socat)
-// in the same cgroup, hence under the same quota.
+// bench's compiled child with the shipped systemd unit's node flags and MALLOC_* environment, so only the
+// hub process is limited. The valve-latency bench runs as itself (node --import tsx, with the unit's node
+// flags and MALLOC_* environment too), its Modbus bench helpers (pymodbus, socat) in the same cgroup, hence
+// under the same quota.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -75,10 +76,16 @@ function shippedNodeFlags(): string[] {
   const exec = /^ExecStart=\S+\s+(.*)$/m.exec(unit)?.[1] ?? "";
   return exec.split(/\s+/).filter((w, i, all) => w.startsWith("--") && all.slice(0, i).every((x) => x.startsWith("--")));
 }
+/** The unit's Environment= settings that shape the process's memory (glibc's malloc). */
+function shippedEnv(): Record<string, string> {
+  const unit = readFileSync(join(root, "systemd", "anxin-hub.service"), "utf8");
+  return Object.fromEntries([...unit.matchAll(/^Environment=(MALLOC_\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
 const zbOut = join(root, ".tmp", "zigbee-bench");
 const zbJs = join(zbOut, "bench", "zigbee.bench.js");
 const zbFlags = shippedNodeFlags();
-const zbEnv = { ...process.env, ZB_ITER: process.env.ZB_ITER ?? "100", ZB_IDLE_S: process.env.ZB_IDLE_S ?? "20", ZB_SETTLE_S: process.env.ZB_SETTLE_S ?? "5" };
+const unitEnv = shippedEnv();
+const zbEnv = { ...process.env, ...unitEnv, ZB_ITER: process.env.ZB_ITER ?? "100", ZB_IDLE_S: process.env.ZB_IDLE_S ?? "20", ZB_SETTLE_S: process.env.ZB_SETTLE_S ?? "5" };
 if (only !== "valve") {
   console.log(`compiling the project into ${zbOut} (tsc, no quota) ...`);
   const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.test.json"), "--noEmit", "false", "--sourceMap", "false", "--outDir", zbOut], { stdio: "ignore" });
@@ -118,8 +125,9 @@ for (const p of profiles) {
   const run: Run = { profile: p.name, quotaPercent: p.quotaPercent };
   runs.push(run);
   if (only !== "zigbee") {
-    console.log(`\n== valve-latency, ${p.name}${p.quotaPercent === null ? "" : ` (quota ${p.quotaPercent} % of one core)`} ...`);
-    const r = await runUnderQuota(join(here, "valve-latency.bench.ts"), [], { quotaPercent: p.quotaPercent, echo: false, timeoutMs: 330_000 });
+    console.log(`\n== valve-latency (node ${zbFlags.join(" ")}), ${p.name}${p.quotaPercent === null ? "" : ` (quota ${p.quotaPercent} % of one core)`} ...`);
+    // With the unit's node flags and malloc settings, as the daemon runs (the flags change V8's compilers).
+    const r = await runUnderQuota(join(here, "valve-latency.bench.ts"), [], { quotaPercent: p.quotaPercent, nodeArgs: zbFlags, env: { ...process.env, ...unitEnv }, echo: false, timeoutMs: 330_000 });
     const j = benchLines(r.stdout).get("valve-latency") as { results: ValveRow[]; idleP99Ms: number; benchAvailable: unknown } | undefined;
     if (r.code !== 0 || !j) failed("valve-latency", r);
     run.valve = {
@@ -133,7 +141,7 @@ for (const p of profiles) {
     console.log(`   ${r2(r.wallMs / 1000)} s; idle-bus p99 ${run.valve.idleP99Ms} ms; throttled ${r.throttle?.throttled ?? 0} of ${r.throttle?.periods ?? 0} periods`);
   }
   if (only !== "valve") {
-    console.log(`== zigbee (node ${zbFlags.join(" ")}), ${p.name} ...`);
+    console.log(`== zigbee (node ${zbFlags.join(" ")}${Object.entries(unitEnv).map(([k, v]) => ` ${k}=${v}`).join("")}), ${p.name} ...`);
     const r = await runUnderQuota(zbJs, [], { quotaPercent: p.quotaPercent, tsx: false, nodeArgs: zbFlags, env: zbEnv, echo: false, timeoutMs: 300_000 });
     const j = (benchLines(r.stdout).get("zigbee") as ZigbeeJson | undefined) ?? null;
     if (r.code !== 0 || !j) failed("zigbee", r);

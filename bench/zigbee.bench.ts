@@ -7,7 +7,10 @@
 // included (see docs/benchmarks.md).
 // Run: node --import tsx bench/zigbee.bench.ts   (ZB_ITER=300 alarms, ZB_IDLE_S=30 idle seconds after
 // ZB_SETTLE_S=10 settling ones by default;
-// ZB_EXTRA_FLAGS="--max-semi-space-size=2" adds a third run with those node flags)
+// ZB_EXTRA_FLAGS="--max-semi-space-size=2" adds a third run with those node flags; ZB_VARIANTS="--a --b;--c"
+// adds one run per ;-separated set, where NAME=value words are set in that child's environment (the shipped
+// run takes the unit's MALLOC_* Environment= settings that way);
+// ZB_NO_DEFAULTS=1 leaves out the run with node's defaults)
 //
 // Memory and start time under tsx would include the TypeScript loader, so the script first compiles the
 // project with tsc into .tmp/zigbee-bench/ and measures there, in plain `node` child processes, as the
@@ -35,31 +38,39 @@ function shippedNodeFlags(): string[] {
   return exec.split(/\s+/).filter((w, i, all) => w.startsWith("--") && all.slice(0, i).every((x) => x.startsWith("--")));
 }
 
+/** The unit's Environment= settings that shape the process's memory (glibc's malloc), as NAME=value words. */
+function shippedEnv(): string[] {
+  const unit = readFileSync(join(root, "systemd", "anxin-hub.service"), "utf8");
+  return [...unit.matchAll(/^Environment=(MALLOC_\w+=\S+)$/gm)].map((m) => m[1]!);
+}
+
 if (!compiled && !process.env.ZB_INPROCESS) {
   const out = join(root, ".tmp", "zigbee-bench");
   console.log(`compiling the project into ${out} (tsc) ...`);
   const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.test.json"), "--noEmit", "false", "--sourceMap", "false", "--outDir", out], { stdio: "ignore" });
   const js = join(out, "bench", "zigbee.bench.js");
   if (!existsSync(js)) throw new Error(`tsc produced no ${js} (exit ${tsc.status})`);
-  const variants: Array<{ name: string; flags: string[] }> = [
-    { name: "shipped unit", flags: shippedNodeFlags() },
-    { name: "node defaults", flags: [] },
-  ];
+  const variants: Array<{ name: string; flags: string[] }> = [{ name: "shipped unit", flags: [...shippedNodeFlags(), ...shippedEnv()] }];
+  if (!process.env.ZB_NO_DEFAULTS) variants.push({ name: "node defaults", flags: [] });
   if (process.env.ZB_EXTRA_FLAGS) variants.push({ name: "extra", flags: process.env.ZB_EXTRA_FLAGS.split(/\s+/).filter(Boolean) });
+  for (const set of (process.env.ZB_VARIANTS ?? "").split(";").filter((x) => x.trim()))
+    variants.push({ name: "variant", flags: set.split(/\s+/).filter(Boolean) });
   const results: Array<{ name: string; flags: string[]; r: Result }> = [];
   for (const v of variants) {
     console.log(`\n== ${v.name}: node ${v.flags.join(" ") || "(no flags)"}`);
-    const child = spawnSync(process.execPath, [...v.flags, js], { stdio: ["ignore", "pipe", "inherit"], env: process.env, encoding: "utf8" });
+    const env = { ...process.env, ...Object.fromEntries(v.flags.filter((f) => /^[A-Z_][A-Z0-9_]*=/.test(f)).map((f) => [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)])) };
+    const nodeFlags = v.flags.filter((f) => !/^[A-Z_][A-Z0-9_]*=/.test(f));
+    const child = spawnSync(process.execPath, [...nodeFlags, js], { stdio: ["ignore", "pipe", "inherit"], env, encoding: "utf8" });
     process.stdout.write(child.stdout);
     if (child.status !== 0) process.exit(child.status ?? 1);
     const last = child.stdout.trim().split("\n").at(-1)!;
     results.push({ ...v, r: JSON.parse(last) as Result });
   }
-  console.log("\n| node flags | RSS ready / paired / released + idle / after alarms (MB) | V8 heap used, same points (MB) | CPU % settling / idle | valve off p50 / p99 (ms) | load + startHub (ms) |");
-  console.log("| --- | --- | --- | --- | --- | --- |");
+  console.log("\n| node flags | RSS ready / paired / released + idle / after alarms (MB) | peak (VmHWM, MB) | V8 heap used, same points (MB) | CPU % settling / idle | valve off p50 / p99 (ms) | load + startHub (ms) |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
   for (const { flags, r } of results) {
     const m = r.rssMB;
-    console.log(`| ${flags.map((f) => `\`${f}\``).join(" ") || "none"} | ${m.afterStart} / ${m.afterPairing} / ${m.afterIdle} / ${m.afterPairingAndRun} | ${Object.values(r.heapUsedMB).join(" / ")} | ${r.settling.cpuPct} / ${r.idle.cpuPct} | ${r.alarmToValveCloseMs.p50} / ${r.alarmToValveCloseMs.p99} | ${r.start.moduleLoadMs} + ${r.start.startHubMs} |`);
+    console.log(`| ${flags.map((f) => `\`${f}\``).join(" ") || "none"} | ${m.afterStart} / ${m.afterPairing} / ${m.afterIdle} / ${m.afterPairingAndRun} | ${m.peak} | ${Object.values(r.heapUsedMB).join(" / ")} | ${r.settling.cpuPct} / ${r.idle.cpuPct} | ${r.alarmToValveCloseMs.p50} / ${r.alarmToValveCloseMs.p99} | ${r.start.moduleLoadMs} + ${r.start.startHubMs} |`);
   }
   process.exit(0);
 }
@@ -208,6 +219,9 @@ for (let i = 0; i < ITER + WARMUP; i++) {
   await until("valve open again", () => devices.valve.onOff());
 }
 const rssAfterRun = process.memoryUsage().rss;
+/** The process's resident peak so far (Linux: VmHWM), MB. */
+const peakMB = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? NaN) / 1024;
+const rssPeak = peakMB();
 const heapMB = process.memoryUsage().heapUsed / MB;
 
 await running.stop();
@@ -231,7 +245,7 @@ const result = {
     paired,
   },
   nodeFlags: process.execArgv,
-  rssMB: { boot: r2(rssAtBoot / MB), afterStart: r2(rssAfterStart / MB), afterPairing: r2(rssAfterPairing / MB), afterIdle: r2(rssAfterIdle / MB), afterPairingAndRun: r2(rssAfterRun / MB), heapUsedMB: r2(heapMB) },
+  rssMB: { boot: r2(rssAtBoot / MB), afterStart: r2(rssAfterStart / MB), afterPairing: r2(rssAfterPairing / MB), afterIdle: r2(rssAfterIdle / MB), afterPairingAndRun: r2(rssAfterRun / MB), peak: r2(rssPeak), heapUsedMB: r2(heapMB) },
   heapUsedMB: { afterStart: r2(heapAfterStart / MB), afterPairing: r2(heapAfterPairing / MB), afterIdle: r2(heapAfterIdle / MB), afterPairingAndRun: r2(heapMB) },
   vendorFilesAfterPairing,
   settling,
@@ -243,7 +257,7 @@ const result = {
 console.log(`${compiled ? "compiled JS, plain node" : "under tsx (TypeScript loader in memory)"}`);
 console.log(`Zigbee: ${paired} devices paired in ${result.start.pairEightDevicesMs} ms (fake coordinator, compressed herdsman waits)`);
 console.log(`start: module load ${result.start.moduleLoadMs} ms, startHub ${result.start.startHubMs} ms (coordinator start included; ~0 with the fake adapter)`);
-console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing (${vendorFilesAfterPairing} converter vendor files loaded), ${result.rssMB.afterIdle} MB once they were released and after ${idle.seconds} s idle, ${result.rssMB.afterPairingAndRun} MB after ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB)`);
+console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing (${vendorFilesAfterPairing} converter vendor files loaded), ${result.rssMB.afterIdle} MB once they were released and after ${idle.seconds} s idle, ${result.rssMB.afterPairingAndRun} MB after ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB); peak ${result.rssMB.peak} MB (VmHWM)`);
 console.log(`idle CPU with ${paired} Zigbee devices paired: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
 console.log("| path | n | p50 | p90 | p99 | max (ms) |\n| --- | --- | --- | --- | --- | --- |");
 for (const [name, s] of [["gas frame → valve off", result.alarmToValveCloseMs], ["gas frame → siren startWarning", result.alarmToSirenStartMs]] as const)

@@ -176,7 +176,7 @@ test("converter vendor files loaded for a lookup are released: the kept definiti
     const again = await definitionFor(controller.getDeviceByIeeeAddr(radar.ieee)!);
     assert.equal(again?.model, "MIR-HE200-TY");
     const reloaded = vendorModulesLoaded();
-    assert.ok(reloaded > 10 && reloaded <= loaded, `the TS0601 files again (${reloaded}; ${loaded} with the other tests' lookups)`);
+    assert.ok(reloaded >= 1 && reloaded <= loaded, `tuya.js again, only the files that could match (${reloaded}; ${loaded} with the other tests' lookups)`);
     assert.equal(releaseVendorModules(), reloaded);
   });
 });

@@ -73,7 +73,7 @@ export class ZigbeeRegistry extends EventEmitter<RegistryEvents> {
     this.dir = path.join(o.dataDir, "zigbee");
     this.checkIn = { ...DEFAULT_CHECK_IN };
     for (const [role, c] of Object.entries(o.config.checkIn)) if (c) this.checkIn[role as HubRole] = c;
-    this.availability = new Availability({ pingMs: o.config.pingS * 1000, checkEveryMs: 250, now: o.now });
+    this.availability = new Availability({ pingMs: o.config.pingS * 1000, now: o.now });
     this.availability.on("status", (id, online, reason) => {
       const d = this.byId(id);
       if (d) this.emit("status", d, online, reason);

@@ -35,6 +35,24 @@ export interface ReopenResult {
   opened: Array<{ valve: string; ok: boolean; error?: string }>;
 }
 
+/**
+ * True when a tick cannot change the gas rule's state or decide anything, whatever the time: no alarm is
+ * raised, no detector is over its threshold, no commanded valve awaits its close or has a fault, and the
+ * siren is off. The rule's timed transitions (rules/gas.ts: an alarm's clear hold and staleness, a
+ * commanded valve's retry and rated close time, the siren following alarms and faults) all need one of
+ * those. test/unit/gas-tick-idle.test.ts holds the rule to this.
+ */
+export function tickChangesNothing(s: Readonly<gas.GasRuleState>): boolean {
+  if (s.sirenOn) return false;
+  for (const _ in s.alarms) return false;
+  for (const id in s.detectors) if (s.detectors[id]!.over) return false;
+  for (const id in s.valves) {
+    const v = s.valves[id]!;
+    if (v.fault !== null || (v.commandedAt !== null && v.closed !== true)) return false;
+  }
+  return true;
+}
+
 export class GasSafety {
   private current: gas.GasRuleState;
   private params: gas.GasRuleParams;
@@ -64,6 +82,9 @@ export class GasSafety {
   }
 
   apply(input: gas.RuleInput): void {
+    // The hub ticks five times a second for the timed parts of the rule; while none is running a tick would
+    // only copy the state and ask for it to be saved again.
+    if (input.type === "tick" && tickChangesNothing(this.current)) return;
     const at = this.o.now();
     const { state, decisions } = gas.step(this.current, this.params, input, at);
     this.current = state;

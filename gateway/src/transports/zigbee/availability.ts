@@ -51,13 +51,24 @@ interface Slot extends Tracked {
 
 type AvailabilityEvents = { status: [id: string, online: boolean, reason: string] };
 
+/** Longest sleep between two checks when nothing is due sooner (bounds the effect of a clock step). */
+export const MAX_CHECK_SLEEP_MS = 10_000;
+
 export class Availability extends EventEmitter<AvailabilityEvents> {
   private readonly slots = new Map<string, Slot>();
   private timer?: NodeJS.Timeout;
+  /** When the armed timer fires (clock of `now`), so a sooner deadline re-arms it. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  private running = false;
   private paused = false;
 
+  /**
+   * The checks run when the next window ends or the next ping is due (at most MAX_CHECK_SLEEP_MS apart),
+   * not on a fixed period: an idle hub with windows of minutes is not woken several times a second, and a
+   * window is judged the moment it ends. `maxSleepMs` lowers the bound (tests with a fake clock).
+   */
   constructor(
-    private readonly o: { pingMs: number; checkEveryMs?: number; now?: () => number },
+    private readonly o: { pingMs: number; maxSleepMs?: number; now?: () => number },
   ) {
     super();
   }
@@ -73,6 +84,7 @@ export class Availability extends EventEmitter<AvailabilityEvents> {
     this.slots.set(t.id, s);
     // Heard within its window (it just paired, or the hub restarted quickly): it counts as online now.
     if (s.online === null && lastSeen !== undefined && this.now - lastSeen <= t.windowMs) this.set(s, true, "first frame");
+    this.arm(this.dueAt(s));
   }
 
   untrack(id: string): void {
@@ -84,6 +96,8 @@ export class Availability extends EventEmitter<AvailabilityEvents> {
     if (!s) return;
     s.lastSeen = Math.max(s.lastSeen, at);
     if (s.online !== true) this.set(s, true, s.online === null ? "first frame" : "heard from again");
+    // Back from offline, its window runs again.
+    this.arm(this.dueAt(s));
   }
 
   status(id: string): { online: boolean | null; lastSeen: number; windowMs: number; mains: boolean } | undefined {
@@ -101,28 +115,57 @@ export class Availability extends EventEmitter<AvailabilityEvents> {
     this.paused = false;
     const t = this.now;
     for (const s of this.slots.values()) s.lastSeen = Math.max(s.lastSeen, t);
+    if (this.running) this.check();
   }
 
   start(): void {
-    this.timer = setInterval(() => this.check(), this.o.checkEveryMs ?? 1000);
-    this.timer.unref();
+    this.running = true;
+    this.check();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timerAt = Number.POSITIVE_INFINITY;
   }
 
   check(): void {
-    if (this.paused) return;
+    clearTimeout(this.timer);
+    this.timerAt = Number.POSITIVE_INFINITY;
     const t = this.now;
-    for (const s of this.slots.values()) {
-      const quiet = t - s.lastSeen;
-      if (s.mains && s.ping) {
-        if (quiet >= this.o.pingMs && !s.pinging && t - s.lastPingAt >= this.o.pingMs) void this.pingOnce(s);
-        continue;
+    let next = Number.POSITIVE_INFINITY;
+    if (!this.paused)
+      for (const s of this.slots.values()) {
+        const quiet = t - s.lastSeen;
+        if (s.mains && s.ping) {
+          if (quiet >= this.o.pingMs && !s.pinging && t - s.lastPingAt >= this.o.pingMs) void this.pingOnce(s);
+        } else if (quiet > s.windowMs && s.online !== false) this.set(s, false, `no frame for ${Math.round(quiet / 1000)} s (check-in window ${Math.round(s.windowMs / 1000)} s)`);
+        next = Math.min(next, this.dueAt(s));
       }
-      if (quiet > s.windowMs && s.online !== false) this.set(s, false, `no frame for ${Math.round(quiet / 1000)} s (check-in window ${Math.round(s.windowMs / 1000)} s)`);
-    }
+    this.arm(next);
+  }
+
+  /**
+   * When this device next needs a check (clock of `now`): a mains device's next ping, a battery device's end
+   * of window; never for one already offline (its next frame is what changes it). A frame moves these later,
+   * so the timer already armed stays (it fires early and re-arms), unless the device was offline.
+   */
+  private dueAt(s: Slot): number {
+    // A ping in flight (Z-Stack gives up on an unreachable device after ~17 s) re-arms when it ends.
+    if (s.mains && s.ping) return s.pinging ? Number.POSITIVE_INFINITY : Math.max(s.lastSeen, s.lastPingAt) + this.o.pingMs;
+    return s.online === false ? Number.POSITIVE_INFINITY : s.lastSeen + s.windowMs + 1;
+  }
+
+  /** Makes sure a check runs by `at` (and within the longest sleep); a later `at` keeps the timer armed. */
+  private arm(at: number): void {
+    if (!this.running) return;
+    const t = this.now;
+    const when = Math.min(at, t + (this.o.maxSleepMs ?? MAX_CHECK_SLEEP_MS));
+    if (when >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = when;
+    this.timer = setTimeout(() => this.check(), Math.max(0, when - t));
+    this.timer.unref();
   }
 
   private async pingOnce(s: Slot): Promise<void> {
@@ -135,6 +178,7 @@ export class Availability extends EventEmitter<AvailabilityEvents> {
       if (!this.paused && this.slots.get(s.id) === s && s.online !== false) this.set(s, false, `no answer to ping after ${Math.round((this.now - s.lastSeen) / 1000)} s of silence (${(e as Error).message})`);
     } finally {
       s.pinging = false;
+      if (this.slots.get(s.id) === s) this.arm(this.dueAt(s));
     }
   }
 
