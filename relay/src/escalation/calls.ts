@@ -1,10 +1,9 @@
 // Placing one call or SMS of the escalation (a step's, or an arrival check's) and recording it: the attempt
 // row (its id is the provider's idempotency key), the timeline entry, and the operator alerts a provider
 // outage or refusal calls for.
-import type { Kysely } from "kysely";
 import type { CarePlan } from "../careplans/schema.js";
 import { addTimeline } from "../incidents/repo.js";
-import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
+import type { IncidentsTable } from "../store/closed-loop-schema.js";
 import { TelephonyRejected, TelephonyUnavailable } from "../telephony/types.js";
 import { SYSTEM, type EscalationContext } from "./context.js";
 import { GATHER_DIGITS } from "./keys.js";
@@ -34,18 +33,9 @@ export interface CallSpec {
  * placed again only if it never reached the provider, under the same idempotency key.
  */
 export async function placeCall(c: EscalationContext, inc: IncidentsTable, spec: CallSpec, care: CarePlan | undefined): Promise<string | undefined> {
-  return (await requestAttempt(c, c.db, inc, spec)) ? placeRequested(c, inc, spec, care) : undefined;
-}
-
-/**
- * Records the attempt as requested (in `db`, which may be the caller's transaction: the request must be
- * stored before the provider hears of it). True when it is to be placed now: new, or left unplaced by an
- * earlier run (see placeCall).
- */
-export async function requestAttempt(c: EscalationContext, db: Kysely<LoopDb>, inc: IncidentsTable, spec: CallSpec): Promise<boolean> {
   const { attemptId, target } = spec;
   const at = c.now();
-  const inserted = await db
+  const inserted = await c.db
     .insertInto("call_attempts")
     .values({
       id: attemptId,
@@ -66,14 +56,10 @@ export async function requestAttempt(c: EscalationContext, db: Kysely<LoopDb>, i
     .onConflict((oc) => oc.column("id").doNothing())
     .returning("id")
     .execute();
-  if (inserted.length > 0) return true;
-  const prev = await db.selectFrom("call_attempts").select(["status", "requested_at"]).where("id", "=", attemptId).executeTakeFirst();
-  return Boolean(prev && prev.status === "requested" && (prev.requested_at <= at - c.claimMs || spec.recovered));
-}
-
-/** Places a requested attempt and records how it went; resolves with its status. */
-export async function placeRequested(c: EscalationContext, inc: IncidentsTable, spec: CallSpec, care: CarePlan | undefined): Promise<string> {
-  const { attemptId, target } = spec;
+  if (inserted.length === 0) {
+    const prev = await c.db.selectFrom("call_attempts").select(["status", "requested_at"]).where("id", "=", attemptId).executeTakeFirst();
+    if (!prev || prev.status !== "requested" || (prev.requested_at > at - c.claimMs && !spec.recovered)) return undefined;
+  }
   const to = numberFor(care, target.ref);
   const finish = async (status: string, detail: string | null, providerRef: string | null = null): Promise<string> => {
     await c.db.transaction().execute(async (trx) => {

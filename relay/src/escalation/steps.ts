@@ -2,12 +2,11 @@
 // tree (nobody acknowledged: operator alert), a resolved incident's follow-up falling due, or an arrival
 // check (arrival.ts).
 import type { Kysely } from "kysely";
-import { IncidentError } from "../incidents/service.js";
 import { isMaintenance } from "../incidents/lifecycle.js";
 import { addTimeline, getIncidentRow, toIncident } from "../incidents/repo.js";
 import type { IncidentsTable, LoopDb } from "../store/closed-loop-schema.js";
 import type { ArrivalCheck } from "./arrival.js";
-import { placeRequested, requestAttempt, type CallSpec } from "./calls.js";
+import { placeCall } from "./calls.js";
 import { carePlanFor, lockIncident, nextOf, stepOver, SYSTEM, type EscalationContext } from "./context.js";
 import { buildMessage } from "./messages.js";
 import { passEndTimerId, passOf, passTimerId } from "./passes.js";
@@ -47,27 +46,24 @@ export class StepRunner {
       await finishTimer(this.c.db, t.id, this.c.instanceId, this.c.now(), "skipped");
       return;
     }
-    // Before the calls, in one transaction (one fsync on SQLite, where a burst of alarms is bound by them):
-    // the audited read of the care plan, the move to "confirming" and every call of the step as requested.
+    const care = await carePlanFor(this.c, this.c.db, inc.hub, "call", inc.id);
+    // The state change is bookkeeping: it runs beside the first calls rather than before them, in the
+    // escalation's own store (on SQLite its lane commits without an fsync of its own: the step redoes it).
+    const confirming =
+      inc.state === "received"
+        ? this.c.db.transaction().execute((trx) => this.c.incidents.actIn(trx, inc.id, { kind: "start_confirming" }, { actor: SYSTEM, cause: `step ${t.step + 1}: ${step.name}` })).then(
+            () => undefined,
+            () => undefined, // someone moved it first (an operator confirming): nothing to do
+          )
+        : undefined;
+    // Every call is let finish before a failure is reported: the timer counts as in flight until then.
     const maintenance = isMaintenance(inc.type);
     const cause = `step ${t.step + 1}${t.round ? ` round ${t.round + 1}` : ""}: ${step.name}`;
     const first = t.id === passTimerId(inc.id, 0, 0, 0);
-    const { care, specs } = await this.c.db.transaction().execute(async (trx) => {
-      const care = await carePlanFor(this.c, trx, inc.hub, "call", inc.id);
-      if (inc.state === "received")
-        await this.c.incidents.actIn(trx, inc.id, { kind: "start_confirming" }, { actor: SYSTEM, cause: `step ${t.step + 1}: ${step.name}` }).catch((err: unknown) => {
-          // Someone moved it first (an operator confirming): nothing to do. The refusal comes before any write.
-          if (!(err instanceof IncidentError)) throw err;
-        });
-      const specs: CallSpec[] = [];
-      for (const target of step.targets) {
-        const spec = { attemptId: `${t.id}:${target.ref}`, step: t.step, round: t.round, target, cause, first, recovered: t.recovered, message: buildMessage({ type: inc.type, role: target.role, channel: target.channel, care, maintenance }) };
-        if (await requestAttempt(this.c, trx, inc, spec)) specs.push(spec);
-      }
-      return { care, specs };
-    });
-    // Every call is let finish before a failure is reported: the timer counts as in flight until then.
-    const settled = await Promise.allSettled(specs.map((spec) => placeRequested(this.c, inc, spec, care)));
+    const calls = step.targets.map((target) =>
+      placeCall(this.c, inc, { attemptId: `${t.id}:${target.ref}`, step: t.step, round: t.round, target, cause, first, recovered: t.recovered, message: buildMessage({ type: inc.type, role: target.role, channel: target.channel, care, maintenance }) }, care),
+    );
+    const settled = await Promise.allSettled([...calls, confirming]);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
     await this.scheduleNext(inc, plan, t);
