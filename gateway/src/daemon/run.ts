@@ -88,7 +88,7 @@ const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
 /** How long the start waits for the coordinator before telling systemd it is ready anyway. */
 const ZIGBEE_READY_WAIT_MS = 20_000;
 /** Event-loop lag probe period (see where Health is made). */
-export const HEALTH_PROBE_MS = 250;
+const HEALTH_PROBE_MS = 250;
 
 /** Loads and checks everything the daemon would, without starting anything. */
 export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile>; radarProfiles: Map<string, RadarProfile> }> {

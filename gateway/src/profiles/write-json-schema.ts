@@ -2,10 +2,10 @@
 // complete profiles as they are typed. `--check` exits 1 when the committed file is stale.
 //   node --import tsx gateway/src/profiles/write-json-schema.ts [--check] [path]
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { z } from "zod";
+import { writeOrCheckGenerated } from "../../../lib/config/generated-file.js";
 import { profileSchema } from "./schema.js";
 import { radarProfileSchema } from "./radar-schema.js";
 
@@ -38,22 +38,9 @@ export function defaultSchemaPath(): string {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const check = argv.includes("--check");
+function main(argv: string[]): Promise<number> {
   const file = argv.find((a) => !a.startsWith("--")) ?? defaultSchemaPath();
-  const want = renderProfileJsonSchema();
-  if (check) {
-    const have = await readFile(file, "utf8").catch(() => null);
-    if (have === want) {
-      console.log(`${file} is up to date`);
-      return 0;
-    }
-    console.error(`${file} is ${have === null ? "missing" : "out of date"}: run npm run profiles:schema`);
-    return 1;
-  }
-  await writeFile(file, want);
-  console.log(`wrote ${file}`);
-  return 0;
+  return writeOrCheckGenerated(file, renderProfileJsonSchema(), { check: argv.includes("--check"), regenerate: "npm run profiles:schema" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -5,11 +5,11 @@
 // Run after upgrading the converters (the hub falls back to the converters' full lookup while the index is
 // for another version); `--check` exits 1 when the committed file is stale:
 //   node --import tsx gateway/src/transports/zigbee/write-model-index.ts [--check]
-import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DefinitionWithExtend } from "zigbee-herdsman-converters";
+import { writeOrCheckGenerated } from "../../../../lib/config/generated-file.js";
 
 const require = createRequire(import.meta.url);
 const ZHC_DIST = path.dirname(require.resolve("zigbee-herdsman-converters"));
@@ -59,20 +59,8 @@ export function renderModelIndex(): string {
   ].join("\n");
 }
 
-async function main(argv: string[]): Promise<number> {
-  const want = renderModelIndex();
-  if (argv.includes("--check")) {
-    const have = await readFile(MODEL_INDEX_FILE, "utf8").catch(() => null);
-    if (have === want) {
-      console.log(`${MODEL_INDEX_FILE} is up to date`);
-      return 0;
-    }
-    console.error(`${MODEL_INDEX_FILE} is ${have === null ? "missing" : "out of date"}: run node --import tsx gateway/src/transports/zigbee/write-model-index.ts`);
-    return 1;
-  }
-  await writeFile(MODEL_INDEX_FILE, want);
-  console.log(`wrote ${MODEL_INDEX_FILE}`);
-  return 0;
+function main(argv: string[]): Promise<number> {
+  return writeOrCheckGenerated(MODEL_INDEX_FILE, renderModelIndex(), { check: argv.includes("--check"), regenerate: "node --import tsx gateway/src/transports/zigbee/write-model-index.ts" });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
