@@ -10,7 +10,8 @@
 // ZB_EXTRA_FLAGS="--max-semi-space-size=2" adds a third run with those node flags; ZB_VARIANTS="--a --b;--c"
 // adds one run per ;-separated set, where NAME=value words are set in that child's environment (the shipped
 // run takes the unit's MALLOC_* Environment= settings that way);
-// ZB_NO_DEFAULTS=1 leaves out the run with node's defaults)
+// ZB_NO_DEFAULTS=1 leaves out the run with node's defaults; ZB_IDLE_PROFILE=file.cpuprofile profiles the idle period;
+// ZB_ZIGBEE_ONLY=1 leaves out the RS-485 detector polled every second)
 //
 // Memory and start time under tsx would include the TypeScript loader, so the script first compiles the
 // project with tsc into .tmp/zigbee-bench/ and measures there, in plain `node` child processes, as the
@@ -114,16 +115,19 @@ const devices = {
   presence: products.tuyaPresenceZYM100(),
 };
 const rig = installFakeZigbee({ devices: Object.values(devices) });
+/** One RS-485 gas detector polled every second on a simulated line, unless ZB_ZIGBEE_ONLY=1 (a Zigbee-only home). */
+const ZIGBEE_ONLY = process.env.ZB_ZIGBEE_ONLY === "1";
+const RS485 = `buses:
+  - { name: line1, path: sim }
+devices:
+  - { id: rs-gas, profile: pemtech-pt495-lel, bus: line1, unit: 2, room: kitchen }
+`;
 const dir = mkdtempSync(join(tmpdir(), "anxin-zb-bench-"));
 const config = join(dir, "hub.yaml");
 writeFileSync(
   config,
   `hub: { id: bench-hub, dataDir: ./data, profilesDir: ${JSON.stringify(join(root, "device-profiles"))} }
-buses:
-  - { name: line1, path: sim }
-devices:
-  - { id: rs-gas, profile: pemtech-pt495-lel, bus: line1, unit: 2, room: kitchen }
-rules:
+${ZIGBEE_ONLY ? "" : RS485}rules:
   gas: { clearHoldMs: 0 }
 zigbee:
   adapter: zstack
@@ -161,6 +165,37 @@ const vendorFilesAfterPairing = vendorModulesLoaded();
 // Idle: the hub ready with eight Zigbee devices paired and nothing happening. The converters' vendor files
 // loaded for pairing are released a few seconds after the last lookup; the idle period starts after that.
 await until("converter vendor files released", () => vendorModulesLoaded() === 0, VENDOR_RELEASE_AFTER_MS + 10_000);
+/**
+ * ZB_IDLE_PROFILE=file.cpuprofile: V8's sampling profiler over the idle period only (what wakes the hub when
+ * nothing happens); the top functions by self time are printed and the profile written for DevTools.
+ */
+async function startIdleProfile() {
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 200 });
+  await session.post("Profiler.start");
+  return {
+    async stop(file: string) {
+      const { profile } = await session.post("Profiler.stop");
+      session.disconnect();
+      writeFileSync(file, JSON.stringify(profile));
+      const dt = profile.timeDeltas ?? [];
+      const self = new Map<number, number>();
+      (profile.samples ?? []).forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (dt[i] ?? 0)));
+      const rows = new Map<string, number>();
+      for (const n of profile.nodes) {
+        const f = n.callFrame;
+        if (f.functionName === "(idle)" || f.functionName === "(program)") continue;
+        const key = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*\/zigbee-bench\//, "")}:${f.lineNumber + 1}`;
+        rows.set(key, (rows.get(key) ?? 0) + (self.get(n.id) ?? 0));
+      }
+      console.log(`idle profile (${file}), self time in ms:`);
+      for (const [k, us] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(us / 1000).toFixed(1).padStart(7)}  ${k}`);
+    },
+  };
+}
 /** This process's CPU over `seconds` of doing nothing, as a share of one core. */
 async function cpuOver(seconds: number) {
   const cpu0 = process.cpuUsage();
@@ -173,7 +208,9 @@ async function cpuOver(seconds: number) {
 // The first seconds after the release include the one-off collection of what pairing loaded; the steady
 // idle figure is taken after them.
 const settling = await cpuOver(SETTLE_S);
+const idleProfile = process.env.ZB_IDLE_PROFILE ? await startIdleProfile() : null;
 const idle = await cpuOver(IDLE_S);
+if (idleProfile) await idleProfile.stop(process.env.ZB_IDLE_PROFILE!);
 const rssAfterIdle = process.memoryUsage().rss;
 const heapAfterIdle = process.memoryUsage().heapUsed;
 
@@ -248,6 +285,7 @@ const result = {
   rssMB: { boot: r2(rssAtBoot / MB), afterStart: r2(rssAfterStart / MB), afterPairing: r2(rssAfterPairing / MB), afterIdle: r2(rssAfterIdle / MB), afterPairingAndRun: r2(rssAfterRun / MB), peak: r2(rssPeak), heapUsedMB: r2(heapMB) },
   heapUsedMB: { afterStart: r2(heapAfterStart / MB), afterPairing: r2(heapAfterPairing / MB), afterIdle: r2(heapAfterIdle / MB), afterPairingAndRun: r2(heapMB) },
   vendorFilesAfterPairing,
+  rs485PolledDevices: ZIGBEE_ONLY ? 0 : 1,
   settling,
   idle,
   alarmToValveCloseMs: stat(valveLat),
@@ -258,7 +296,7 @@ console.log(`${compiled ? "compiled JS, plain node" : "under tsx (TypeScript loa
 console.log(`Zigbee: ${paired} devices paired in ${result.start.pairEightDevicesMs} ms (fake coordinator, compressed herdsman waits)`);
 console.log(`start: module load ${result.start.moduleLoadMs} ms, startHub ${result.start.startHubMs} ms (coordinator start included; ~0 with the fake adapter)`);
 console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing (${vendorFilesAfterPairing} converter vendor files loaded), ${result.rssMB.afterIdle} MB once they were released and after ${idle.seconds} s idle, ${result.rssMB.afterPairingAndRun} MB after ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB); peak ${result.rssMB.peak} MB (VmHWM)`);
-console.log(`idle CPU with ${paired} Zigbee devices paired: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
+console.log(`idle CPU with ${paired} Zigbee devices paired${ZIGBEE_ONLY ? "" : " and one RS-485 detector polled every second"}: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
 console.log("| path | n | p50 | p90 | p99 | max (ms) |\n| --- | --- | --- | --- | --- | --- |");
 for (const [name, s] of [["gas frame → valve off", result.alarmToValveCloseMs], ["gas frame → siren startWarning", result.alarmToSirenStartMs]] as const)
   console.log(`| ${name} | ${s.n} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`);

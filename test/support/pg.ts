@@ -3,7 +3,6 @@
 // to run them. Every test file works in a schema of its own, dropped at the end, so parallel runs on one
 // database never see each other's rows.
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 
 export const PG_URL: string | undefined = process.env.ANXIN_TEST_PG_URL;
 
@@ -19,6 +18,8 @@ export function uniquePgSchema(prefix: string): string {
 
 /** Drops `schema` and everything in it (no error when it was never created). */
 export async function dropPgSchema(url: string, schema: string): Promise<void> {
+  // Loaded here, not at the top: benchmarks that measure a process's memory import this file's helpers too.
+  const { default: pg } = await import("pg");
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {

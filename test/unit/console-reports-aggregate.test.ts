@@ -16,6 +16,7 @@ import type { HouseholdsTable } from "../../relay/src/households/tables.js";
 import { loopDb, type IncidentsTable, type IncidentTimelineTable, type LoopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
+import { seededRandom } from "../support/prng.js";
 
 const S = 1000;
 const T0 = Date.UTC(2026, 0, 5, 8, 0, 0);
@@ -138,23 +139,12 @@ async function homes(db: Db, list: Array<{ hub: string; address: string; street:
     .execute();
 }
 
-/** A small deterministic generator (mulberry32), so the "random" lists are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 for (const b of BACKENDS) {
   test(`the database's ranks give the same median and 90th percentile as the whole list, for 1 to 25 incidents a type [${b.name}]`, async (t) => {
     const opened = await storeFor(b, t);
     if (!opened) return;
     const { loop, db } = opened;
-    const rnd = seeded(42);
+    const rnd = seededRandom(42);
     const specs: Spec[] = [];
     const expected = new Map<string, number[]>();
     for (let n = 1; n <= 25; n++) {

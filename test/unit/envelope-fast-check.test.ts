@@ -11,6 +11,7 @@ import { envelopeSchema, MAX_DATA_DEPTH, type Envelope } from "../../protocol/en
 import { CanonicalDepthError, canonicalJson, MAX_CANONICAL_DEPTH, signEnvelope, verifyEnvelope } from "../../protocol/signing.js";
 import { fastEnvelope } from "../../relay/src/ingest/envelope-fast-check.js";
 import { idOf, parseEnvelope, type Parsed } from "../../relay/src/ingest/verify-check.js";
+import { seededRandom } from "../support/prng.js";
 
 const KEY = Buffer.alloc(32, 7);
 const ID = "01JD0000000000000000000000";
@@ -211,21 +212,9 @@ function mutations(base: Record<string, unknown>): string[] {
   return texts;
 }
 
-/** A small deterministic PRNG for the random mutations. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random combinations of member mutations, several at once, some nested in data and actions. */
 function randomTexts(bases: Array<Record<string, unknown>>, n: number): string[] {
-  const rnd = prng(14);
+  const rnd = seededRandom(14);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)] as T;
   const keys = ["v", "hub", "boot", "seq", "id", "ts", "kind", "type", "severity", "device", "room", "data", "actions", "historical", "test", "sig", "extra"];
   const out: string[] = [];
@@ -373,7 +362,7 @@ test("canonical form: identical to the implementation it replaced, for JSON valu
   for (const v of CANONICAL_CASES) assert.equal(canonicalJson(v), oldCanonical(v), String(typeof v));
   // The key-order cache: the same keys in another order, or other keys of the same count, still sort afresh.
   const keys = ["v", "hub", "boot", "seq", "id", "ts", "kind", "type", "severity", "device"];
-  const rnd = prng(7);
+  const rnd = seededRandom(7);
   for (let i = 0; i < 2000; i++) {
     const o: Record<string, unknown> = {};
     const ks = [...keys].sort(() => rnd() - 0.5).slice(0, 2 + Math.floor(rnd() * 9));

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import * as gas from "../../gateway/src/rules/gas.js";
 import { rulesSchema } from "../../gateway/src/config/schema.js";
 import { tickChangesNothing } from "../../gateway/src/hub/gas-safety.js";
+import { seededRandom } from "../support/prng.js";
 
 const rules = rulesSchema.parse({});
 const params: gas.GasRuleParams = {
@@ -17,16 +18,6 @@ const params: gas.GasRuleParams = {
   valves: { v1: { ratedCloseMs: 5000, retryMs: 1000 }, v2: { ratedCloseMs: 15000, retryMs: 2000 } },
   hasSiren: true,
 };
-
-/** A small seeded PRNG (mulberry32): the same homes on every run. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomInput(rnd: () => number): gas.RuleInput {
   const r = rnd();
@@ -42,7 +33,7 @@ function randomInput(rnd: () => number): gas.RuleInput {
 }
 
 test("whenever tickChangesNothing(state) holds, a tick at any later time leaves the state as it is and decides nothing", () => {
-  const rnd = prng(14);
+  const rnd = seededRandom(14);
   let accepted = 0;
   for (let home = 0; home < 400; home++) {
     let state = gas.initialState(Object.keys(params.valves));

@@ -88,7 +88,7 @@ const SAFETY = new Set(["gas_detector", "co_detector", "valve"]);
 /** How long the start waits for the coordinator before telling systemd it is ready anyway. */
 const ZIGBEE_READY_WAIT_MS = 20_000;
 /** Event-loop lag probe period (see where Health is made). */
-const HEALTH_PROBE_MS = 250;
+const HEALTH_PROBE_MS = 1000;
 
 /** Loads and checks everything the daemon would, without starting anything. */
 export async function loadAndCheck(file: string): Promise<{ loaded: LoadedConfig; profiles: Map<string, Profile>; radarProfiles: Map<string, RadarProfile> }> {
@@ -237,10 +237,11 @@ export async function startHub(configFile: string, o: StartOptions): Promise<Run
       cellular?.acked(ids);
     }
   });
-  // The lag probe every 250 ms instead of Health's 100 ms default: ten wake-ups a second were the idle hub's
-  // largest share after the rules' tick (issue 14, a Pi 3B+ core). The limit (1 s) and the window (10 s)
-  // are unchanged; a stall now reads up to 250 ms short (a 1.3 s stall as at least 1.05 s), so only stalls
-  // between 1.0 and 1.25 s may go unnoticed, each of which would cost one watchdog ping at most anyway.
+  // The lag probe once a second instead of Health's 100 ms default: in a quiet home its wake-ups were half the
+  // hub's idle CPU (issue 14, a Pi 3B+ core; docs/benchmarks.md). The limit (1 s) and the window (10 s) are
+  // unchanged; a stall reads up to 1 s short, so every stall of 2 s or more is seen, and one of 1–2 s only
+  // sometimes. A single stall costs at most one watchdog ping anyway; repeated ones are still caught, and a
+  // hang longer than WatchdogSec gets the hub restarted whatever the probe says.
   const health = new Health({ probeIntervalMs: HEALTH_PROBE_MS });
   // Only what a restart can fix makes the hub unhealthy (and stops the watchdog pings): a stalled event
   // loop or a request that never settles. A pulled cable or a full disk is reported, not restarted:

@@ -31,9 +31,14 @@ interface Slot {
   health: DeviceHealth;
 }
 
+/** The longest the supervisor sleeps, whatever the deadlines say: a bound after a clock step. */
+const SUPERVISE_MAX_SLEEP_MS = 10_000;
+
 export class Poller extends EventEmitter<PollerEvents> {
   private readonly slots = new Map<string, Slot>();
   private supervisor?: NodeJS.Timeout;
+  /** When the armed supervisor fires (the poller's clock). */
+  private supervisorAt = Number.POSITIVE_INFINITY;
   private running = false;
 
   constructor(
@@ -52,13 +57,13 @@ export class Poller extends EventEmitter<PollerEvents> {
     const slots = [...this.slots.values()];
     const spread = Math.min(...slots.map((s) => s.device.pollMs), 1000);
     slots.forEach((s, i) => this.schedule(s, Math.floor((i * spread) / slots.length)));
-    this.supervisor = setInterval(() => this.supervise(), 250);
-    this.supervisor.unref();
+    this.supervise();
   }
 
   stop(): void {
     this.running = false;
-    clearInterval(this.supervisor);
+    clearTimeout(this.supervisor);
+    this.supervisor = undefined;
     for (const s of this.slots.values()) clearTimeout(s.timer);
   }
 
@@ -113,14 +118,40 @@ export class Poller extends EventEmitter<PollerEvents> {
     }
   }
 
+  /**
+   * Declares offline every device whose window has passed, then sleeps until the next window ends. Run after
+   * every poll too, so a device whose reads hang or fail is judged at its deadline, and a home without RS-485
+   * devices has no timer at all. An offline device comes back through its own polls.
+   */
   private supervise(): void {
     const t = this.now();
+    let next = Number.POSITIVE_INFINITY;
     for (const s of this.slots.values()) {
       const h = s.health;
       if (h.status === "offline") continue;
       const ref = h.lastGoodAt ?? h.since;
       if (t - ref > s.device.offlineAfterMs) this.setStatus(s, "offline", h.lastError ? `no good reading for ${t - ref} ms (last error: ${h.lastError})` : `no reading for ${t - ref} ms`);
+      else next = Math.min(next, ref + s.device.offlineAfterMs + 1);
     }
+    this.armSupervisor(t, next);
+  }
+
+  private armSupervisor(t: number, deadline: number): void {
+    if (!this.running || deadline === Number.POSITIVE_INFINITY) {
+      clearTimeout(this.supervisor);
+      this.supervisor = undefined;
+      this.supervisorAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    const at = Math.min(deadline, t + SUPERVISE_MAX_SLEEP_MS);
+    if (this.supervisor && at === this.supervisorAt) return;
+    clearTimeout(this.supervisor);
+    this.supervisorAt = at;
+    this.supervisor = setTimeout(() => {
+      this.supervisor = undefined;
+      this.supervise();
+    }, Math.max(0, at - t));
+    this.supervisor.unref();
   }
 
   private setStatus(s: Slot, status: DeviceStatus, reason: string): void {

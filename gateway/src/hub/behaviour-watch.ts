@@ -60,6 +60,16 @@ export class BehaviourWatch {
     this.o.changed?.();
   }
 
+  /**
+   * When the rules next need a tick: `now` while a fall or vital-sign window or raised alarm is running (they
+   * are judged at the hub's tick cadence), else when inactivity could next be due (Infinity when it cannot).
+   * Devices held since a restart wait for their next report, not for a tick.
+   */
+  nextTickAt(now: number): number {
+    if (!fall.fallTickIdle(this.fallState) || !vitals.vitalsTickIdle(this.vitalsState)) return now;
+    return inactivity.inactivityDueAt(this.inactivityState, this.o.inactivity);
+  }
+
   /** The state to save: the rules' own, with the devices still held since a restart. */
   snapshot(): BehaviourState {
     const merge = <S>(held: Map<string, S>, live: Record<string, S>): { devices: Record<string, S> } => ({

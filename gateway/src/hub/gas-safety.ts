@@ -82,8 +82,8 @@ export class GasSafety {
   }
 
   apply(input: gas.RuleInput): void {
-    // The hub ticks five times a second for the timed parts of the rule; while none is running a tick would
-    // only copy the state and ask for it to be saved again.
+    // The hub ticks at its cadence while anything timed runs, in this rule or another; while nothing of this
+    // rule's runs a tick would only copy the state and ask for it to be saved again.
     if (input.type === "tick" && tickChangesNothing(this.current)) return;
     const at = this.o.now();
     const { state, decisions } = gas.step(this.current, this.params, input, at);

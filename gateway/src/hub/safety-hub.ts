@@ -26,10 +26,13 @@ import { decodeSnapshot, type RulesState, type Snapshot } from "../state/snapsho
 import { DeviceNews } from "./device-news.js";
 import { EventRecorder, type EventSink } from "./event-recorder.js";
 import { badValueEvent, busEvent, detectorLevelEvent, onlineEvent, pollerStatusEvent, type ShapingContext } from "./event-shaping.js";
-import { GasSafety, type ReopenResult } from "./gas-safety.js";
+import { GasSafety, tickChangesNothing, type ReopenResult } from "./gas-safety.js";
 import { SmokeWatch } from "./smoke-watch.js";
 import { SosWatch } from "./sos-watch.js";
 import { wireZigbee } from "./zigbee-lifecycle.js";
+
+/** The longest the hub goes without a tick when nothing timed runs: a bound on lateness after a clock step, and counted inactivity reaches the saved state at its refresh period. */
+const IDLE_TICK_MAX_MS = 10_000;
 
 export type { EventSink } from "./event-recorder.js";
 export type { ReopenResult } from "./gas-safety.js";
@@ -104,6 +107,9 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   private readonly news: DeviceNews;
   private readonly now: () => number;
   private tick?: NodeJS.Timeout;
+  /** When the armed tick fires (the hub's clock); Infinity while none is armed. */
+  private tickAt = Number.POSITIVE_INFINITY;
+  private running = false;
   private readonly byId: Map<string, HubDevice>;
   private readonly radars: RadarDevice[];
   /** Restored devices that may be Zigbee devices still to come back; checked once the coordinator is up. */
@@ -172,10 +178,11 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     }
     this.poller.start();
     for (const r of this.radars) r.start();
-    this.tick = setInterval(() => this.tickNow(), this.o.tickMs ?? 200);
+    this.running = true;
+    this.armTick();
   }
 
-  /** One clock tick of every rule and of the radars' supervision, at now(). The daemon runs it on an interval. */
+  /** One clock tick of every rule and of the radars' supervision, at now(). The daemon runs it on a timer (armTick). */
   tickNow(): void {
     this.gas.apply({ type: "tick" });
     const now = this.now();
@@ -183,8 +190,36 @@ export class SafetyHub extends EventEmitter<HubEvents> {
     this.behaviour.apply({ type: "tick" });
   }
 
+  /**
+   * Arms the next tick: at the cadence (`tickMs`, 200 ms) while anything timed runs (a gas alarm, a detector
+   * over its threshold, a valve being proven, the siren, a fall or vital-sign window, radars on serial lines
+   * to supervise), else when inactivity could next be due, and at least every IDLE_TICK_MAX_MS whatever
+   * happens. Skipped ticks would change nothing (the rules' idle predicates, test/unit/behaviour-tick-idle and
+   * gas-tick-idle); every input re-arms it (each rule step calls changed()), so a window opened by a report is
+   * judged at the cadence from then on. Only ever moved earlier; a later one is taken when it fires.
+   */
+  private armTick(): void {
+    if (!this.running) return;
+    const now = this.now();
+    const every = this.o.tickMs ?? 200;
+    const busy = this.radars.length > 0 || !tickChangesNothing(this.gas.state);
+    const due = busy ? now : this.behaviour.nextTickAt(now);
+    const at = Math.min(Math.max(due, now + every), now + Math.max(every, IDLE_TICK_MAX_MS));
+    if (this.tick && at >= this.tickAt) return;
+    clearTimeout(this.tick);
+    this.tickAt = at;
+    this.tick = setTimeout(() => {
+      this.tick = undefined;
+      this.tickAt = Number.POSITIVE_INFINITY;
+      this.tickNow();
+      this.armTick();
+    }, at - now);
+  }
+
   stop(): void {
-    clearInterval(this.tick);
+    this.running = false;
+    clearTimeout(this.tick);
+    this.tick = undefined;
     this.poller.stop();
     void Promise.all(this.radars.map((r) => r.stop())).catch(() => {});
   }
@@ -274,6 +309,7 @@ export class SafetyHub extends EventEmitter<HubEvents> {
   /** Actuator commands and journal appends of this pass are already out; the state is saved after them. */
   private changed(): void {
     this.o.state?.changed();
+    this.armTick();
   }
 
   /** A commissioning test of `device` is over: its SOS repeat window is dropped, so its next press is a new, real alarm. */

@@ -292,6 +292,20 @@ export function fallStep(prev: FallRuleState, params: BehaviourParams, input: Ra
 }
 
 /**
+ * True when a tick cannot change the rule's state or decide anything, whatever the time: on every online
+ * device no fall report is pending, no stillness window runs, no alarm is raised and no failed attempt to get
+ * up is watched. Every timed transition in `evaluate` needs one of those. test/unit/behaviour-tick-idle.test.ts
+ * holds the rule to this.
+ */
+export function fallTickIdle(s: Readonly<FallRuleState>): boolean {
+  for (const id in s.devices) {
+    const d = s.devices[id]!;
+    if (d.online && (d.pendingSince !== null || d.stillSince !== null || d.raised !== null || d.retry !== null)) return false;
+  }
+  return true;
+}
+
+/**
  * One device's state saved before a restart, made safe to run on. Its pending fall report, stillness window and
  * watch after a withdrawn fall keep their start times (a clock behind them restarts them now), a raised alarm
  * stays the same episode, and whether the radar waits for its flag to leave "fall" is kept. Its readings

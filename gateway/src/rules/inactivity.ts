@@ -166,6 +166,17 @@ export function inactivityStep(prev: InactivityRuleState, params: InactivityPara
 }
 
 /**
+ * The earliest time a tick could raise the alarm: counted time grows at most as fast as the clock, so not
+ * before `spanMs - countedMs` after `countedTo`. Infinity while nothing counts (disabled, already raised, no
+ * device that senses online). A tick before then changes only the counted time, which the next step adds up
+ * the same way (test/unit/behaviour-tick-idle.test.ts).
+ */
+export function inactivityDueAt(s: Readonly<InactivityRuleState>, params: InactivityParams): number {
+  if (!params.enabled || s.raised !== null || !counting(s.devices)) return Number.POSITIVE_INFINITY;
+  return s.countedTo + Math.max(0, params.spanMs - s.countedMs);
+}
+
+/**
  * The state saved before a restart, made safe to run on. A raised alarm stays the same episode and the last
  * sign of life is kept. The downtime is not counted (nothing was heard: silence is not inactivity) and every
  * device counts as not heard since (counting resumes when one is); what each device last said is kept, as

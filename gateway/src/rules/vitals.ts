@@ -307,6 +307,23 @@ export function vitalsStep(prev: VitalsRuleState, params: BehaviourParams, input
 }
 
 /**
+ * True when a tick cannot change the rule's state or decide anything, whatever the time: no device has a
+ * trend interval open, an absence window running while online, or an out-of-range run that could become
+ * abnormal. Every timed transition in `evaluate` needs one of those. test/unit/behaviour-tick-idle.test.ts
+ * holds the rule to this.
+ */
+export function vitalsTickIdle(s: Readonly<VitalsRuleState>): boolean {
+  for (const id in s.devices) {
+    const d = s.devices[id]!;
+    if (d.trend !== null) return false;
+    if (!d.online) continue;
+    if (d.absent === null && d.absentSince !== null) return false;
+    if ((!d.hr.abnormal && d.hr.since !== null) || (!d.br.abnormal && d.br.since !== null)) return false;
+  }
+  return true;
+}
+
+/**
  * One device's state saved before a restart, made safe to run on. Raised alarms stay the same episodes; an
  * out-of-range run keeps its start; in bed / presence are kept (as across the device's own outages). The heart
  * rate and breathing are forgotten (they must be heard again) and so is the trend interval. The absence window
