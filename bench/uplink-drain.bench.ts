@@ -12,10 +12,11 @@
 // Knobs: BENCH_DRAIN_EVENTS (20,000), BENCH_DRAIN_WINDOWS (32,256,512), BENCH_DRAIN_LAYOUTS=child (only the
 // relay-in-child layouts), BENCH_DRAIN_BATCH_WAIT (the relay's batchMaxWaitMs), BENCH_DRAIN_PROFILE=<dir>
 // (a CPU profile of the relay's process), BENCH_DRAIN_VERIFY_THREADS=0,default (the relay's Ingest
-// verifyThreads: a list, run one after the other for each window and store; unset: the relay's default).
+// verifyThreads: a list, run one after the other for each window and store; unset: the relay's default),
+// BENCH_DRAIN_RELAY_FLAGS="--max-semi-space-size=32" (node flags for the relay's process only).
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
@@ -38,6 +39,8 @@ const WINDOWS = (process.env.BENCH_DRAIN_WINDOWS ?? "32,256,512").split(",").map
 const LAYOUTS = (["same process", "relay in child"] as const).filter((l) => !process.env.BENCH_DRAIN_LAYOUTS || (l === "relay in child") === (process.env.BENCH_DRAIN_LAYOUTS === "child"));
 /** BENCH_DRAIN_PROFILE=<dir> writes a CPU profile of the relay's process there. */
 const PROFILE_DIR = process.env.BENCH_DRAIN_PROFILE;
+/** Node flags for the relay's child process only (the hub keeps this process's flags). */
+const RELAY_FLAGS = (process.env.BENCH_DRAIN_RELAY_FLAGS ?? "").split(" ").filter(Boolean);
 const PG_URL = process.env.ANXIN_TEST_PG_URL;
 const OUTAGE_MS = 40 * 60_000;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -56,6 +59,8 @@ interface RelayStats {
   cpuMs: number;
   /** How busy the relay's main thread (event loop) was during the drain, in %; null in the same process. */
   loopBusyPct?: number | null;
+  /** The relay process's CPU by thread name (Linux /proc), ms per 1,000 events: main thread vs GC, JIT, libuv. */
+  threadsMsPer1k?: Record<string, number> | null;
 }
 
 /** A relay for one run, in this process or in the child. */
@@ -134,8 +139,34 @@ async function startLocalRelay(store: StoreKind, hub: string, verifyThreads?: nu
   return { rig, enrol, schema };
 }
 
-async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null, eluFrom: EventLoopUtilization | null = null): Promise<RelayStats> {
+/** CPU ticks (user + system) of this process's threads, summed by thread name; null off Linux. */
+function threadTicks(): Map<string, number> | null {
+  try {
+    const out = new Map<string, number>();
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      // Node's own threads are all called "node": the main thread is the one whose id is the process's.
+      const name = Number(tid) === process.pid ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")).replace(/[0-9]+$/, "").trim();
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+function threadsPer1k(from: Map<string, number> | null, to: Map<string, number> | null, events: number): Record<string, number> | null {
+  if (!from || !to) return null;
+  const out: Record<string, number> = {};
+  // Ticks are 10 ms (USER_HZ 100): coarse, but the split is what is wanted.
+  for (const [name, t] of to) if (t - (from.get(name) ?? 0) > 0) out[name] = r1(((t - (from.get(name) ?? 0)) * 10 * 1000) / events);
+  return out;
+}
+
+async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null, eluFrom: EventLoopUtilization | null = null, ticksFrom: Map<string, number> | null = null): Promise<RelayStats> {
   const cpu = cpuFrom ? process.cpuUsage(cpuFrom) : null;
+  const ticksTo = cpuFrom ? threadTicks() : null;
   const loopBusyPct = eluFrom ? r1(performance.eventLoopUtilization(eluFrom).utilization * 100) : null;
   const m = l.rig.relay.metrics;
   const value = async (c: { get(): Promise<{ values: Array<{ value: number }> }> }) => (await c.get()).values.reduce((a, v) => a + v.value, 0);
@@ -149,6 +180,7 @@ async function finishLocalRelay(l: LocalRelay, cpuFrom: NodeJS.CpuUsage | null, 
     commits: batches,
     cpuMs: cpu ? (cpu.user + cpu.system) / 1000 : NaN,
     loopBusyPct,
+    threadsMsPer1k: threadsPer1k(ticksFrom, ticksTo, committed),
   };
   await l.rig.stop();
   if (l.schema) {
@@ -169,6 +201,7 @@ async function relayChild(): Promise<void> {
   let standIn: StandIn | null = null;
   let cpu0: NodeJS.CpuUsage | null = null;
   let elu0: EventLoopUtilization | null = null;
+  let ticks0: Map<string, number> | null = null;
   const send = (m: FromChild) => process.send?.(m);
   process.on("message", (m: ToChild) => {
     void (async () => {
@@ -188,8 +221,9 @@ async function relayChild(): Promise<void> {
         } else if (m.t === "mark") {
           cpu0 = process.cpuUsage();
           elu0 = performance.eventLoopUtilization();
+          ticks0 = threadTicks();
         } else if (m.t === "finish" && current) {
-          const stats = await finishLocalRelay(current, cpu0, elu0);
+          const stats = await finishLocalRelay(current, cpu0, elu0, ticks0);
           current = null;
           send({ t: "finished", stats });
         } else if (m.t === "exit") {
@@ -248,6 +282,7 @@ interface RunResult {
   /** The relay process's CPU (all threads) per 1,000 events. */
   relayCpuMsPer1k: number | null;
   relayLoopBusyPct: number | null;
+  relayThreadsMsPer1k: Record<string, number> | null;
 }
 
 let runNo = 0;
@@ -351,6 +386,7 @@ async function drainOnce(layout: RunResult["layout"], store: StoreKind, window: 
       relayCpuPct: Number.isNaN(rs.cpuMs) ? null : r1((rs.cpuMs / (t1 - t0)) * 100),
       relayCpuMsPer1k: Number.isNaN(rs.cpuMs) ? null : r1((rs.cpuMs / EVENTS) * 1000),
       relayLoopBusyPct: rs.loopBusyPct ?? null,
+      relayThreadsMsPer1k: rs.threadsMsPer1k ?? null,
     };
   } finally {
     await uplink?.stop().catch(() => {});
@@ -404,13 +440,14 @@ async function main(): Promise<void> {
     loadEnd: [] as number[],
   };
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
+  if (RELAY_FLAGS.length) console.log(`relay process flags: ${RELAY_FLAGS.join(" ")}`);
   console.log(`${EVENTS} events journaled over a ${OUTAGE_MS / 60_000}-minute outage, then drained; windows ${WINDOWS.join(", ")}; PostgreSQL ${PG_URL ? "on" : "skipped (ANXIN_TEST_PG_URL not set)"}`);
 
   const stores: StoreKind[] = [...(PG_URL ? (["sqlite", "postgres"] as const) : (["sqlite"] as const)), ...(MQTT_URL ? (["sqlite+mosquitto"] as const) : []), "none"];
   const results: RunResult[] = [];
   const child = fork(fileURLToPath(import.meta.url), ["--relay-child"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
-    execArgv: [...process.execArgv, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])],
+    execArgv: [...process.execArgv, ...RELAY_FLAGS, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])],
   });
   try {
     for (const store of stores)
@@ -450,6 +487,9 @@ async function main(): Promise<void> {
       ]),
     ),
   );
+  for (const r of results)
+    if (r.relayThreadsMsPer1k)
+      console.log(`relay CPU ms/1k by thread, ${r.store}, window ${r.window}: ${Object.entries(r.relayThreadsMsPer1k).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   const skew = results[0];
   if (skew)
     console.log(

@@ -16,7 +16,8 @@ export type Severity = (typeof SEVERITIES)[number];
 /** Lower is more urgent: the journal and the uplink send in this order. */
 export const SEVERITY_RANK: Record<Severity, number> = { critical: 0, high: 1, warning: 2, info: 3 };
 
-const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** An event id: a ULID in Crockford base 32. */
+export const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
@@ -61,7 +62,7 @@ export const envelopeSchema = z
     boot: z.number().int().nonnegative(),
     /** Per boot, from 1. */
     seq: z.number().int().min(1),
-    id: z.string().regex(ULID),
+    id: z.string().regex(ULID_PATTERN),
     ts: z.number().int().nonnegative(),
     kind: z.enum(EVENT_KINDS),
     type: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/),

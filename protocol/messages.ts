@@ -3,14 +3,17 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "./signing.js";
+import { ULID_PATTERN } from "./envelope.js";
 
 const hubId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
-const ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+const ulid = z.string().regex(ULID_PATTERN);
+/** The most event ids one ack carries. */
+export const ACK_MAX_IDS = 5000;
 
 /** relay → hub on `anxin/v1/{hub}/ack`, sent only after the relay committed these events. */
 export const ackSchema = z
   .object({
-    ids: z.array(ulid).min(1).max(5000),
+    ids: z.array(ulid).min(1).max(ACK_MAX_IDS),
     /** The relay's clock (ms since epoch) when it sent the ack: a hub without a real-time clock learns the time here. */
     now: z.number().int().nonnegative(),
     /**

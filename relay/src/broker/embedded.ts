@@ -68,6 +68,8 @@ export class EmbeddedBroker {
   private warnWindow = { start: 0, count: 0, suppressed: 0 };
   private listening = true;
   private closing: Promise<void> | undefined;
+  /** Completions deferred to a later turn (see later()). */
+  private deferred: Array<() => void> = [];
 
   private constructor(
     private readonly opts: EmbeddedBrokerOptions,
@@ -154,7 +156,7 @@ export class EmbeddedBroker {
             // busy) overflowed the stack and ended the relay. On a later turn, as aedes does for its own
             // connections, the backlog drains 100 messages a turn, still in order. Scheduled first, so a
             // throwing onMessage cannot keep the slot.
-            setImmediate(done);
+            this.later(done);
             onMessage(packet.topic, typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload);
           };
           a.subscribe(filter, deliver, () => resolve(() => new Promise<void>((r) => a.unsubscribe(filter, deliver, () => r()))));
@@ -203,6 +205,30 @@ export class EmbeddedBroker {
     })());
   }
 
+  /**
+   * Runs `done` on a later turn of the event loop, with every other completion deferred in this turn: one
+   * setImmediate for all of them instead of one each (two a message: the relay's delivery and the catch-all),
+   * which was a visible share of the relay's CPU per event. Order is kept; a completion deferred while these
+   * run (the broker handing over the next queued message) waits for the next turn, as before.
+   */
+  private later(done: () => void): void {
+    if (this.deferred.push(done) === 1) setImmediate(this.runDeferred);
+  }
+
+  private readonly runDeferred = (): void => {
+    const list = this.deferred;
+    this.deferred = [];
+    for (let i = 0; i < list.length; i++) {
+      try {
+        (list[i] as () => void)();
+      } catch (err) {
+        // As an uncaught error in its own setImmediate would, but the rest still run (next turn).
+        for (let j = i + 1; j < list.length; j++) this.later(list[j] as () => void);
+        throw err;
+      }
+    }
+  };
+
   private wire(): void {
     const a = this.aedes;
     // The same stack overflow as in inProcess(), from messages whose deliveries all complete synchronously:
@@ -210,7 +236,7 @@ export class EmbeddedBroker {
     // notices of connects and disconnects. A run of thousands of them in the queue (a mass disconnect during
     // a backlog) would nest as deeply. A listener on every topic that completes on a later turn gives each
     // message an asynchronous delivery; it costs one deferred call a message.
-    a.subscribe("#", (_packet, done) => setImmediate(done), () => {});
+    a.subscribe("#", (_packet, done) => this.later(done), () => {});
     a.preConnect = (client, packet, cb) => {
       this.wills.set(client, packet.will as PublishPacket | undefined);
       cb(null, true);

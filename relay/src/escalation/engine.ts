@@ -45,6 +45,8 @@ export class EscalationEngine {
   private running: Promise<number> | null = null;
   private again = false;
   private stopped = true;
+  /** A kick's pass is scheduled and has not started yet. */
+  private kickPending = false;
   private lastSync = -Infinity;
   /** Timer runs still placing calls (stop() waits for them). */
   private readonly inflight = new Set<Promise<void>>();
@@ -104,8 +106,11 @@ export class EscalationEngine {
 
   /** A timer fell due (a commit opened an incident, a step ended early): look now, not at the next poll. */
   kick(): void {
-    if (this.stopped) return;
+    // Kicks of one turn share a pass (a batch's alarms each kick): one look at the timers sees them all.
+    if (this.stopped || this.kickPending) return;
+    this.kickPending = true;
     setImmediate(() => {
+      this.kickPending = false;
       // stop() may have run in between: a pass now would start calls that stop() no longer waits for.
       if (this.stopped) return;
       void this.claimPass().catch((err: unknown) => this.c.log.error({ err }, "escalation: run failed"));
