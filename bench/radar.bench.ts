@@ -67,6 +67,7 @@ import { createLogger } from "../lib/daemon/logger.js";
 import { startPtyPair } from "../test/support/pty-pair.js";
 import { radarEmulatorSkip, startRadarEmulator, type RadarStep } from "../test/support/radar-emulator.js";
 import { machineInfo, pct, r2 } from "./support.js";
+import { seededRandom } from "../test/support/prng.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Set by the parent in the compiled child: the repository, and the compiled tree. */
@@ -128,18 +129,6 @@ const stat = (xs: number[]) => {
   const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
   return { n: s.length, p50: r2(pct(s, 50)), p95: r2(pct(s, 95)), p99: r2(pct(s, 99)), max: r2(s.at(-1) ?? NaN), min: r2(s[0] ?? NaN), mean: r2(mean) };
 };
-
-/** A small deterministic PRNG, so the parser's stream is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the hub daemon as a child process ---------------------------------------------------------------------
 
@@ -309,7 +298,7 @@ function fallRadarScript(durationMs: number, phaseMs: number, k: number): RadarS
 
 /** A vital radar: heart rate + breathing every 3 s, presence / motion / in-bed every 10 s; someone asleep. */
 function vitalRadarScript(durationMs: number, phaseMs: number, k: number): RadarStep[] {
-  const rnd = mulberry32(1000 + k);
+  const rnd = seededRandom(1000 + k);
   const steps: RadarStep[] = [];
   for (let t = 0; t < durationMs; t += 1000) {
     const send: NonNullable<RadarStep["send"]> = [];
@@ -431,7 +420,7 @@ interface Stream {
 
 /** A radar's output with the faults a serial line has; the counts say what a perfect parser finds. */
 function mixedStream(targetBytes: number): Stream {
-  const rnd = mulberry32(42);
+  const rnd = seededRandom(42);
   const parts: Buffer[] = [];
   let bytes = 0;
   let validFrames = 0;
@@ -721,7 +710,7 @@ async function fallLatency(): Promise<{ samples: FallSample[]; counters: Record<
         const timer = setTimeout(() => (m.delete(id), rej(new Error(`${id}: no ${what} within ${ms} ms`))), ms);
         m.set(id, () => (clearTimeout(timer), m.delete(id), res()));
       });
-    const rnd = mulberry32(7);
+    const rnd = seededRandom(7);
     const perRadar = Math.ceil(FALLS / rooms.length);
     const t0 = performance.now();
     await Promise.all(
