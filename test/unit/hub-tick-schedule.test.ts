@@ -16,10 +16,10 @@ import { SafetyHub } from "../../gateway/src/hub/safety-hub.js";
 import { DEFAULT_BEHAVIOUR, DEFAULT_INACTIVITY } from "../../gateway/src/rules/behaviour-params.js";
 import type { BehaviourWatch } from "../../gateway/src/hub/behaviour-watch.js";
 import type { EventDraft } from "../../protocol/envelope.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const log = createLogger({ name: "test", level: "silent" });
 const TICK_MS = 20;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function rig(t: { after(fn: () => unknown): void }) {
   const { profiles } = await loadProfiles(path.resolve("device-profiles"));
@@ -44,8 +44,7 @@ async function rig(t: { after(fn: () => unknown): void }) {
   };
   hub.start();
   t.after(() => hub.stop());
-  const deadline = Date.now() + 5000;
-  while (hub.health("co1")?.status !== "online" && Date.now() < deadline) await sleep(10);
+  await waitFor("co1 online", () => hub.health("co1")?.status === "online", 5000);
   assert.equal(hub.health("co1")?.status, "online");
   // The behaviour rules are fed by radars and Zigbee devices; this rig has neither, so the test feeds them.
   const behaviour = (hub as unknown as { behaviour: BehaviourWatch }).behaviour;
@@ -60,8 +59,7 @@ test("a quiet home is not ticked; a CO alarm is ticked at the cadence until it c
   assert.ok(r.ticks() - quiet0 <= 1, `ticks while quiet: ${r.ticks() - quiet0}`);
 
   r.sim.setPpm(400);
-  const deadline = Date.now() + 3000;
-  while (!r.hub.rule.alarms.co && Date.now() < deadline) await sleep(10);
+  await waitFor("CO alarm", () => r.hub.rule.alarms.co, 3000);
   assert.ok(r.hub.rule.alarms.co, "CO alarm raised");
   const busy0 = r.ticks();
   await sleep(1000);
@@ -75,9 +73,7 @@ test("a fall report arriving while the hub sleeps is raised at its deadline, not
   const before = r.ticks();
   const reportAt = Date.now();
   r.behaviour.apply({ type: "reading", device: "bath", room: "bathroom", gives: ["presence", "motion", "fall"], fall: "fall", presence: true, motion: "still" });
-  const deadline = Date.now() + 5000;
-  while (!r.drafts.some((d) => d.kind === "alarm" && d.type === "fall") && Date.now() < deadline) await sleep(5);
-  const raised = r.drafts.find((d) => d.kind === "alarm" && d.type === "fall");
+  const raised = await waitFor("fall raised", () => r.drafts.find((d) => d.kind === "alarm" && d.type === "fall"), 5000);
   assert.ok(raised, "fall raised");
   const after = Date.now() - reportAt;
   assert.ok(after >= r.confirmMs, `not before its deadline (${after} ms)`);

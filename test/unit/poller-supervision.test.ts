@@ -11,9 +11,9 @@ import { SimLink } from "../../gateway/src/sim/sim-link.js";
 import { simDeviceFor, type SimDevice } from "../../gateway/src/sim/devices.js";
 import { Device } from "../../gateway/src/devices/device.js";
 import { Poller, type DeviceStatus } from "../../gateway/src/devices/poller.js";
+import { waitFor } from "../support/wait.js";
 
 const OFFLINE_AFTER_MS = 400;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function rig(t: { after(fn: () => unknown): void }) {
   const { profiles } = await loadProfiles(path.resolve("device-profiles"));
@@ -31,11 +31,7 @@ async function rig(t: { after(fn: () => unknown): void }) {
   poller.on("status", (_d, status, reason) => changes.push({ status, at: Date.now(), reason }));
   poller.start();
   t.after(() => poller.stop());
-  const until = async (what: string, ok: () => boolean, ms = 5000) => {
-    const end = Date.now() + ms;
-    while (!ok() && Date.now() < end) await sleep(5);
-    assert.ok(ok(), what);
-  };
+  const until = (what: string, ok: () => boolean) => waitFor(what, ok, 5000);
   await until("online", () => poller.health("co1")?.status === "online");
   return { poller, sim, changes, until, hang: (on: boolean) => void (hang = on) };
 }
