@@ -146,6 +146,31 @@ test("transitions: offline opens one incident, a repeat changes nothing, online 
   assert.equal(hub?.offlineSince, null);
 });
 
+test("transitions: births alone commit on the redoable lane (no fsync of their own); a list with a will or a missed heartbeat stays durable", async (t) => {
+  const { store } = await tempStore(t);
+  await activeHub(store, "hub-1");
+  await activeHub(store, "hub-2");
+  assert.notEqual(store.redoableDb, store.db, "on SQLite the redoable lane is a connection turn of its own");
+  const lanes: string[] = [];
+  for (const [lane, db] of [["durable", store.db], ["redoable", store.redoableDb]] as const) {
+    const own = db.transaction.bind(db);
+    Object.assign(db, { transaction: () => (lanes.push(lane), own()) });
+  }
+  await store.applyTransitions([
+    { op: "online", hub: "hub-1", at: T0, boot: 1 },
+    { op: "online", hub: "hub-2", at: T0, boot: 1 },
+  ]);
+  assert.deepEqual(lanes, ["redoable"]);
+  assert.equal(await store.countOnlineHubs(), 2);
+  await store.applyTransitions([
+    { op: "online", hub: "hub-1", at: T0 + 10, boot: 2 },
+    { op: "offline", hub: "hub-2", at: T0 + 10, reason: "will: connection lost" },
+  ]);
+  await store.applyTransitions([{ op: "offline", hub: "hub-1", at: T0 + 20, reason: "missed heartbeats" }]);
+  assert.deepEqual(lanes, ["redoable", "durable", "durable"]);
+  assert.equal((await store.listIncidents({ openOnly: true })).length, 2);
+});
+
 test("recordSeen: last_seen only rises; a sighting from before the hub went offline does not bring it back", async (t) => {
   const { store } = await tempStore(t);
   await activeHub(store, "hub-1");

@@ -8,12 +8,13 @@
 //   urgent     ingest's commits and the credential and key lookups: served first whenever the connection
 //              frees (the others still get every other turn, so they are slowed, never starved);
 //   normal     everything else, durable at commit (synchronous=FULL), as before;
-//   redoable   the escalation engine's own bookkeeping, committed without its own fsync
+//   redoable   the escalation engine's own bookkeeping and hubs' births, committed without their own fsync
 //              (synchronous=NORMAL). WAL keeps the database consistent, a crash of the process loses
 //              nothing, and the next durable commit (an ingest batch, within milliseconds while hubs are
 //              connected) syncs these too. Only a power cut in between can lose them, and every such loss
 //              is repaired by redoing it: a claim or a next step is claimed and run again, a call is placed
-//              again under the same idempotency key, a lost acknowledgement means more calls, never fewer.
+//              again under the same idempotency key, a lost acknowledgement means more calls, never fewer;
+//              a birth comes again when the hub reconnects after the relay's restart.
 //              Incidents themselves open inside ingest's commits, and operators' actions are normal.
 //
 // Statements are prepared once per SQL text (kysely's own driver prepares every query anew).

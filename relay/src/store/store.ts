@@ -165,8 +165,9 @@ export interface Store {
   /** The kysely instance, for other parts of the relay (their tables come in through openStore's `migrations`). */
   readonly db: Kysely<RelayDb>;
   /**
-   * The same tables for the escalation engine's own bookkeeping, whose loss in a power cut is repaired by
-   * redoing it: on SQLite committed without an fsync of its own (sqlite-driver.ts), on PostgreSQL `db`.
+   * The same tables for work whose loss in a power cut is repaired by redoing it (the escalation engine's
+   * own bookkeeping, hubs' births): on SQLite committed without an fsync of its own (sqlite-driver.ts), on
+   * PostgreSQL `db`.
    */
   readonly redoableDb: Kysely<RelayDb>;
   close(): Promise<void>;
@@ -654,7 +655,11 @@ class KyselyStore implements Store {
 
   async applyTransitions(list: HubTransition[]): Promise<TransitionResult[]> {
     if (list.length === 0) return [];
-    return this.db.transaction().execute(async (trx) => {
+    // Births alone need no fsync of their own: one lost to a power cut is redone when the relay is back, as
+    // every hub logs in to the restarted embedded broker again, or an external broker hands over the
+    // retained births again. A will or a missed heartbeat opens an incident, so a list with one stays durable.
+    const db = list.every((t) => t.op === "online") ? this.redoableDb : this.db;
+    return db.transaction().execute(async (trx) => {
       const out: TransitionResult[] = [];
       for (const t of list) out.push(t.op === "online" ? await goOnline(trx, t.hub, t.at, t.boot, false, t.reason) : await goOffline(trx, t));
       return out;
