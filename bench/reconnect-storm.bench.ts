@@ -13,7 +13,7 @@
 // with the embedded broker; two relay instances on one PostgreSQL schema behind a private Mosquitto on an
 // ephemeral port (a shared subscription splits the hubs' traffic between them; Mosquitto allows anonymous
 // logins, so the hubs' passwords are not checked there).
-// Hub identities are bench rows (insertBenchHubs: the relay's password format with a tiny scrypt factor).
+// Hub identities are bench rows (insertBenchHubs: the password hash an enrolment stores).
 // Run: node --import tsx bench/reconnect-storm.bench.ts
 // Knobs: BENCH_STORM_HUBS (10000), BENCH_STORM_EVENTS (50), BENCH_STORM_SPREAD_S (10), BENCH_STORM_WINDOW (32),
 //   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
