@@ -14,7 +14,7 @@
 //              connected) syncs these too. Only a power cut in between can lose them, and every such loss
 //              is repaired by redoing it: a claim or a next step is claimed and run again, a call is placed
 //              again under the same idempotency key, a lost acknowledgement means more calls, never fewer;
-//              a birth comes again when the hub reconnects after the relay's restart.
+//              a birth comes again once the relay is back (the hub logs in again, or the broker replays it).
 //              Incidents themselves open inside ingest's commits, and operators' actions are normal.
 //
 // Statements are prepared once per SQL text (kysely's own driver prepares every query anew).
