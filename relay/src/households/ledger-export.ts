@@ -1,7 +1,6 @@
 // The ledger as a table people open: CSV (UTF-8 with a BOM, so Excel shows the Chinese headers right) and an
 // Excel workbook (exceljs). Chinese column headers by default, English on request. Dates are written as
 // YYYY-MM-DD (or with the time) in China Standard Time, as text, so they read the same in every program.
-import ExcelJS from "exceljs";
 import { DEVICE_KINDS, type DeviceKind } from "./schema.js";
 import type { LedgerRow } from "./ledger.js";
 import type { UpkeepItem } from "./upkeep.js";
@@ -112,6 +111,8 @@ export function ledgerCsv(rows: LedgerRow[], lang: LedgerLang): Buffer {
 }
 
 export async function ledgerXlsx(rows: LedgerRow[], lang: LedgerLang, meta: { generatedAt: number; from: number; to: number }): Promise<Buffer> {
+  // Loaded on the first export, not with the relay: exceljs alone is about 29 MB and half a second at start.
+  const { default: ExcelJS } = await import("exceljs");
   const wb = new ExcelJS.Workbook();
   wb.creator = "anxin-relay";
   wb.created = new Date(meta.generatedAt);

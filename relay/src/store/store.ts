@@ -5,7 +5,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
-import pg from "pg";
+import type pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
 import { relayMigrations, type HubsTable, type RelayDb } from "./schema.js";
@@ -233,15 +233,17 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     await migrate(db, migrations, undefined);
     return new KyselyStore("sqlite", db, raw, new Kysely<RelayDb>({ dialect: lanes.urgent }), new Kysely<RelayDb>({ dialect: lanes.redoable }));
   }
-  await ensurePgSchema(cfg.url, cfg.schema);
-  const pool = new pg.Pool({
+  // Loaded here, not with the module: a relay on SQLite never needs the PostgreSQL client (about 15 MB).
+  const { default: pgLib } = await import("pg");
+  await ensurePgSchema(pgLib, cfg.url, cfg.schema);
+  const pool = new pgLib.Pool({
     connectionString: cfg.url,
     max: cfg.poolSize,
     // An unreachable server fails the commit (which is retried) instead of hanging it.
     connectionTimeoutMillis: 10_000,
     // Every connection works in the configured schema, so queries stay unqualified (and tests can isolate).
     options: `-c search_path=${quoteIdent(cfg.schema)}`,
-    types: pgTypes,
+    types: pgTypes(pgLib),
   });
   // An idle client losing its server must not crash the process; the next query reports the error.
   pool.on("error", () => {});
@@ -256,16 +258,16 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
 }
 
 // int8 (bigint, count(*)) arrives as a string by default; our ms timestamps fit a double exactly.
-const pgTypes: pg.CustomTypesConfig = {
-  getTypeParser: (oid, format) => (oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format) as (value: string) => unknown)),
-};
+const pgTypes = (lib: typeof pg): pg.CustomTypesConfig => ({
+  getTypeParser: (oid, format) => (oid === lib.types.builtins.INT8 ? (v: string) => Number(v) : (lib.types.getTypeParser(oid, format) as (value: string) => unknown)),
+});
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-async function ensurePgSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+async function ensurePgSchema(lib: typeof pg, url: string, schema: string): Promise<void> {
+  const client = new lib.Client({ connectionString: url });
   await client.connect();
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
