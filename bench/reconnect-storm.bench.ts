@@ -3,8 +3,8 @@
 // hub's own key before the clock starts. Each hub connects at its slot (spread uniformly over the 10 s),
 // sends its retained birth, subscribes to its ack and cmd topics, then publishes with a bounded in-flight
 // window (32) that slides on the relay's acks; unacked events are sent again after the uplink's ack
-// timeout (5 s, doubling), and a dropped connection comes back with the uplink's backoff. The hubs check
-// nothing in an ack: they count its ids.
+// timeout (5 s, doubling); an attempt without a CONNACK within the uplink's wait (10 s) is dropped, and a
+// dropped connection comes back with the uplink's backoff. The hubs check nothing in an ack: they count its ids.
 // Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
 // (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);
 // the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU.
@@ -16,7 +16,7 @@
 // Hub identities are bench rows (insertBenchHubs: the password hash an enrolment stores).
 // Run: node --import tsx bench/reconnect-storm.bench.ts
 // Knobs: BENCH_STORM_HUBS (10000), BENCH_STORM_EVENTS (50), BENCH_STORM_SPREAD_S (10), BENCH_STORM_WINDOW (32),
-//   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
+//   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_CONNECT_TIMEOUT_MS (the uplink's CONNACK wait), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
 //   BENCH_STORM_VARIANTS (sqlite,postgres,pg-2x-mosquitto), BENCH_STORM_QUICK=1 (2,000 hubs × 50 unless set),
 //   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
 //   the relay processes).
@@ -37,6 +37,7 @@ import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { reconnectDelay, resendDelay } from "../gateway/src/uplink/backoff.js";
+import { CONNECT_TIMEOUT_MS } from "../gateway/src/uplink/uplink.js";
 import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, nofileLimit, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -182,7 +183,7 @@ interface StormHub extends BenchHub {
   g: number;
 }
 type ToHubs =
-  | { t: "init"; url: string; hubs: StormHub[]; total: number; events: number; window: number; ackTimeoutMs: number; spreadMs: number }
+  | { t: "init"; url: string; hubs: StormHub[]; total: number; events: number; window: number; ackTimeoutMs: number; connectTimeoutMs: number; spreadMs: number }
   | { t: "go"; startAt: number }
   | { t: "report" }
   | { t: "end" };
@@ -242,6 +243,7 @@ async function hubsChild(): Promise<void> {
   let events = 0;
   let window = 32;
   let ackTimeoutMs = 5000;
+  let connectTimeoutMs = CONNECT_TIMEOUT_MS;
   let spreadMs = 10_000;
   let total = 0;
   let ending = false;
@@ -299,7 +301,7 @@ async function hubsChild(): Promise<void> {
   const open = (h: H) => {
     if (ending) return;
     if (Number.isNaN(h.connectAt)) h.connectAt = wall();
-    const c = connect(url, { ...benchHubConnectOptions(h.cred, 2), resubscribe: false });
+    const c = connect(url, { ...benchHubConnectOptions(h.cred, 2), connectTimeout: connectTimeoutMs, resubscribe: false });
     h.client = c;
     let connacked = false;
     (c.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
@@ -384,7 +386,7 @@ async function hubsChild(): Promise<void> {
   process.on("message", (m: ToHubs) => {
     void (async () => {
       if (m.t === "init") {
-        ({ url, events, window, ackTimeoutMs, spreadMs, total } = m);
+        ({ url, events, window, ackTimeoutMs, connectTimeoutMs, spreadMs, total } = m);
         const t0 = performance.now();
         hubs = m.hubs.map(presign);
         const bytes = hubs.reduce((a, h) => a + h.payloads.reduce((b, p) => b + p.length, 0), 0);
@@ -514,6 +516,7 @@ interface Params {
   spreadMs: number;
   window: number;
   ackTimeoutMs: number;
+  connectTimeoutMs: number;
   procs: number;
   timeoutMs: number;
   pgUrl: string;
@@ -632,7 +635,7 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const mine = (k: number): StormHub[] => creds.flatMap((c, g) => (g % p.procs === k ? [{ ...c, g }] : []));
     const ready = await Promise.all(
       run.hubs.map((kid, k) =>
-        kid.ask<Extract<FromHubs, { t: "ready" }>>({ t: "init", url: hubUrl, hubs: mine(k), total: p.hubs, events: p.events, window: p.window, ackTimeoutMs: p.ackTimeoutMs, spreadMs: p.spreadMs } satisfies ToHubs, "ready", 300_000),
+        kid.ask<Extract<FromHubs, { t: "ready" }>>({ t: "init", url: hubUrl, hubs: mine(k), total: p.hubs, events: p.events, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, spreadMs: p.spreadMs } satisfies ToHubs, "ready", 300_000),
       ),
     );
     base.presignSeconds = r1((performance.now() - tSign) / 1000);
@@ -763,6 +766,7 @@ async function main(): Promise<void> {
     spreadMs: Number(process.env.BENCH_STORM_SPREAD_S ?? 10) * 1000,
     window: Number(process.env.BENCH_STORM_WINDOW ?? 32),
     ackTimeoutMs: Number(process.env.BENCH_STORM_ACK_TIMEOUT_MS ?? 5000),
+    connectTimeoutMs: Number(process.env.BENCH_STORM_CONNECT_TIMEOUT_MS ?? CONNECT_TIMEOUT_MS),
     procs: Math.max(1, Number(process.env.BENCH_STORM_PROCS ?? 4)),
     timeoutMs: Number(process.env.BENCH_STORM_TIMEOUT_S ?? (quick ? 300 : 600)) * 1000,
     pgUrl: process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
@@ -789,7 +793,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ` +
-      `ack timeout ${p.ackTimeoutMs} ms (doubling), ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
+      `ack timeout ${p.ackTimeoutMs} ms (doubling), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
   const pgProblem = variants.some((v) => v !== "sqlite") ? await pgReachable(p.pgUrl) : null;
@@ -885,7 +889,7 @@ async function main(): Promise<void> {
       machine,
       fdatasyncMs: fsync,
       quick,
-      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, hubProcesses: p.procs },
+      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs },
       results,
       targets: { hubs: 10_000, eventsPerHub: 50, spreadS: 10, alarmAckP99Ms: 2000 },
     }),

@@ -38,18 +38,26 @@ interface Broker {
   url: string;
   aedes: Aedes;
   clients: Map<string, BrokerClient>;
+  /** TCP connections accepted so far. */
+  connections: number;
   /** Drops a client's connection as a network failure would: no DISCONNECT, so its will goes out. */
   kill(clientId: string): void;
   close(): Promise<void>;
 }
 
-/** noDelay: false is Node's (and aedes's) default; true is how a broker for small QoS 1 messages should run. */
-async function startBroker(port = 0, noDelay = true): Promise<Broker> {
-  const broker = await Aedes.createBroker();
+/**
+ * noDelay: false is Node's (and aedes's) default; true is how a broker for small QoS 1 messages should run.
+ * connackAfterMs: a hub's login is answered only after this long, as a broker busy with a reconnect storm does.
+ */
+async function startBroker(port = 0, noDelay = true, connackAfterMs = 0): Promise<Broker> {
+  const broker = await Aedes.createBroker(
+    connackAfterMs > 0 ? { authenticate: (c, _u, _p, done) => void (c.id.startsWith("relay-") ? done(null, true) : setTimeout(() => done(null, true), connackAfterMs)) } : {},
+  );
   const clients = new Map<string, BrokerClient>();
   broker.on("clientReady", (c) => clients.set(c.id, c));
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay }, (s) => {
+    b.connections++;
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
     broker.handle(s);
@@ -62,6 +70,7 @@ async function startBroker(port = 0, noDelay = true): Promise<Broker> {
     url: `mqtt://127.0.0.1:${p}`,
     aedes: broker,
     clients,
+    connections: 0,
     kill: (id) => clients.get(id)?.conn.destroy(),
     close: async () => {
       if (closed) return;
@@ -698,6 +707,21 @@ test("an unreachable broker: connecting/disconnected with the reason, backing of
   const relay = new FakeRelay(KEY);
   await relay.connect(relayBroker.url);
   await waitFor("delivered once the broker is there", async () => (await r.rows()) === 0, 5000);
+});
+
+test("a busy broker: the hub waits for a CONNACK 12 s late on its first attempt instead of giving up and queueing again", { timeout: 30_000 }, async () => {
+  const broker = await startBroker(0, true, 12_000);
+  const relay = new FakeRelay(KEY);
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { start: false });
+  await r.append(alarm);
+  const started = Date.now();
+  r.uplink.start();
+  await waitFor("the hub's session", () => r.uplink.status().state === "connected", 20_000);
+  const after = Date.now() - started;
+  assert.ok(after >= 11_500, `connected after ${after} ms, before the broker answered`);
+  await waitFor("the alarm delivered over that session", async () => (await r.rows()) === 0, 5_000);
+  assert.equal(broker.connections, 2, "the relay's connection and the hub's one attempt, answered late, not dropped and made again");
 });
 
 test("siren test: refused during an alarm; at the end the sirens stay on if an alarm started meanwhile", async () => {

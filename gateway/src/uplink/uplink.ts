@@ -101,7 +101,14 @@ export interface UplinkOptions {
 }
 
 const KEEPALIVE_S = 30;
-const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How long a connection attempt waits for the broker's CONNACK before it is dropped and tried again. Long: a
+ * broker that took the connection and has not answered is most likely busy (thousands of hubs back at once
+ * after an outage), and a hub that gives up goes to the back of the queue while the relay's work on its login
+ * is lost; 10 s made a reconnect storm a third slower (docs/benchmarks.md). Alarms do not wait for this: the
+ * second path counts the time without a session from its loss, whatever the attempt is doing.
+ */
+export const CONNECT_TIMEOUT_MS = 60_000;
 /** A session shorter than this does not reset the reconnect backoff (a broker that accepts then drops us). */
 const STABLE_SESSION_MS = 5_000;
 const CLOCK_WARN_MS = 5 * 60_000;
