@@ -1,6 +1,6 @@
 // A relay loads the heavy libraries of rare paths only when one is taken: the PostgreSQL client when the
 // store is PostgreSQL, exceljs on the first Excel export. Both used to come with every start (about 10 MB
-// of a SQLite relay's resident memory, half a second of its start).
+// of a SQLite relay's resident memory; docs/benchmarks.md, "The relay at rest").
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";

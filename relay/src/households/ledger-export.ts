@@ -111,7 +111,7 @@ export function ledgerCsv(rows: LedgerRow[], lang: LedgerLang): Buffer {
 }
 
 export async function ledgerXlsx(rows: LedgerRow[], lang: LedgerLang, meta: { generatedAt: number; from: number; to: number }): Promise<Buffer> {
-  // Loaded on the first export, not with the relay: exceljs alone is about 29 MB and half a second at start.
+  // Loaded on the first export, not with every relay start: exceljs is large and slow to load (half a second).
   const { default: ExcelJS } = await import("exceljs");
   const wb = new ExcelJS.Workbook();
   wb.creator = "anxin-relay";

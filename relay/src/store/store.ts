@@ -233,7 +233,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     await migrate(db, migrations, undefined);
     return new KyselyStore("sqlite", db, raw, new Kysely<RelayDb>({ dialect: lanes.urgent }), new Kysely<RelayDb>({ dialect: lanes.redoable }));
   }
-  // Loaded here, not with the module: a relay on SQLite never needs the PostgreSQL client (about 15 MB).
+  // Loaded here, not with the module: a relay on SQLite never needs the PostgreSQL client.
   const { default: pgLib } = await import("pg");
   await ensurePgSchema(pgLib, cfg.url, cfg.schema);
   const pool = new pgLib.Pool({
