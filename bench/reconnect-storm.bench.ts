@@ -673,7 +673,15 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     await sleep(3000);
     clearInterval(sampler);
     const settled = pids.map(procStat);
-    const reports = await Promise.all(run.hubs.map((k) => k.ask<HubsReport>({ t: "report" }, "report", 30_000)));
+    // IPC carries JSON, where a hub's NaN ("never") arrives as null; null would count as time 0 below.
+    const never = (a: Array<number | null>): number[] => a.map((x) => x ?? NaN);
+    const reports = (await Promise.all(run.hubs.map((k) => k.ask<HubsReport>({ t: "report" }, "report", 30_000)))).map((r) => ({
+      ...r,
+      connectAt: never(r.connectAt),
+      connackAt: never(r.connackAt),
+      alarmAckAt: never(r.alarmAckAt),
+      doneAt: never(r.doneAt),
+    }));
     const counts = await Promise.all(run.relays.map((k) => k.ask<Extract<FromRelay, { t: "counted" }>>({ t: "count" }, "counted", 120_000)));
 
     // --- figures
