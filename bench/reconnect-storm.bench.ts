@@ -3,7 +3,7 @@
 // hub's own key before the clock starts. Each hub connects at its slot (spread uniformly over the 10 s),
 // sends its retained birth, subscribes to its ack and cmd topics, then publishes with a bounded in-flight
 // window (32) that slides on the relay's acks; unacked events are sent again after the uplink's ack
-// timeout (5 s, doubling); an attempt without a CONNACK within the uplink's wait (10 s) is dropped, and a
+// timeout (5 s, doubling); an attempt without a CONNACK within the uplink's wait (60 s) is dropped, and a
 // dropped connection comes back with the uplink's backoff. The hubs check nothing in an ack: they count its ids.
 // Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
 // (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);

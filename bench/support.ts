@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import type { IClientOptions } from "mqtt";
 import { topics } from "../protocol/topics.js";
+import { CONNECT_TIMEOUT_MS } from "../gateway/src/uplink/uplink.js";
 import { hashPassword } from "../relay/src/registry/secrets.js";
 import type { Store } from "../relay/src/store/store.js";
 
@@ -113,7 +114,7 @@ export function benchHubConnectOptions(h: { hub: string; password: string }, boo
     clean: true,
     keepalive: 30,
     reconnectPeriod: 0,
-    connectTimeout: 60_000,
+    connectTimeout: CONNECT_TIMEOUT_MS,
     protocolVersion: 4,
     will: { topic: topics.state(h.hub), payload: Buffer.from(JSON.stringify({ online: false, boot, ts: Date.now() })), qos: 1, retain: true },
   };
