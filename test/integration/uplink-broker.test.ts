@@ -45,8 +45,9 @@ class Relay {
   async connect(): Promise<void> {
     this.client = connect(URL_!, { clientId: `relay-${this.hub}`, reconnectPeriod: 200 });
     cleanups.push(async () => {
-      // Leave no retained state behind on a shared broker.
-      await this.client.publishAsync(`anxin/v1/${this.hub}/state`, "", { qos: 1, retain: true }).catch(() => {});
+      // Leave no retained state behind on a shared broker; a client that never connected has none, and
+      // publishing from it would wait forever.
+      if (this.client.connected) await this.client.publishAsync(`anxin/v1/${this.hub}/state`, "", { qos: 1, retain: true }).catch(() => {});
       this.client.end(true);
     });
     this.client.on("connect", () => (this.client.stream as Socket).setNoDelay?.(true));
@@ -63,7 +64,8 @@ class Relay {
       this.batch.push(env.id);
       if (this.batch.length === 1) setImmediate(() => this.ack(this.batch.splice(0)));
     });
-    await new Promise<void>((r) => this.client.once("connect", () => r()));
+    // A broker that is not there fails the test in seconds and says which one, instead of hanging the suite.
+    await waitFor(`the broker at ${URL_} to accept a connection (is Mosquitto running?)`, () => this.client.connected);
     await this.client.subscribeAsync({ [`anxin/v1/${this.hub}/evt`]: { qos: 1 }, [`anxin/v1/${this.hub}/state`]: { qos: 1 } });
   }
 
