@@ -234,6 +234,56 @@ each("duplicates: a resend is acknowledged again but never handed on; one id twi
   assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total"), 3);
 });
 
+each("resends of events waiting for a slow commit take no room: one row, one ack, from the first copy's commit", async (t) => {
+  const calls: EventRow[][] = [];
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const r = await rig(t, {
+    batchMaxEvents: 2,
+    maxBacklog: 9, // with verify threads a message holds its place from arrival through its checks
+    wrap: (s) => {
+      const w = Object.create(s) as Store;
+      w.insertEvents = async (rows, opts) => {
+        calls.push(rows);
+        await gate;
+        return s.insertEvents(rows, opts);
+      };
+      return w;
+    },
+  });
+  t.after(() => open()); // a failed assertion must not leave the rig's close waiting on the gate
+  const [a, b, c, d] = Array.from({ length: 4 }, () => envelope(r, "hub-1"));
+  for (const e of [a, b]) r.ingest.handle("hub-1", wire(e)); // a full batch: its commit starts and hangs
+  await waitFor(() => calls.length === 1);
+  for (const e of [c, d]) r.ingest.handle("hub-1", wire(e)); // a second full batch, waiting behind it
+  // The hub's resends after its ack timeout, three rounds of all four: without the dedupe the backlog of
+  // 9 would fill with copies and new events be dropped; with it, each copy is checked, counted and let go.
+  for (let round = 0; round < 3; round++) {
+    for (const e of [a, b, c, d]) r.ingest.handle("hub-1", wire({ ...e, historical: true }));
+    await r.ingest._testChecked();
+  }
+  const fresh = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(fresh));
+  await r.ingest._testChecked();
+  assert.equal(r.ingest.pending, 5, "the four held events and the new one, no copies");
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 0);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_deduped_total"), 12);
+  assert.equal(r.acks.length, 0, "nothing is acked before its commit");
+  open();
+  await r.ingest.flush();
+  assert.deepEqual(calls.map((rows) => rows.map((x) => x.id)), [[a!.id, b!.id], [c!.id, d!.id], [fresh.id]]);
+  assert.deepEqual(r.acks.map((x) => x.ids), [[a!.id, b!.id], [c!.id, d!.id], [fresh.id]]);
+  assert.deepEqual(r.committed.map((x) => x.id), [a, b, c, d, fresh].map((e) => e!.id));
+
+  // Once committed, a copy is no longer held: it reaches the store as a duplicate and is acked again.
+  r.ingest.handle("hub-1", wire({ ...a!, historical: true }));
+  await r.ingest.flush();
+  assert.deepEqual(calls.at(-1)?.map((x) => x.id), [a!.id]);
+  assert.deepEqual(r.acks.at(-1)?.ids, [a!.id]);
+  assert.equal(r.committed.length, 5, "never handed on twice");
+  assert.equal(r.ingest.pending, 0);
+});
+
 each("a burst larger than batchMaxEvents is split into batches, committed in order, one at a time", async (t) => {
   const calls: EventRow[][] = [];
   let active = 0;

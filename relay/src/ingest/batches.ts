@@ -1,6 +1,11 @@
 // Collecting accepted events into batches. A batch is sealed when it is full or when its wait (counted from
 // its first event, so a lone alarm waits at most maxWaitMs) is over; sealed batches are handed out in the
 // order they were filled, which keeps each hub's events in the order they were accepted.
+//
+// An event already held in any batch not yet committed is not taken again: a hub resends what is not acked
+// within its ack timeout, and when commits fall behind (a reconnect storm on a slow store) those resends
+// would otherwise fill the backlog and the transactions with copies, slowing the acks further. The held
+// copy's commit acks the id on the hub's topic, whichever session the hub is on by then.
 import type { Accepted } from "./accepted.js";
 
 export class Batch {
@@ -16,6 +21,8 @@ export class BatchCollector {
   private current: Batch;
   private readonly waiting: Batch[] = []; // full batches (and one being retried, at the head), in order
   private waitTimer: NodeJS.Timeout | null = null;
+  /** hub and id of every event in a batch not yet committed (or given up). */
+  private readonly held = new Set<string>();
 
   constructor(
     private readonly maxEvents: number,
@@ -26,12 +33,17 @@ export class BatchCollector {
     this.current = new Batch(++this.batchNo);
   }
 
-  /** Adds to the batch being collected; false if that batch holds the id already (one row, one ack). */
+  /**
+   * Adds to the batch being collected; false if that batch holds the id already (one row, one ack), or if
+   * the hub's event is held in an earlier batch not yet committed (its commit acks it).
+   */
   add(a: Accepted): boolean {
     const b = this.current;
-    if (b.ids.has(a.id)) return false;
+    const key = heldKey(a);
+    if (b.ids.has(a.id) || this.held.has(key)) return false;
     b.items.push(a);
     b.ids.add(a.id);
+    this.held.add(key);
     if (b.items.length === 1) {
       this.waitTimer = setTimeout(() => {
         this.waitTimer = null;
@@ -58,6 +70,11 @@ export class BatchCollector {
     return due;
   }
 
+  /** A batch committed (or given up while closing): its events may come again, as duplicates for the store. */
+  settle(b: Batch): void {
+    for (const a of b.items) this.held.delete(heldKey(a));
+  }
+
   /** A batch whose commit failed goes back to the head, so nothing overtakes it. */
   putBack(b: Batch): void {
     this.waiting.unshift(b);
@@ -75,3 +92,5 @@ export class BatchCollector {
     this.waitTimer = null;
   }
 }
+
+const heldKey = (a: Pick<Accepted, "hub" | "id">): string => `${a.hub}\u0000${a.id}`;

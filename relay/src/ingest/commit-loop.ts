@@ -82,6 +82,7 @@ export class CommitLoop {
   }
 
   private finished(batch: Batch): void {
+    this.batches.settle(batch);
     this.doneNo = batch.no;
     this.doneWaiters = this.doneWaiters.filter((w) => {
       if (w.no > this.doneNo) return true;

@@ -195,7 +195,7 @@ export class Ingest {
   private accept(f: Facts, parsed: Envelope | undefined, text: string, receivedAt: number): void {
     const skewMs = skewToFlag(f, receivedAt, this.o.clockSkewFlagMs);
     if (!this.batches.add(accepted(f, parsed, text, receivedAt, skewMs))) {
-      // The same event twice in one batch (a resend overtaking its ack): one row, one ack.
+      // The same event twice before its commit (a resend overtaking its ack): one row, one ack.
       this.backlog.release();
       this.o.metrics.eventsDuplicate.inc();
       return;
