@@ -23,9 +23,8 @@ import { monotonicFactory } from "ulid";
 import type { Envelope } from "../protocol/envelope.js";
 import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
-import { carePlanSchema } from "../relay/src/careplans/schema.js";
 import { createTelephony, type CallRequest, type Telephony } from "../relay/src/telephony/index.js";
-import { askChild, dropPgSchema, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
+import { askChild, dropPgSchema, insertBenchCarePlans, insertBenchHubs, machineInfo, pct, r2, uniquePgSchema, type BenchHub } from "./support.js";
 
 const clock = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -205,21 +204,7 @@ async function variant(store: "sqlite" | "postgres", hubsN: number, phaseS: numb
   try {
     const names = Array.from({ length: hubsN }, (_, i) => `esc-${String(i).padStart(4, "0")}`);
     const creds = await insertBenchHubs(relay.store, names);
-    const plan = JSON.stringify(
-      carePlanSchema.parse({
-        elder: { name: "Bench Elder", phone: "+8613800000000", address: "Bench Road 1" },
-        contacts: [
-          { id: "c1", name: "Contact", phone: "+8613800000001", role: "emergency_contact" },
-          { id: "n1", name: "Committee", phone: "+8613800000004", role: "neighbourhood_committee" },
-        ],
-        onsiteTeam: { name: "Team", phone: "+8613800000009" },
-      }),
-    );
-    for (let i = 0; i < names.length; i += 200)
-      await relay.db
-        .insertInto("care_plans")
-        .values(names.slice(i, i + 200).map((hub) => ({ hub, plan, version: 1, updated_at: Date.now(), updated_by: "bench" })))
-        .execute();
+    await insertBenchCarePlans(relay.store, names);
     proc = fork(fileURLToPath(import.meta.url), ["--child"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     const ready = await ask<Extract<FromChild, { t: "ready" }>>(proc, { t: "init", url: rig.mqttUrl, hubs: creds }, "ready", 300_000);
     console.log(`[${store}] ${ready.connected}/${hubsN} hubs connected`);

@@ -18,6 +18,8 @@
 // Knobs: BENCH_STORM_HUBS (10000), BENCH_STORM_EVENTS (50), BENCH_STORM_SPREAD_S (10), BENCH_STORM_WINDOW (32),
 //   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_CONNECT_TIMEOUT_MS (the uplink's CONNACK wait), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
 //   BENCH_STORM_VARIANTS (sqlite,postgres,pg-2x-mosquitto), BENCH_STORM_QUICK=1 (2,000 hubs × 50 unless set),
+//   BENCH_STORM_CARE_PLANS=1 (a care plan in every home: each call tree calls the elder first and waits for the
+//   answer, as in the programme; without it no home has one and every tree fails through to its end at once),
 //   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
 //   the relay processes).
 import { fork, type ChildProcess } from "node:child_process";
@@ -38,7 +40,7 @@ import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { reconnectDelay, resendDelay } from "../gateway/src/uplink/backoff.js";
 import { CONNECT_TIMEOUT_MS } from "../gateway/src/uplink/uplink.js";
-import { benchHubConnectOptions, dropPgSchema, insertBenchHubs, machineInfo, nofileLimit, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
+import { benchHubConnectOptions, dropPgSchema, insertBenchCarePlans, insertBenchHubs, machineInfo, nofileLimit, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -54,7 +56,7 @@ type RelayRole =
   | { kind: "sqlite" }
   | { kind: "postgres"; url: string; schema: string }
   | { kind: "external"; id: string; url: string; schema: string; brokerUrl: string; masterKey: string };
-type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[] } | { t: "count" } | { t: "stop" };
+type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[]; carePlans: boolean } | { t: "count" } | { t: "stop" };
 interface RelayCounts {
   rows: number;
   distinctIds: number;
@@ -144,6 +146,7 @@ async function relayChild(): Promise<void> {
           }
           const t0 = performance.now();
           const creds = m.insertHubs.length ? await insertBenchHubs(relay.store, m.insertHubs) : [];
+          if (m.carePlans) await insertBenchCarePlans(relay.store, m.insertHubs);
           send({ t: "started", mqttUrl, dir, creds, insertMs: performance.now() - t0 });
         } else if (m.t === "count" && relay) {
           const r = relay;
@@ -520,6 +523,8 @@ interface Params {
   procs: number;
   timeoutMs: number;
   pgUrl: string;
+  /** Every home has a care plan (its tree calls the elder first and waits), not none (every tree fails through at once). */
+  carePlans: boolean;
 }
 
 interface VariantResult {
@@ -601,10 +606,10 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
       run.schema = uniquePgSchema("bench_storm");
       const masterKey = randomBytes(32).toString("base64");
       const a = forkRelay("relay A");
-      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-a", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: names } satisfies ToRelay, "started", 180_000);
+      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-a", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: names, carePlans: p.carePlans } satisfies ToRelay, "started", 180_000);
       run.relayDirs.push(sa.dir);
       const b = forkRelay("relay B");
-      const sb = await b.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-b", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: [] } satisfies ToRelay, "started", 60_000);
+      const sb = await b.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "external", id: "storm-b", url: p.pgUrl, schema: run.schema, brokerUrl: mq.url, masterKey }, insertHubs: [], carePlans: false } satisfies ToRelay, "started", 60_000);
       run.relayDirs.push(sb.dir);
       creds = sa.creds;
       hubUrl = mq.url;
@@ -612,7 +617,7 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
       if (variant === "postgres") run.schema = uniquePgSchema("bench_storm");
       const role: RelayRole = variant === "postgres" && run.schema ? { kind: "postgres", url: p.pgUrl, schema: run.schema } : { kind: "sqlite" };
       const a = forkRelay("relay");
-      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role, insertHubs: names } satisfies ToRelay, "started", 180_000);
+      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role, insertHubs: names, carePlans: p.carePlans } satisfies ToRelay, "started", 180_000);
       run.relayDirs.push(sa.dir);
       creds = sa.creds;
       hubUrl = sa.mqttUrl;
@@ -778,6 +783,7 @@ async function main(): Promise<void> {
     procs: Math.max(1, Number(process.env.BENCH_STORM_PROCS ?? 4)),
     timeoutMs: Number(process.env.BENCH_STORM_TIMEOUT_S ?? (quick ? 300 : 600)) * 1000,
     pgUrl: process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    carePlans: !!process.env.BENCH_STORM_CARE_PLANS && process.env.BENCH_STORM_CARE_PLANS !== "0",
   };
   const variants = (process.env.BENCH_STORM_VARIANTS ?? "sqlite,postgres,pg-2x-mosquitto").split(",").map((v) => v.trim()) as VariantName[];
   const machine = { ...machineInfo(), loadEnd: [] as number[] };
@@ -800,7 +806,7 @@ async function main(): Promise<void> {
     console.log(`open-file limit ${limit} is too low for ${wanted} hubs: running ${p.hubs}`);
   }
   console.log(
-    `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ` +
+    `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ${p.carePlans ? "a care plan in every home" : "no care plans"}, ` +
       `ack timeout ${p.ackTimeoutMs} ms (doubling), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
@@ -897,7 +903,7 @@ async function main(): Promise<void> {
       machine,
       fdatasyncMs: fsync,
       quick,
-      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs },
+      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs, carePlans: p.carePlans },
       results,
       targets: { hubs: 10_000, eventsPerHub: 50, spreadS: 10, alarmAckP99Ms: 2000 },
     }),

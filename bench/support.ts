@@ -8,7 +8,9 @@ import type { ChildProcess } from "node:child_process";
 import type { IClientOptions } from "mqtt";
 import { topics } from "../protocol/topics.js";
 import { CONNECT_TIMEOUT_MS } from "../gateway/src/uplink/uplink.js";
+import { carePlanSchema } from "../relay/src/careplans/schema.js";
 import { hashPassword } from "../relay/src/registry/secrets.js";
+import { loopDb } from "../relay/src/store/closed-loop-schema.js";
 import type { Store } from "../relay/src/store/store.js";
 
 // Benchmarks on PostgreSQL use the tests' helpers: a schema of their own, dropped at the end.
@@ -100,6 +102,29 @@ export async function insertBenchHubs(store: Store, hubs: string[]): Promise<Ben
     for (const b of part) out.push({ hub: b.hub, password: b.password, key: b.key });
   }
   return out;
+}
+
+/**
+ * The same small care plan (an elder, a contact, the neighbourhood committee, an on-site team) for every hub:
+ * the call tree then starts by calling the elder and waits for an answer, as in a real home.
+ */
+export async function insertBenchCarePlans(store: Store, hubs: string[]): Promise<void> {
+  const plan = JSON.stringify(
+    carePlanSchema.parse({
+      elder: { name: "Bench Elder", phone: "+8613800000000", address: "Bench Road 1" },
+      contacts: [
+        { id: "c1", name: "Contact", phone: "+8613800000001", role: "emergency_contact" },
+        { id: "n1", name: "Committee", phone: "+8613800000004", role: "neighbourhood_committee" },
+      ],
+      onsiteTeam: { name: "Team", phone: "+8613800000009" },
+    }),
+  );
+  const db = loopDb(store.db);
+  for (let i = 0; i < hubs.length; i += 200)
+    await db
+      .insertInto("care_plans")
+      .values(hubs.slice(i, i + 200).map((hub) => ({ hub, plan, version: 1, updated_at: Date.now(), updated_by: "bench" })))
+      .execute();
 }
 
 /**

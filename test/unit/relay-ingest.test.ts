@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
 import { signEnvelope } from "../../protocol/signing.js";
-import { Ingest, type IngestOptions } from "../../relay/src/ingest/ingest.js";
+import { Ingest, leadingEventId, type IngestOptions } from "../../relay/src/ingest/ingest.js";
 import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
 import { Registry } from "../../relay/src/registry/registry.js";
 import { openStore, type EventRow, type Store } from "../../relay/src/store/store.js";
@@ -262,12 +262,16 @@ each("resends of events waiting for a slow commit take no room: one row, one ack
     for (const e of [a, b, c, d]) r.ingest.handle("hub-1", wire({ ...e, historical: true }));
     await r.ingest._testChecked();
   }
+  // A copy goes before its checks (they cost more than the copy is worth): one altered after signing is
+  // dropped as a copy, not counted as a bad signature; the held original is what gets stored and acked.
+  r.ingest.handle("hub-1", wire({ ...c!, data: { lel: 99 } }));
   const fresh = envelope(r, "hub-1");
   r.ingest.handle("hub-1", wire(fresh));
   await r.ingest._testChecked();
   assert.equal(r.ingest.pending, 5, "the four held events and the new one, no copies");
   assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 0);
-  assert.equal(await metric(r.metrics, "anxin_relay_events_deduped_total"), 12);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "bad_signature" }), 0);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_deduped_total"), 13);
   assert.equal(r.acks.length, 0, "nothing is acked before its commit");
   open();
   await r.ingest.flush();
@@ -282,6 +286,15 @@ each("resends of events waiting for a slow commit take no room: one row, one ack
   assert.deepEqual(r.acks.at(-1)?.ids, [a!.id]);
   assert.equal(r.committed.length, 5, "never handed on twice");
   assert.equal(r.ingest.pending, 0);
+});
+
+test("leadingEventId: the id a hub writes before its data; nothing for a message without one", () => {
+  const e = signEnvelope({ v: 1, hub: "hub-1", boot: 1, seq: 1, id: ulid(), ts: T0, kind: "alarm", type: "gas", severity: "critical", data: { id: "x" } }, randomBytes(32));
+  assert.equal(leadingEventId(JSON.stringify(e)), e.id);
+  assert.equal(leadingEventId(JSON.stringify({ ...e, historical: true })), e.id);
+  assert.equal(leadingEventId('{"v":1,"hub":"hub-1"}'), undefined);
+  assert.equal(leadingEventId(`{"id":"${e.id.slice(0, 20)}"}`), undefined, "too short for a ULID");
+  assert.equal(leadingEventId(`{"id":"${e.id}X"}`), undefined, "too long for a ULID");
 });
 
 each("a burst larger than batchMaxEvents is split into batches, committed in order, one at a time", async (t) => {

@@ -4,7 +4,8 @@
 //
 // An event already held in any batch not yet committed is not taken again: a hub resends what is not acked
 // within its ack timeout, and when commits fall behind (a reconnect storm on a slow store) those resends
-// would otherwise fill the backlog and the transactions with copies, slowing the acks further. The held
+// would otherwise fill the backlog and the transactions with copies, slowing the acks further. Ingest asks
+// `holds` before a message's checks and `add` refuses a copy that got through them; either way the held
 // copy's commit acks the id on the hub's topic, whichever session the hub is on by then.
 import type { Accepted } from "./accepted.js";
 
@@ -68,6 +69,11 @@ export class BatchCollector {
     this.stopWait();
     this.current = new Batch(++this.batchNo);
     return due;
+  }
+
+  /** True if the hub's event `id` is in a batch not yet committed. */
+  holds(hub: string, id: string | undefined): boolean {
+    return id !== undefined && this.held.size > 0 && this.held.has(heldKey({ hub, id }));
   }
 
   /** A batch committed (or given up while closing): its events may come again, as duplicates for the store. */

@@ -130,7 +130,14 @@ export class Ingest {
       this.o.metrics.eventsReceived.inc();
       if (this.closed) return; // not acked: the hub sends it again to whichever instance is up
       if (payload.length > this.o.maxPayloadBytes) return this.rejections.reject(hubFromTopic, "too_large", undefined, { bytes: payload.length });
-      this.intake.check(hubFromTopic, payload.toString("utf8"));
+      const text = payload.toString("utf8");
+      // A copy of an event still waiting for its commit goes before any check: in a storm the hubs resend
+      // faster than commits come, and checking every copy cost more than the backlog cap's drops it replaced.
+      if (this.batches.holds(hubFromTopic, leadingEventId(text))) {
+        this.o.metrics.eventsDuplicate.inc();
+        return;
+      }
+      this.intake.check(hubFromTopic, text);
     } catch (err) {
       this.o.log.error({ err, hub: hubFromTopic }, "ingest: internal error");
     }
@@ -206,4 +213,19 @@ export class Ingest {
     }
     this.commits.pump();
   }
+}
+
+const ID_KEY = '"id":"';
+const ULID_LENGTH = 26;
+
+/**
+ * The first `"id":"…"` of a message, unchecked: a hub writes its envelope's id before `data`, so for a hub's
+ * own messages this is the event id. Used only to drop a copy of an event already held; a message whose
+ * first `"id"` is something else at worst waits for its hub's next resend.
+ */
+export function leadingEventId(text: string): string | undefined {
+  const at = text.indexOf(ID_KEY);
+  if (at < 0) return undefined;
+  const from = at + ID_KEY.length;
+  return text.charCodeAt(from + ULID_LENGTH) === 34 ? text.slice(from, from + ULID_LENGTH) : undefined;
 }
