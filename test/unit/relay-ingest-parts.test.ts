@@ -116,24 +116,31 @@ test("backlog: admits up to its bound, then drops with a count and at most one l
 
 // ---- batches
 
-test("batches: sealed when full, handed out in order; an id repeats only across batches", () => {
+test("batches: sealed when full, handed out in order; an id repeats only once its batch is settled", () => {
   const due: number[] = [];
   const c = new BatchCollector(2, 1000, () => due.push(1));
   assert.equal(c.add(item("e1")), true);
   assert.equal(c.add(item("e1")), false, "twice in the batch being collected: one row");
   assert.equal(c.add(item("e2")), true); // full: sealed
-  assert.equal(c.add(item("e1")), true, "a resend after its batch was sealed joins the next one (the store dedupes)");
+  assert.equal(c.holds("hub-1", "e1"), true);
+  assert.equal(c.holds("hub-2", "e1"), false, "held per hub: another hub's id is the store's to judge");
+  assert.equal(c.add(item("e1")), false, "a copy while its sealed batch waits for its commit: that commit acks it");
   const first = c.takeDue();
   assert.deepEqual(first?.items.map((a) => a.id), ["e1", "e2"]);
+  assert.ok(first);
+  assert.equal(c.add(item("e2")), false, "nor while its batch is being committed");
+  c.putBack(first);
+  assert.equal(c.takeDue(), first, "a failed batch goes first again");
+  assert.equal(c.holds("hub-1", "e1"), true, "and keeps its events held");
+  c.settle(first);
+  assert.equal(c.holds("hub-1", "e1"), false);
+  assert.equal(c.add(item("e1")), true, "once committed, a resend joins the next batch (the store dedupes)");
   assert.equal(c.takeDue(), undefined, "the batch being collected is not due yet");
   const target = c.sealForFlush();
   const second = c.takeDue();
   assert.equal(second?.no, target);
   assert.deepEqual(second?.items.map((a) => a.id), ["e1"]);
   assert.equal(c.sealForFlush(), target, "nothing collected since: the flush waits for the last batch that held anything");
-  assert.ok(first);
-  c.putBack(first);
-  assert.equal(c.takeDue(), first, "a failed batch goes first again");
   c.stopWait();
 });
 
