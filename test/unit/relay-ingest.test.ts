@@ -257,7 +257,7 @@ each("resends of events waiting for a slow commit take no room: one row, one ack
   await waitFor(() => calls.length === 1);
   for (const e of [c, d]) r.ingest.handle("hub-1", wire(e)); // a second full batch, waiting behind it
   // The hub's resends after its ack timeout, three rounds of all four: without the dedupe the backlog of
-  // 9 would fill with copies and new events be dropped; with it, each copy is checked, counted and let go.
+  // 9 would fill with copies and new events be dropped; with it, each copy is counted and let go.
   for (let round = 0; round < 3; round++) {
     for (const e of [a, b, c, d]) r.ingest.handle("hub-1", wire({ ...e, historical: true }));
     await r.ingest._testChecked();

@@ -16,7 +16,8 @@
 //   backlog.ts       the bound on events held in memory
 //   tickets.ts       which messages are still in their checks (what a flush waits for)
 //   accepted.ts      an accepted event as a row; the clock-skew judgement
-//   batches.ts       collecting events into batches, sealed when full or when their wait is over
+//   batches.ts       collecting events into batches, sealed when full or when their wait is over; which
+//                    events are held until their commit (a copy of one is dropped, its commit acks it)
 //   commit-loop.ts   one commit at a time in batch order, retried with backoff
 //   transaction.ts   the transaction: rows, and the in-transaction hook (escalation) over new events
 //   after-commit.ts  acks per hub, hand-on of new events, metrics
