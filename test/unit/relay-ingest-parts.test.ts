@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pino, type Logger } from "pino";
-import { accepted, factsFromWire, skewToFlag, type Accepted, type Facts } from "../../relay/src/ingest/accepted.js";
+import { accepted, factsFromWire, isUrgent, looksUrgent, skewToFlag, type Accepted, type Facts } from "../../relay/src/ingest/accepted.js";
 import { acksFor } from "../../relay/src/ingest/after-commit.js";
 import { Backlog, OVERLOAD_LOG_EVERY_MS } from "../../relay/src/ingest/backlog.js";
 import { BatchCollector } from "../../relay/src/ingest/batches.js";
@@ -14,10 +14,11 @@ import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
 const T0 = 1_800_000_000_000;
 
 function facts(id: string, hub = "hub-1", o: Partial<Facts> = {}): Facts {
-  return { id, hub, boot: 1, seq: 1, ts: T0, kind: "alarm", type: "gas", severity: "critical", device: "gas-1", ...o };
+  return { id, hub, boot: 1, seq: 1, ts: T0, kind: "reading", type: "gas", severity: "info", device: "gas-1", ...o };
 }
 
-const item = (id: string, hub = "hub-1"): Accepted => accepted(facts(id, hub), undefined, `{"id":"${id}"}`, T0, null);
+const item = (id: string, hub = "hub-1", o: Partial<Facts> = {}): Accepted => accepted(facts(id, hub, o), undefined, `{"id":"${id}"}`, T0, null);
+const alarmItem = (id: string, hub = "hub-1"): Accepted => item(id, hub, { kind: "alarm", severity: "critical" });
 
 function logger(): { log: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -141,6 +142,62 @@ test("batches: sealed when full, handed out in order; an id repeats only once it
   assert.equal(second?.no, target);
   assert.deepEqual(second?.items.map((a) => a.id), ["e1"]);
   assert.equal(c.sealForFlush(), target, "nothing collected since: the flush waits for the last batch that held anything");
+  c.stopWait();
+});
+
+test("urgency: alarms, their clearing and anything critical or high; the same judged on the unparsed text", () => {
+  const cases: Array<[Partial<Facts>, boolean]> = [
+    [{ kind: "alarm", severity: "critical" }, true],
+    [{ kind: "alarm", type: "inactivity", severity: "warning" }, true],
+    [{ kind: "alarm_cleared", severity: "info" }, true],
+    [{ kind: "device", type: "valve_closed", severity: "high" }, true],
+    [{ kind: "reading", type: "smoke_spread", severity: "high" }, true],
+    [{ kind: "reading", severity: "info" }, false],
+    [{ kind: "heartbeat", type: "heartbeat", severity: "info" }, false],
+    [{ kind: "device", severity: "warning" }, false],
+  ];
+  for (const [o, want] of cases) {
+    const f = facts("e1", "hub-1", o);
+    assert.equal(isUrgent(f), want, JSON.stringify(o));
+    assert.equal(looksUrgent(JSON.stringify(f)), want, `text of ${JSON.stringify(o)}`);
+  }
+});
+
+test("batches: urgent events go first, due at once; each lane keeps its order; a flush waits for both", () => {
+  let due = 0;
+  const c = new BatchCollector(2, 1000, () => due++);
+  c.add(item("r1"));
+  c.add(item("r2")); // a full routine batch
+  c.add(item("r3"));
+  c.add(alarmItem("a1"));
+  assert.equal(c.add(alarmItem("a1")), false, "a copy of a held alarm: one row");
+  assert.equal(c.add(item("a1")), false, "held whatever its lane");
+  c.add(alarmItem("a2"));
+  c.add(alarmItem("a3")); // the first urgent batch was full: a second one collects
+  const first = c.takeDue();
+  assert.deepEqual(first?.items.map((a) => a.id), ["a1", "a2"]);
+  c.putBack(first);
+  assert.equal(c.takeDue(), first, "a failed urgent batch goes first again");
+  const second = c.takeDue();
+  assert.deepEqual(second?.items.map((a) => a.id), ["a3"], "the urgent batch being collected is due at once");
+  const routine = c.takeDue();
+  assert.deepEqual(routine?.items.map((a) => a.id), ["r1", "r2"]);
+  assert.equal(c.takeDue(), undefined, "the routine batch being collected waits for its time");
+  assert.equal(due, 0);
+  // Batches are numbered as they get their first event and may commit out of number order: a flush waits
+  // for every one numbered up to its start, whatever the order they settle in.
+  const target = c.sealForFlush();
+  const last = c.takeDue();
+  assert.deepEqual(last?.items.map((a) => a.id), ["r3"], "sealed by the flush");
+  c.add(alarmItem("a4")); // after the flush began: not waited for
+  for (const b of [second, routine, first]) {
+    assert.equal(c.settledUpTo(target), false);
+    c.settle(b);
+  }
+  assert.equal(c.settledUpTo(target), false, "r3 is not settled yet");
+  c.settle(last);
+  assert.equal(c.settledUpTo(target), true);
+  assert.equal(c.holds("hub-1", "a4"), true);
   c.stopWait();
 });
 

@@ -95,13 +95,13 @@ function envelope(r: Rig, hub: string, o: Partial<Envelope> = {}, key = r.keys.g
     seq: ++seq,
     id: ulid(),
     ts: r.clock.now,
-    kind: "alarm",
+    // A routine reading unless a test says otherwise: alarms take the urgent lane (see its own tests).
+    kind: "reading",
     type: "gas",
-    severity: "critical",
+    severity: "info",
     device: "gas-kitchen-1",
     room: "kitchen",
-    data: { lel: 23.5, setpoint: 20 },
-    actions: [{ action: "valve_closed", target: "valve-1", ok: true, at: r.clock.now }],
+    data: { lel: 3.5 },
     ...o,
   };
   return signEnvelope(e, key);
@@ -165,7 +165,7 @@ each("valid signed events are committed, then acknowledged once per hub with all
   );
   assert.deepEqual(r.committed.map((c) => c.id), [...a, ...b].map((e) => e.id));
   assert.equal(await metric(r.metrics, "anxin_relay_events_received_total"), 3);
-  assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total", { kind: "alarm" }), 2);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total", { kind: "reading" }), 2);
   assert.equal(await metric(r.metrics, "anxin_relay_events_committed_total", { kind: "heartbeat" }), 1);
   assert.equal(await metric(r.metrics, "anxin_relay_batch_events", {}, "anxin_relay_batch_events_count"), 1);
   assert.equal(await metric(r.metrics, "anxin_relay_commit_seconds", {}, "anxin_relay_commit_seconds_count"), 1);
@@ -349,7 +349,7 @@ each("a burst larger than batchMaxEvents is split into batches, committed in ord
   assert.deepEqual(calls.map((c) => c.length), [1, 7]);
 });
 
-each("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the commit)", async (t) => {
+each("a lone reading is committed and acknowledged within batchMaxWaitMs (plus the commit)", async (t) => {
   const r = await rig(t, { batchMaxWaitMs: 20 });
   await r.registry.signingKey("hub-1"); // warm, as in steady operation
   const e = envelope(r, "hub-1");
@@ -358,7 +358,86 @@ each("a lone alarm is committed and acknowledged within batchMaxWaitMs (plus the
   await waitFor(() => r.acks.length === 1);
   const ms = performance.now() - t0;
   assert.ok(ms >= 15, `committed after ${ms} ms: it should have waited for company`);
-  assert.ok(ms < 20 + 150, `lone alarm waited ${ms} ms`);
+  assert.ok(ms < 20 + 150, `lone reading waited ${ms} ms`);
+});
+
+each("an alarm does not wait for company: it is committed as soon as the commit loop is free", async (t) => {
+  const r = await rig(t, { batchMaxWaitMs: 60_000 });
+  const reading = envelope(r, "hub-1");
+  const alarm = envelope(r, "hub-1", { kind: "alarm", severity: "critical" });
+  r.ingest.handle("hub-1", wire(reading));
+  r.ingest.handle("hub-1", wire(alarm));
+  await waitFor(() => r.acks.length === 1);
+  assert.deepEqual(r.acks[0]?.ids, [alarm.id]);
+  await sleep(50);
+  assert.equal(r.acks.length, 1, "the reading still waits for company");
+  await r.ingest.flush();
+  assert.deepEqual(r.acks[1]?.ids, [reading.id]);
+});
+
+each("alarms overtake routine events waiting for a slow store, and have a reserve in the full backlog", async (t) => {
+  // A reconnect storm in small: a commit in flight, readings queued behind it up to the backlog's bound,
+  // then an alarm, its clearing, an inactivity alarm (a warning) and a valve report. They are committed
+  // right after the commit in flight, together, ahead of every queued reading; nothing is stored or handed
+  // on twice, every id is acked.
+  const calls: EventRow[][] = [];
+  let open: () => void = () => {};
+  let gate: Promise<void> | null = new Promise<void>((resolve) => (open = resolve));
+  t.after(() => open()); // before the rig's own cleanup, which waits for the commits
+  const r = await rig(t, {
+    batchMaxEvents: 10,
+    maxBacklog: 40,
+    wrap: (s) => {
+      const w = Object.create(s) as Store;
+      w.insertEvents = async (rows, opts) => {
+        calls.push(rows);
+        if (gate) await gate;
+        return s.insertEvents(rows, opts);
+      };
+      return w;
+    },
+  });
+  const readings = Array.from({ length: 41 }, () => envelope(r, "hub-1"));
+  for (const e of readings.slice(0, 10)) r.ingest.handle("hub-1", wire(e)); // a full batch: its commit hangs
+  await waitFor(() => calls.length === 1);
+  for (const e of readings.slice(10)) r.ingest.handle("hub-1", wire(e));
+  await r.ingest._testChecked();
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 1, "the 41st reading finds the backlog full");
+  const alarm = envelope(r, "hub-2", { kind: "alarm", type: "smoke", severity: "critical" });
+  const cleared = envelope(r, "hub-2", { kind: "alarm_cleared", type: "smoke", severity: "info" });
+  const inactivity = envelope(r, "hub-1", { kind: "alarm", type: "inactivity", severity: "warning" });
+  const valve = envelope(r, "hub-1", { kind: "device", type: "valve_closed", severity: "high" });
+  const urgent = [alarm, cleared, inactivity, valve];
+  for (const e of urgent) r.ingest.handle(e.hub, wire(e));
+  await r.ingest._testChecked();
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 1, "urgent events are admitted to the reserve");
+  assert.equal(r.ingest.pending, 44);
+  gate = null;
+  open();
+  await waitFor(() => r.acks.some((a) => a.ids.includes(alarm.id)));
+  assert.equal(calls.length, 2, "the urgent events went right after the commit in flight");
+  assert.deepEqual(calls[1]?.map((x) => x.id).sort(), urgent.map((e) => e.id).sort());
+  await r.ingest.flush();
+  const kept = readings.slice(0, 40);
+  assert.deepEqual(calls.slice(2).flatMap((rows) => rows.map((x) => x.id)), kept.slice(10).map((e) => e.id), "the queued readings follow in their order");
+  assert.deepEqual(r.acks.flatMap((a) => a.ids).sort(), [...kept, ...urgent].map((e) => e.id).sort());
+  assert.equal(r.committed.length, 44);
+  assert.equal(await r.store.countEvents(), 44);
+  assert.equal(r.ingest.pending, 0);
+
+  // The reserve is bounded too, to a tenth of the backlog (4 here): beyond it an alarm is dropped unacked
+  // like anything else, and its hub resends it.
+  gate = new Promise<void>((resolve) => (open = resolve));
+  for (const e of Array.from({ length: 40 }, () => envelope(r, "hub-1"))) r.ingest.handle("hub-1", wire(e));
+  await r.ingest._testChecked();
+  for (const e of Array.from({ length: 5 }, () => envelope(r, "hub-2", { kind: "alarm", type: "gas", severity: "critical" }))) r.ingest.handle("hub-2", wire(e));
+  await r.ingest._testChecked();
+  assert.equal(r.ingest.pending, 44);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "backlog_full" }), 2);
+  gate = null;
+  open();
+  await r.ingest.flush();
+  assert.equal(await r.store.countEvents(), 88);
 });
 
 each("an event with a far-off clock is kept, flagged and acknowledged (invariant 8)", async (t) => {

@@ -10,6 +10,8 @@ export interface Accepted {
   hub: string;
   id: string;
   kind: Envelope["kind"];
+  /** Committed ahead of routine events (isUrgent). */
+  urgent: boolean;
   /** The parsed envelope when the checks ran here; from a worker it is parsed again only if a callback needs it. */
   env: Envelope | undefined;
   row: EventRow;
@@ -19,6 +21,25 @@ export interface Accepted {
 export function factsFromWire(hub: string, out: WireFacts): Facts {
   const [id, boot, seq, ts, kind, type, severity, device, historical] = out;
   return { id, hub, boot, seq, ts, kind, type, severity, ...(device === null ? {} : { device }), ...(historical ? { historical: true } : {}) };
+}
+
+/**
+ * Events the relay commits and acknowledges ahead of routine ones, as the hub sends them first: every alarm
+ * and its clearing (whatever the severity: an inactivity alarm comes as "warning"), and anything critical or
+ * high (a valve closing, smoke spreading). In a reconnect storm an alarm then waits for one commit, not for
+ * the thousands of readings other hubs sent before it.
+ */
+export function isUrgent(f: Pick<Facts, "kind" | "severity">): boolean {
+  return f.kind === "alarm" || f.kind === "alarm_cleared" || f.severity === "critical" || f.severity === "high";
+}
+
+/**
+ * The same judgement on a message not yet parsed, for the backlog's reserve only (verify threads parse after
+ * admission): unchecked, so at worst a hub's own malformed message takes a reserved place until its checks
+ * fail. A hub sends compact JSON, so the keys appear exactly so there.
+ */
+export function looksUrgent(text: string): boolean {
+  return text.includes('"kind":"alarm') || text.includes('"severity":"critical"') || text.includes('"severity":"high"');
 }
 
 /**
@@ -38,6 +59,7 @@ export function accepted(f: Facts, parsed: Envelope | undefined, text: string, r
     hub: f.hub,
     id: f.id,
     kind: f.kind,
+    urgent: isUrgent(f),
     env: parsed,
     row: {
       id: f.id,

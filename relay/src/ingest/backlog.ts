@@ -1,6 +1,8 @@
 // The bound on events held in memory (in their checks, collecting, waiting or retrying). Past it new
 // messages are dropped unacked: the hubs keep them in their journals and resend, so a store that is down or
-// slow costs latency, never memory without limit.
+// slow costs latency, never memory without limit. Urgent events (alarms, see isUrgent) have a reserve of a
+// tenth beyond the bound: in a storm the backlog is full of routine readings, and an alarm dropped there
+// would wait for its hub's resend (5 s, then doubling).
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.js";
 
@@ -12,13 +14,16 @@ export class Backlog {
   private held = 0;
   private lastOverloadLog = 0;
   private droppedSinceLog = 0;
+  private readonly urgentMax: number;
 
   constructor(
     private readonly max: number,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.urgentMax = max + Math.ceil(max / 10);
+  }
 
   /** Events held now, not yet committed (or dropped). */
   get size(): number {
@@ -26,8 +31,8 @@ export class Backlog {
   }
 
   /** Holds one more event; false (counted and, now and then, logged as backlog_full) when full. */
-  admit(hub: string): boolean {
-    if (this.held >= this.max) {
+  admit(hub: string, urgent = false): boolean {
+    if (this.held >= (urgent ? this.urgentMax : this.max)) {
       this.overloaded(hub);
       return false;
     }

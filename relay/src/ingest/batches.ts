@@ -1,6 +1,10 @@
-// Collecting accepted events into batches. A batch is sealed when it is full or when its wait (counted from
-// its first event, so a lone alarm waits at most maxWaitMs) is over; sealed batches are handed out in the
-// order they were filled, which keeps each hub's events in the order they were accepted.
+// Collecting accepted events into batches, in two lanes. Routine events fill a batch that is sealed when it
+// is full or when its wait (counted from its first event) is over. Urgent events (alarms and the like, see
+// isUrgent) fill a batch of their own that is due as soon as the commit loop is free: it is handed out
+// before any routine batch, so in a reconnect storm an alarm waits for the commit in flight, not for every
+// reading queued before it. Within a lane batches go out in the order they were filled, which keeps each
+// hub's events of that lane in the order they were accepted; an urgent event may overtake a routine one of
+// the same hub (the hub sends its alarms first too, and acks name ids, not positions).
 //
 // An event already held in any batch not yet committed is not taken again: a hub resends what is not acked
 // within its ack timeout, and when commits fall behind (a reconnect storm on a slow store) those resends
@@ -14,60 +18,84 @@ export class Batch {
   readonly ids = new Set<string>();
   /** Its wait time is over (or a flush asked for it): commit as soon as nothing else is in flight. */
   due = false;
-  constructor(readonly no: number) {}
+  /** Numbered when its first event joins, so a flush waits only for batches that held something then. */
+  no = 0;
+  constructor(readonly urgent: boolean) {}
 }
 
 export class BatchCollector {
   private batchNo = 0;
-  private current: Batch;
-  private readonly waiting: Batch[] = []; // full batches (and one being retried, at the head), in order
+  private current = new Batch(false);
+  private urgentCurrent = new Batch(true);
+  private readonly waiting: Batch[] = []; // full routine batches (and one being retried, at the head), in order
+  private readonly urgentWaiting: Batch[] = []; // the same for urgent ones
   private waitTimer: NodeJS.Timeout | null = null;
   /** hub and id of every event in a batch not yet committed (or given up). */
   private readonly held = new Set<string>();
+  /** Numbers of the batches holding events not yet committed (or given up). */
+  private readonly open = new Set<number>();
 
   constructor(
     private readonly maxEvents: number,
     private readonly maxWaitMs: number,
     /** A batch became due by its wait running out. */
     private readonly onDue: () => void,
-  ) {
-    this.current = new Batch(++this.batchNo);
-  }
+  ) {}
 
   /**
-   * Adds to the batch being collected; false if that batch holds the id already (one row, one ack), or if
-   * the hub's event is held in an earlier batch not yet committed (its commit acks it).
+   * Adds to the batch being collected in the event's lane; false if that batch holds the id already (one
+   * row, one ack), or if the hub's event is held in an earlier batch not yet committed (its commit acks it).
    */
   add(a: Accepted): boolean {
-    const b = this.current;
+    const b = a.urgent ? this.urgentCurrent : this.current;
     const key = heldKey(a);
     if (b.ids.has(a.id) || this.held.has(key)) return false;
     b.items.push(a);
     b.ids.add(a.id);
     this.held.add(key);
     if (b.items.length === 1) {
-      this.waitTimer = setTimeout(() => {
-        this.waitTimer = null;
-        b.due = true;
-        this.onDue();
-      }, this.maxWaitMs);
+      b.no = ++this.batchNo;
+      this.open.add(b.no);
+      if (b.urgent) b.due = true;
+      else {
+        this.waitTimer = setTimeout(() => {
+          this.waitTimer = null;
+          b.due = true;
+          this.onDue();
+        }, this.maxWaitMs);
+      }
     }
     if (b.items.length >= this.maxEvents) {
       b.due = true;
-      this.waiting.push(b);
-      this.stopWait();
-      this.current = new Batch(++this.batchNo);
+      if (b.urgent) {
+        this.urgentWaiting.push(b);
+        this.urgentCurrent = new Batch(true);
+      } else {
+        this.waiting.push(b);
+        this.stopWait();
+        this.current = new Batch(false);
+      }
     }
     return true;
   }
 
-  /** The next batch to commit, if one is due: full ones first, in order, then the one being collected. */
+  /**
+   * The next batch to commit, if one is due: urgent ones first (full ones in order, then the one being
+   * collected), then routine ones the same way.
+   */
   takeDue(): Batch | undefined {
+    const u = this.urgentWaiting.shift();
+    if (u) return u;
+    if (this.urgentCurrent.items.length > 0) {
+      const due = this.urgentCurrent;
+      this.urgentCurrent = new Batch(true);
+      return due;
+    }
     const b = this.waiting.shift();
     if (b || !this.current.due || this.current.items.length === 0) return b;
     const due = this.current;
     this.stopWait();
-    this.current = new Batch(++this.batchNo);
+    this.current = new Batch(false);
     return due;
   }
 
@@ -79,18 +107,24 @@ export class BatchCollector {
   /** A batch committed (or given up while closing): its events may come again, as duplicates for the store. */
   settle(b: Batch): void {
     for (const a of b.items) this.held.delete(heldKey(a));
+    this.open.delete(b.no);
   }
 
-  /** A batch whose commit failed goes back to the head, so nothing overtakes it. */
+  /** True once every batch numbered ≤ `no` is committed (or given up). */
+  settledUpTo(no: number): boolean {
+    for (const n of this.open) if (n <= no) return false;
+    return true;
+  }
+
+  /** A batch whose commit failed goes back to the head of its lane, so nothing of that lane overtakes it. */
   putBack(b: Batch): void {
-    this.waiting.unshift(b);
+    (b.urgent ? this.urgentWaiting : this.waiting).unshift(b);
   }
 
   /** Makes what is being collected due now; returns the number of the last batch that holds anything. */
   sealForFlush(): number {
-    if (this.current.items.length === 0) return this.current.no - 1;
-    this.current.due = true;
-    return this.current.no;
+    if (this.current.items.length > 0) this.current.due = true;
+    return this.batchNo;
   }
 
   stopWait(): void {

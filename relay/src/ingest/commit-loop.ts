@@ -1,7 +1,8 @@
-// Commits sealed batches one at a time, in batch order, so each hub's events are stored and acknowledged in
-// the order they were accepted. A failed commit is not acknowledged (the events stay in the hubs' journals
-// whatever happens to this process) and is retried with backoff, ahead of everything after it. Once
-// closing, a failed commit is given up instead: those events come back when the hubs resend them.
+// Commits sealed batches one at a time, urgent ones first and each lane in batch order (batches.ts), so each
+// hub's events of a lane are stored and acknowledged in the order they were accepted. A failed commit is not
+// acknowledged (the events stay in the hubs' journals whatever happens to this process) and is retried with
+// backoff, ahead of everything after it in its lane. Once closing, a failed commit is given up instead: those
+// events come back when the hubs resend them.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Backlog } from "./backlog.js";
@@ -24,7 +25,6 @@ export class CommitLoop {
   private retryDelay = RETRY_FIRST_MS;
   private failures = 0;
   private closing = false;
-  private doneNo = 0; // every batch numbered ≤ this is committed (or given up at close)
   private doneWaiters: Array<{ no: number; resolve: () => void }> = [];
 
   constructor(
@@ -45,7 +45,7 @@ export class CommitLoop {
 
   /** Resolves once every batch numbered ≤ `no` is committed (or given up while closing). */
   async done(no: number): Promise<void> {
-    if (this.doneNo >= no) return;
+    if (this.batches.settledUpTo(no)) return;
     await new Promise<void>((resolve) => this.doneWaiters.push({ no, resolve }));
   }
 
@@ -83,9 +83,8 @@ export class CommitLoop {
 
   private finished(batch: Batch): void {
     this.batches.settle(batch);
-    this.doneNo = batch.no;
     this.doneWaiters = this.doneWaiters.filter((w) => {
-      if (w.no > this.doneNo) return true;
+      if (!this.batches.settledUpTo(w.no)) return true;
       w.resolve();
       return false;
     });

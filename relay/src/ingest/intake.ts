@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import type { Envelope } from "../../../protocol/envelope.js";
 import type { Registry } from "../registry/registry.js";
-import { factsFromWire, type Facts } from "./accepted.js";
+import { factsFromWire, isUrgent, looksUrgent, type Facts } from "./accepted.js";
 import type { Backlog } from "./backlog.js";
 import type { Rejections } from "./rejections.js";
 import type { Tickets } from "./tickets.js";
@@ -55,7 +55,7 @@ export class Intake {
     const parsed = parseEnvelope(hub, text);
     if (!parsed.ok) return this.d.rejections.rejected(hub, parsed);
     const env = parsed.env;
-    if (!this.d.backlog.admit(hub)) return;
+    if (!this.d.backlog.admit(hub, isUrgent(env))) return;
     const receivedAt = this.d.now();
     // Nearly always the key is cached: check it here, without a promise per event.
     const cached = this.d.registry.cachedSigningKey(env.hub);
@@ -88,10 +88,11 @@ export class Intake {
   /**
    * With verify threads: the message goes to the pool with its hub's key, and is accepted when its outcome
    * comes back (in order). The backlog counts it from here, so the pool's queue is bounded too; under
-   * overload a message is dropped before it is parsed, i.e. counted as backlog_full whatever it holds.
+   * overload a message is dropped before it is parsed, i.e. counted as backlog_full (unless its text looks
+   * urgent, which admits it to the reserve).
    */
   private checkPooled(hub: string, text: string): void {
-    if (!this.d.backlog.admit(hub)) return;
+    if (!this.d.backlog.admit(hub, looksUrgent(text))) return;
     const job: PoolJob = { hub, text, key: null, ticket: this.d.tickets.take(), receivedAt: this.d.now() };
     // The registry stays the one authority on keys: each message takes the key it gives now.
     const cached = this.d.registry.cachedSigningKey(hub);
