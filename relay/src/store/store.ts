@@ -236,26 +236,35 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
   // Loaded here, not with the module: a relay on SQLite never needs the PostgreSQL client.
   const { default: pgLib } = await import("pg");
   await ensurePgSchema(pgLib, cfg.url, cfg.schema);
-  const pool = new pgLib.Pool({
-    connectionString: cfg.url,
-    max: cfg.poolSize,
-    // An unreachable server fails the commit (which is retried) instead of hanging it.
-    connectionTimeoutMillis: 10_000,
-    // Every connection works in the configured schema, so queries stay unqualified (and tests can isolate).
-    options: `-c search_path=${quoteIdent(cfg.schema)}`,
-    types: pgTypes(pgLib),
-  });
-  // An idle client losing its server must not crash the process; the next query reports the error.
-  pool.on("error", () => {});
-  const db = new Kysely<RelayDb>({ dialect: new PostgresDialect({ pool }) });
+  const pool = (max: number) => {
+    const p = new pgLib.Pool({
+      connectionString: cfg.url,
+      max,
+      // An unreachable server fails the commit (which is retried) instead of hanging it.
+      connectionTimeoutMillis: 10_000,
+      // Every connection works in the configured schema, so queries stay unqualified (and tests can isolate).
+      options: `-c search_path=${quoteIdent(cfg.schema)}`,
+      types: pgTypes(pgLib),
+    });
+    // An idle client losing its server must not crash the process; the next query reports the error.
+    p.on("error", () => {});
+    return new Kysely<RelayDb>({ dialect: new PostgresDialect({ pool: p }) });
+  };
+  const db = pool(cfg.poolSize);
   try {
     await migrate(db, migrations, cfg.schema);
   } catch (err) {
     await db.destroy();
     throw err;
   }
-  return new KyselyStore("postgres", db);
+  // The work a hub waits on (its login's lookup, the commits its acks follow) gets connections of its own,
+  // as SQLite's first lane: in a storm the call trees' statements would otherwise hold every pooled
+  // connection and logins queue behind them.
+  return new KyselyStore("postgres", db, null, pool(URGENT_PG_CONNECTIONS));
 }
+
+/** Connections beside `poolSize` for ingest's commits (one at a time) and the hubs' credential and key lookups. */
+export const URGENT_PG_CONNECTIONS = 3;
 
 // int8 (bigint, count(*)) arrives as a string by default; our ms timestamps fit a double exactly.
 const pgTypes = (lib: typeof pg): pg.CustomTypesConfig => ({
@@ -409,8 +418,8 @@ class KyselyStore implements Store {
     /** The one connection kysely's SQLite dialect runs on, for statements prepared once (null on PostgreSQL). */
     private readonly sqlite: Database.Database | null = null,
     /**
-     * SQLite: the lane served before everything else (sqlite-driver.ts), for the work a hub waits on: its
-     * login's lookup and the commits its acks follow. PostgreSQL has a pool, so it is `db` there.
+     * The work a hub waits on: its login's lookup and the commits its acks follow. SQLite: the lane served
+     * before everything else (sqlite-driver.ts); PostgreSQL: a small pool of its own.
      */
     private readonly urgent: Kysely<RelayDb> = db,
     readonly redoableDb: Kysely<RelayDb> = db,
