@@ -16,8 +16,15 @@ export interface AuditEntry {
 // Rows written in the same millisecond keep their order (read back by (at, id)).
 const auditId = monotonicFactory(pooledRandom);
 
+const auditRow = (e: AuditEntry) => ({ id: auditId(e.at), at: e.at, actor: e.actor, action: e.action, subject: e.subject, purpose: e.purpose });
+
 export async function recordAudit(db: Kysely<LoopDb>, e: AuditEntry): Promise<void> {
-  await db.insertInto("audit_log").values({ id: auditId(e.at), at: e.at, actor: e.actor, action: e.action, subject: e.subject, purpose: e.purpose }).execute();
+  await db.insertInto("audit_log").values(auditRow(e)).execute();
+}
+
+/** Several rows in one statement, in the order given. */
+export async function recordAudits(db: Kysely<LoopDb>, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length > 0) await db.insertInto("audit_log").values(entries.map(auditRow)).execute();
 }
 
 export async function listAudit(db: Kysely<LoopDb>, q: { subject?: string; limit?: number } = {}): Promise<AuditEntry[]> {

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import type { Kysely } from "kysely";
 import { parse as parseYaml } from "yaml";
 import type { LoopDb } from "../store/closed-loop-schema.js";
-import { recordAudit } from "./audit.js";
+import { recordAudit, recordAudits } from "./audit.js";
 import { carePlanProblems, carePlanSchema, type CarePlan } from "./schema.js";
 
 export class CarePlanError extends Error {
@@ -75,11 +75,36 @@ export async function setCarePlan(db: Kysely<LoopDb>, hub: string, plan: CarePla
 export async function readCarePlan(db: Kysely<LoopDb>, hub: string, by: { actor: string; purpose: string; at: number }): Promise<StoredCarePlan | undefined> {
   const r = await db.selectFrom("care_plans").selectAll().where("hub", "=", hub).executeTakeFirst();
   await recordAudit(db, { actor: by.actor, action: r ? "careplan.read" : "careplan.read_missing", subject: hub, purpose: by.purpose, at: by.at });
-  if (!r) return undefined;
+  return r ? storedPlan(r) : undefined;
+}
+
+/**
+ * readCarePlan for many reads at once (incidents opened together): one query, and the audit rows each read
+ * would have written, one per entry of `hubs` (a hub named twice was read for two purposes). A plan that no
+ * longer validates comes back as its CarePlanError.
+ */
+export async function readCarePlans(db: Kysely<LoopDb>, hubs: readonly string[], by: { actor: string; purpose: string; at: number }): Promise<Map<string, StoredCarePlan | CarePlanError | undefined>> {
+  const rows = hubs.length > 0 ? await db.selectFrom("care_plans").selectAll().where("hub", "in", [...new Set(hubs)]).execute() : [];
+  const byHub = new Map(rows.map((r) => [r.hub, r]));
+  await recordAudits(db, hubs.map((hub) => ({ actor: by.actor, action: byHub.has(hub) ? "careplan.read" : "careplan.read_missing", subject: hub, purpose: by.purpose, at: by.at })));
+  const out = new Map<string, StoredCarePlan | CarePlanError | undefined>();
+  for (const hub of hubs) {
+    const r = byHub.get(hub);
+    try {
+      out.set(hub, r ? storedPlan(r) : undefined);
+    } catch (err) {
+      if (!(err instanceof CarePlanError)) throw err;
+      out.set(hub, err);
+    }
+  }
+  return out;
+}
+
+function storedPlan(r: { hub: string; plan: string; version: number; updated_at: number; updated_by: string }): StoredCarePlan {
   // Stored plans were valid when written; one that no longer parses (a schema change) is reported, not guessed at.
   const parsed = carePlanSchema.safeParse(JSON.parse(r.plan));
-  if (!parsed.success) throw new CarePlanError(`the stored care plan of hub ${hub} is no longer valid; set it again`, carePlanProblems(parsed.error));
-  return { hub, version: r.version, updatedAt: r.updated_at, updatedBy: r.updated_by, plan: parsed.data };
+  if (!parsed.success) throw new CarePlanError(`the stored care plan of hub ${r.hub} is no longer valid; set it again`, carePlanProblems(parsed.error));
+  return { hub: r.hub, version: r.version, updatedAt: r.updated_at, updatedBy: r.updated_by, plan: parsed.data };
 }
 
 export async function deleteCarePlan(db: Kysely<LoopDb>, hub: string, by: { actor: string; purpose: string; at: number }): Promise<boolean> {

@@ -173,7 +173,12 @@ export async function startRelay(configFile: string, o: StartRelayOptions): Prom
     const { alerts, incidents, escalation, telephony, telephonyHandle, forwarder, inboundSms } = loop;
     if (telephonyHandle) undo.push(() => telephonyHandle.close());
     const loopOn = config.escalation.enabled;
-    const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), { alerts, log: log.child({ part: "escalation" }), now });
+    const opening = guardedOpening((trx, inserted) => escalation.withinCommit(trx, inserted), {
+      alerts,
+      log: log.child({ part: "escalation" }),
+      now,
+      openFresh: (trx, inserted) => escalation.openFresh(trx, inserted),
+    });
     // Commissioning reports are stored in the commit of their event, whether or not escalation runs.
     const reportIntake = commissioningIntake({ log: log.child({ part: "commissioning" }), registry: metrics.registry, now });
     // The hub's answer to a device retirement settles it in the commit of its event.

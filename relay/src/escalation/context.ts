@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Alerter } from "../alerts/alerter.js";
 import type { CarePlan } from "../careplans/schema.js";
-import { CarePlanError, readCarePlan } from "../careplans/store.js";
+import { CarePlanError, readCarePlan, readCarePlans } from "../careplans/store.js";
 import type { IncidentForwarding } from "../incidents/forwarding.js";
 import type { IncidentService } from "../incidents/service.js";
 import type { LoopDb } from "../store/closed-loop-schema.js";
@@ -89,7 +89,21 @@ export async function carePlanFor(c: EscalationContext, db: Kysely<LoopDb>, hub:
     return (await readCarePlan(db, hub, { actor: SYSTEM, purpose, at: c.now() }))?.plan;
   } catch (err) {
     if (!(err instanceof CarePlanError)) throw err;
-    await c.alerts.raise(db, { kind: "no_care_plan", detail: `hub ${hub}: the stored care plan is no longer valid; set it again (anxin-relay careplan set)`, at: c.now(), incidentId, key: hub, hub });
+    await planNoLongerValid(c, db, hub, incidentId);
     return undefined;
   }
+}
+
+/** carePlanFor for several hubs at once (audited per entry of `hubs`, as that many reads would be). */
+export async function carePlansFor(c: EscalationContext, db: Kysely<LoopDb>, hubs: readonly string[], purpose: string): Promise<Map<string, CarePlan | undefined>> {
+  const out = new Map<string, CarePlan | undefined>();
+  for (const [hub, got] of await readCarePlans(db, hubs, { actor: SYSTEM, purpose, at: c.now() })) {
+    if (got instanceof CarePlanError) await planNoLongerValid(c, db, hub);
+    out.set(hub, got instanceof CarePlanError ? undefined : got?.plan);
+  }
+  return out;
+}
+
+function planNoLongerValid(c: EscalationContext, db: Kysely<LoopDb>, hub: string, incidentId?: string): Promise<void> {
+  return c.alerts.raise(db, { kind: "no_care_plan", detail: `hub ${hub}: the stored care plan is no longer valid; set it again (anxin-relay careplan set)`, at: c.now(), incidentId, key: hub, hub });
 }

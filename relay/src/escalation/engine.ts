@@ -79,6 +79,11 @@ export class EscalationEngine {
     return this.opener.withinCommit(trx, inserted);
   }
 
+  /** Opens together the incidents that many alarms of one commit open (IncidentOpener.openFresh); the ids of the events it handled. */
+  openFresh(trx: Kysely<LoopDb>, inserted: Envelope[]): Promise<Set<string>> {
+    return this.opener.openFresh(trx, inserted);
+  }
+
   /** A call's outcome from the telephony callback (idempotent). */
   onOutcome(o: CallOutcome): Promise<void> {
     return this.outcomes.onOutcome(o).finally(notifyQueue);

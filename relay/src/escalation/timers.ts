@@ -18,10 +18,25 @@ export type TimerRow = EscalationTimersTable & {
 export const stepTimerId = (incident: string, step: number, round: number) => `${incident}:${step}:${round}`;
 
 /** Adds a timer; the same id twice (a retried transaction, a second instance) is a no-op. */
-export async function addTimer(db: Kysely<LoopDb>, t: { id: string; incidentId: string; kind: TimerKind; step: number; round: number; dueAt: number }): Promise<void> {
+export interface NewTimer {
+  id: string;
+  incidentId: string;
+  kind: TimerKind;
+  step: number;
+  round: number;
+  dueAt: number;
+}
+
+export function addTimer(db: Kysely<LoopDb>, t: NewTimer): Promise<void> {
+  return addTimers(db, [t]);
+}
+
+/** Several timers in one statement; one that exists already (the same id) is left as it is. */
+export async function addTimers(db: Kysely<LoopDb>, list: readonly NewTimer[]): Promise<void> {
+  if (list.length === 0) return;
   await db
     .insertInto("escalation_timers")
-    .values({ id: t.id, incident_id: t.incidentId, kind: t.kind, step: t.step, round: t.round, due_at: t.dueAt, claimed_by: null, claimed_until: null, done_at: null, result: null })
+    .values(list.map((t) => ({ id: t.id, incident_id: t.incidentId, kind: t.kind, step: t.step, round: t.round, due_at: t.dueAt, claimed_by: null, claimed_until: null, done_at: null, result: null })))
     .onConflict((oc) => oc.column("id").doNothing())
     .execute();
 }

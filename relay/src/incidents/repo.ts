@@ -94,14 +94,27 @@ export async function listIncidents(db: Kysely<LoopDb>, q: { openOnly?: boolean;
   return rows.map(toIncident);
 }
 
-export async function addTimeline(
-  db: Kysely<LoopDb>,
-  incidentId: string,
-  e: { at: number; actor: string; kind: string; from?: string | null; to?: string | null; cause?: string | null; detail?: Record<string, unknown> | null },
-): Promise<TimelineEntry> {
-  const id = timelineId(e.at);
-  const row = {
-    id,
+/** What a timeline entry is made of; the id and row are made by addTimeline(s). */
+export interface NewTimelineEntry {
+  at: number;
+  actor: string;
+  kind: string;
+  from?: string | null;
+  to?: string | null;
+  cause?: string | null;
+  detail?: Record<string, unknown> | null;
+}
+
+export async function addTimeline(db: Kysely<LoopDb>, incidentId: string, e: NewTimelineEntry): Promise<TimelineEntry> {
+  const [entry] = await addTimelines(db, [{ incidentId, e }]);
+  return entry as TimelineEntry;
+}
+
+/** Several entries (of one incident or many) in one statement, in the order given. */
+export async function addTimelines(db: Kysely<LoopDb>, list: ReadonlyArray<{ incidentId: string; e: NewTimelineEntry }>): Promise<TimelineEntry[]> {
+  if (list.length === 0) return [];
+  const rows = list.map(({ incidentId, e }) => ({
+    id: timelineId(e.at),
     incident_id: incidentId,
     at: e.at,
     actor: e.actor,
@@ -110,9 +123,9 @@ export async function addTimeline(
     to_state: e.to ?? null,
     cause: e.cause ?? null,
     detail: e.detail ? JSON.stringify(e.detail) : null,
-  };
-  await db.insertInto("incident_timeline").values(row).execute();
-  return { id, at: e.at, actor: e.actor, kind: e.kind, from: row.from_state, to: row.to_state, cause: row.cause, detail: e.detail ?? null };
+  }));
+  await db.insertInto("incident_timeline").values(rows).execute();
+  return rows.map((row, i) => ({ id: row.id, at: row.at, actor: row.actor, kind: row.kind, from: row.from_state, to: row.to_state, cause: row.cause, detail: list[i]?.e.detail ?? null }));
 }
 
 export async function getTimeline(db: Kysely<LoopDb>, incidentId: string): Promise<TimelineEntry[]> {
