@@ -6,7 +6,7 @@ import { pino, type Logger } from "pino";
 import { accepted, factsFromWire, isUrgent, looksUrgent, skewToFlag, type Accepted, type Facts } from "../../relay/src/ingest/accepted.js";
 import { acksFor } from "../../relay/src/ingest/after-commit.js";
 import { Backlog, OVERLOAD_LOG_EVERY_MS } from "../../relay/src/ingest/backlog.js";
-import { BatchCollector } from "../../relay/src/ingest/batches.js";
+import { BatchCollector, URGENT_IN_A_ROW } from "../../relay/src/ingest/batches.js";
 import { CommitLoop, RETRY_FIRST_MS, RETRY_MAX_MS } from "../../relay/src/ingest/commit-loop.js";
 import { Tickets } from "../../relay/src/ingest/tickets.js";
 import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
@@ -198,6 +198,18 @@ test("batches: urgent events go first, due at once; each lane keeps its order; a
   c.settle(last);
   assert.equal(c.settledUpTo(target), true);
   assert.equal(c.holds("hub-1", "a4"), true);
+  c.stopWait();
+});
+
+test("batches: a flood of urgent batches lets a due routine batch through after every few", () => {
+  const c = new BatchCollector(1, 1000, () => {}); // one event a batch
+  c.add(item("r1"));
+  c.add(item("r2"));
+  for (let i = 1; i <= 2 * URGENT_IN_A_ROW + 1; i++) c.add(alarmItem(`a${i}`));
+  const order: string[] = [];
+  for (let b = c.takeDue(); b; b = c.takeDue()) order.push(b.items.map((a) => a.id).join());
+  const u = (from: number, n: number) => Array.from({ length: n }, (_, i) => `a${from + i}`);
+  assert.deepEqual(order, [...u(1, URGENT_IN_A_ROW), "r1", ...u(URGENT_IN_A_ROW + 1, URGENT_IN_A_ROW), "r2", `a${2 * URGENT_IN_A_ROW + 1}`]);
   c.stopWait();
 });
 

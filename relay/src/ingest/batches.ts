@@ -34,6 +34,8 @@ export class BatchCollector {
   private readonly held = new Set<string>();
   /** Numbers of the batches holding events not yet committed (or given up). */
   private readonly open = new Set<number>();
+  /** Urgent batches handed out since the last routine one. */
+  private urgentInARow = 0;
 
   constructor(
     private readonly maxEvents: number,
@@ -81,21 +83,32 @@ export class BatchCollector {
 
   /**
    * The next batch to commit, if one is due: urgent ones first (full ones in order, then the one being
-   * collected), then routine ones the same way.
+   * collected), then routine ones the same way; after URGENT_IN_A_ROW urgent ones a routine one that is due
+   * goes first.
    */
   takeDue(): Batch | undefined {
-    const u = this.urgentWaiting.shift();
-    if (u) return u;
-    if (this.urgentCurrent.items.length > 0) {
-      const due = this.urgentCurrent;
-      this.urgentCurrent = new Batch(true);
-      return due;
+    const routineDue = this.waiting.length > 0 || (this.current.due && this.current.items.length > 0);
+    if (this.urgentInARow < URGENT_IN_A_ROW || !routineDue) {
+      const u = this.takeUrgent();
+      if (u) {
+        this.urgentInARow++;
+        return u;
+      }
     }
+    this.urgentInARow = 0;
     const b = this.waiting.shift();
     if (b || !this.current.due || this.current.items.length === 0) return b;
     const due = this.current;
     this.stopWait();
     this.current = new Batch(false);
+    return due;
+  }
+
+  private takeUrgent(): Batch | undefined {
+    const u = this.urgentWaiting.shift();
+    if (u || this.urgentCurrent.items.length === 0) return u;
+    const due = this.urgentCurrent;
+    this.urgentCurrent = new Batch(true);
     return due;
   }
 
@@ -132,5 +145,11 @@ export class BatchCollector {
     this.waitTimer = null;
   }
 }
+
+/**
+ * Urgent batches in a row while a routine one is due: a flood of alarms cannot hold heartbeats and readings
+ * back for ever, and an alarm waits at most one routine commit more.
+ */
+export const URGENT_IN_A_ROW = 4;
 
 const heldKey = (a: Pick<Accepted, "hub" | "id">): string => `${a.hub}\u0000${a.id}`;
