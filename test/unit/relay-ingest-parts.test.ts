@@ -6,7 +6,7 @@ import { pino, type Logger } from "pino";
 import { accepted, factsFromWire, isUrgent, looksUrgent, skewToFlag, type Accepted, type Facts } from "../../relay/src/ingest/accepted.js";
 import { acksFor } from "../../relay/src/ingest/after-commit.js";
 import { Backlog, OVERLOAD_LOG_EVERY_MS } from "../../relay/src/ingest/backlog.js";
-import { BatchCollector, URGENT_IN_A_ROW } from "../../relay/src/ingest/batches.js";
+import { BatchCollector } from "../../relay/src/ingest/batches.js";
 import { CommitLoop, RETRY_FIRST_MS, RETRY_MAX_MS } from "../../relay/src/ingest/commit-loop.js";
 import { Tickets } from "../../relay/src/ingest/tickets.js";
 import { createMetrics, type Metrics } from "../../relay/src/metrics.js";
@@ -166,9 +166,7 @@ test("urgency: alarms, their clearing and anything critical or high; the same ju
 test("batches: urgent events go first, due at once; each lane keeps its order; a flush waits for both", () => {
   let due = 0;
   const c = new BatchCollector(2, 1000, () => due++);
-  c.add(item("r1"));
-  c.add(item("r2")); // a full routine batch
-  c.add(item("r3"));
+  c.add(item("r1")); // a routine batch collecting, its wait not over
   c.add(alarmItem("a1"));
   assert.equal(c.add(alarmItem("a1")), false, "a copy of a held alarm: one row");
   assert.equal(c.add(item("a1")), false, "held whatever its lane");
@@ -180,36 +178,48 @@ test("batches: urgent events go first, due at once; each lane keeps its order; a
   assert.equal(c.takeDue(), first, "a failed urgent batch goes first again");
   const second = c.takeDue();
   assert.deepEqual(second?.items.map((a) => a.id), ["a3"], "the urgent batch being collected is due at once");
-  const routine = c.takeDue();
-  assert.deepEqual(routine?.items.map((a) => a.id), ["r1", "r2"]);
   assert.equal(c.takeDue(), undefined, "the routine batch being collected waits for its time");
   assert.equal(due, 0);
   // Batches are numbered as they get their first event and may commit out of number order: a flush waits
   // for every one numbered up to its start, whatever the order they settle in.
   const target = c.sealForFlush();
   const last = c.takeDue();
-  assert.deepEqual(last?.items.map((a) => a.id), ["r3"], "sealed by the flush");
+  assert.deepEqual(last?.items.map((a) => a.id), ["r1"], "sealed by the flush");
   c.add(alarmItem("a4")); // after the flush began: not waited for
-  for (const b of [second, routine, first]) {
+  for (const b of [second, first]) {
     assert.equal(c.settledUpTo(target), false);
     c.settle(b);
   }
-  assert.equal(c.settledUpTo(target), false, "r3 is not settled yet");
+  assert.equal(c.settledUpTo(target), false, "r1 is not settled yet");
   c.settle(last);
   assert.equal(c.settledUpTo(target), true);
   assert.equal(c.holds("hub-1", "a4"), true);
   c.stopWait();
 });
 
-test("batches: a flood of urgent batches lets a due routine batch through after every few", () => {
-  const c = new BatchCollector(1, 1000, () => {}); // one event a batch
+test("batches: an urgent batch carries the routine batch that is due into its transaction, not one that is still waiting", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const c = new BatchCollector(2, 5, () => {});
   c.add(item("r1"));
-  c.add(item("r2"));
-  for (let i = 1; i <= 2 * URGENT_IN_A_ROW + 1; i++) c.add(alarmItem(`a${i}`));
-  const order: string[] = [];
-  for (let b = c.takeDue(); b; b = c.takeDue()) order.push(b.items.map((a) => a.id).join());
-  const u = (from: number, n: number) => Array.from({ length: n }, (_, i) => `a${from + i}`);
-  assert.deepEqual(order, [...u(1, URGENT_IN_A_ROW), "r1", ...u(URGENT_IN_A_ROW + 1, URGENT_IN_A_ROW), "r2", `a${2 * URGENT_IN_A_ROW + 1}`]);
+  c.add(item("r2")); // full: due
+  c.add(item("r3")); // collecting, not due yet
+  c.add(alarmItem("a1"));
+  const first = c.takeDue();
+  assert.deepEqual(first?.items.map((a) => a.id), ["a1", "r1", "r2"]);
+  c.add(alarmItem("a2"));
+  const second = c.takeDue();
+  assert.deepEqual(second?.items.map((a) => a.id), ["a2"], "r3's wait is not over: the alarm does not wait for it");
+  c.putBack(first);
+  c.add(item("r4")); // r3's batch is full now: due
+  assert.equal(c.takeDue(), first, "a retried batch keeps what it had and takes nothing more");
+  assert.deepEqual(first?.items.map((a) => a.id), ["a1", "r1", "r2"]);
+  const target = c.sealForFlush();
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["r3", "r4"]);
+  c.settle(second);
+  assert.equal(c.settledUpTo(first.no), false);
+  c.settle(first);
+  assert.equal(c.holds("hub-1", "r2"), false, "the carried events are settled with it");
+  assert.equal(c.settledUpTo(target), false, "r3 and r4 are not settled yet");
   c.stopWait();
 });
 

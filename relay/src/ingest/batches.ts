@@ -1,10 +1,11 @@
 // Collecting accepted events into batches, in two lanes. Routine events fill a batch that is sealed when it
 // is full or when its wait (counted from its first event) is over. Urgent events (alarms and the like, see
 // isUrgent) fill a batch of their own that is due as soon as the commit loop is free: it is handed out
-// before any routine batch, so in a reconnect storm an alarm waits for the commit in flight, not for every
-// reading queued before it. Within a lane batches go out in the order they were filled, which keeps each
-// hub's events of that lane in the order they were accepted; an urgent event may overtake a routine one of
-// the same hub (the hub sends its alarms first too, and acks name ids, not positions).
+// before any routine batch, taking the next routine batch that is due into the same transaction, so in a
+// reconnect storm an alarm waits for the commit in flight, not for every reading queued before it, and costs
+// no commit (no fsync) of its own. Within a lane batches go out in the order they were filled, which keeps
+// each hub's events of that lane in the order they were accepted; an urgent event may overtake a routine one
+// of the same hub (the hub sends its alarms first too, and acks name ids, not positions).
 //
 // An event already held in any batch not yet committed is not taken again: a hub resends what is not acked
 // within its ack timeout, and when commits fall behind (a reconnect storm on a slow store) those resends
@@ -20,7 +21,14 @@ export class Batch {
   due = false;
   /** Numbered when its first event joins, so a flush waits only for batches that held something then. */
   no = 0;
+  /** Numbers of the routine batches this urgent one carries (committed in the same transaction). */
+  readonly absorbed: number[] = [];
   constructor(readonly urgent: boolean) {}
+
+  absorb(r: Batch): void {
+    this.items.push(...r.items);
+    this.absorbed.push(r.no);
+  }
 }
 
 export class BatchCollector {
@@ -34,8 +42,6 @@ export class BatchCollector {
   private readonly held = new Set<string>();
   /** Numbers of the batches holding events not yet committed (or given up). */
   private readonly open = new Set<number>();
-  /** Urgent batches handed out since the last routine one. */
-  private urgentInARow = 0;
 
   constructor(
     private readonly maxEvents: number,
@@ -82,26 +88,17 @@ export class BatchCollector {
   }
 
   /**
-   * The next batch to commit, if one is due: urgent ones first (full ones in order, then the one being
-   * collected), then routine ones the same way; after URGENT_IN_A_ROW urgent ones a routine one that is due
-   * goes first.
+   * The next batch to commit, if one is due: an urgent one (full ones in order, then the one being collected)
+   * carrying with it the routine batch that is due, if any, so that urgent events cost no commit of their
+   * own and never hold routine ones back; else the routine one. A batch being retried keeps what it had.
    */
   takeDue(): Batch | undefined {
-    const routineDue = this.waiting.length > 0 || (this.current.due && this.current.items.length > 0);
-    if (this.urgentInARow < URGENT_IN_A_ROW || !routineDue) {
-      const u = this.takeUrgent();
-      if (u) {
-        this.urgentInARow++;
-        return u;
-      }
-    }
-    this.urgentInARow = 0;
-    const b = this.waiting.shift();
-    if (b || !this.current.due || this.current.items.length === 0) return b;
-    const due = this.current;
-    this.stopWait();
-    this.current = new Batch(false);
-    return due;
+    const u = this.takeUrgent();
+    if (u && u.absorbed.length > 0) return u;
+    const r = this.takeRoutine();
+    if (!u) return r;
+    if (r) u.absorb(r);
+    return u;
   }
 
   private takeUrgent(): Batch | undefined {
@@ -109,6 +106,15 @@ export class BatchCollector {
     if (u || this.urgentCurrent.items.length === 0) return u;
     const due = this.urgentCurrent;
     this.urgentCurrent = new Batch(true);
+    return due;
+  }
+
+  private takeRoutine(): Batch | undefined {
+    const b = this.waiting.shift();
+    if (b || !this.current.due || this.current.items.length === 0) return b;
+    const due = this.current;
+    this.stopWait();
+    this.current = new Batch(false);
     return due;
   }
 
@@ -121,6 +127,7 @@ export class BatchCollector {
   settle(b: Batch): void {
     for (const a of b.items) this.held.delete(heldKey(a));
     this.open.delete(b.no);
+    for (const no of b.absorbed) this.open.delete(no);
   }
 
   /** True once every batch numbered ≤ `no` is committed (or given up). */
@@ -145,11 +152,5 @@ export class BatchCollector {
     this.waitTimer = null;
   }
 }
-
-/**
- * Urgent batches in a row while a routine one is due: a flood of alarms cannot hold heartbeats and readings
- * back for ever, and an alarm waits at most one routine commit more.
- */
-export const URGENT_IN_A_ROW = 4;
 
 const heldKey = (a: Pick<Accepted, "hub" | "id">): string => `${a.hub}\u0000${a.id}`;
