@@ -257,14 +257,15 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     await db.destroy();
     throw err;
   }
-  // The work a hub waits on (its login's lookup, the commits its acks follow) gets connections of its own,
-  // as SQLite's first lane: in a storm the call trees' statements would otherwise hold every pooled
-  // connection and logins queue behind them.
-  return new KyselyStore("postgres", db, null, pool(URGENT_PG_CONNECTIONS));
+  // Ingest's commits, which every hub's acks wait on, get connections of their own (as SQLite's first lane):
+  // in a storm the call trees' statements would otherwise hold every pooled connection while they wait. The
+  // credential and key lookups stay on the shared pool: in a small pool of their own (2 or 4 connections)
+  // they queued past the pool's wait in a 5,000-hub storm and were refused, for no gain (docs/benchmarks.md).
+  return new KyselyStore("postgres", db, null, pool(COMMIT_PG_CONNECTIONS), db, db);
 }
 
-/** Connections beside `poolSize` for ingest's commits (one at a time) and the hubs' credential and key lookups. */
-export const URGENT_PG_CONNECTIONS = 3;
+/** Connections beside `poolSize` for ingest's commits: its loop commits one batch at a time, and an SMS alarm's commit may come beside it. */
+export const COMMIT_PG_CONNECTIONS = 2;
 
 // int8 (bigint, count(*)) arrives as a string by default; our ms timestamps fit a double exactly.
 const pgTypes = (lib: typeof pg): pg.CustomTypesConfig => ({
@@ -418,15 +419,20 @@ class KyselyStore implements Store {
     /** The one connection kysely's SQLite dialect runs on, for statements prepared once (null on PostgreSQL). */
     private readonly sqlite: Database.Database | null = null,
     /**
-     * The work a hub waits on: its login's lookup and the commits its acks follow. SQLite: the lane served
-     * before everything else (sqlite-driver.ts); PostgreSQL: a small pool of its own.
+     * Ingest's commits, which every hub's acks follow. SQLite: the lane served before everything else
+     * (sqlite-driver.ts); PostgreSQL: a pool of its own.
      */
-    private readonly urgent: Kysely<RelayDb> = db,
+    private readonly commits: Kysely<RelayDb> = db,
     readonly redoableDb: Kysely<RelayDb> = db,
+    /**
+     * The hubs' credential and key lookups. SQLite: the same first lane. PostgreSQL: `db`, not the commits'
+     * pool: in a storm thousands of logins queue there, and the commits must not wait behind them.
+     */
+    private readonly logins: Kysely<RelayDb> = commits,
   ) {}
 
   async close(): Promise<void> {
-    if (this.urgent !== this.db) await this.urgent.destroy();
+    if (this.commits !== this.db) await this.commits.destroy();
     if (this.redoableDb !== this.db) await this.redoableDb.destroy();
     await this.db.destroy();
   }
@@ -440,7 +446,7 @@ class KyselyStore implements Store {
     // Sorted, so two PostgreSQL transactions inserting overlapping ids take their index locks in the same
     // order and cannot deadlock.
     const unique = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return this.urgent.transaction().execute(async (trx) => {
+    return this.commits.transaction().execute(async (trx) => {
       let inserted: string[];
       if (this.sqlite) inserted = this.insertSqlite(unique);
       else {
@@ -560,7 +566,7 @@ class KyselyStore implements Store {
   }
 
   async getHubAuth(id: string): Promise<HubAuthRow | undefined> {
-    const r = await this.urgent.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
+    const r = await this.logins.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
     if (!r) return undefined;
     return {
       ...toHubRow(r),
