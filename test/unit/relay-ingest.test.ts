@@ -415,9 +415,9 @@ each("alarms overtake routine events waiting for a slow store, and have a reserv
   gate = null;
   open();
   await waitFor(() => r.acks.some((a) => a.ids.includes(alarm.id)));
-  assert.equal(calls.length, 2, "the urgent events went right after the commit in flight");
+  // The commit right after the one in flight holds them, and carries the next routine batch that is due
+  // (no commit of their own). The commit after it may have started by now: only their place is checked.
   const kept = readings.slice(0, 40);
-  // They carry the next routine batch that is due into their transaction (no commit of their own).
   assert.deepEqual(new Set(calls[1]?.map((x) => x.id)), new Set([...urgent, ...kept.slice(10, 20)].map((e) => e.id)));
   await r.ingest.flush();
   assert.deepEqual(calls.slice(2).flatMap((rows) => rows.map((x) => x.id)), kept.slice(20).map((e) => e.id), "the queued readings follow in their order");

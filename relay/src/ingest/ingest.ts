@@ -13,12 +13,13 @@
 //
 // This class only wires the steps together, each in its own module:
 //   intake.ts        the checks, inline or in verify threads, and key lookups
-//   backlog.ts       the bound on events held in memory
+//   backlog.ts       the bound on events held in memory, with a reserve for urgent ones
 //   tickets.ts       which messages are still in their checks (what a flush waits for)
-//   accepted.ts      an accepted event as a row; the clock-skew judgement
-//   batches.ts       collecting events into batches, sealed when full or when their wait is over; which
-//                    events are held until their commit (a copy of one is dropped, its commit acks it)
-//   commit-loop.ts   one commit at a time in batch order, retried with backoff
+//   accepted.ts      an accepted event as a row; the clock-skew judgement; which events are urgent
+//   batches.ts       collecting events into batches in two lanes (urgent ones first, each taking the routine
+//                    batch that is due along), sealed when full or when their wait is over; which events
+//                    are held until their commit (a copy of one is dropped, its commit acks it)
+//   commit-loop.ts   one commit at a time, each lane in batch order, retried with backoff
 //   transaction.ts   the transaction: rows, and the in-transaction hook (escalation) over new events
 //   after-commit.ts  acks per hub, hand-on of new events, metrics
 //   verified.ts      an event verified on another path (SMS): stored in a transaction of its own

@@ -236,7 +236,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
   // Loaded here, not with the module: a relay on SQLite never needs the PostgreSQL client.
   const { default: pgLib } = await import("pg");
   await ensurePgSchema(pgLib, cfg.url, cfg.schema);
-  const pool = (max: number) => {
+  const pooledDb = (max: number) => {
     const p = new pgLib.Pool({
       connectionString: cfg.url,
       max,
@@ -250,7 +250,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     p.on("error", () => {});
     return new Kysely<RelayDb>({ dialect: new PostgresDialect({ pool: p }) });
   };
-  const db = pool(cfg.poolSize);
+  const db = pooledDb(cfg.poolSize);
   try {
     await migrate(db, migrations, cfg.schema);
   } catch (err) {
@@ -261,7 +261,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
   // in a storm the call trees' statements would otherwise hold every pooled connection while they wait. The
   // credential and key lookups stay on the shared pool: in a small pool of their own (2 or 4 connections)
   // they queued past the pool's wait in a 5,000-hub storm and were refused, for no gain (docs/benchmarks.md).
-  return new KyselyStore("postgres", db, null, pool(COMMIT_PG_CONNECTIONS), db, db);
+  return new KyselyStore("postgres", db, null, pooledDb(COMMIT_PG_CONNECTIONS), db, db);
 }
 
 /** Connections beside `poolSize` for ingest's commits: its loop commits one batch at a time, and an SMS alarm's commit may come beside it. */
