@@ -1,8 +1,9 @@
-// The embedded broker with a backlog: a hub connection that reads nothing holds every delivery slot
-// aedes allows (100), tens of thousands of messages for the relay's in-process subscription queue behind
-// them, and then the hub reads again. The relay must get every one of them, in order, and survive: with
-// the in-process delivery completing on the caller's stack, the queue drained recursively and the relay
-// died of "Maximum call stack size exceeded" (the console load bench at 1,000 events/s from 1,000 hubs).
+// The embedded broker with a backlog: a hub connection that reads nothing holds every delivery slot (100
+// here; the relay allows DELIVERY_CONCURRENCY, far more, so a queue is rarer but drains the same way), tens
+// of thousands of messages for the relay's in-process subscription queue behind them, and then the hub
+// reads again. The relay must get every one of them, in order, and survive: with the in-process delivery
+// completing on the caller's stack, the queue drained recursively and the relay died of "Maximum call stack
+// size exceeded" (the console load bench at 1,000 events/s from 1,000 hubs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -95,6 +96,7 @@ async function backlog(queue: (link: InProcessLink) => Array<Promise<void>>): Pr
     metrics: createMetrics(),
     log,
     maxPacketBytes: 8192,
+    deliveryConcurrency: 100,
   });
   const hub = await stalledHub(broker.address.port);
   try {

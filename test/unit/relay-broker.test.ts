@@ -166,6 +166,84 @@ test(`${kind} session: hub A's event reaches the relay; the relay's ack reaches 
   }
 });
 
+/** MQTT's variable-length "remaining length". */
+function remainingLength(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+const mqttString = (s: string) => {
+  const b = Buffer.from(s, "utf8");
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
+const mqttPacket = (first: number, body: Buffer) => Buffer.concat([Buffer.from([first, ...remainingLength(body.length)]), body]);
+
+test("a hub's keepalive is answered within a few turns while a burst of messages is delivered to the relay", async () => {
+  // A client's next read waits until every publish of its previous read has been delivered. When the broker
+  // let only 100 deliveries be in flight and the relay freed them a turn later, 1,600 queued messages held
+  // a hub's PINGREQ back for 16 turns or more; in a storm, where a turn is long, hubs missed their keepalive.
+  const r = await rig(8192, "in-process");
+  const sockets: net.Socket[] = [];
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  try {
+    const PER_HUB = 800;
+    const bursts: Buffer[] = [];
+    for (const id of ["hub-a", "hub-b"]) {
+      const s = net.connect(r.broker.address.port, "127.0.0.1");
+      sockets.push(s);
+      await new Promise((res) => s.once("connect", res));
+      const connack = new Promise<Buffer>((res) => s.once("data", res));
+      const header = Buffer.concat([mqttString("MQTT"), Buffer.from([4, 0xc2, 0, 30])]);
+      s.write(mqttPacket(0x10, Buffer.concat([header, mqttString(`${id}:raw`), mqttString(id), mqttString(PASSWORDS[id]!)])));
+      assert.deepEqual([...(await connack)], [0x20, 2, 0, 0], `${id} logged in`);
+      const topic = mqttString(topics.evt(id));
+      const packets: Buffer[] = [];
+      for (let i = 1; i <= PER_HUB; i++) packets.push(mqttPacket(0x32, Buffer.concat([topic, Buffer.from([i >> 8, i & 0xff]), Buffer.from(`{"n":${i}}`)])));
+      bursts.push(Buffer.concat(packets));
+    }
+    const pingresp = (s: net.Socket) =>
+      new Promise<number>((res) => {
+        let tail = Buffer.alloc(0);
+        s.on("data", (d: Buffer) => {
+          tail = Buffer.concat([tail, d]).subarray(-2);
+          if (tail[0] === 0xd0 && tail[1] === 0) res(turns);
+        });
+      });
+    // Each burst in one write (one read at the broker), then, once the relay has its first message, a PINGREQ
+    // from each hub: the broker reads it only after that hub's burst is delivered.
+    sockets.forEach((s, i) => s.write(bursts[i]!));
+    await new Promise<void>((res) => {
+      const first = () => (r.events.length > 0 ? res() : setImmediate(first));
+      first();
+    });
+    setImmediate(tick);
+    const answered = Promise.all(sockets.map(pingresp));
+    for (const s of sockets) s.write(Buffer.from([0xc0, 0]));
+    const turnsToAnswer = await answered;
+    await waitFor("every event at the relay", () => r.events.length === 2 * PER_HUB);
+    assert.deepEqual(
+      r.events.filter((e) => e.hub === "hub-a").map((e) => e.payload),
+      Array.from({ length: PER_HUB }, (_, i) => `{"n":${i + 1}}`),
+      "in order",
+    );
+    assert.ok(Math.max(...turnsToAnswer) <= 6, `both PINGREQs answered within 6 turns (took ${turnsToAnswer.join(", ")})`);
+  } finally {
+    ticking = false;
+    for (const s of sockets) s.destroy();
+    await close(r);
+  }
+});
+
 test("hub A cannot subscribe to B's ack or a wildcard, nor publish to B's topics", async () => {
   const r = await rig();
   try {

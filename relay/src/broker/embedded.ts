@@ -15,6 +15,14 @@ import { PacketSizeGuard, pipePair } from "./streams.js";
 
 /** Connections waiting to be accepted (Node's default is 511). */
 const LISTEN_BACKLOG = 4096;
+/**
+ * Messages the broker hands to subscribers at once (aedes' default is 100). A publish waits in one FIFO queue
+ * for a slot, and its client reads nothing more (not even a PINGREQ) until it is delivered. The relay frees
+ * its slots a turn later, so with 100 only about 100 messages moved per turn: in a reconnect storm an alarm
+ * queued behind tens of thousands of readings, and hubs behind that queue missed their keepalive and
+ * reconnected. The relay's backlog bounds what it holds, so the broker need not.
+ */
+export const DELIVERY_CONCURRENCY = 100_000;
 
 // aedes' AuthErrorCode is a const enum in a .d.ts, which isolated-module compilers cannot inline.
 const IDENTIFIER_REJECTED = 2;
@@ -38,6 +46,8 @@ export interface EmbeddedBrokerOptions {
   log: Logger;
   /** Largest MQTT packet accepted (bytes after the fixed header); a larger one drops the connection. */
   maxPacketBytes: number;
+  /** Messages handed to subscribers at once (DELIVERY_CONCURRENCY); tests lower it to build a queue cheaply. */
+  deliveryConcurrency?: number;
 }
 
 /**
@@ -82,7 +92,7 @@ export class EmbeddedBroker {
     // The configuration check refuses this first; here too, for whoever starts a broker some other way.
     const plaintext = plaintextListenerProblem(opts.host, Boolean(opts.tls), false);
     if (plaintext && !opts.allowPlaintext) throw new Error(`refusing to start: ${plaintext}`);
-    const aedes = await Aedes.createBroker({ id: "anxin-relay" });
+    const aedes = await Aedes.createBroker({ id: "anxin-relay", concurrency: opts.deliveryConcurrency ?? DELIVERY_CONCURRENCY });
     const onConnection = (socket: net.Socket) => {
       socket.setNoDelay(true);
       // Finds half-open connections of hubs that lost power without the MQTT keepalive's help (keepalive 0).
@@ -150,12 +160,12 @@ export class EmbeddedBroker {
       subscribe: (filter, onMessage) =>
         new Promise((resolve) => {
           const deliver = (packet: { topic: string; payload: Buffer | string }, done: () => void) => {
-            // The broker lets 100 deliveries be in flight and queues the rest; when a slot frees it takes the
-            // next queued message on the same stack. Releasing ours synchronously nested one stack level per
-            // queued message, and a backlog of thousands (hubs' acks holding every slot while the relay is
-            // busy) overflowed the stack and ended the relay. On a later turn, as aedes does for its own
-            // connections, the backlog drains 100 messages a turn, still in order. Scheduled first, so a
-            // throwing onMessage cannot keep the slot.
+            // The broker lets DELIVERY_CONCURRENCY deliveries be in flight and queues the rest; when a slot
+            // frees it takes the next queued message on the same stack. Releasing ours synchronously nested one
+            // stack level per queued message, and a backlog of thousands (hubs' acks holding every slot while
+            // the relay is busy; aedes' default of 100 slots then) overflowed the stack and ended the relay. On
+            // a later turn, as aedes does for its own connections, a backlog drains a slot's worth a turn,
+            // still in order. Scheduled first, so a throwing onMessage cannot keep the slot.
             this.later(done);
             onMessage(packet.topic, typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload);
           };
