@@ -11,7 +11,8 @@
 // adds one run per ;-separated set, where NAME=value words are set in that child's environment (the shipped
 // run takes the unit's MALLOC_* Environment= settings that way);
 // ZB_NO_DEFAULTS=1 leaves out the run with node's defaults; ZB_IDLE_PROFILE=file.cpuprofile profiles the idle period;
-// ZB_ZIGBEE_ONLY=1 leaves out the RS-485 detector polled every second)
+// ZB_ZIGBEE_ONLY=1 leaves out the RS-485 detector polled every second; ZB_RS485_LINE=pty|sim chooses its line,
+// see RS485 below)
 //
 // Memory and start time under tsx would include the TypeScript loader, so the script first compiles the
 // project with tsc into .tmp/zigbee-bench/ and measures there, in plain `node` child processes, as the
@@ -19,7 +20,7 @@
 // one invocation, with the node flags of the shipped systemd unit and with node's defaults, so their
 // figures compare on the same machine under the same load.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -115,10 +116,21 @@ const devices = {
   presence: products.tuyaPresenceZYM100(),
 };
 const rig = installFakeZigbee({ devices: Object.values(devices) });
-/** One RS-485 gas detector polled every second on a simulated line, unless ZB_ZIGBEE_ONLY=1 (a Zigbee-only home). */
+/**
+ * One RS-485 gas detector polled every second, unless ZB_ZIGBEE_ONLY=1 (a Zigbee-only home). ZB_RS485_LINE:
+ * `pty` (the default where Debian's pymodbus and socat are installed) puts it on a real serial line, a PTY
+ * pair to pymodbus in its own process, so the hub pays what a real line costs it (serialport's reads,
+ * modbus-serial) and nothing else; `sim` uses the hub's built-in simulated line, whose device and byte
+ * timing run inside the hub's process and are counted as the hub's.
+ */
 const ZIGBEE_ONLY = process.env.ZB_ZIGBEE_ONLY === "1";
+const { benchAvailable, startBench } = await import("../test/support/modbus-bench.js");
+if (compiled) cpSync(join(root, "test", "bench"), join(here, "..", "test", "bench"), { recursive: true }); // the slave's Python scripts, beside the compiled helper
+const RS485_LINE = ZIGBEE_ONLY ? null : (process.env.ZB_RS485_LINE ?? (benchAvailable().ok ? "pty" : "sim"));
+if (RS485_LINE !== null && RS485_LINE !== "pty" && RS485_LINE !== "sim") throw new Error(`ZB_RS485_LINE must be pty or sim, not ${RS485_LINE}`);
+const modbusBench = RS485_LINE === "pty" ? await startBench({ devices: { lel: 2 } }) : null;
 const RS485 = `buses:
-  - { name: line1, path: sim }
+  - { name: line1, path: ${JSON.stringify(modbusBench?.path ?? "sim")} }
 devices:
   - { id: rs-gas, profile: pemtech-pt495-lel, bus: line1, unit: 2, room: kitchen }
 `;
@@ -263,6 +275,7 @@ const heapMB = process.memoryUsage().heapUsed / MB;
 
 await running.stop();
 rig.restore();
+await modbusBench?.stop();
 rmSync(dir, { recursive: true, force: true });
 
 const stat = (xs: number[]) => {
@@ -286,6 +299,7 @@ const result = {
   heapUsedMB: { afterStart: r2(heapAfterStart / MB), afterPairing: r2(heapAfterPairing / MB), afterIdle: r2(heapAfterIdle / MB), afterPairingAndRun: r2(heapMB) },
   vendorFilesAfterPairing,
   rs485PolledDevices: ZIGBEE_ONLY ? 0 : 1,
+  rs485Line: RS485_LINE,
   settling,
   idle,
   alarmToValveCloseMs: stat(valveLat),
@@ -296,7 +310,7 @@ console.log(`${compiled ? "compiled JS, plain node" : "under tsx (TypeScript loa
 console.log(`Zigbee: ${paired} devices paired in ${result.start.pairEightDevicesMs} ms (fake coordinator, compressed herdsman waits)`);
 console.log(`start: module load ${result.start.moduleLoadMs} ms, startHub ${result.start.startHubMs} ms (coordinator start included; ~0 with the fake adapter)`);
 console.log(`RSS: ${result.rssMB.afterStart} MB after start, ${result.rssMB.afterPairing} MB after pairing (${vendorFilesAfterPairing} converter vendor files loaded), ${result.rssMB.afterIdle} MB once they were released and after ${idle.seconds} s idle, ${result.rssMB.afterPairingAndRun} MB after ${ITER + WARMUP} alarms (heap ${result.rssMB.heapUsedMB} MB); peak ${result.rssMB.peak} MB (VmHWM)`);
-console.log(`idle CPU with ${paired} Zigbee devices paired${ZIGBEE_ONLY ? "" : " and one RS-485 detector polled every second"}: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
+console.log(`idle CPU with ${paired} Zigbee devices paired${ZIGBEE_ONLY ? "" : ` and one RS-485 detector polled every second (${RS485_LINE === "pty" ? "serial line: PTY to pymodbus" : "simulated line"})`}: ${idle.cpuPct} % of one core (${idle.userMs} ms user + ${idle.systemMs} ms system in ${idle.seconds} s); ${settling.cpuPct} % in the ${settling.seconds} s before, right after the release`);
 console.log("| path | n | p50 | p90 | p99 | max (ms) |\n| --- | --- | --- | --- | --- | --- |");
 for (const [name, s] of [["gas frame → valve off", result.alarmToValveCloseMs], ["gas frame → siren startWarning", result.alarmToSirenStartMs]] as const)
   console.log(`| ${name} | ${s.n} | ${s.p50} | ${s.p90} | ${s.p99} | ${s.max} |`);

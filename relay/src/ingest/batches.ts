@@ -17,7 +17,10 @@ import type { Accepted } from "./accepted.js";
 export class Batch {
   readonly items: Accepted[] = [];
   readonly ids = new Set<string>();
-  /** Its wait time is over (or a flush asked for it): commit as soon as nothing else is in flight. */
+  /**
+   * The routine batch being collected: its wait time is over (or a flush asked for it), so it commits as soon
+   * as nothing else is in flight. Full batches and urgent ones are due without it.
+   */
   due = false;
   /** Numbered when its first event joins, so a flush waits only for batches that held something then. */
   no = 0;
@@ -64,8 +67,8 @@ export class BatchCollector {
     if (b.items.length === 1) {
       b.no = ++this.batchNo;
       this.open.add(b.no);
-      if (b.urgent) b.due = true;
-      else {
+      // An urgent batch is due as soon as it holds anything (takeUrgent); a routine one after its wait.
+      if (!b.urgent) {
         this.waitTimer = setTimeout(() => {
           this.waitTimer = null;
           b.due = true;
@@ -74,7 +77,6 @@ export class BatchCollector {
       }
     }
     if (b.items.length >= this.maxEvents) {
-      b.due = true;
       if (b.urgent) {
         this.urgentWaiting.push(b);
         this.urgentCurrent = new Batch(true);
