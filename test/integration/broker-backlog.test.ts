@@ -11,6 +11,7 @@ import { topics } from "../../protocol/topics.js";
 import { createLogger } from "../../lib/daemon/logger.js";
 import { EmbeddedBroker, type InProcessLink } from "../../relay/src/broker/embedded.js";
 import { createMetrics } from "../../relay/src/metrics.js";
+import { mqttConnect, mqttPacket, mqttString } from "../support/mqtt-wire.js";
 import { waitFor } from "../support/wait.js";
 
 const log = createLogger({ name: "test", level: process.env.ANXIN_TEST_LOG ?? "silent" });
@@ -36,20 +37,6 @@ interface AedesInside {
   clients: Record<string, { _pendingDrains: unknown[] }>;
 }
 
-const str = (s: string) => {
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-};
-const packet = (type: number, body: Buffer) => {
-  const len: number[] = [];
-  let n = body.length;
-  do {
-    len.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    n >>= 7;
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([type, ...len]), body]);
-};
-
 /**
  * A hub on a raw socket (MQTT 3.1.1 written by hand, so nothing reads on its behalf): connects, subscribes
  * to its ack topic at QoS 0, then stops reading until `resume`.
@@ -60,11 +47,8 @@ async function stalledHub(port: number): Promise<{ socket: net.Socket; resume():
     socket.once("connect", resolve);
     socket.once("error", reject);
   });
-  const connect = packet(
-    0x10,
-    Buffer.concat([str("MQTT"), Buffer.from([4, 0xc2, 0, 0]), str(`${SLOW_HUB}:bench`), str(SLOW_HUB), str(PASSWORD)]),
-  );
-  const subscribe = packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(topics.ack(SLOW_HUB)), Buffer.from([0])]));
+  const connect = mqttConnect(`${SLOW_HUB}:bench`, SLOW_HUB, PASSWORD, 0);
+  const subscribe = mqttPacket(0x82, Buffer.concat([Buffer.from([0, 1]), mqttString(topics.ack(SLOW_HUB)), Buffer.from([0])]));
   socket.write(Buffer.concat([connect, subscribe]));
   // CONNACK (4 bytes) and SUBACK (5 bytes), then nothing more is read.
   const got: Buffer[] = [];

@@ -17,6 +17,7 @@ import { EnrolError, type Registry } from "../../relay/src/registry/registry.js"
 import type { Ingest } from "../../relay/src/ingest/ingest.js";
 import type { Supervisor } from "../../relay/src/supervision/supervisor.js";
 import type { Store } from "../../relay/src/store/store.js";
+import { mqttConnect, mqttPacket, mqttString } from "../support/mqtt-wire.js";
 import { startRelayForTest } from "../support/relay-rig.js";
 
 const log = createLogger({ name: "test", level: process.env.ANXIN_TEST_LOG ?? "silent" });
@@ -166,23 +167,6 @@ test(`${kind} session: hub A's event reaches the relay; the relay's ack reaches 
   }
 });
 
-/** MQTT's variable-length "remaining length". */
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-const mqttString = (s: string) => {
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-};
-const mqttPacket = (first: number, body: Buffer) => Buffer.concat([Buffer.from([first, ...remainingLength(body.length)]), body]);
-
 test("a hub's keepalive is answered within a few turns while a burst of messages is delivered to the relay", async () => {
   // A client's next read waits until every publish of its previous read has been delivered. When the broker
   // let only 100 deliveries be in flight and the relay freed them a turn later, 1,600 queued messages held
@@ -203,8 +187,7 @@ test("a hub's keepalive is answered within a few turns while a burst of messages
       sockets.push(s);
       await new Promise((res) => s.once("connect", res));
       const connack = new Promise<Buffer>((res) => s.once("data", res));
-      const header = Buffer.concat([mqttString("MQTT"), Buffer.from([4, 0xc2, 0, 30])]);
-      s.write(mqttPacket(0x10, Buffer.concat([header, mqttString(`${id}:raw`), mqttString(id), mqttString(PASSWORDS[id]!)])));
+      s.write(mqttConnect(`${id}:raw`, id, PASSWORDS[id]!, 30));
       assert.deepEqual([...(await connack)], [0x20, 2, 0, 0], `${id} logged in`);
       const topic = mqttString(topics.evt(id));
       const packets: Buffer[] = [];
