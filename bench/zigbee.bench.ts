@@ -124,11 +124,13 @@ const rig = installFakeZigbee({ devices: Object.values(devices) });
  * timing run inside the hub's process and are counted as the hub's.
  */
 const ZIGBEE_ONLY = process.env.ZB_ZIGBEE_ONLY === "1";
-const { benchAvailable, startBench } = await import("../test/support/modbus-bench.js");
-if (compiled) cpSync(join(root, "test", "bench"), join(here, "..", "test", "bench"), { recursive: true }); // the slave's Python scripts, beside the compiled helper
-const RS485_LINE = ZIGBEE_ONLY ? null : (process.env.ZB_RS485_LINE ?? (benchAvailable().ok ? "pty" : "sim"));
-if (RS485_LINE !== null && RS485_LINE !== "pty" && RS485_LINE !== "sim") throw new Error(`ZB_RS485_LINE must be pty or sim, not ${RS485_LINE}`);
-const modbusBench = RS485_LINE === "pty" ? await startBench({ devices: { lel: 2 } }) : null;
+const wantedLine = ZIGBEE_ONLY ? null : (process.env.ZB_RS485_LINE || "auto");
+if (wantedLine !== null && !["pty", "sim", "auto"].includes(wantedLine)) throw new Error(`ZB_RS485_LINE must be pty or sim, not ${wantedLine}`);
+// The Modbus bench helper only when a PTY line may be used: whatever this process loads counts as the hub's memory.
+const modbusBenchLib = wantedLine === "pty" || wantedLine === "auto" ? await import("../test/support/modbus-bench.js") : null;
+const RS485_LINE = wantedLine === "auto" ? (modbusBenchLib!.benchAvailable().ok ? "pty" : "sim") : wantedLine;
+if (RS485_LINE === "pty" && compiled) cpSync(join(root, "test", "bench"), join(here, "..", "test", "bench"), { recursive: true }); // the slave's Python scripts, beside the compiled helper
+const modbusBench = RS485_LINE === "pty" ? await modbusBenchLib!.startBench({ devices: { lel: 2 } }) : null;
 const RS485 = `buses:
   - { name: line1, path: ${JSON.stringify(modbusBench?.path ?? "sim")} }
 devices:

@@ -22,7 +22,7 @@ const LISTEN_BACKLOG = 4096;
  * queued behind tens of thousands of readings, and hubs behind that queue missed their keepalive and
  * reconnected. The relay's backlog bounds what it holds, so the broker need not.
  */
-export const DELIVERY_CONCURRENCY = 100_000;
+const DELIVERY_CONCURRENCY = 100_000;
 
 // aedes' AuthErrorCode is a const enum in a .d.ts, which isolated-module compilers cannot inline.
 const IDENTIFIER_REJECTED = 2;
