@@ -83,7 +83,7 @@ for (const unit of UNITS) {
 
 test("anxin-hub.service runs node with V8 set for memory over speed (resident memory target, docs/benchmarks.md)", () => {
   const hub = readFileSync(UNITS[0]!, "utf8");
-  assert.match(hub, /^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --optimize-for-size --no-opt \/opt\/anxin\/dist\/gateway\/src\/cli\/main\.js run /m);
+  assert.match(hub, /^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --optimize-for-size --no-opt --no-sparkplug \/opt\/anxin\/dist\/gateway\/src\/cli\/main\.js run /m);
   assert.match(hub, /^Environment=MALLOC_ARENA_MAX=2$/m);
   // A heap limit would turn growth into a crash of the safety daemon; the unit's MemoryMax bounds it instead.
   assert.doesNotMatch(/^ExecStart=.*$/m.exec(hub)![0], /--max-old-space-size/);
