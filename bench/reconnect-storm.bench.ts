@@ -12,14 +12,19 @@
 // others (--hubs-child). Variants: SQLite with the embedded broker; PostgreSQL (own schema, dropped after)
 // with the embedded broker; two relay instances on one PostgreSQL schema behind a private Mosquitto on an
 // ephemeral port (a shared subscription splits the hubs' traffic between them; Mosquitto allows anonymous
-// logins, so the hubs' passwords are not checked there).
+// logins, so the hubs' passwords are not checked there). Peers, not Anxin: floor-aedes, the same hubs against a
+// bare aedes that takes every login and acks each event on receipt (nothing checked or stored), the least any
+// relay on the embedded broker pays on this machine; floor-mosquitto, the same with Mosquitto and one acking
+// mqtt.js subscriber.
 // Hub identities are bench rows (insertBenchHubs: the password hash an enrolment stores).
 // Run: node --import tsx bench/reconnect-storm.bench.ts
 // Knobs: BENCH_STORM_HUBS (10000), BENCH_STORM_EVENTS (50), BENCH_STORM_SPREAD_S (10), BENCH_STORM_WINDOW (32),
 //   BENCH_STORM_ACK_TIMEOUT_MS (5000), BENCH_STORM_CONNECT_TIMEOUT_MS (the uplink's CONNACK wait), BENCH_STORM_PROCS (4), BENCH_STORM_TIMEOUT_S (per variant, 600; 300 quick),
-//   BENCH_STORM_VARIANTS (sqlite,postgres,pg-2x-mosquitto), BENCH_STORM_QUICK=1 (2,000 hubs × 50 unless set),
+//   BENCH_STORM_VARIANTS (sqlite,postgres,pg-2x-mosquitto,floor-aedes; floor-mosquitto too), BENCH_STORM_QUICK=1 (2,000 hubs × 50 unless set),
 //   BENCH_STORM_CARE_PLANS=1 (a care plan in every home: each call tree calls the elder first and waits for the
 //   answer, as in the programme; without it no home has one and every tree fails through to its end at once),
+//   BENCH_STORM_NO_ESCALATION=1 (the relay opens no incidents and runs no call trees: the logins and the events
+//   alone), BENCH_STORM_ALARM_FIRST=1 (a hub sends nothing after its alarm until the alarm is acked),
 //   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
 //   the relay processes).
 import { fork, type ChildProcess } from "node:child_process";
@@ -48,14 +53,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const wall = (): number => performance.timeOrigin + performance.now();
 const HUB_PREFIX = "st-";
 
-type VariantName = "sqlite" | "postgres" | "pg-2x-mosquitto";
+type VariantName = "sqlite" | "postgres" | "pg-2x-mosquitto" | "floor-aedes" | "floor-mosquitto";
+const VARIANTS: readonly VariantName[] = ["sqlite", "postgres", "pg-2x-mosquitto", "floor-aedes", "floor-mosquitto"];
 
 // ----------------------------------------------------------------------------------------- relay child
 
 type RelayRole =
   | { kind: "sqlite" }
   | { kind: "postgres"; url: string; schema: string }
-  | { kind: "external"; id: string; url: string; schema: string; brokerUrl: string; masterKey: string };
+  | { kind: "external"; id: string; url: string; schema: string; brokerUrl: string; masterKey: string }
+  /** No relay: a bare broker (aedes in this process, or Mosquitto at brokerUrl) and a subscriber that acks on receipt. */
+  | { kind: "floor"; brokerUrl?: string };
 type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[]; carePlans: boolean } | { t: "count" } | { t: "stop" };
 interface RelayCounts {
   rows: number;
@@ -78,6 +86,7 @@ async function relayChild(): Promise<void> {
   let stop: (() => Promise<void>) | null = null;
   let relay: import("../relay/src/daemon/run.js").RunningRelay | null = null;
   let committedHere = 0;
+  let floor: Floor | null = null;
   const dirs = new Set<string>();
   const onCommitted = () => void committedHere++;
   const stopNow = async () => {
@@ -100,7 +109,15 @@ async function relayChild(): Promise<void> {
   process.on("message", (m: ToRelay) => {
     void (async () => {
       try {
-        if (m.t === "start") {
+        if (m.t === "start" && m.role.kind === "floor") {
+          const f = await startFloor(m.role.brokerUrl);
+          floor = f;
+          stop = () => f.stop();
+          send({ t: "started", mqttUrl: f.url, dir: "", creds: m.insertHubs.map(floorCred), insertMs: 0 });
+        } else if (m.t === "count" && floor) {
+          const n = floor.received.size;
+          send({ t: "counted", rows: 0, distinctIds: n, distinctHubSeq: n, committedHere: 0, received: floor.messages, deduped: floor.messages - n, rejected: {}, authFailures: {} });
+        } else if (m.t === "start") {
           let mqttUrl: string;
           let dir: string;
           if (m.role.kind === "external") {
@@ -137,7 +154,8 @@ async function relayChild(): Promise<void> {
           } else {
             const { startRelayForTest } = await import("../test/support/relay-rig.js");
             // `path: undefined` drops the rig's SQLite path, which its deep merge would otherwise keep beside `url`.
-            const config = m.role.kind === "postgres" ? { store: { kind: "postgres", url: m.role.url, schema: m.role.schema, path: undefined } } : {};
+            const config: Record<string, unknown> = m.role.kind === "postgres" ? { store: { kind: "postgres", url: m.role.url, schema: m.role.schema, path: undefined } } : {};
+            if (process.env.BENCH_STORM_NO_ESCALATION) config.escalation = { enabled: false };
             const rig = await startRelayForTest({ config, onCommitted });
             relay = rig.relay;
             stop = () => rig.stop();
@@ -177,6 +195,84 @@ async function relayChild(): Promise<void> {
       }
     })();
   });
+}
+
+// ------------------------------------------------------------------------------------------ floor child
+
+// The floor (a peer, not Anxin): the same storm against a bare broker whose one subscriber acks each event as it
+// arrives, storing and checking nothing. What remains is the broker's own work per hub and the hub processes on
+// the same cores, the least any broker-based relay pays here.
+interface Floor {
+  url: string;
+  /** hub and event id of every event received. */
+  received: Set<string>;
+  messages: number;
+  stop(): Promise<void>;
+}
+
+const floorCred = (hub: string): BenchHub => ({ hub, password: "floor", key: randomBytes(32).toString("base64") });
+
+async function startFloor(brokerUrl: string | undefined): Promise<Floor> {
+  const { leadingEventId } = await import("../relay/src/ingest/ingest.js");
+  const received = new Set<string>();
+  const f: Floor = { url: brokerUrl ?? "", received, messages: 0, stop: async () => {} };
+  const evt = /^anxin\/v1\/([^/]+)\/evt$/;
+  const onEvent = (topic: string, payload: Buffer, ack: (hub: string, body: string) => void) => {
+    const hub = evt.exec(topic)?.[1];
+    const id = leadingEventId(payload.toString("utf8"));
+    if (!hub || !id) return;
+    f.messages++;
+    received.add(`${hub}:${id}`);
+    ack(hub, JSON.stringify({ ids: [id], now: Date.now() }));
+  };
+  if (brokerUrl) {
+    // Mosquitto: one mqtt.js subscriber at QoS 1, as a relay instance is. (At QoS 0 it was flooded faster than it
+    // could ack, and the hubs' resends made it worse.) No keepalive: a subscriber busy with a storm's backlog
+    // answers no PINGREQ in time and would be dropped.
+    const c = connect(brokerUrl, { clientId: `floor-${randomBytes(4).toString("hex")}`, clean: true, protocolVersion: 4, keepalive: 0, reconnectPeriod: 500 });
+    await new Promise<void>((resolve, reject) => {
+      c.once("connect", () => resolve());
+      c.once("error", reject);
+    });
+    c.on("message", (topic, payload) => onEvent(topic, payload, (hub, body) => c.publish(topics.ack(hub), body, { qos: 1 })));
+    c.on("close", () => console.log("floor subscriber: connection closed (reconnecting)"));
+    c.on("error", (e) => console.log(`floor subscriber: ${e.message}`));
+    await c.subscribeAsync("anxin/v1/+/evt", { qos: 1 });
+    f.stop = () => c.endAsync();
+    return f;
+  }
+  // aedes with the relay's listener settings (embedded.ts), every login accepted.
+  const net = await import("node:net");
+  const { Aedes } = await import("aedes");
+  const aedes = await Aedes.createBroker({ id: "floor", concurrency: 100_000 });
+  aedes.authenticate = (_c, _u, _p, done) => done(null, true);
+  // As the relay's broker does: a hub's retained birth is heard, not kept (kept, every subscribe scans them all).
+  aedes.authorizePublish = (_c, packet, done) => {
+    packet.retain = false;
+    done(null);
+  };
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, () => resolve()));
+  const port = (server.address() as import("node:net").AddressInfo).port;
+  f.url = `mqtt://127.0.0.1:${port}`;
+  await new Promise<void>((resolve) =>
+    aedes.subscribe(
+      "anxin/v1/+/evt",
+      (packet, cb) => {
+        onEvent(packet.topic, packet.payload as Buffer, (hub, body) => aedes.publish({ cmd: "publish", topic: topics.ack(hub), payload: Buffer.from(body), qos: 1, retain: false, dup: false }, () => {}));
+        cb();
+      },
+      resolve,
+    ),
+  );
+  f.stop = async () => {
+    await new Promise<void>((r) => aedes.close(() => r()));
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return f;
 }
 
 // ------------------------------------------------------------------------------------------ hubs child
@@ -241,6 +337,7 @@ async function hubsChild(): Promise<void> {
     alarmAckAt: number;
     doneAt: number;
   }
+  const alarmFirst = !!process.env.BENCH_STORM_ALARM_FIRST;
   let hubs: H[] = [];
   let url = "";
   let events = 0;
@@ -298,7 +395,9 @@ async function hubsChild(): Promise<void> {
   const fill = (h: H) => {
     if (!h.up) return;
     const now = wall();
-    while (h.inflight.size < window && h.next < events) publish(h, h.next++, now);
+    // BENCH_STORM_ALARM_FIRST: nothing after the alarm until the alarm is acked.
+    const cap = alarmFirst && !h.acked[0] ? 1 : events;
+    while (h.inflight.size < window && h.next < Math.min(events, cap)) publish(h, h.next++, now);
   };
 
   const open = (h: H) => {
@@ -599,7 +698,19 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const tId = performance.now();
     let creds: BenchHub[];
     let hubUrl: string;
-    if (variant === "pg-2x-mosquitto") {
+    if (variant === "floor-aedes" || variant === "floor-mosquitto") {
+      let brokerUrl: string | undefined;
+      if (variant === "floor-mosquitto") {
+        const { ownMosquitto } = await import("../test/support/mosquitto.js");
+        const mq = await ownMosquitto();
+        run.mosquitto = mq;
+        brokerUrl = mq.url;
+      }
+      const a = forkRelay("floor");
+      const sa = await a.ask<Extract<FromRelay, { t: "started" }>>({ t: "start", role: { kind: "floor", brokerUrl }, insertHubs: names, carePlans: false } satisfies ToRelay, "started", 60_000);
+      creds = sa.creds;
+      hubUrl = sa.mqttUrl;
+    } else if (variant === "pg-2x-mosquitto") {
       const { ownMosquitto } = await import("../test/support/mosquitto.js");
       const mq = await ownMosquitto();
       run.mosquitto = mq;
@@ -713,11 +824,13 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const span = (tEnd - t0) / 1000;
     const spanToLastAck = timedOut ? span : (lastAck - t0) / 1000;
     const first = counts[0];
-    const store = first ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
+    // A floor stores nothing: only its acks count.
+    const isFloor = variant.startsWith("floor-");
+    const store = first && !isFloor ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
     const wallS = (tEnd - startAt) / 1000;
     const result: VariantResult = {
       ...base,
-      status: timedOut ? "timeout" : store?.exactlyOnce && ackedAtHubs === p.hubs * p.events ? "ok" : "failed",
+      status: timedOut ? "timeout" : (isFloor || store?.exactlyOnce) && ackedAtHubs === p.hubs * p.events ? "ok" : "failed",
       ...(timedOut ? { note: `not finished after ${p.timeoutMs / 1000} s` } : {}),
       connectSpanSeconds: r2((Math.max(...connectAt.filter((x) => !Number.isNaN(x))) - t0) / 1000),
       firstConnectToLastAckSeconds: r2(spanToLastAck),
@@ -785,7 +898,7 @@ async function main(): Promise<void> {
     pgUrl: process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
     carePlans: !!process.env.BENCH_STORM_CARE_PLANS && process.env.BENCH_STORM_CARE_PLANS !== "0",
   };
-  const variants = (process.env.BENCH_STORM_VARIANTS ?? "sqlite,postgres,pg-2x-mosquitto").split(",").map((v) => v.trim()) as VariantName[];
+  const variants = (process.env.BENCH_STORM_VARIANTS ?? "sqlite,postgres,pg-2x-mosquitto,floor-aedes").split(",").map((v) => v.trim()) as VariantName[];
   const machine = { ...machineInfo(), loadEnd: [] as number[] };
   console.log(`machine: ${machine.cpu} x${machine.cores}, node ${machine.node}, ${machine.os}, ${machine.memGiB} GiB RAM, load ${machine.loadStart.join(" ")}`);
 
@@ -810,17 +923,17 @@ async function main(): Promise<void> {
       `ack timeout ${p.ackTimeoutMs} ms (doubling), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
-  const pgProblem = variants.some((v) => v !== "sqlite") ? await pgReachable(p.pgUrl) : null;
+  const pgProblem = variants.some((v) => v === "postgres" || v === "pg-2x-mosquitto") ? await pgReachable(p.pgUrl) : null;
   let mqProblem: string | false = false;
-  if (variants.includes("pg-2x-mosquitto")) mqProblem = (await import("../test/support/mosquitto.js")).mosquittoMissing();
+  if (variants.some((v) => v.endsWith("mosquitto"))) mqProblem = (await import("../test/support/mosquitto.js")).mosquittoMissing();
 
   const results: VariantResult[] = [];
   for (const v of variants) {
-    if (!["sqlite", "postgres", "pg-2x-mosquitto"].includes(v)) {
+    if (!VARIANTS.includes(v)) {
       results.push({ variant: v, status: "skipped", note: "unknown variant", hubs: p.hubs, eventsPerHub: p.events });
       continue;
     }
-    const why = v !== "sqlite" && pgProblem ? `PostgreSQL at ${p.pgUrl}: ${pgProblem}` : v === "pg-2x-mosquitto" && mqProblem ? mqProblem : null;
+    const why = ["postgres", "pg-2x-mosquitto"].includes(v) && pgProblem ? `PostgreSQL at ${p.pgUrl}: ${pgProblem}` : v.endsWith("mosquitto") && mqProblem ? mqProblem : null;
     if (why) {
       console.log(`  ${v}: skipped (${why})`);
       results.push({ variant: v, status: "skipped", note: why, hubs: p.hubs, eventsPerHub: p.events });
@@ -833,7 +946,7 @@ async function main(): Promise<void> {
   }
 
   console.log("");
-  const label: Record<VariantName, string> = { sqlite: "SQLite, embedded broker", postgres: "PostgreSQL, embedded broker", "pg-2x-mosquitto": "PostgreSQL, 2 relays, Mosquitto" };
+  const label: Record<VariantName, string> = { sqlite: "SQLite, embedded broker", postgres: "PostgreSQL, embedded broker", "pg-2x-mosquitto": "PostgreSQL, 2 relays, Mosquitto", "floor-aedes": "floor: aedes alone, acks on receipt", "floor-mosquitto": "floor: Mosquitto + one acking subscriber" };
   console.table(
     Object.fromEntries(
       results.map((r) => [
