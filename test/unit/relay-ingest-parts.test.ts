@@ -199,7 +199,7 @@ test("batches: urgent events go first, due at once; each lane keeps its order; a
 
 test("batches: an urgent batch carries the routine batch that is due into its transaction, not one that is still waiting", (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  const c = new BatchCollector(2, 5, () => {});
+  const c = new BatchCollector(2, 5, () => {}, { withinMs: 0, gatherMs: 10, now: () => T0 }); // every alarm due at once
   c.add(item("r1"));
   c.add(item("r2")); // full: due
   c.add(item("r3")); // collecting, not due yet
@@ -220,6 +220,40 @@ test("batches: an urgent batch carries the routine batch that is due into its tr
   c.settle(first);
   assert.equal(c.holds("hub-1", "r2"), false, "the carried events are settled with it");
   assert.equal(c.settledUpTo(target), false, "r3 and r4 are not settled yet");
+  c.stopWait();
+});
+
+test("batches: a lone alarm is due at once; alarms in a burst wait a little to share a commit", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let now = T0;
+  let due = 0;
+  const c = new BatchCollector(3, 1000, () => due++, { withinMs: 100, gatherMs: 10, now: () => now });
+  c.add(alarmItem("a1"));
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["a1"], "nothing before it: due at once");
+  now += 20;
+  c.add(alarmItem("a2", "hub-2")); // 20 ms after an urgent batch was taken: a burst
+  assert.equal(c.takeDue(), undefined, "it waits for the others of the burst");
+  t.mock.timers.tick(5);
+  c.add(alarmItem("a3", "hub-3"));
+  t.mock.timers.tick(5);
+  assert.equal(due, 1, "due once its gathering time is over");
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["a2", "a3"], "one commit for both");
+  now += 20;
+  c.add(alarmItem("a4"));
+  c.add(alarmItem("a5", "hub-2"));
+  c.add(alarmItem("a6", "hub-3")); // full: due without waiting
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["a4", "a5", "a6"]);
+  now += 20;
+  c.add(alarmItem("a7"));
+  assert.equal(c.takeDue(), undefined);
+  const target = c.sealForFlush();
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["a7"], "a flush does not wait for the burst");
+  assert.equal(c.settledUpTo(target), false);
+  t.mock.timers.tick(10);
+  assert.equal(due, 1, "the sealed batch's gathering was called off");
+  now += 100;
+  c.add(alarmItem("a8"));
+  assert.deepEqual(c.takeDue()?.items.map((a) => a.id), ["a8"], "100 ms after the last: a lone alarm again");
   c.stopWait();
 });
 

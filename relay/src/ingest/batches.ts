@@ -1,6 +1,7 @@
 // Collecting accepted events into batches, in two lanes. Routine events fill a batch that is sealed when it
 // is full or when its wait (counted from its first event) is over. Urgent events (alarms and the like, see
-// isUrgent) fill a batch of their own that is due as soon as the commit loop is free: it is handed out
+// isUrgent) fill a batch of their own that is due as soon as the commit loop is free (in a burst of alarms,
+// after a few ms for the others to join, AlarmBurst): it is handed out
 // before any routine batch, taking the next routine batch that is due into the same transaction, so in a
 // reconnect storm an alarm waits for the commit in flight, not for every reading queued before it, and costs
 // no commit (no fsync) of its own. Within a lane batches go out in the order they were filled, which keeps
@@ -26,6 +27,8 @@ export class Batch {
   no = 0;
   /** Numbers of the routine batches this urgent one carries (committed in the same transaction). */
   readonly absorbed: number[] = [];
+  /** An urgent batch waiting for the alarms of a burst to join it (see AlarmBurst). */
+  gathering = false;
   constructor(readonly urgent: boolean) {}
 
   absorb(r: Batch): void {
@@ -34,6 +37,20 @@ export class Batch {
   }
 }
 
+/**
+ * Alarms in a burst share a commit. An urgent batch is due at once, unless an urgent batch was taken less than
+ * `withinMs` ago: then alarms are arriving in a burst (a district reconnecting, a fire reaching several
+ * detectors), and it waits `gatherMs` for the others. In a reconnect storm each alarm had been committing on
+ * its own, each an fsync, a fifth of the relay's thread; a lone alarm still commits at once.
+ */
+export interface AlarmBurst {
+  withinMs: number;
+  gatherMs: number;
+  now: () => number;
+}
+
+export const DEFAULT_ALARM_BURST: Omit<AlarmBurst, "now"> = { withinMs: 100, gatherMs: 10 };
+
 export class BatchCollector {
   private batchNo = 0;
   private current = new Batch(false);
@@ -41,6 +58,8 @@ export class BatchCollector {
   private readonly waiting: Batch[] = []; // full routine batches (and one being retried, at the head), in order
   private readonly urgentWaiting: Batch[] = []; // the same for urgent ones
   private waitTimer: NodeJS.Timeout | null = null;
+  private gatherTimer: NodeJS.Timeout | null = null;
+  private lastUrgentTaken = -Infinity;
   /** hub and id of every event in a batch not yet committed (or given up). */
   private readonly held = new Set<string>();
   /** Numbers of the batches holding events not yet committed (or given up). */
@@ -51,6 +70,7 @@ export class BatchCollector {
     private readonly maxWaitMs: number,
     /** A batch became due by its wait running out. */
     private readonly onDue: () => void,
+    private readonly burst: AlarmBurst = { ...DEFAULT_ALARM_BURST, now: Date.now },
   ) {}
 
   /**
@@ -67,8 +87,18 @@ export class BatchCollector {
     if (b.items.length === 1) {
       b.no = ++this.batchNo;
       this.open.add(b.no);
-      // An urgent batch is due as soon as it holds anything (takeUrgent); a routine one after its wait.
-      if (!b.urgent) {
+      // An urgent batch is due as soon as it holds anything (takeUrgent), or in a burst once gathered; a
+      // routine one after its wait.
+      if (b.urgent) {
+        if (this.burst.now() - this.lastUrgentTaken < this.burst.withinMs) {
+          b.gathering = true;
+          this.gatherTimer = setTimeout(() => {
+            this.gatherTimer = null;
+            b.gathering = false;
+            this.onDue();
+          }, this.burst.gatherMs);
+        }
+      } else {
         this.waitTimer = setTimeout(() => {
           this.waitTimer = null;
           b.due = true;
@@ -78,6 +108,7 @@ export class BatchCollector {
     }
     if (b.items.length >= this.maxEvents) {
       if (b.urgent) {
+        this.stopGather(b);
         this.urgentWaiting.push(b);
         this.urgentCurrent = new Batch(true);
       } else {
@@ -104,11 +135,22 @@ export class BatchCollector {
   }
 
   private takeUrgent(): Batch | undefined {
-    const u = this.urgentWaiting.shift();
-    if (u || this.urgentCurrent.items.length === 0) return u;
+    const u = this.urgentWaiting.shift() ?? this.takeUrgentCurrent();
+    if (u) this.lastUrgentTaken = this.burst.now();
+    return u;
+  }
+
+  private takeUrgentCurrent(): Batch | undefined {
+    if (this.urgentCurrent.items.length === 0 || this.urgentCurrent.gathering) return undefined;
     const due = this.urgentCurrent;
     this.urgentCurrent = new Batch(true);
     return due;
+  }
+
+  private stopGather(b: Batch): void {
+    b.gathering = false;
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
   }
 
   private takeRoutine(): Batch | undefined {
@@ -146,12 +188,14 @@ export class BatchCollector {
   /** Makes what is being collected due now; returns the number of the last batch that holds anything. */
   sealForFlush(): number {
     if (this.current.items.length > 0) this.current.due = true;
+    this.stopGather(this.urgentCurrent);
     return this.batchNo;
   }
 
   stopWait(): void {
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.waitTimer = null;
+    this.stopGather(this.urgentCurrent);
   }
 }
 

@@ -32,7 +32,7 @@ import type { EventPath, Store } from "../store/store.js";
 import { accepted, skewToFlag, type Facts } from "./accepted.js";
 import { afterCommit } from "./after-commit.js";
 import { Backlog, DEFAULT_MAX_BACKLOG } from "./backlog.js";
-import { BatchCollector } from "./batches.js";
+import { BatchCollector, DEFAULT_ALARM_BURST } from "./batches.js";
 import { CommitLoop } from "./commit-loop.js";
 import { Intake } from "./intake.js";
 import { Rejections } from "./rejections.js";
@@ -97,7 +97,7 @@ export class Ingest {
     this.now = o.now ?? Date.now;
     this.rejections = new Rejections(o.metrics, o.log);
     this.backlog = new Backlog(o.maxBacklog ?? DEFAULT_MAX_BACKLOG, o.metrics, o.log, this.now);
-    this.batches = new BatchCollector(o.batchMaxEvents, o.batchMaxWaitMs, () => this.commits.pump());
+    this.batches = new BatchCollector(o.batchMaxEvents, o.batchMaxWaitMs, () => this.commits.pump(), { ...DEFAULT_ALARM_BURST, now: this.now });
     const afterCommitDeps = { metrics: o.metrics, log: o.log, now: this.now, onAck: o.onAck, onCommitted: o.onCommitted };
     this.commits = new CommitLoop(
       this.batches,
