@@ -53,8 +53,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const wall = (): number => performance.timeOrigin + performance.now();
 const HUB_PREFIX = "st-";
 
-type VariantName = "sqlite" | "postgres" | "pg-2x-mosquitto" | "floor-aedes" | "floor-mosquitto";
-const VARIANTS: readonly VariantName[] = ["sqlite", "postgres", "pg-2x-mosquitto", "floor-aedes", "floor-mosquitto"];
+const VARIANTS = ["sqlite", "postgres", "pg-2x-mosquitto", "floor-aedes", "floor-mosquitto"] as const;
+type VariantName = (typeof VARIANTS)[number];
+const isFloor = (v: VariantName): boolean => v.startsWith("floor-");
+const needsPg = (v: VariantName): boolean => v === "postgres" || v === "pg-2x-mosquitto";
 
 // ----------------------------------------------------------------------------------------- relay child
 
@@ -396,8 +398,8 @@ async function hubsChild(): Promise<void> {
     if (!h.up) return;
     const now = wall();
     // BENCH_STORM_ALARM_FIRST: nothing after the alarm until the alarm is acked.
-    const cap = alarmFirst && !h.acked[0] ? 1 : events;
-    while (h.inflight.size < window && h.next < Math.min(events, cap)) publish(h, h.next++, now);
+    const upTo = alarmFirst && !h.acked[0] ? 1 : events;
+    while (h.inflight.size < window && h.next < upTo) publish(h, h.next++, now);
   };
 
   const open = (h: H) => {
@@ -698,7 +700,7 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const tId = performance.now();
     let creds: BenchHub[];
     let hubUrl: string;
-    if (variant === "floor-aedes" || variant === "floor-mosquitto") {
+    if (isFloor(variant)) {
       let brokerUrl: string | undefined;
       if (variant === "floor-mosquitto") {
         const { ownMosquitto } = await import("../test/support/mosquitto.js");
@@ -825,12 +827,11 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const spanToLastAck = timedOut ? span : (lastAck - t0) / 1000;
     const first = counts[0];
     // A floor stores nothing: only its acks count.
-    const isFloor = variant.startsWith("floor-");
-    const store = first && !isFloor ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
+    const store = first && !isFloor(variant) ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
     const wallS = (tEnd - startAt) / 1000;
     const result: VariantResult = {
       ...base,
-      status: timedOut ? "timeout" : (isFloor || store?.exactlyOnce) && ackedAtHubs === p.hubs * p.events ? "ok" : "failed",
+      status: timedOut ? "timeout" : (isFloor(variant) || store?.exactlyOnce) && ackedAtHubs === p.hubs * p.events ? "ok" : "failed",
       ...(timedOut ? { note: `not finished after ${p.timeoutMs / 1000} s` } : {}),
       connectSpanSeconds: r2((Math.max(...connectAt.filter((x) => !Number.isNaN(x))) - t0) / 1000),
       firstConnectToLastAckSeconds: r2(spanToLastAck),
@@ -923,7 +924,7 @@ async function main(): Promise<void> {
       `ack timeout ${p.ackTimeoutMs} ms (doubling), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
-  const pgProblem = variants.some((v) => v === "postgres" || v === "pg-2x-mosquitto") ? await pgReachable(p.pgUrl) : null;
+  const pgProblem = variants.some(needsPg) ? await pgReachable(p.pgUrl) : null;
   let mqProblem: string | false = false;
   if (variants.some((v) => v.endsWith("mosquitto"))) mqProblem = (await import("../test/support/mosquitto.js")).mosquittoMissing();
 
@@ -933,7 +934,7 @@ async function main(): Promise<void> {
       results.push({ variant: v, status: "skipped", note: "unknown variant", hubs: p.hubs, eventsPerHub: p.events });
       continue;
     }
-    const why = ["postgres", "pg-2x-mosquitto"].includes(v) && pgProblem ? `PostgreSQL at ${p.pgUrl}: ${pgProblem}` : v.endsWith("mosquitto") && mqProblem ? mqProblem : null;
+    const why = needsPg(v) && pgProblem ? `PostgreSQL at ${p.pgUrl}: ${pgProblem}` : v.endsWith("mosquitto") && mqProblem ? mqProblem : null;
     if (why) {
       console.log(`  ${v}: skipped (${why})`);
       results.push({ variant: v, status: "skipped", note: why, hubs: p.hubs, eventsPerHub: p.events });

@@ -27,8 +27,6 @@ export class Batch {
   no = 0;
   /** Numbers of the routine batches this urgent one carries (committed in the same transaction). */
   readonly absorbed: number[] = [];
-  /** An urgent batch waiting for the alarms of a burst to join it (see AlarmBurst). */
-  gathering = false;
   constructor(readonly urgent: boolean) {}
 
   absorb(r: Batch): void {
@@ -58,6 +56,7 @@ export class BatchCollector {
   private readonly waiting: Batch[] = []; // full routine batches (and one being retried, at the head), in order
   private readonly urgentWaiting: Batch[] = []; // the same for urgent ones
   private waitTimer: NodeJS.Timeout | null = null;
+  /** Set while the urgent batch being collected waits for the rest of a burst (AlarmBurst). */
   private gatherTimer: NodeJS.Timeout | null = null;
   private lastUrgentTaken = -Infinity;
   /** hub and id of every event in a batch not yet committed (or given up). */
@@ -91,10 +90,8 @@ export class BatchCollector {
       // routine one after its wait.
       if (b.urgent) {
         if (this.burst.now() - this.lastUrgentTaken < this.burst.withinMs) {
-          b.gathering = true;
           this.gatherTimer = setTimeout(() => {
             this.gatherTimer = null;
-            b.gathering = false;
             this.onDue();
           }, this.burst.gatherMs);
         }
@@ -108,7 +105,7 @@ export class BatchCollector {
     }
     if (b.items.length >= this.maxEvents) {
       if (b.urgent) {
-        this.stopGather(b);
+        this.stopGather();
         this.urgentWaiting.push(b);
         this.urgentCurrent = new Batch(true);
       } else {
@@ -141,14 +138,13 @@ export class BatchCollector {
   }
 
   private takeUrgentCurrent(): Batch | undefined {
-    if (this.urgentCurrent.items.length === 0 || this.urgentCurrent.gathering) return undefined;
+    if (this.urgentCurrent.items.length === 0 || this.gatherTimer) return undefined;
     const due = this.urgentCurrent;
     this.urgentCurrent = new Batch(true);
     return due;
   }
 
-  private stopGather(b: Batch): void {
-    b.gathering = false;
+  private stopGather(): void {
     if (this.gatherTimer) clearTimeout(this.gatherTimer);
     this.gatherTimer = null;
   }
@@ -188,14 +184,14 @@ export class BatchCollector {
   /** Makes what is being collected due now; returns the number of the last batch that holds anything. */
   sealForFlush(): number {
     if (this.current.items.length > 0) this.current.due = true;
-    this.stopGather(this.urgentCurrent);
+    this.stopGather();
     return this.batchNo;
   }
 
   stopWait(): void {
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.waitTimer = null;
-    this.stopGather(this.urgentCurrent);
+    this.stopGather();
   }
 }
 
