@@ -3,6 +3,7 @@
 // its own schema and drops it afterwards.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -144,6 +145,32 @@ test("PostgreSQL: enrolment, logins and revocation", async (t) => {
   await reg.revoke("hub-1");
   assert.equal(await reg.verifyCredentials("hub-1", res.mqtt.password), null);
   assert.equal(await reg.signingKey("hub-1"), null);
+});
+
+test("PostgreSQL: 3,000 hubs' signing keys asked for at once come from a few queries on a pool of 4, none refused", async (t) => {
+  if (!PG_URL) return t.skip(SKIP);
+  const ctx = await pgContext(t);
+  const store = await ctx.open();
+  const hubs = Array.from({ length: 3000 }, (_, i) => ({ id: `hub-${String(i).padStart(4, "0")}`, key: randomBytes(32) }));
+  for (let i = 0; i < hubs.length; i += 500) {
+    await store.db
+      .insertInto("hubs")
+      .values(hubs.slice(i, i + 500).map((h) => ({ id: h.id, status: "active" as const, key_b64: h.key.toString("base64"), created_at: T0, online: 0 })))
+      .execute();
+  }
+  // Clear keys (no vault): accepted as an earlier version wrote them.
+  const reg = new Registry(store, { claimCodeTtlS: 60, heartbeatS: 60, mqttUrl: "mqtt://relay:1883" });
+  let queries = 0;
+  const getHubAuths = store.getHubAuths.bind(store);
+  store.getHubAuths = async (ids) => {
+    queries++;
+    return getHubAuths(ids);
+  };
+  const keys = await Promise.all(hubs.map((h) => reg.signingKey(h.id)));
+  hubs.forEach((h, i) => assert.deepEqual(keys[i], h.key, h.id));
+  assert.ok(queries <= 10, `${queries} queries for 3,000 hubs`);
+  assert.deepEqual(await store.getHubAuths([]), []);
+  assert.deepEqual((await store.getHubAuths(["hub-0001", "nobody"])).map((r) => [r.id, r.status]), [["hub-0001", "active"]]);
 });
 
 test("PostgreSQL: ingest commits, rejects, dedupes and flags skew as on SQLite", async (t) => {

@@ -9,6 +9,7 @@ import { ClaimError, CREDENTIAL_CACHE_MS, EnrolError, Registry, SIGNING_KEY_CACH
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import { checkPassword, hashPassword } from "../../relay/src/registry/secrets.js";
 import { KeyVault } from "../../relay/src/registry/key-vault.js";
+import { BatchedReads } from "../../relay/src/registry/batched-reads.js";
 
 const T0 = 1_800_000_000_000;
 const TTL_S = 3600;
@@ -168,10 +169,10 @@ test("verifyCredentials: wrong, unknown, pending and malformed logins are refuse
   assert.equal(await reg.verifyCredentials("hub-1", ""), null);
 
   let lookups = 0;
-  const getHubAuth = store.getHubAuth.bind(store);
-  store.getHubAuth = async (id) => {
+  const getHubAuths = store.getHubAuths.bind(store);
+  store.getHubAuths = async (ids) => {
     lookups++;
-    return getHubAuth(id);
+    return getHubAuths(ids);
   };
   // Ten simultaneous reconnects of one hub: one store lookup, one scrypt.
   const all = await Promise.all(Array.from({ length: 10 }, () => reg.verifyCredentials("hub-1", res.mqtt.password)));
@@ -221,15 +222,82 @@ test("signingKey: concurrent lookups for one hub share one query; unknown hubs a
   const reg = registry();
   const res = await reg.provisionDirect("hub-1");
   let lookups = 0;
-  const getHubAuth = store.getHubAuth.bind(store);
-  store.getHubAuth = async (id) => {
+  const getHubAuths = store.getHubAuths.bind(store);
+  store.getHubAuths = async (ids) => {
     lookups++;
-    return getHubAuth(id);
+    return getHubAuths(ids);
   };
   const keys = await Promise.all(Array.from({ length: 200 }, () => reg.signingKey("hub-1")));
   assert.equal(lookups, 1);
   for (const k of keys) assert.deepEqual(k, Buffer.from(res.key, "base64"));
   assert.equal(await reg.signingKey("hub-x"), null);
+});
+
+test("signingKey and logins of many hubs at once: a few queries between them, each hub its own answer", async (t) => {
+  const { store, registry } = await rig(t);
+  const reg = registry();
+  const enrolled = [];
+  for (let i = 0; i < 30; i++) enrolled.push(await reg.provisionDirect(`hub-${i}`));
+  await reg.createClaim("hub-pending");
+  await reg.revoke("hub-29");
+  const fresh = registry(); // nothing cached
+  const queries: number[] = [];
+  const getHubAuths = store.getHubAuths.bind(store);
+  store.getHubAuths = async (ids) => {
+    queries.push(ids.length);
+    return getHubAuths(ids);
+  };
+  const [keys, logins] = await Promise.all([
+    Promise.all([...enrolled.map((e) => fresh.signingKey(e.hub)), fresh.signingKey("hub-pending"), fresh.signingKey("hub-unknown")]),
+    Promise.all([...enrolled.map((e) => fresh.verifyCredentials(e.hub, e.mqtt.password)), fresh.verifyCredentials("hub-3", enrolled[4]!.mqtt.password)]),
+  ]);
+  assert.equal(queries.length, 1, `one query for 62 lookups, not one each: ${queries.join(",")}`);
+  enrolled.forEach((e, i) => {
+    assert.deepEqual(keys[i], i === 29 ? null : Buffer.from(e.key, "base64"), e.hub);
+    assert.equal(logins[i], i === 29 ? null : e.hub, e.hub);
+  });
+  assert.deepEqual(keys.slice(30), [null, null], "pending and unknown hubs have no key");
+  assert.equal(logins[30], null, "another hub's password does not open hub-3");
+});
+
+test("signingKey: a store that fails refuses the lookups of that query only; the next lookup asks again", async (t) => {
+  const { store, registry } = await rig(t);
+  const a = await registry().provisionDirect("hub-a");
+  const reg = registry();
+  const getHubAuths = store.getHubAuths.bind(store);
+  let fail = true;
+  store.getHubAuths = async (ids) => {
+    if (fail) throw new Error("connection refused");
+    return getHubAuths(ids);
+  };
+  const refused = await Promise.allSettled([reg.signingKey("hub-a"), reg.signingKey("hub-b")]);
+  assert.deepEqual(refused.map((r) => r.status), ["rejected", "rejected"]);
+  fail = false;
+  assert.deepEqual(await reg.signingKey("hub-a"), Buffer.from(a.key, "base64"), "nothing of the failure was cached");
+});
+
+test("batched reads: ids asked for while a query runs go together in the next one, never into the running one", async () => {
+  const queries: string[][] = [];
+  const held: Array<() => void> = [];
+  const table = new Map([["a", 1], ["b", 2], ["c", 3]]);
+  const reads = new BatchedReads<number>(async (ids) => {
+    queries.push([...ids]);
+    // What the query sees is decided when it starts, like a database snapshot.
+    const seen = new Map(ids.filter((id) => table.has(id)).map((id) => [id, table.get(id) as number]));
+    await new Promise<void>((r) => held.push(r));
+    return seen;
+  }, 2);
+  const first = [reads.get("a"), reads.get("a"), reads.get("b"), reads.get("c")];
+  while (queries.length < 1) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(queries, [["a", "b"]], "at most maxIds per query; one query at a time");
+  table.set("a", 10); // changed while the first query runs
+  const later = reads.get("a");
+  held.shift()?.();
+  while (queries.length < 2) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(queries[1], ["c", "a"], "the rest, with the id asked for meanwhile");
+  held.shift()?.();
+  assert.deepEqual(await Promise.all(first), [1, 1, 2, 3]);
+  assert.equal(await later, 10, "asked after the change: answered by a query that started after it");
 });
 
 test("two enrolments racing with one code: exactly one wins", async (t) => {

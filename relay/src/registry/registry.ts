@@ -3,7 +3,8 @@ import { isHubId } from "../mqtt/topics.js";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { EnrolResponse } from "../../../protocol/messages.js";
-import type { Store } from "../store/store.js";
+import type { HubAuthRow, Store } from "../store/store.js";
+import { BatchedReads } from "./batched-reads.js";
 import { HubKeyError, isSealed, parseClearKey, type KeyVault } from "./key-vault.js";
 import { checkPassword, hashClaimCode, hashPassword, newClaimCode, newPassword, sameBytes, sha256 } from "./secrets.js";
 
@@ -79,6 +80,8 @@ export class Registry {
   private readonly credsInFlight = new Map<string, Promise<string | null>>();
   private readonly keys = new Map<string, Cached<Buffer | null>>();
   private readonly keysInFlight = new Map<string, Promise<Buffer | null>>();
+  /** Logins' and signing keys' reads of hub rows, many to a query (batched-reads.ts). */
+  private readonly authReads: BatchedReads<HubAuthRow>;
   // Bumped on every local change to a hub, so a lookup that started before it cannot cache a stale answer.
   private readonly epochs = new Map<string, number>();
 
@@ -98,6 +101,7 @@ export class Registry {
     },
   ) {
     this.now = opts.now ?? Date.now;
+    this.authReads = new BatchedReads(async (ids) => new Map((await store.getHubAuths(ids)).map((r) => [r.id, r])));
   }
 
   /**
@@ -214,7 +218,7 @@ export class Registry {
     const epoch = this.epoch(username);
     const run = (async (): Promise<string | null> => {
       try {
-        const row = await this.store.getHubAuth(username);
+        const row = await this.authReads.get(username);
         if (!row || row.status !== "active" || !row.passwordHash || !row.passwordSalt) return null;
         if (!(await checkPassword(password, Buffer.from(row.passwordSalt, "base64"), row.passwordHash))) return null;
         if (this.epoch(username) === epoch) this.remember(this.creds, username, digest, CREDENTIAL_CACHE_MS);
@@ -244,7 +248,7 @@ export class Registry {
     const epoch = this.epoch(hub);
     const run = (async (): Promise<Buffer | null> => {
       try {
-        const row = await this.store.getHubAuth(hub);
+        const row = await this.authReads.get(hub);
         const key = row && row.status === "active" && row.keyB64 ? await this.openKey(hub, row.keyB64) : null;
         if (this.epoch(hub) === epoch) this.remember(this.keys, hub, key, SIGNING_KEY_CACHE_MS);
         return key;

@@ -194,6 +194,8 @@ export interface Store {
 
   getHub(id: string): Promise<HubRow | undefined>;
   getHubAuth(id: string): Promise<HubAuthRow | undefined>;
+  /** As getHubAuth for several hubs in one query; hubs without a row are left out. */
+  getHubAuths(ids: readonly string[]): Promise<HubAuthRow[]>;
   listHubs(): Promise<HubRow[]>;
   /** Adds a pending hub with its first claim (owned by `owner`, an installer token id, if given); false if the id exists. */
   insertPendingHub(id: string, claim: ClaimFields, now: number, owner?: string | null): Promise<boolean>;
@@ -391,6 +393,17 @@ const INSERT_PG = `INSERT INTO events (${EVENT_COLUMNS})
 
 type HubSelect = Pick<Selectable<HubsTable>, "id" | "status" | "created_at" | "last_seen_at" | "online" | "last_boot" | "offline_since" | "claim_expires_at" | "claim_used_at" | "claim_owner" | "key_b64">;
 
+function toHubAuthRow(r: Selectable<HubsTable>): HubAuthRow {
+  return {
+    ...toHubRow(r),
+    passwordHash: r.password_hash,
+    passwordSalt: r.password_salt,
+    keyB64: r.key_b64,
+    claimHash: r.claim_hash,
+    claimSalt: r.claim_salt,
+  };
+}
+
 function toHubRow(r: HubSelect): HubRow {
   return {
     id: r.id,
@@ -567,15 +580,13 @@ class KyselyStore implements Store {
 
   async getHubAuth(id: string): Promise<HubAuthRow | undefined> {
     const r = await this.logins.selectFrom("hubs").selectAll().where("id", "=", id).executeTakeFirst();
-    if (!r) return undefined;
-    return {
-      ...toHubRow(r),
-      passwordHash: r.password_hash,
-      passwordSalt: r.password_salt,
-      keyB64: r.key_b64,
-      claimHash: r.claim_hash,
-      claimSalt: r.claim_salt,
-    };
+    return r ? toHubAuthRow(r) : undefined;
+  }
+
+  async getHubAuths(ids: readonly string[]): Promise<HubAuthRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.logins.selectFrom("hubs").selectAll().where("id", "in", ids).execute();
+    return rows.map(toHubAuthRow);
   }
 
   async listHubs(): Promise<HubRow[]> {
