@@ -520,3 +520,69 @@ test("startRelay wires broker, session, ingest and HTTP; stop() releases the por
   await assert.rejects(fetch(`${rigged.httpUrl}/healthz`));
   await assert.rejects(mqtt.connectAsync(rigged.mqttUrl, { reconnectPeriod: 0, connectTimeout: 1000 }));
 });
+
+test("external broker: a session that keeps receiving stays up although the broker is too busy to answer PINGREQ", async () => {
+  // A hand-written broker: CONNACK, SUBACK, then an event every 100 ms; PINGREQ is never answered, as when a
+  // broker's PINGRESP queues behind a storm of hubs' messages.
+  const sockets = new Set<net.Socket>();
+  let connects = 0;
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+    sock.on("error", () => {});
+    let buf = Buffer.alloc(0);
+    let feed: NodeJS.Timeout | undefined;
+    sock.on("close", () => clearInterval(feed));
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        let len = 0;
+        let mul = 1;
+        let i = 1;
+        for (; i < buf.length && i < 5; i++) {
+          len += (buf[i]! & 0x7f) * mul;
+          mul *= 128;
+          if (!(buf[i]! & 0x80)) break;
+        }
+        if (i >= buf.length || buf.length < i + 1 + len) return;
+        const type = buf[0]! >> 4;
+        const body = buf.subarray(i + 1, i + 1 + len);
+        buf = buf.subarray(i + 1 + len);
+        if (type === 1) {
+          connects++;
+          sock.write(Buffer.from([0x20, 0x02, 0x00, 0x00]));
+        } else if (type === 8) {
+          sock.write(mqttPacket(0x90, Buffer.from([body[0]!, body[1]!, 0x01, 0x01])));
+          let n = 0;
+          feed = setInterval(() => sock.write(mqttPacket(0x30, Buffer.concat([mqttString("anxin/v1/hub-k/evt"), Buffer.from(`{"n":${n++}}`)]))), 100);
+        }
+      }
+    });
+  });
+  await new Promise<void>((res) => server.listen(0, "127.0.0.1", () => res()));
+  const port = (server.address() as net.AddressInfo).port;
+  const events: string[] = [];
+  const session = new RelaySession({
+    relayId: "k",
+    connection: { kind: "external", url: `mqtt://127.0.0.1:${port}`, sharedGroup: null },
+    onEvent: (h) => events.push(h),
+    onState: () => {},
+    keys,
+    metrics: createMetrics(),
+    log,
+    keepaliveS: 1,
+  });
+  try {
+    session.start();
+    assert.equal(await session.whenConnected(3000), true);
+    // Unanswered pings would end the session after 1.5 s.
+    await sleep(3500);
+    assert.equal(connects, 1, "never dropped and reconnected");
+    assert.equal(session.connected, true);
+    assert.ok(events.length >= 25, `events kept arriving: ${events.length}`);
+  } finally {
+    await session.stop();
+    for (const sk of sockets) sk.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

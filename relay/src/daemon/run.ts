@@ -368,13 +368,22 @@ async function takeBackEarlierClaims(db: Kysely<LoopDb>, relayId: string, instan
   }
 }
 
+/** A stop step taking longer than this is logged: an operator waiting on a stop can see what it waits for. */
+const SLOW_STOP_STEP_MS = 2_000;
+
 /** Runs the stop steps in order; a step that fails is logged and the next one still runs. */
 async function stopInOrder(log: Logger, steps: Array<[string, () => unknown]>): Promise<void> {
   for (const [what, f] of steps) {
+    const t0 = Date.now();
+    const slow = setTimeout(() => log.warn({ step: what }, `stop step still running after ${SLOW_STOP_STEP_MS / 1000} s`), SLOW_STOP_STEP_MS);
     try {
       await f();
     } catch (e) {
       log.error({ err: (e as Error).message, step: what }, "error while stopping");
+    } finally {
+      clearTimeout(slow);
     }
+    const ms = Date.now() - t0;
+    if (ms >= SLOW_STOP_STEP_MS) log.warn({ step: what, ms }, "stop step was slow");
   }
 }

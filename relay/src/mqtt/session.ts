@@ -44,6 +44,8 @@ export interface RelaySessionOptions {
   log: Logger;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** MQTT keepalive with an external broker (s); default 30. */
+  keepaliveS?: number;
   /** The relay's clock, for a command's `ts`; default Date.now. */
   now?: () => number;
 }
@@ -63,6 +65,8 @@ function plainAck(ids: readonly unknown[], now: unknown): boolean {
 
 /** How long a stop waits for acks whose key is still being looked up. */
 const ACK_KEY_WAIT_MS = 2_000;
+/** How long a stop waits for the broker to confirm the unsubscribe. */
+const UNSUBSCRIBE_WAIT_MS = 2_000;
 
 export type SessionState = "connecting" | "connected" | "reconnecting" | "stopped";
 
@@ -125,7 +129,7 @@ export class RelaySession {
       clientId: this.clientId,
       clean: true,
       protocolVersion: 4,
-      keepalive: 30,
+      keepalive: this.o.keepaliveS ?? 30,
       connectTimeout: 10_000,
       // Reconnects are ours (with backoff); mqtt.js' own period is fixed.
       reconnectPeriod: 0,
@@ -138,6 +142,11 @@ export class RelaySession {
       client = connect(c.url, { ...base, username: c.username, password: c.password, ca: c.ca, rejectUnauthorized: true });
     }
     this.client = client;
+    // mqtt.js counts only acks and PINGRESP as signs of life, not the messages it delivers. Behind a broker busy
+    // with a storm, the PINGRESP queues behind megabytes of hubs' events and the session was dropped as dead
+    // while it delivered thousands a second, losing everything the broker had queued for it. Whatever
+    // arrives from the broker shows the connection is alive.
+    client.on("packetreceive", () => client.reschedulePing(true));
     client.on("connect", () => this.onConnect(client));
     client.on("message", (topic, payload) => this.route(topic, payload));
     client.on("error", (err) => {
@@ -279,7 +288,12 @@ export class RelaySession {
     this.intake = false;
     if (this.link) return this.dropSubscriptions();
     const client = this.client;
-    if (client && this.connected) await client.unsubscribeAsync(this.subscriptions).catch(() => {});
+    if (!client || !this.connected) return;
+    // A courtesy to the broker (what arrives from now on is ignored anyway): its UNSUBACK can queue behind a
+    // storm's worth of messages, and a stop must not wait for that.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([client.unsubscribeAsync(this.subscriptions).catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, UNSUBSCRIBE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /** Ends the session after outgoing messages (acks, also those still waiting for a key) are handed to the broker. */
