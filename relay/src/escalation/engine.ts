@@ -166,7 +166,9 @@ export class EscalationEngine {
           this.lastSync = this.c.now();
           await this.hubOffline.syncHubOffline().catch((err: unknown) => this.c.log.error({ err }, "escalation: hub_offline sync failed"));
         }
-        while (this.inflight.size < MAX_INFLIGHT) {
+        // A stop ends the claiming: after a storm thousands of timers are due, and a stop that waited for a pass
+        // to claim them all did not end (they stay in the store for the next run, here or elsewhere).
+        while (!this.stopped && this.inflight.size < MAX_INFLIGHT) {
           const claimed = await claimDue(this.c.db, this.c.instanceId, this.c.now(), this.c.claimMs, Math.min(this.batch, MAX_INFLIGHT - this.inflight.size));
           if (claimed.length === 0) break;
           for (const t of claimed) {
@@ -176,7 +178,7 @@ export class EscalationEngine {
           total += claimed.length;
           notifyQueue(); // the console's queue: these steps are under way
         }
-      } while (this.again);
+      } while (this.again && !this.stopped);
       return total;
     })();
     this.running = run;
