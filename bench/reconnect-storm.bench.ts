@@ -2,9 +2,10 @@
 // events in its journal, the first of them an alarm, the rest readings and heartbeats, all signed with the
 // hub's own key before the clock starts. Each hub connects at its slot (spread uniformly over the 10 s),
 // sends its retained birth, subscribes to its ack and cmd topics, then publishes with a bounded in-flight
-// window (32) that slides on the relay's acks; unacked events are sent again after the uplink's ack
-// timeout (5 s, doubling); an attempt without a CONNACK within the uplink's wait (60 s) is dropped, and a
-// dropped connection comes back with the uplink's backoff. The hubs check nothing in an ack: they count its ids.
+// window (32) that slides on the relay's acks; unacked events are sent again after the uplink's ack wait
+// (at least 5 s, doubling per send; longer for readings while the hub measures the relay's acks slower, and
+// at once when presumed lost: ack-timeout.ts); an attempt without a CONNACK within the uplink's wait (60 s)
+// is dropped, and a dropped connection comes back with the uplink's backoff. The hubs check nothing in an ack: they count its ids.
 // Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
 // (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);
 // the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU.
@@ -25,6 +26,9 @@
 //   answer, as in the programme; without it no home has one and every tree fails through to its end at once),
 //   BENCH_STORM_NO_ESCALATION=1 (the relay opens no incidents and runs no call trees: the logins and the events
 //   alone), BENCH_STORM_ALARM_FIRST=1 (a hub sends nothing after its alarm until the alarm is acked),
+//   BENCH_STORM_FIXED_ACK_WAIT=1 (hubs resend after the fixed doubling wait, without the uplink's measured one),
+//   BENCH_STORM_TRACE=1 (each relay prints what it holds, has committed and has refused every 5 s),
+//   BENCH_STORM_FLOOR_CONNECTIONS (1: floor-mosquitto's subscriber connections, more share one subscription),
 //   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
 //   the relay processes).
 import { fork, type ChildProcess } from "node:child_process";
@@ -45,6 +49,7 @@ import { signEnvelope } from "../protocol/signing.js";
 import { topics } from "../protocol/topics.js";
 import { reconnectDelay, resendDelay } from "../gateway/src/uplink/backoff.js";
 import { CONNECT_TIMEOUT_MS } from "../gateway/src/uplink/uplink.js";
+import { AckTimeout, repeatAfterWait } from "../gateway/src/uplink/ack-timeout.js";
 import { benchHubConnectOptions, dropPgSchema, insertBenchCarePlans, insertBenchHubs, machineInfo, nofileLimit, pct, r2, rawFdatasync, uniquePgSchema, type BenchHub } from "./support.js";
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -52,6 +57,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes on this machine. */
 const wall = (): number => performance.timeOrigin + performance.now();
 const HUB_PREFIX = "st-";
+/** BENCH_STORM_FIXED_ACK_WAIT: the hubs resend after the fixed doubling wait (hubs before the measured one). */
+const fixedAckWaitInHubs = (): boolean => !!process.env.BENCH_STORM_FIXED_ACK_WAIT && process.env.BENCH_STORM_FIXED_ACK_WAIT !== "0";
 
 const VARIANTS = ["sqlite", "postgres", "pg-2x-mosquitto", "floor-aedes", "floor-mosquitto"] as const;
 type VariantName = (typeof VARIANTS)[number];
@@ -164,6 +171,17 @@ async function relayChild(): Promise<void> {
             mqttUrl = rig.mqttUrl;
             dir = rig.dir;
           }
+          if (process.env.BENCH_STORM_TRACE) {
+            // Every 5 s, what this relay holds and what it has refused so far (to see a stall as it happens).
+            const r = relay;
+            const tag = m.role.kind === "external" ? m.role.id : m.role.kind;
+            setInterval(() => {
+              void (async () => {
+                const cpu = process.cpuUsage();
+                console.log(`trace ${tag}: held ${r.ingest.pending}, received ${await total(r.metrics.eventsReceived)}, committed ${committedHere}, rejected ${JSON.stringify(await sum(r.metrics.eventsRejected))}, cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms`);
+              })();
+            }, 5000).unref();
+          }
           const t0 = performance.now();
           const creds = m.insertHubs.length ? await insertBenchHubs(relay.store, m.insertHubs) : [];
           if (m.carePlans) await insertBenchCarePlans(relay.store, m.insertHubs);
@@ -228,19 +246,25 @@ async function startFloor(brokerUrl: string | undefined): Promise<Floor> {
     ack(hub, JSON.stringify({ ids: [id], now: Date.now() }));
   };
   if (brokerUrl) {
-    // Mosquitto: one mqtt.js subscriber at QoS 1, as a relay instance is. (At QoS 0 it was flooded faster than it
+    // Mosquitto: mqtt.js subscribers at QoS 1, as a relay instance is. (At QoS 0 it was flooded faster than it
     // could ack, and the hubs' resends made it worse.) No keepalive: a subscriber busy with a storm's backlog
     // answers no PINGREQ in time and would be dropped.
-    const c = connect(brokerUrl, { clientId: `floor-${randomBytes(4).toString("hex")}`, clean: true, protocolVersion: 4, keepalive: 0, reconnectPeriod: 500 });
-    await new Promise<void>((resolve, reject) => {
-      c.once("connect", () => resolve());
-      c.once("error", reject);
-    });
-    c.on("message", (topic, payload) => onEvent(topic, payload, (hub, body) => c.publish(topics.ack(hub), body, { qos: 1 })));
-    c.on("close", () => console.log("floor subscriber: connection closed (reconnecting)"));
-    c.on("error", (e) => console.log(`floor subscriber: ${e.message}`));
-    await c.subscribeAsync("anxin/v1/+/evt", { qos: 1 });
-    f.stop = () => c.endAsync();
+    // BENCH_STORM_FLOOR_CONNECTIONS (1): more than one splits the events over a shared subscription.
+    const n = Math.max(1, Number(process.env.BENCH_STORM_FLOOR_CONNECTIONS ?? 1));
+    const clients: MqttClient[] = [];
+    for (let k = 0; k < n; k++) {
+      const c = connect(brokerUrl, { clientId: `floor-${randomBytes(4).toString("hex")}`, clean: true, protocolVersion: 4, keepalive: 0, reconnectPeriod: 500 });
+      await new Promise<void>((resolve, reject) => {
+        c.once("connect", () => resolve());
+        c.once("error", reject);
+      });
+      c.on("message", (topic, payload) => onEvent(topic, payload, (hub, body) => c.publish(topics.ack(hub), body, { qos: 1 })));
+      c.on("close", () => console.log("floor subscriber: connection closed (reconnecting)"));
+      c.on("error", (e) => console.log(`floor subscriber: ${e.message}`));
+      await c.subscribeAsync(n > 1 ? "$share/floor/anxin/v1/+/evt" : "anxin/v1/+/evt", { qos: 1 });
+      clients.push(c);
+    }
+    f.stop = async () => void (await Promise.all(clients.map((c) => c.endAsync())));
     return f;
   }
   // aedes with the relay's listener settings (embedded.ts), every login accepted.
@@ -278,6 +302,17 @@ async function startFloor(brokerUrl: string | undefined): Promise<Floor> {
 }
 
 // ------------------------------------------------------------------------------------------ hubs child
+
+/** A hub's event in flight: its latest send, as the uplink's window holds it. */
+interface InFlight {
+  sentAt: number;
+  sends: number;
+  /** The ack timer's doubling it was sent under. */
+  level: number;
+  /** When it counts as unanswered. */
+  due: number;
+  critical: boolean;
+}
 
 interface StormHub extends BenchHub {
   /** Index in the whole fleet: places the hub's connect in the spread. */
@@ -329,8 +364,12 @@ async function hubsChild(): Promise<void> {
     acked: Uint8Array;
     nAcked: number;
     next: number;
-    /** Event index → [last send time, sends so far]. */
-    inflight: Map<number, [number, number]>;
+    /** Event index → its latest send (as the uplink's window holds it). */
+    inflight: Map<number, InFlight>;
+    ackTimeout: AckTimeout;
+    /** When the relay last acked anything on this connection, and the latest send time among what it acked. */
+    lastAnswerAt: number | null;
+    answeredSentAt: number;
     client: MqttClient | null;
     up: boolean;
     failures: number;
@@ -345,6 +384,7 @@ async function hubsChild(): Promise<void> {
   let events = 0;
   let window = 32;
   let ackTimeoutMs = 5000;
+  const fixedAckWait = fixedAckWaitInHubs();
   let connectTimeoutMs = CONNECT_TIMEOUT_MS;
   let spreadMs = 10_000;
   let total = 0;
@@ -379,19 +419,22 @@ async function hubsChild(): Promise<void> {
       index.set(env.id, i);
       payloads.push(JSON.stringify(signEnvelope(env, key)));
     }
-    return { cred, payloads, index, acked: new Uint8Array(events), nAcked: 0, next: 0, inflight: new Map(), client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
+    return { cred, payloads, index, acked: new Uint8Array(events), nAcked: 0, next: 0, inflight: new Map(), ackTimeout: new AckTimeout(ackTimeoutMs), lastAnswerAt: null, answeredSentAt: -Infinity, client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
   };
 
   const publish = (h: H, i: number, now: number) => {
-    const f = h.inflight.get(i);
+    let f = h.inflight.get(i);
     if (f) {
-      f[0] = now;
-      f[1]++;
+      f.sends++;
       resent++;
     } else {
-      h.inflight.set(i, [now, 1]);
+      f = { sentAt: now, sends: 1, level: 0, due: 0, critical: i === 0 };
+      h.inflight.set(i, f);
       published++;
     }
+    f.sentAt = now;
+    f.level = h.ackTimeout.level;
+    f.due = now + (fixedAckWait ? resendDelay(f.sends - 1, ackTimeoutMs) : h.ackTimeout.waitMs(f.sends - 1, f.critical));
     h.client?.publish(topics.evt(h.cred.hub), h.payloads[i] as string, { qos: 1 });
   };
   const fill = (h: H) => {
@@ -423,6 +466,8 @@ async function hubsChild(): Promise<void> {
         }
         h.up = true;
         h.failures = 0;
+        h.lastAnswerAt = null;
+        h.answeredSentAt = -Infinity;
         // After a reconnect, what was in flight goes again first (the uplink does the same).
         const now = wall();
         for (const i of [...h.inflight.keys()]) publish(h, i, now);
@@ -438,6 +483,7 @@ async function hubsChild(): Promise<void> {
       } catch {
         return;
       }
+      h.lastAnswerAt = now;
       for (const id of ids) {
         const i = h.index.get(id);
         if (i === undefined) {
@@ -451,6 +497,11 @@ async function hubsChild(): Promise<void> {
         h.acked[i] = 1;
         h.nAcked++;
         ackedAll++;
+        const f = h.inflight.get(i);
+        if (f) {
+          h.answeredSentAt = Math.max(h.answeredSentAt, f.sentAt);
+          if (f.sends === 1) h.ackTimeout.observe(now - f.sentAt);
+        }
         h.inflight.delete(i);
         if (i === 0) h.alarmAckAt = now;
       }
@@ -478,12 +529,37 @@ async function hubsChild(): Promise<void> {
     });
   };
 
-  // The uplink's resend: an event not acked within ackTimeoutMs (doubling per send) goes again.
+  // The uplink's resend: an event not acked within its wait goes again. The wait and the choice are the uplink's
+  // own (ack-timeout.ts: ackTimeoutMs doubling per send, longer for readings while acks are measured slower; while
+  // the relay answers nothing only the oldest reading goes again), or with BENCH_STORM_FIXED_ACK_WAIT=1 the fixed
+  // doubling for every event, as hubs did before the measured wait.
   const resendSweep = () => {
     const now = wall();
     for (const h of hubs) {
       if (!h.up || h.inflight.size === 0) continue;
-      for (const [i, [at, sends]] of h.inflight) if (now - at >= resendDelay(sends - 1, ackTimeoutMs)) publish(h, i, now);
+      const expired: Array<{ i: number; f: InFlight; sentAt: number; critical: boolean }> = [];
+      let probeOut = false;
+      for (const [i, f] of h.inflight) {
+        // As the uplink does: a reading unanswered while a later one was answered, older than twice the round trip, goes again now.
+        if (!fixedAckWait && !f.critical && h.ackTimeout.presumedLost(f.sentAt, h.answeredSentAt, now)) {
+          publish(h, i, now);
+          continue;
+        }
+        if (f.due <= now) expired.push({ i, f, sentAt: f.sentAt, critical: f.critical });
+        else if (!f.critical && f.sends > 1 && (h.lastAnswerAt === null || f.sentAt > h.lastAnswerAt)) probeOut = true;
+      }
+      if (expired.length === 0) continue;
+      if (fixedAckWait) {
+        for (const e of expired) publish(h, e.i, now);
+        continue;
+      }
+      for (const e of expired) if (!e.critical) h.ackTimeout.timedOut(e.f.level);
+      const { again, held } = repeatAfterWait(expired, h.lastAnswerAt, probeOut);
+      for (const e of again) publish(h, e.i, now);
+      for (const e of held) {
+        e.f.due = now + h.ackTimeout.currentMs;
+        e.f.level = h.ackTimeout.level;
+      }
     }
   };
 
@@ -921,7 +997,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ${p.carePlans ? "a care plan in every home" : "no care plans"}, ` +
-      `ack timeout ${p.ackTimeoutMs} ms (doubling), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
+      `ack wait ${p.ackTimeoutMs} ms (doubling${fixedAckWaitInHubs() ? ", fixed" : ", measured"}), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
   const pgProblem = variants.some(needsPg) ? await pgReachable(p.pgUrl) : null;
@@ -1017,7 +1093,7 @@ async function main(): Promise<void> {
       machine,
       fdatasyncMs: fsync,
       quick,
-      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs, carePlans: p.carePlans },
+      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, ackWait: fixedAckWaitInHubs() ? "fixed" : "measured", connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs, carePlans: p.carePlans },
       results,
       targets: { hubs: 10_000, eventsPerHub: 50, spreadS: 10, alarmAckP99Ms: 2000 },
     }),

@@ -17,7 +17,8 @@ import { Journal } from "../../gateway/src/journal/journal.js";
 import { DEFAULT_EXPECT_BACK_S, GOODBYE_PUBACK_MS, Uplink, type UplinkOptions } from "../../gateway/src/uplink/uplink.js";
 import type { UplinkSettings } from "../../gateway/src/uplink/settings.js";
 import { SirenTest } from "../../gateway/src/uplink/siren-test.js";
-import { reconnectDelay, resendDelay } from "../../gateway/src/uplink/backoff.js";
+import { AckTimeout, MAX_ACK_WAIT_MS, repeatAfterWait } from "../../gateway/src/uplink/ack-timeout.js";
+import { MAX_RESEND_MS, reconnectDelay, resendDelay } from "../../gateway/src/uplink/backoff.js";
 import { InFlightWindow } from "../../gateway/src/uplink/window.js";
 import { writeSecrets } from "../../gateway/src/uplink/secrets.js";
 import { startHub } from "../../gateway/src/daemon/run.js";
@@ -90,6 +91,10 @@ class FakeRelay {
   readonly states: Array<HubState & { retained: boolean }> = [];
   badSignatures = 0;
   hold = false;
+  /** Acks each event this long after it arrives (a relay behind on its work). */
+  ackDelayMs = 0;
+  /** Events to take in and never ack, as a relay that had no room for them (each id once). */
+  readonly refuse = new Set<string>();
   clockSkewMs = 0;
   /** Most events seen in flight at once (received, not yet acked). */
   maxOutstanding = 0;
@@ -158,6 +163,11 @@ class FakeRelay {
     this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding.size);
     if (this.hold) {
       this.held.push(env.id);
+      return;
+    }
+    if (this.refuse.delete(env.id)) return;
+    if (this.ackDelayMs > 0) {
+      setTimeout(() => this.sendAck(hub as string, [env.id]), this.ackDelayMs);
       return;
     }
     // Acks go in batches, as a relay acks per database commit.
@@ -256,7 +266,8 @@ const alarm: EventDraft = { kind: "alarm", type: "co", severity: "critical", dev
 
 test("resend delay doubles per attempt from ackTimeout and stops at 5 minutes", () => {
   assert.deepEqual([0, 1, 2, 3].map((a) => resendDelay(a, 10_000)), [10_000, 20_000, 40_000, 80_000]);
-  assert.equal(resendDelay(50, 10_000), 300_000);
+  assert.equal(resendDelay(50, 10_000), MAX_RESEND_MS);
+  assert.equal(MAX_RESEND_MS, 300_000);
 });
 
 test("reconnect delay grows, stays within [min, max] and is jittered", () => {
@@ -270,16 +281,71 @@ test("reconnect delay grows, stays within [min, max] and is jittered", () => {
   assert.notEqual(reconnectDelay(3, 1000, 60_000, () => 0), reconnectDelay(3, 1000, 60_000, () => 0.9));
 });
 
+test("ack wait: never below ackTimeout; follows measured acks; doubles once per timeout; alarms keep the fixed wait", () => {
+  const t = new AckTimeout(5000);
+  assert.equal(t.currentMs, 5000, "nothing measured: the configured wait");
+  assert.equal(t.waitMs(0, false), 5000);
+  assert.equal(t.waitMs(2, false), 20_000, "a resend doubles as before");
+  t.observe(200);
+  assert.equal(t.currentMs, 5000, "fast acks never shorten it");
+  // The relay falls behind: acks after 15 s.
+  for (let i = 0; i < 30; i++) t.observe(15_000);
+  assert.ok(t.currentMs >= 15_000 && t.currentMs <= 22_500, `follows the round trip: ${t.currentMs}`);
+  assert.equal(t.waitMs(0, true), 5000, "an alarm still goes again after the fixed wait");
+  assert.equal(t.waitMs(3, true), 40_000);
+  assert.equal(t.waitMs(0, false), t.currentMs);
+  const before = t.currentMs;
+  const level = t.level;
+  t.timedOut(level);
+  t.timedOut(level); // the rest of a window that expired together
+  assert.equal(t.currentMs, Math.min(MAX_ACK_WAIT_MS, before * 2), "doubled once");
+  for (let i = 0; i < 20; i++) t.timedOut(t.level);
+  assert.equal(t.currentMs, MAX_ACK_WAIT_MS, "capped");
+  assert.equal(t.waitMs(20, false), MAX_RESEND_MS, "a resend is still capped at 5 minutes");
+  // Unanswered while a later send was answered: lost once it has waited twice the round trip.
+  assert.equal(t.presumedLost(1000, 2000, 1000 + 20_000), false, "not yet twice the round trip");
+  assert.equal(t.presumedLost(1000, 2000, 1000 + 40_000), true);
+  assert.equal(t.presumedLost(3000, 2000, 3000 + 40_000), false, "nothing sent after it was answered");
+  assert.equal(new AckTimeout(5000).presumedLost(0, 1, 60_000), false, "nothing measured: its own wait decides");
+  // The relay catches up: a measurement ends the doubling, and fast acks bring the wait back down.
+  for (let i = 0; i < 60; i++) t.observe(100);
+  assert.equal(t.currentMs, 5000);
+  t.observe(Number.NaN);
+  t.observe(-1);
+  assert.equal(t.currentMs, 5000, "nonsense measurements are ignored");
+});
+
+test("after the wait: critical sends and those the relay answered past go again; of the unanswered routine ones only the oldest", () => {
+  const f = (id: string, sentAt: number, critical = false) => ({ id, sentAt, critical });
+  const expired = [f("r2", 200), f("r1", 100), f("a", 150, true), f("r0", 50), f("r3", 300)];
+  // The relay has answered nothing on this session: the alarm, and the oldest reading as a probe.
+  let { again, held } = repeatAfterWait(expired, null, false);
+  assert.deepEqual(again.map((x) => x.id), ["a", "r0"]);
+  assert.deepEqual(held.map((x) => x.id).sort(), ["r1", "r2", "r3"]);
+  // A probe is already out (its wait not over yet): the alarm only.
+  ({ again, held } = repeatAfterWait(expired, null, true));
+  assert.deepEqual(again.map((x) => x.id), ["a"]);
+  assert.equal(held.length, 4);
+  // Two sent in one pass share their time: one probe only.
+  assert.deepEqual(repeatAfterWait([f("x", 5), f("y", 5)], null, false).again.map((x) => x.id), ["x"]);
+  // It answered at 180: what was sent before that was most likely lost and goes again; of the later ones only
+  // the oldest, as a probe.
+  ({ again, held } = repeatAfterWait(expired, 180, false));
+  assert.deepEqual(again.map((x) => x.id), ["r1", "a", "r0", "r2"]);
+  assert.deepEqual(held.map((x) => x.id), ["r3"]);
+  assert.deepEqual(repeatAfterWait([], null, false), { again: [], held: [] });
+});
+
 test("the window keeps its last slot for critical events", () => {
   const w = new InFlightWindow(3);
-  w.add({ id: "a", critical: false, deadline: 10 });
-  w.add({ id: "b", critical: false, deadline: 20 });
+  w.add({ id: "a", critical: false, deadline: 10, sentAt: 0, firstSend: true, level: 0 });
+  w.add({ id: "b", critical: false, deadline: 20, sentAt: 0, firstSend: true, level: 0 });
   assert.deepEqual(w.free(), { any: 1, nonCritical: 0 });
-  w.add({ id: "c", critical: true, deadline: 30 });
+  w.add({ id: "c", critical: true, deadline: 30, sentAt: 0, firstSend: true, level: 0 });
   assert.deepEqual(w.free(), { any: 0, nonCritical: 0 });
-  assert.deepEqual(w.expire(15), ["a"]);
+  assert.deepEqual(w.expire(15).map((f) => f.id), ["a"]);
   assert.deepEqual(w.free(), { any: 1, nonCritical: 1 });
-  assert.equal(w.settle(["b", "zz"]), 1);
+  assert.deepEqual(w.settle(["b", "zz"]).map((f) => f.id), ["b"]);
   assert.throws(() => new InFlightWindow(1), /≥ 2/);
 });
 
@@ -359,6 +425,87 @@ test("a PUBACK is not an ack: rows stay until the relay acks; unanswered events 
   relay.release(r.hub);
   await waitFor("deleted after the ack", async () => (await r.rows()) === 0);
   assert.ok(r.uplink.status().resent >= 1);
+});
+
+test("a relay that acks late: routine events stop being sent twice once its round trip is measured; an alarm still goes again at ackTimeout", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  relay.ackDelayMs = 600;
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs: 200 });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const sends = (id: string) => relay.received.filter((e) => e.id === id).length;
+  const early: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    early.push((await r.append(reading(i))).id);
+    await sleep(150);
+  }
+  await waitFor("the early readings acked", async () => (await r.rows()) === 0, 5000);
+  // A fixed 200 ms wait would send every one of these again; the measured one does not.
+  assert.ok(early.some((id) => sends(id) > 1), "before anything was measured, late acks meant resends");
+  assert.ok((r.uplink.status().ackWaitMs ?? 0) > 600, `the wait now covers the relay's round trip: ${r.uplink.status().ackWaitMs}`);
+  const resentBefore = r.uplink.status().resent;
+  const later: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    later.push((await r.append(reading(100 + i))).id);
+    await sleep(50);
+  }
+  await waitFor("the later readings acked", async () => (await r.rows()) === 0, 5000);
+  assert.deepEqual(later.map(sends), later.map(() => 1), "each later reading sent once");
+  assert.equal(r.uplink.status().resent, resentBefore);
+  // An alarm does not wait for the slow relay's round trip before it goes again: the broker may have lost it.
+  const a = await r.append(alarm);
+  await waitFor("the alarm sent twice", () => sends(a.id) >= 2, 2000);
+  await waitFor("the alarm acked", async () => (await r.rows()) === 0, 5000);
+});
+
+test("a reading the relay refused while it was slow goes again as soon as later ones are answered, not after its long wait", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  relay.ackDelayMs = 800;
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs: 100 });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  for (let i = 0; i < 15; i++) {
+    await r.append(reading(i));
+    await sleep(150);
+  }
+  await waitFor("the slow relay measured", async () => (await r.rows()) === 0, 8000);
+  const wait = r.uplink.status().ackWaitMs ?? 0;
+  assert.ok(wait >= 1000, `the wait follows the slow relay: ${wait}`);
+  // The relay has no room for the next reading, then catches up.
+  const lost = await r.append(reading(100));
+  relay.refuse.add(lost.id);
+  await relay.arrival(lost.id);
+  const firstAt = Date.now();
+  relay.ackDelayMs = 0;
+  for (let i = 0; i < 20 && relay.received.filter((e) => e.id === lost.id).length < 2; i++) {
+    await r.append(reading(200 + i));
+    await sleep(50);
+  }
+  await waitFor("sent again", () => relay.received.filter((e) => e.id === lost.id).length >= 2, 3000);
+  const after = Date.now() - firstAt;
+  assert.ok(after < wait, `sent again after ${after} ms, before its wait of ${wait} ms ran out`);
+  await waitFor("everything acked", async () => (await r.rows()) === 0, 5000);
+});
+
+test("a relay that answers nothing: only the oldest reading goes again each wait, not the whole window; all delivered once it answers", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  relay.hold = true;
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs: 300 });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) ids.push((await r.append(reading(i))).id);
+  await waitFor("all ten sent", () => relay.distinct().size === 10);
+  // Waits of 300, 600 and 1200 ms run out within 2.3 s: three probes, where the whole window would be 30 resends.
+  await sleep(2300);
+  const resends = relay.received.length - 10;
+  assert.ok(resends >= 2 && resends <= 4, `a probe per wait: ${resends} resends`);
+  assert.ok(relay.received.filter((e) => e.id === ids[0]).length >= 2, "the first probe was the oldest reading");
+  relay.release(r.hub);
+  await waitFor("everything acked", async () => (await r.rows()) === 0, 8000);
 });
 
 test("an event already older than historicalAfterMs at its first send is flagged historical", async () => {

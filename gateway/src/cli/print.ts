@@ -48,6 +48,7 @@ interface UplinkView {
   clockOffsetMs?: number | null;
   sent?: number;
   acked?: number;
+  ackWaitMs?: number;
   acksRefused?: number;
   commandsRefused?: number;
   error?: string;
@@ -136,6 +137,7 @@ function uplinkLine(u: UplinkView): string {
   if (u.state === "connected") parts.push(`since ${when(u.lastConnectAt)}`);
   else if (u.error) parts.push(`(${u.error})`);
   parts.push(`in flight ${u.inFlight ?? 0}`, `sent ${u.sent ?? 0}`, `acked ${u.acked ?? 0}`, `last ack ${when(u.lastAckAt)}`, `reconnects ${u.reconnects ?? 0}`);
+  if (u.ackWaitMs !== undefined) parts.push(`ack wait ${(u.ackWaitMs / 1000).toFixed(1)} s`);
   if (u.clockOffsetMs !== null && u.clockOffsetMs !== undefined) {
     const s = u.clockOffsetMs / 1000;
     parts.push(`relay clock ${s >= 0 ? "+" : ""}${s.toFixed(1)} s${Math.abs(s) > 300 ? " (HUB CLOCK WRONG)" : ""}`);

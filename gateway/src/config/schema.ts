@@ -235,7 +235,7 @@ export const uplinkSchema = z
     secretsFile: z.string().min(1).optional().describe("default: <dataDir>/secrets.json, written by `anxin-hub provision`"),
     heartbeatS: z.number().int().min(5).max(3600).optional().describe("default: the period the relay assigned at enrolment"),
     window: z.number().int().min(2).max(1000).default(256).describe("events in flight without an ack; one slot is kept for critical events"),
-    ackTimeoutMs: ms(100, 600000).default(5000).describe("no ack this long → send again, doubling per attempt up to 5 min"),
+    ackTimeoutMs: ms(100, 600000).default(5000).describe("no ack this long → send again, doubling per attempt up to 5 min; routine events wait longer while the relay's acks are measured slower"),
     historicalAfterMs: ms(0, 86400000).default(60000).describe("an event first sent this late, and every resend, is flagged historical"),
     reconnectMinMs: ms(100, 600000).default(1000),
     reconnectMaxMs: ms(1000, 3600000).default(60000),

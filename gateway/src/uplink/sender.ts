@@ -5,8 +5,9 @@ import type { Logger } from "pino";
 import type { Envelope } from "../../../protocol/envelope.js";
 import { signEnvelope } from "../../../protocol/signing.js";
 import type { StoredEvent } from "../journal/journal.js";
-import { MAX_RESEND_MS, resendDelay } from "./backoff.js";
-import { InFlightWindow } from "./window.js";
+import { AckTimeout, repeatAfterWait } from "./ack-timeout.js";
+import { MAX_RESEND_MS } from "./backoff.js";
+import { InFlightWindow, type Flight } from "./window.js";
 
 /** What the sender needs of the journal. */
 export interface OutboxJournal {
@@ -24,6 +25,7 @@ export interface SenderOptions {
   journal: OutboxJournal;
   key: Buffer;
   window: number;
+  /** The least wait for an ack before a send goes again (doubling per attempt); routine events wait longer while the relay's acks are measured slower (ack-timeout.ts). */
   ackTimeoutMs: number;
   historicalAfterMs: number;
   maxResendMs?: number;
@@ -45,8 +47,10 @@ export interface SenderStats {
   resent: number;
   /** Rows the journal deleted because the relay acknowledged them. */
   acked: number;
-  /** Sends that got no ack before their deadline. */
+  /** Sends that got no ack before their deadline, or were presumed lost (ack-timeout.ts). */
   timeouts: number;
+  /** What a routine event's first send waits for its ack now (ms). */
+  ackWaitMs: number;
   /**
    * Since when something sent on this session has waited for the relay without any ack arriving; null when
    * nothing is in flight. Resends do not move it: path supervision reads it (a broker that takes events and
@@ -57,6 +61,7 @@ export interface SenderStats {
 
 export class Sender {
   private readonly window: InFlightWindow;
+  private readonly ackTimeout: AckTimeout;
   private readonly clock: () => number;
   private readonly pollMs: number;
   private readonly idlePollMs: number;
@@ -72,9 +77,14 @@ export class Sender {
   private stopped = false;
   private readonly stats = { sent: 0, resent: 0, acked: 0, timeouts: 0 };
   private unansweredSince: number | null = null;
+  /** When the relay last acknowledged anything on this session (repeatAfterWait). */
+  private lastAnswerAt: number | null = null;
+  /** The latest send time among those the relay answered on this session (AckTimeout.presumedLost). */
+  private answeredSentAt = -Infinity;
 
   constructor(private readonly o: SenderOptions) {
     this.window = new InFlightWindow(o.window);
+    this.ackTimeout = new AckTimeout(o.ackTimeoutMs, o.maxResendMs ?? MAX_RESEND_MS);
     this.clock = o.clock ?? Date.now;
     this.pollMs = o.pollMs ?? 50;
     this.idlePollMs = Math.max(this.pollMs, o.idlePollMs ?? 1000);
@@ -82,13 +92,15 @@ export class Sender {
   }
 
   snapshot(): SenderStats {
-    return { inFlight: this.window.count, ...this.stats, unansweredSince: this.window.count > 0 ? this.unansweredSince : null };
+    return { inFlight: this.window.count, ...this.stats, ackWaitMs: this.ackTimeout.currentMs, unansweredSince: this.window.count > 0 ? this.unansweredSince : null };
   }
 
   /** A session is up (subscribed to acks): start sending on it. */
   online(link: Link): void {
     if (this.stopped) return;
     this.link = link;
+    this.lastAnswerAt = null;
+    this.answeredSentAt = -Infinity;
     this.pollDelay = this.pollMs;
     this.nudge();
   }
@@ -122,9 +134,15 @@ export class Sender {
 
   /** The relay committed these events: the journal may delete them. Ids we never sent are ignored by the journal. */
   async acked(ids: string[]): Promise<void> {
-    this.window.settle(ids);
+    const now = this.clock();
+    this.lastAnswerAt = now;
+    for (const f of this.window.settle(ids)) {
+      // Any answer shows what was sent before it is overdue; only a first send's answer measures the relay.
+      this.answeredSentAt = Math.max(this.answeredSentAt, f.sentAt);
+      if (f.firstSend) this.ackTimeout.observe(now - f.sentAt);
+    }
     // The relay answers: whatever is still in flight has waited only from now.
-    this.unansweredSince = this.window.count > 0 ? this.clock() : null;
+    this.unansweredSince = this.window.count > 0 ? now : null;
     // Deleting also covers an ack that arrives after its deadline: the relay committed it all the same.
     const removed = this.o.journal.ack(ids);
     this.nudge();
@@ -146,6 +164,28 @@ export class Sender {
     this.disarm();
     await this.running;
     await this.requeueInFlight();
+  }
+
+  /** Sends the relay has not answered yet, nor anything since them: back in the window with a new deadline. */
+  private holdAnotherWait(held: Flight[], now: number): void {
+    const deadline = now + this.ackTimeout.currentMs;
+    for (const f of held) this.window.add({ ...f, deadline, level: this.ackTimeout.level });
+    this.o.journal.markSent(held.map((f) => f.id), deadline, false).catch((err: Error) => {
+      // The window still holds them, so they are not sent twice meanwhile.
+      this.o.log.warn({ err: err.message, ids: held.length }, "uplink: could not record a longer wait in the journal");
+    });
+  }
+
+  /** Sends presumed lost: due again now, their send already counted. */
+  private async sendAgainNow(ids: string[]): Promise<void> {
+    this.stats.timeouts += ids.length;
+    try {
+      await this.o.journal.markSent(ids, this.clock(), false);
+    } catch (err) {
+      // They go again at their own deadline instead.
+      this.o.log.warn({ err: (err as Error).message, ids: ids.length }, "uplink: could not make events presumed lost due again");
+    }
+    this.nudge();
   }
 
   private async requeueInFlight(): Promise<void> {
@@ -208,7 +248,17 @@ export class Sender {
     const link = this.link;
     if (!link) return { sent: 0, more: false };
     const now = this.clock();
-    this.stats.timeouts += this.window.expire(now).length;
+    // Checked on every pass (an ack nudges one), so a send presumed lost goes once it has waited long enough.
+    const lost = this.window.drop((f) => !f.critical && this.ackTimeout.presumedLost(f.sentAt, this.answeredSentAt, now));
+    if (lost.length > 0) void this.sendAgainNow(lost.map((f) => f.id));
+    const expired = this.window.expire(now);
+    for (const f of expired) {
+      this.stats.timeouts++;
+      if (!f.critical) this.ackTimeout.timedOut(f.level);
+    }
+    // The rows of `again` are due in the journal now; `held` stay in flight for another (now longer) wait.
+    const { held } = repeatAfterWait(expired, this.lastAnswerAt, this.window.routineResendSince(this.lastAnswerAt));
+    if (held.length > 0) this.holdAnotherWait(held, now);
     const free = this.window.free();
     if (free.any === 0) return { sent: 0, more: false };
 
@@ -233,8 +283,8 @@ export class Sender {
       slots--;
       const historical = row.attempts > 0 || at - env.ts > this.o.historicalAfterMs;
       const signed = signEnvelope(historical ? { ...env, historical: true } : env, this.o.key);
-      const next = at + resendDelay(row.attempts, this.o.ackTimeoutMs, this.o.maxResendMs ?? MAX_RESEND_MS);
-      this.window.add({ id: env.id, critical, deadline: next });
+      const next = at + this.ackTimeout.waitMs(row.attempts, critical);
+      this.window.add({ id: env.id, critical, deadline: next, sentAt: at, firstSend: row.attempts === 0, level: this.ackTimeout.level });
       this.unansweredSince ??= at;
       link.publish(signed, JSON.stringify(signed));
       sent++;

@@ -33,6 +33,8 @@ export interface UplinkStatus {
   sent: number;
   acked: number;
   resent: number;
+  /** How long a routine event's first send now waits for its ack: the configured ackTimeoutMs, longer while the relay's acks come slower (ack-timeout.ts). Absent without an uplink. */
+  ackWaitMs?: number;
   /**
    * Acks ignored because they were not signed by the relay with this hub's key (unsigned, badly signed,
    * signed for another hub): nothing was deleted for them. Not zero means someone on the path forges acks,
@@ -224,6 +226,7 @@ export class Uplink implements UplinkHandle {
       sent: s.sent,
       acked: s.acked,
       resent: s.resent,
+      ackWaitMs: s.ackWaitMs,
       acksRefused: this.ackRefusals.count,
       commandsRefused: this.commands.refused,
       unansweredSince: s.unansweredSince,

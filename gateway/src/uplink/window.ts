@@ -7,6 +7,11 @@ export interface Flight {
   critical: boolean;
   /** When this send counts as unanswered; the journal row becomes due again at the same moment. */
   deadline: number;
+  /** When it was sent, and whether it was the event's first send (only those measure the relay: ack-timeout.ts). */
+  sentAt: number;
+  firstSend: boolean;
+  /** The ack timer's doubling it was sent under. */
+  level: number;
 }
 
 export class InFlightWindow {
@@ -37,19 +42,33 @@ export class InFlightWindow {
     if (!f.critical) this.nonCritical++;
   }
 
-  /** Removes these ids where present; returns how many were in flight. */
-  settle(ids: Iterable<string>): number {
-    let n = 0;
-    for (const id of ids) if (this.remove(id)) n++;
-    return n;
+  /** Removes these ids where present; returns the sends that were in flight. */
+  settle(ids: Iterable<string>): Flight[] {
+    const out: Flight[] = [];
+    for (const id of ids) {
+      const f = this.remove(id);
+      if (f) out.push(f);
+    }
+    return out;
   }
 
   /** Drops the sends whose deadline has passed, so their slots free up and the rows can go again. */
-  expire(now: number): string[] {
-    const out: string[] = [];
-    for (const f of this.flights.values()) if (f.deadline <= now) out.push(f.id);
-    for (const id of out) this.remove(id);
+  expire(now: number): Flight[] {
+    return this.drop((f) => f.deadline <= now);
+  }
+
+  /** Drops the sends `lost` picks out, returning them. */
+  drop(lost: (f: Flight) => boolean): Flight[] {
+    const out: Flight[] = [];
+    for (const f of this.flights.values()) if (lost(f)) out.push(f);
+    for (const f of out) this.remove(f.id);
     return out;
+  }
+
+  /** Whether a routine (not critical) resend sent after `since` (null: at any time) is in flight. */
+  routineResendSince(since: number | null): boolean {
+    for (const f of this.flights.values()) if (!f.critical && !f.firstSend && (since === null || f.sentAt > since)) return true;
+    return false;
   }
 
   /** The earliest deadline in flight, or null. */
@@ -67,11 +86,11 @@ export class InFlightWindow {
     return ids;
   }
 
-  private remove(id: string): boolean {
+  private remove(id: string): Flight | undefined {
     const f = this.flights.get(id);
-    if (!f) return false;
+    if (!f) return undefined;
     this.flights.delete(id);
     if (!f.critical) this.nonCritical--;
-    return true;
+    return f;
   }
 }

@@ -1,0 +1,107 @@
+// How long the uplink waits for the relay's ack before it sends a routine event again. A fixed wait breaks
+// down exactly when it matters: after a regional outage thousands of hubs return at once, the relay (and a
+// broker in front of it) falls behind, acks take longer than the wait, and every hub sends its whole window
+// again — more work for a relay that is already late, so it falls further behind (congestive collapse). So
+// the wait follows the acks as they are measured, as TCP's retransmission timer does (RFC 6298): a smoothed
+// round trip plus four times its variation (at least half the round trip), never below the configured wait,
+// and doubled after sends went unanswered until a fresh measurement says otherwise. Only first sends are
+// measured (Karn): the ack of a resent event cannot tell which send it answers.
+//
+// A long wait has its own cost: an event the relay refused for want of room (it keeps its memory bounded and
+// lets hubs resend) would wait it out in full after the relay has caught up. So a routine send still
+// unanswered when one sent after it has been answered, and older than twice the round trip, is presumed lost
+// and goes again at once (as TCP's fast retransmit reads duplicate acks).
+//
+// And while the relay answers nothing at all, sending the whole window again only adds to what it (or the
+// broker before it) has still to get through: then, as TCP probes with its oldest segment, only the oldest
+// routine send goes again when the wait runs out, and the others wait another round (repeatAfterWait).
+//
+// Critical events keep the fixed wait: an alarm the broker lost must go again at once, and an alarm's resend
+// is one small message, never a window of them.
+import { MAX_RESEND_MS, resendDelay } from "./backoff.js";
+
+/** The longest a routine event's first send waits for its ack, however slow the relay has been. */
+export const MAX_ACK_WAIT_MS = 120_000;
+
+export class AckTimeout {
+  private srtt: number | null = null;
+  private rttvar = 0;
+  /** Doublings since the last measurement: sends went unanswered although the wait covered the measured round trip. */
+  private backoffs = 0;
+
+  constructor(
+    private readonly baseMs: number,
+    private readonly maxResendMs = MAX_RESEND_MS,
+  ) {}
+
+  /** An ack arrived `ms` after the event's first send. */
+  observe(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    if (this.srtt === null) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+      this.srtt = 0.875 * this.srtt + 0.125 * ms;
+    }
+    this.backoffs = 0;
+  }
+
+  /** The doubling in force now; a send keeps the one it was sent under, for timedOut. */
+  get level(): number {
+    return this.backoffs;
+  }
+
+  /**
+   * A routine send went past its wait without an ack: wait longer for the next ones. Once per doubling: sends
+   * made under an earlier one (a whole window often expires within moments) do not double it again.
+   */
+  timedOut(sentAtLevel: number): void {
+    if (sentAtLevel === this.backoffs && this.backoffs < 16) this.backoffs++;
+  }
+
+  /** The current wait for a first send of a routine event. */
+  get currentMs(): number {
+    // After a run of steady acks the variation decays towards nothing; half the round trip is kept as margin.
+    const measured = this.srtt === null ? 0 : this.srtt + Math.max(4 * this.rttvar, this.srtt / 2);
+    return Math.round(Math.min(MAX_ACK_WAIT_MS, this.maxResendMs, Math.max(this.baseMs, measured) * 2 ** this.backoffs));
+  }
+
+  /**
+   * A routine send made at `sentAt`, still unanswered at `now` although a send made at `answeredSentAt` was
+   * just answered: true when it has also waited twice the measured round trip (and at least the configured wait).
+   */
+  presumedLost(sentAt: number, answeredSentAt: number, now: number): boolean {
+    if (this.srtt === null || sentAt >= answeredSentAt) return false;
+    return now - sentAt >= Math.max(this.baseMs, 2 * this.srtt);
+  }
+
+  /** Wait after the send numbered `attempts` (0 = first send): the fixed doubling policy for critical events, and never less than the current wait for routine ones. */
+  waitMs(attempts: number, critical: boolean): number {
+    const fixed = resendDelay(attempts, this.baseMs, this.maxResendMs);
+    return critical ? fixed : Math.min(this.maxResendMs, Math.max(fixed, this.currentMs));
+  }
+}
+
+/**
+ * Of the sends whose wait ran out, which go again now: every critical one; a routine one if the relay has
+ * answered anything since it was sent (so it was most likely lost); and of the routine ones sent since the
+ * relay's last answer, only the oldest, and only when no such probe is already out (`probeOut`: a routine
+ * resend still in flight, sent since that answer): one probe per wait, however the window's sends fall due.
+ * The rest (`held`) stay in flight for another wait.
+ */
+export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>(expired: readonly T[], lastAnswerAt: number | null, probeOut: boolean): { again: T[]; held: T[] } {
+  const again: T[] = [];
+  const held: T[] = [];
+  let probe: T | undefined;
+  for (const f of expired) {
+    if (f.critical || (lastAnswerAt !== null && lastAnswerAt > f.sentAt)) again.push(f);
+    else if (probeOut) held.push(f);
+    else if (probe === undefined || f.sentAt < probe.sentAt) {
+      if (probe) held.push(probe);
+      probe = f;
+    } else held.push(f);
+  }
+  if (probe) again.push(probe);
+  return { again, held };
+}
