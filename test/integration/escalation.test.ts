@@ -479,14 +479,9 @@ test("two relay instances on one PostgreSQL never run a step twice", async (t) =
   assert.equal(claimers.size, 2, "both instances carried steps");
 });
 
-test("a pass asked for just before stop() never runs after it (its calls would outlive the stop)", async () => {
-  // The relay's own loop is off, so the only engine on this store is the one under test.
-  const L = await startLoop({ config: { escalation: { enabled: false } } });
-  await addTimer(L.relay.db, { id: "inc-x:0:0", incidentId: "inc-x", kind: "step", step: 0, round: 0, dueAt: L.clock.now - 1 });
-  // Records every statement the engine sends (kysely compiles a statement when it is executed).
-  const statements: string[] = [];
-  const db = L.relay.db.withPlugin({ transformQuery: (a) => (statements.push(a.node.kind), a.node), transformResult: async (a) => a.result });
-  const engine = new EscalationEngine({
+/** An engine of its own on the loop's store (seen through `db`), beside the relay's (which the test turns off). */
+function engineUnderTest(L: Loop, db: RunningRelay["db"], batch?: number): EscalationEngine {
+  return new EscalationEngine({
     db,
     telephony: L.relay.telephony,
     incidents: L.relay.incidents,
@@ -496,7 +491,18 @@ test("a pass asked for just before stop() never runs after it (its calls would o
     log: pino({ level: "silent" }),
     instanceId: "engine-under-test",
     now: () => L.clock.now,
+    ...(batch ? { batch } : {}),
   });
+}
+
+test("a pass asked for just before stop() never runs after it (its calls would outlive the stop)", async () => {
+  // The relay's own loop is off, so the only engine on this store is the one under test.
+  const L = await startLoop({ config: { escalation: { enabled: false } } });
+  await addTimer(L.relay.db, { id: "inc-x:0:0", incidentId: "inc-x", kind: "step", step: 0, round: 0, dueAt: L.clock.now - 1 });
+  // Records every statement the engine sends (kysely compiles a statement when it is executed).
+  const statements: string[] = [];
+  const db = L.relay.db.withPlugin({ transformQuery: (a) => (statements.push(a.node.kind), a.node), transformResult: async (a) => a.result });
+  const engine = engineUnderTest(L, db);
   engine.start(3_600_000);
   engine.kick(); // a commit's nudge, arriving just before shutdown
   await engine.stop();
@@ -521,18 +527,7 @@ test("a stop during a pass ends the claiming: after a storm the due timers it di
     },
     transformResult: async (a) => a.result,
   });
-  const engine = new EscalationEngine({
-    db,
-    telephony: L.relay.telephony,
-    incidents: L.relay.incidents,
-    forwarding: new IncidentForwarding(undefined, []),
-    alerts: L.relay.alerts,
-    policies: loadPolicySet(),
-    log: pino({ level: "silent" }),
-    instanceId: "engine-under-test",
-    now: () => L.clock.now,
-    batch: 5,
-  });
+  const engine = engineUnderTest(L, db, 5);
   engine.start(3_600_000);
   while (!stopping) await new Promise((r) => setTimeout(r, 5));
   await stopping;

@@ -259,6 +259,17 @@ async function rig(url: string, o: Partial<UplinkSettings> & { journal?: Journal
   return { hub, journal, uplink, append, lines, rows: async () => (await journal.stats()).rows };
 }
 
+/** A broker, a fake relay set up by `setup` before it subscribes, and a connected hub with this ackTimeoutMs. */
+async function connectedPair(ackTimeoutMs: number, setup: (relay: FakeRelay) => void): Promise<{ relay: FakeRelay; r: Rig }> {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  setup(relay);
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  return { relay, r };
+}
+
 const reading = (i: number): EventDraft => ({ kind: "reading", type: "detector_level", severity: "info", device: "co-1", data: { i } });
 const alarm: EventDraft = { kind: "alarm", type: "co", severity: "critical", device: "co-1", room: "kitchen", data: { value: 320 } };
 
@@ -428,12 +439,7 @@ test("a PUBACK is not an ack: rows stay until the relay acks; unanswered events 
 });
 
 test("a relay that acks late: routine events stop being sent twice once its round trip is measured; an alarm still goes again at ackTimeout", async () => {
-  const broker = await startBroker();
-  const relay = new FakeRelay(KEY);
-  relay.ackDelayMs = 600;
-  await relay.connect(broker.url);
-  const r = await rig(broker.url, { ackTimeoutMs: 200 });
-  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const { relay, r } = await connectedPair(200, (x) => (x.ackDelayMs = 600));
   const sends = (id: string) => relay.received.filter((e) => e.id === id).length;
   const early: string[] = [];
   for (let i = 0; i < 5; i++) {
@@ -460,12 +466,7 @@ test("a relay that acks late: routine events stop being sent twice once its roun
 });
 
 test("a reading the relay refused while it was slow goes again as soon as later ones are answered, not after its long wait", async () => {
-  const broker = await startBroker();
-  const relay = new FakeRelay(KEY);
-  relay.ackDelayMs = 800;
-  await relay.connect(broker.url);
-  const r = await rig(broker.url, { ackTimeoutMs: 100 });
-  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const { relay, r } = await connectedPair(100, (x) => (x.ackDelayMs = 800));
   for (let i = 0; i < 15; i++) {
     await r.append(reading(i));
     await sleep(150);
@@ -490,12 +491,7 @@ test("a reading the relay refused while it was slow goes again as soon as later 
 });
 
 test("a relay that answers nothing: only the oldest reading goes again each wait, not the whole window; all delivered once it answers", async () => {
-  const broker = await startBroker();
-  const relay = new FakeRelay(KEY);
-  relay.hold = true;
-  await relay.connect(broker.url);
-  const r = await rig(broker.url, { ackTimeoutMs: 300 });
-  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const { relay, r } = await connectedPair(300, (x) => (x.hold = true));
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await r.append(reading(i))).id);
   await waitFor("all ten sent", () => relay.distinct().size === 10);
