@@ -68,8 +68,9 @@ export class AckTimeout {
   }
 
   /**
-   * A routine send made at `sentAt`, still unanswered at `now` although a send made at `answeredSentAt` was
-   * just answered: true when it has also waited twice the measured round trip (and at least the configured wait).
+   * A routine send made at `sentAt`, still unanswered at `now` although a later send (made at `answeredSentAt`,
+   * the latest the relay answered) has been answered: true once it has also waited twice the measured round
+   * trip, and at least the configured wait.
    */
   presumedLost(sentAt: number, answeredSentAt: number, now: number): boolean {
     if (this.srtt === null || sentAt >= answeredSentAt) return false;
