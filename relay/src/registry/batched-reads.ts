@@ -25,11 +25,6 @@ export class BatchedReads<V> {
     private readonly maxIds = MAX_IDS_PER_READ,
   ) {}
 
-  /** Ids waiting for a query (for tests and diagnostics). */
-  get queued(): number {
-    return this.waiting.size;
-  }
-
   get(id: string): Promise<V | undefined> {
     return new Promise<V | undefined>((resolve, reject) => {
       const list = this.waiting.get(id);
