@@ -6,6 +6,8 @@
 // (at least 5 s, doubling per send; longer for readings while the hub measures the relay's acks slower, and
 // at once when presumed lost: ack-timeout.ts); an attempt without a CONNACK within the uplink's wait (60 s)
 // is dropped, and a dropped connection comes back with the uplink's backoff. The hubs check nothing in an ack: they count its ids.
+// As the uplink does, each hub also journals a heartbeat every 60 s (from a random phase: real hubs' timers run
+// since their own start), sent after what is older; heartbeats are counted apart from the storm's events.
 // Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
 // (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);
 // the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU.
@@ -27,6 +29,7 @@
 //   BENCH_STORM_NO_ESCALATION=1 (the relay opens no incidents and runs no call trees: the logins and the events
 //   alone), BENCH_STORM_ALARM_FIRST=1 (a hub sends nothing after its alarm until the alarm is acked),
 //   BENCH_STORM_FIXED_ACK_WAIT=1 (hubs resend after the fixed doubling wait, without the uplink's measured one),
+//   BENCH_STORM_HEARTBEAT_S (60; 0: no heartbeats after the storm's own, as runs before 2026-12-07),
 //   BENCH_STORM_TRACE=1 (each relay prints what it holds, has committed and has refused every 5 s),
 //   BENCH_STORM_FLOOR_CONNECTIONS (1: floor-mosquitto's subscriber connections, more share one subscription),
 //   ANXIN_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test), BENCH_STORM_PROFILE=<dir> (CPU profiles of
@@ -73,11 +76,15 @@ type RelayRole =
   | { kind: "external"; id: string; url: string; schema: string; brokerUrl: string; masterKey: string }
   /** No relay: a bare broker (aedes in this process, or Mosquitto at brokerUrl) and a subscriber that acks on receipt. */
   | { kind: "floor"; brokerUrl?: string };
-type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[]; carePlans: boolean } | { t: "count" } | { t: "stop" };
+/** count: `events`, the storm's events per hub (seq 1..events); rows past them are the hubs' later heartbeats. */
+type ToRelay = { t: "start"; role: RelayRole; insertHubs: string[]; carePlans: boolean } | { t: "count"; events: number } | { t: "stop" };
 interface RelayCounts {
   rows: number;
   distinctIds: number;
   distinctHubSeq: number;
+  /** Heartbeats journaled after the storm began: rows and distinct ids. */
+  beatRows: number;
+  beatIds: number;
   committedHere: number;
   received: number;
   deduped: number;
@@ -125,7 +132,7 @@ async function relayChild(): Promise<void> {
           send({ t: "started", mqttUrl: f.url, dir: "", creds: m.insertHubs.map(floorCred), insertMs: 0 });
         } else if (m.t === "count" && floor) {
           const n = floor.received.size;
-          send({ t: "counted", rows: 0, distinctIds: n, distinctHubSeq: n, committedHere: 0, received: floor.messages, deduped: floor.messages - n, rejected: {}, authFailures: {} });
+          send({ t: "counted", rows: 0, distinctIds: n, distinctHubSeq: n, beatRows: 0, beatIds: 0, committedHere: 0, received: floor.messages, deduped: floor.messages - n, rejected: {}, authFailures: {} });
         } else if (m.t === "start") {
           let mqttUrl: string;
           let dir: string;
@@ -190,14 +197,18 @@ async function relayChild(): Promise<void> {
           const r = relay;
           const q = await sql<{ n: number | string; d: number | string; s: number | string }>`
             SELECT count(*) AS n, count(DISTINCT id) AS d, count(DISTINCT hub || ':' || CAST(boot AS text) || ':' || CAST(seq AS text)) AS s
-            FROM events WHERE hub LIKE ${`${HUB_PREFIX}%`}`.execute(r.store.db);
+            FROM events WHERE hub LIKE ${`${HUB_PREFIX}%`} AND seq <= ${m.events}`.execute(r.store.db);
           const row = q.rows[0];
+          const b = await sql<{ n: number | string; d: number | string }>`
+            SELECT count(*) AS n, count(DISTINCT id) AS d FROM events WHERE hub LIKE ${`${HUB_PREFIX}%`} AND seq > ${m.events}`.execute(r.store.db);
           const mt = r.metrics;
           send({
             t: "counted",
             rows: Number(row?.n ?? NaN),
             distinctIds: Number(row?.d ?? NaN),
             distinctHubSeq: Number(row?.s ?? NaN),
+            beatRows: Number(b.rows[0]?.n ?? NaN),
+            beatIds: Number(b.rows[0]?.d ?? NaN),
             committedHere,
             received: await total(mt.eventsReceived),
             deduped: await total(mt.eventsDuplicate),
@@ -319,7 +330,7 @@ interface StormHub extends BenchHub {
   g: number;
 }
 type ToHubs =
-  | { t: "init"; url: string; hubs: StormHub[]; total: number; events: number; window: number; ackTimeoutMs: number; connectTimeoutMs: number; spreadMs: number }
+  | { t: "init"; url: string; hubs: StormHub[]; total: number; events: number; window: number; ackTimeoutMs: number; connectTimeoutMs: number; spreadMs: number; heartbeatMs: number }
   | { t: "go"; startAt: number }
   | { t: "report" }
   | { t: "end" };
@@ -333,6 +344,9 @@ interface HubsReport {
   published: number;
   resent: number;
   acked: number;
+  /** Heartbeats journaled after the start, and how many of them were acked. */
+  beats: number;
+  beatsAcked: number;
   duplicateAcks: number;
   unknownAcks: number;
   disconnects: number;
@@ -359,10 +373,14 @@ async function hubsChild(): Promise<void> {
 
   interface H {
     cred: StormHub;
+    key: Buffer;
+    /** The journal: the storm's events, then heartbeats as they are journaled. */
     payloads: string[];
     index: Map<string, number>;
     acked: Uint8Array;
+    /** Of the storm's events (the first `events` of payloads). */
     nAcked: number;
+    nextBeatAt: number;
     next: number;
     /** Event index → its latest send (as the uplink's window holds it). */
     inflight: Map<number, InFlight>;
@@ -387,7 +405,10 @@ async function hubsChild(): Promise<void> {
   const fixedAckWait = fixedAckWaitInHubs();
   let connectTimeoutMs = CONNECT_TIMEOUT_MS;
   let spreadMs = 10_000;
+  let heartbeatMs = 0;
   let total = 0;
+  let beats = 0;
+  let beatsAcked = 0;
   let ending = false;
   let published = 0;
   let resent = 0;
@@ -419,7 +440,7 @@ async function hubsChild(): Promise<void> {
       index.set(env.id, i);
       payloads.push(JSON.stringify(signEnvelope(env, key)));
     }
-    return { cred, payloads, index, acked: new Uint8Array(events), nAcked: 0, next: 0, inflight: new Map(), ackTimeout: new AckTimeout(ackTimeoutMs), lastAnswerAt: null, answeredSentAt: -Infinity, client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
+    return { cred, key, payloads, index, acked: new Uint8Array(events + 16), nAcked: 0, nextBeatAt: Infinity, next: 0, inflight: new Map(), ackTimeout: new AckTimeout(ackTimeoutMs), lastAnswerAt: null, answeredSentAt: -Infinity, client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
   };
 
   const publish = (h: H, i: number, now: number) => {
@@ -430,18 +451,32 @@ async function hubsChild(): Promise<void> {
     } else {
       f = { sentAt: now, sends: 1, level: 0, due: 0, critical: i === 0 };
       h.inflight.set(i, f);
-      published++;
+      if (i < events) published++;
     }
     f.sentAt = now;
     f.level = h.ackTimeout.level;
     f.due = now + (fixedAckWait ? resendDelay(f.sends - 1, ackTimeoutMs) : h.ackTimeout.waitMs(f.sends - 1, f.critical));
     h.client?.publish(topics.evt(h.cred.hub), h.payloads[i] as string, { qos: 1 });
   };
+  // The uplink's heartbeat: journaled whether or not the hub is connected, sent after what is older.
+  const beat = (h: H, now: number) => {
+    const i = h.payloads.length;
+    const env: Envelope = { v: 1, hub: h.cred.hub, boot: 2, seq: i + 1, id: ulid(), ts: Math.round(now), kind: "heartbeat", type: "heartbeat", severity: "info", data: { uptimeS: Math.round(now / 1000), journalRows: null } };
+    h.index.set(env.id, i);
+    h.payloads.push(JSON.stringify(signEnvelope(env, h.key)));
+    if (i >= h.acked.length) {
+      const grown = new Uint8Array(h.acked.length * 2);
+      grown.set(h.acked);
+      h.acked = grown;
+    }
+    beats++;
+    fill(h);
+  };
   const fill = (h: H) => {
     if (!h.up) return;
     const now = wall();
     // BENCH_STORM_ALARM_FIRST: nothing after the alarm until the alarm is acked.
-    const upTo = alarmFirst && !h.acked[0] ? 1 : events;
+    const upTo = alarmFirst && !h.acked[0] ? 1 : h.payloads.length;
     while (h.inflight.size < window && h.next < upTo) publish(h, h.next++, now);
   };
 
@@ -495,8 +530,10 @@ async function hubsChild(): Promise<void> {
           continue;
         }
         h.acked[i] = 1;
-        h.nAcked++;
-        ackedAll++;
+        if (i < events) {
+          h.nAcked++;
+          ackedAll++;
+        } else beatsAcked++;
         const f = h.inflight.get(i);
         if (f) {
           h.answeredSentAt = Math.max(h.answeredSentAt, f.sentAt);
@@ -536,12 +573,17 @@ async function hubsChild(): Promise<void> {
   const resendSweep = () => {
     const now = wall();
     for (const h of hubs) {
+      if (now >= h.nextBeatAt) {
+        h.nextBeatAt += heartbeatMs;
+        beat(h, now);
+      }
       if (!h.up || h.inflight.size === 0) continue;
       const expired: Array<{ i: number; f: InFlight; sentAt: number; critical: boolean }> = [];
       let probeOut = false;
       for (const [i, f] of h.inflight) {
-        // As the uplink does: a reading unanswered while a later one was answered, older than twice the round trip, goes again now.
-        if (!fixedAckWait && !f.critical && h.ackTimeout.presumedLost(f.sentAt, h.answeredSentAt, now)) {
+        // As the uplink does: a send unanswered while a later one was answered goes again now once it has waited
+        // twice the round trip (a reading: and at least ackTimeoutMs; an alarm: at most ackTimeoutMs).
+        if (!fixedAckWait && h.ackTimeout.presumedLost(f.sentAt, h.answeredSentAt, now, f.critical)) {
           publish(h, i, now);
           continue;
         }
@@ -566,17 +608,20 @@ async function hubsChild(): Promise<void> {
   process.on("message", (m: ToHubs) => {
     void (async () => {
       if (m.t === "init") {
-        ({ url, events, window, ackTimeoutMs, connectTimeoutMs, spreadMs, total } = m);
+        ({ url, events, window, ackTimeoutMs, connectTimeoutMs, spreadMs, total, heartbeatMs } = m);
         const t0 = performance.now();
         hubs = m.hubs.map(presign);
         const bytes = hubs.reduce((a, h) => a + h.payloads.reduce((b, p) => b + p.length, 0), 0);
         send({ t: "ready", signMs: performance.now() - t0, payloadMiB: r1(bytes / 2 ** 20) });
       } else if (m.t === "go") {
         cpu0 = process.cpuUsage();
+        if (heartbeatMs > 0) for (const h of hubs) h.nextBeatAt = m.startAt + Math.random() * heartbeatMs;
         for (const h of hubs) timers.push(setTimeout(() => open(h), Math.max(0, m.startAt + (h.cred.g / total) * spreadMs - wall())));
         timers.push(setInterval(resendSweep, 250));
         timers.push(setInterval(() => send({ t: "progress", acked: ackedAll, connected: hubs.reduce((a, h) => a + (h.up ? 1 : 0), 0), resent }), 1000));
       } else if (m.t === "report") {
+        // The run is over: no more heartbeats, so the relay's count matches what is reported here.
+        for (const h of hubs) h.nextBeatAt = Infinity;
         const cpu = process.cpuUsage(cpu0);
         send({
           t: "report",
@@ -587,6 +632,8 @@ async function hubsChild(): Promise<void> {
           published,
           resent,
           acked: ackedAll,
+          beats,
+          beatsAcked,
           duplicateAcks,
           unknownAcks,
           disconnects,
@@ -697,6 +744,8 @@ interface Params {
   window: number;
   ackTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Each hub journals a heartbeat this often during the run (0: none). */
+  heartbeatMs: number;
   procs: number;
   timeoutMs: number;
   pgUrl: string;
@@ -721,10 +770,10 @@ interface VariantResult {
   alarmAckMs?: { n: number; p50: number; p90: number; p99: number; max: number; within2s: number };
   connackMs?: { p50: number; p99: number; max: number };
   hubDoneMs?: { p50: number; p99: number; max: number };
-  store?: { rows: number; distinctIds: number; distinctHubSeq: number; exactlyOnce: boolean };
+  store?: { rows: number; distinctIds: number; distinctHubSeq: number; beatRows: number; exactlyOnce: boolean };
   relays?: Array<{ name: string; rssIdleMiB: number; rssPeakMiB: number; rssAtLastAckMiB: number; rssSettledMiB: number; cpuPct: number; committedHere: number; received: number; deduped: number; rejected: Record<string, number>; authFailures: Record<string, number> }>;
   rssTimeline?: Array<{ s: number; mib: number[] }>;
-  hubsSide?: { published: number; resent: number; duplicateAcks: number; unknownAcks: number; disconnects: number; connectFailures: number; errors: Record<string, number>; cpuPct: number[]; rssMiB: number[] };
+  hubsSide?: { published: number; resent: number; heartbeats: number; heartbeatsAcked: number; duplicateAcks: number; unknownAcks: number; disconnects: number; connectFailures: number; errors: Record<string, number>; cpuPct: number[]; rssMiB: number[] };
 }
 
 /** Everything a variant started, so it can be stopped even when the run fails half way. */
@@ -829,7 +878,7 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const mine = (k: number): StormHub[] => creds.flatMap((c, g) => (g % p.procs === k ? [{ ...c, g }] : []));
     const ready = await Promise.all(
       run.hubs.map((kid, k) =>
-        kid.ask<Extract<FromHubs, { t: "ready" }>>({ t: "init", url: hubUrl, hubs: mine(k), total: p.hubs, events: p.events, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, spreadMs: p.spreadMs } satisfies ToHubs, "ready", 300_000),
+        kid.ask<Extract<FromHubs, { t: "ready" }>>({ t: "init", url: hubUrl, hubs: mine(k), total: p.hubs, events: p.events, window: p.window, ackTimeoutMs: p.ackTimeoutMs, connectTimeoutMs: p.connectTimeoutMs, spreadMs: p.spreadMs, heartbeatMs: p.heartbeatMs } satisfies ToHubs, "ready", 300_000),
       ),
     );
     base.presignSeconds = r1((performance.now() - tSign) / 1000);
@@ -876,7 +925,7 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
       alarmAckAt: never(r.alarmAckAt),
       doneAt: never(r.doneAt),
     }));
-    const counts = await Promise.all(run.relays.map((k) => k.ask<Extract<FromRelay, { t: "counted" }>>({ t: "count" }, "counted", 120_000)));
+    const counts = await Promise.all(run.relays.map((k) => k.ask<Extract<FromRelay, { t: "counted" }>>({ t: "count", events: p.events } satisfies ToRelay, "counted", 120_000)));
 
     // --- figures
     const connectAt = reports.flatMap((r) => r.connectAt);
@@ -903,7 +952,16 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
     const spanToLastAck = timedOut ? span : (lastAck - t0) / 1000;
     const first = counts[0];
     // A floor stores nothing: only its acks count.
-    const store = first && !isFloor(variant) ? { rows: first.rows, distinctIds: first.distinctIds, distinctHubSeq: first.distinctHubSeq, exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows } : undefined;
+    const store =
+      first && !isFloor(variant)
+        ? {
+            rows: first.rows,
+            distinctIds: first.distinctIds,
+            distinctHubSeq: first.distinctHubSeq,
+            beatRows: first.beatRows,
+            exactlyOnce: first.rows === p.hubs * p.events && first.distinctIds === first.rows && first.distinctHubSeq === first.rows && first.beatIds === first.beatRows,
+          }
+        : undefined;
     const wallS = (tEnd - startAt) / 1000;
     const result: VariantResult = {
       ...base,
@@ -938,6 +996,8 @@ async function runVariant(variant: VariantName, p: Params): Promise<VariantResul
       hubsSide: {
         published: reports.reduce((a, r) => a + r.published, 0),
         resent: reports.reduce((a, r) => a + r.resent, 0),
+        heartbeats: reports.reduce((a, r) => a + r.beats, 0),
+        heartbeatsAcked: reports.reduce((a, r) => a + r.beatsAcked, 0),
         duplicateAcks: reports.reduce((a, r) => a + r.duplicateAcks, 0),
         unknownAcks: reports.reduce((a, r) => a + r.unknownAcks, 0),
         disconnects: reports.reduce((a, r) => a + r.disconnects, 0),
@@ -970,6 +1030,7 @@ async function main(): Promise<void> {
     window: Number(process.env.BENCH_STORM_WINDOW ?? 32),
     ackTimeoutMs: Number(process.env.BENCH_STORM_ACK_TIMEOUT_MS ?? 5000),
     connectTimeoutMs: Number(process.env.BENCH_STORM_CONNECT_TIMEOUT_MS ?? CONNECT_TIMEOUT_MS),
+    heartbeatMs: Number(process.env.BENCH_STORM_HEARTBEAT_S ?? 60) * 1000,
     procs: Math.max(1, Number(process.env.BENCH_STORM_PROCS ?? 4)),
     timeoutMs: Number(process.env.BENCH_STORM_TIMEOUT_S ?? (quick ? 300 : 600)) * 1000,
     pgUrl: process.env.ANXIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
@@ -997,7 +1058,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `${quick ? "QUICK mode: " : ""}${p.hubs} hubs × ${p.events} events (first an alarm), connecting over ${p.spreadMs / 1000} s, window ${p.window}, ${p.carePlans ? "a care plan in every home" : "no care plans"}, ` +
-      `ack wait ${p.ackTimeoutMs} ms (doubling${fixedAckWaitInHubs() ? ", fixed" : ", measured"}), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
+      `ack wait ${p.ackTimeoutMs} ms (doubling${fixedAckWaitInHubs() ? ", fixed" : ", measured"}), CONNACK timeout ${p.connectTimeoutMs} ms, ${p.heartbeatMs > 0 ? `a heartbeat every ${p.heartbeatMs / 1000} s` : "no heartbeats"}, ${p.procs} hub processes; variants ${variants.join(", ")}; timeout ${p.timeoutMs / 1000} s each`,
   );
 
   const pgProblem = variants.some(needsPg) ? await pgReachable(p.pgUrl) : null;
@@ -1075,6 +1136,7 @@ async function main(): Promise<void> {
             "hub drained p50/p99/max s": `${r1((r.hubDoneMs?.p50 ?? NaN) / 1000)} / ${r1((r.hubDoneMs?.p99 ?? NaN) / 1000)} / ${r1((r.hubDoneMs?.max ?? NaN) / 1000)}`,
             published: r.hubsSide?.published,
             resent: r.hubsSide?.resent,
+            "heartbeats (acked)": r.hubsSide ? `${r.hubsSide.heartbeats} (${r.hubsSide.heartbeatsAcked})` : "-",
             "dup acks": r.hubsSide?.duplicateAcks,
             disconnects: r.hubsSide?.disconnects,
             "connect failures": r.hubsSide?.connectFailures,
@@ -1093,7 +1155,7 @@ async function main(): Promise<void> {
       machine,
       fdatasyncMs: fsync,
       quick,
-      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, ackWait: fixedAckWaitInHubs() ? "fixed" : "measured", connectTimeoutMs: p.connectTimeoutMs, hubProcesses: p.procs, carePlans: p.carePlans },
+      params: { hubs: p.hubs, eventsPerHub: p.events, spreadS: p.spreadMs / 1000, window: p.window, ackTimeoutMs: p.ackTimeoutMs, ackWait: fixedAckWaitInHubs() ? "fixed" : "measured", connectTimeoutMs: p.connectTimeoutMs, heartbeatS: p.heartbeatMs / 1000, hubProcesses: p.procs, carePlans: p.carePlans },
       results,
       targets: { hubs: 10_000, eventsPerHub: 50, spreadS: 10, alarmAckP99Ms: 2000 },
     }),

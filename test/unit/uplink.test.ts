@@ -318,6 +318,10 @@ test("ack wait: never below ackTimeout; follows measured acks; doubles once per 
   assert.equal(t.presumedLost(1000, 2000, 1000 + 40_000), true);
   assert.equal(t.presumedLost(3000, 2000, 3000 + 40_000), false, "nothing sent after it was answered");
   assert.equal(new AckTimeout(5000).presumedLost(0, 1, 60_000), false, "nothing measured: its own wait decides");
+  // An alarm: after the configured wait already, though twice the round trip is longer.
+  assert.equal(t.presumedLost(1000, 2000, 1000 + 4_999, true), false);
+  assert.equal(t.presumedLost(1000, 2000, 1000 + 5_000, true), true);
+  assert.equal(t.presumedLost(3000, 2000, 3000 + 60_000, true), false, "an alarm sent after the latest answered send is not presumed lost");
   // The relay catches up: a measurement ends the doubling, and fast acks bring the wait back down.
   for (let i = 0; i < 60; i++) t.observe(100);
   assert.equal(t.currentMs, 5000);
@@ -487,6 +491,22 @@ test("a reading the relay refused while it was slow goes again as soon as later 
   await waitFor("sent again", () => relay.received.filter((e) => e.id === lost.id).length >= 2, 3000);
   const after = Date.now() - firstAt;
   assert.ok(after < wait, `sent again after ${after} ms, before its wait of ${wait} ms ran out`);
+  await waitFor("everything acked", async () => (await r.rows()) === 0, 5000);
+});
+
+test("an alarm the relay lost goes again once a later event is answered, not after its own wait", async () => {
+  const { relay, r } = await connectedPair(4000, () => {});
+  for (let i = 0; i < 5; i++) await r.append(reading(i));
+  await waitFor("the relay's round trip measured", async () => (await r.rows()) === 0, 3000);
+  const a = await r.append(alarm);
+  relay.refuse.add(a.id);
+  await relay.arrival(a.id);
+  const firstAt = Date.now();
+  await r.append(reading(100));
+  await waitFor("the alarm sent again", () => relay.received.filter((e) => e.id === a.id).length >= 2, 3500);
+  const after = Date.now() - firstAt;
+  // Its own wait is 4 s; the later reading's ack shows the relay answering, so the alarm was lost.
+  assert.ok(after < 2000, `sent again after ${after} ms, not after its 4 s wait`);
   await waitFor("everything acked", async () => (await r.rows()) === 0, 5000);
 });
 

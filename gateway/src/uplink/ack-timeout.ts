@@ -10,7 +10,10 @@
 // A long wait has its own cost: an event the relay refused for want of room (it keeps its memory bounded and
 // lets hubs resend) would wait it out in full after the relay has caught up. So a routine send still
 // unanswered when one sent after it has been answered, and older than twice the round trip, is presumed lost
-// and goes again at once (as TCP's fast retransmit reads duplicate acks).
+// and goes again at once (as TCP's fast retransmit reads duplicate acks). An alarm is presumed lost sooner:
+// after twice the round trip or the configured wait, whichever is less. Its own wait doubles with each send
+// (up to 5 minutes), and an alarm a broker dropped more than once in a storm must not wait that out while the
+// relay answers what the hub sent after it; a needless repeat is one small message the relay stores once.
 //
 // And while the relay answers nothing at all, sending the whole window again only adds to what it (or the
 // broker before it) has still to get through: then, as TCP probes with its oldest segment, only the oldest
@@ -68,13 +71,14 @@ export class AckTimeout {
   }
 
   /**
-   * A routine send made at `sentAt`, still unanswered at `now` although a later send (made at `answeredSentAt`,
-   * the latest the relay answered) has been answered: true once it has also waited twice the measured round
-   * trip, and at least the configured wait.
+   * A send made at `sentAt`, still unanswered at `now` although a later send (made at `answeredSentAt`, the
+   * latest the relay answered) has been answered: true once it has also waited twice the measured round trip,
+   * and at least the configured wait (a routine send) or at most it (a critical one).
    */
-  presumedLost(sentAt: number, answeredSentAt: number, now: number): boolean {
+  presumedLost(sentAt: number, answeredSentAt: number, now: number, critical = false): boolean {
     if (this.srtt === null || sentAt >= answeredSentAt) return false;
-    return now - sentAt >= Math.max(this.baseMs, 2 * this.srtt);
+    const twice = 2 * this.srtt;
+    return now - sentAt >= (critical ? Math.min(this.baseMs, twice) : Math.max(this.baseMs, twice));
   }
 
   /** Wait after the send numbered `attempts` (0 = first send): the fixed doubling policy for critical events, and never less than the current wait for routine ones. */

@@ -249,7 +249,7 @@ export class Sender {
     if (!link) return { sent: 0, more: false };
     const now = this.clock();
     // Checked on every pass (an ack nudges one), so a send presumed lost goes once it has waited long enough.
-    const lost = this.window.drop((f) => !f.critical && this.ackTimeout.presumedLost(f.sentAt, this.answeredSentAt, now));
+    const lost = this.window.drop((f) => this.ackTimeout.presumedLost(f.sentAt, this.answeredSentAt, now, f.critical));
     if (lost.length > 0) void this.sendAgainNow(lost.map((f) => f.id));
     const expired = this.window.expire(now);
     for (const f of expired) {
