@@ -204,6 +204,25 @@ test("start() is idempotent and stop() still writes the last sightings", async (
   assert.equal((await r.store.getHub("hub-1"))?.lastSeenAt, r.clock.now);
 });
 
+test("a pass under way when the relay stops does no store work after stop's drain (the store closes next)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "anxin-relay-supervisor-stop-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await openStore({ kind: "sqlite", path: "relay.db" }, dir, { migrations: supervisionMigrations });
+  const logs: Array<Record<string, unknown>> = [];
+  const log = pino({ level: "info" }, { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
+  const sup = new Supervisor({ store, metrics: createMetrics(), log, heartbeatIntervalS: HB_S, missedHeartbeats: MISSED, checkEveryS: 10, now: () => T0 + WINDOW });
+  // The check timer fired just before the stop; a state message comes in after it.
+  const pass = sup.check();
+  sup.stop();
+  await sup.drain();
+  await store.close();
+  await pass;
+  sup.onState("hub-1", birth(1));
+  await sup.drain();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(logs.filter((l) => l.level === 50).map((l) => `${String(l.msg)}: ${JSON.stringify(l.err)}`), []);
+});
+
 test("a store outage delays state changes but does not lose them", async (t) => {
   const r = await rig(t);
   let down = true;

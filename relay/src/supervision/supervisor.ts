@@ -62,6 +62,8 @@ export class Supervisor {
   private checkTimer: NodeJS.Timeout | null = null;
   private seenTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** After stop(): the store is about to close, so nothing new is started on it. */
+  private stopped = false;
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
@@ -73,6 +75,8 @@ export class Supervisor {
 
   /** A retained/birth/will message on `anxin/v1/{hub}/state`. */
   onState(hub: string, payload: Buffer): void {
+    // Births and wills are retained: the instance that takes over reads this one again.
+    if (this.stopped) return;
     let state;
     try {
       const parsed = stateSchema.safeParse(JSON.parse(payload.toString("utf8")));
@@ -123,6 +127,7 @@ export class Supervisor {
 
   /** Stops the timers; the last sightings and state messages are still written (await `drain()` to wait for them). */
   stop(): void {
+    this.stopped = true;
     if (this.checkTimer) clearInterval(this.checkTimer);
     if (this.seenTimer) clearInterval(this.seenTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -139,6 +144,8 @@ export class Supervisor {
   /** Runs one supervision pass now (tests drive it with a controlled clock). */
   async check(): Promise<void> {
     await this.drain();
+    // A pass the timer started just before a stop: stop's own drain is the last store work.
+    if (this.stopped) return;
     await this.run(async () => {
       const now = this.now();
       // After a (re)start, give hubs one full window to show up before calling anyone silent: the relay's
@@ -311,7 +318,7 @@ export class Supervisor {
   }
 
   private retryLater(): void {
-    if (this.retryTimer) return;
+    if (this.retryTimer || this.stopped) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.queueStates();
