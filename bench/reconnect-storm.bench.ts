@@ -535,9 +535,9 @@ async function hubsChild(): Promise<void> {
           ackedAll++;
         } else beatsAcked++;
         const f = h.inflight.get(i);
-        if (f) {
+        if (f?.sends === 1) {
           h.answeredSentAt = Math.max(h.answeredSentAt, f.sentAt);
-          if (f.sends === 1) h.ackTimeout.observe(now - f.sentAt);
+          h.ackTimeout.observe(now - f.sentAt);
         }
         h.inflight.delete(i);
         if (i === 0) h.alarmAckAt = now;
@@ -567,9 +567,9 @@ async function hubsChild(): Promise<void> {
   };
 
   // The uplink's resend: an event not acked within its wait goes again. The wait and the choice are the uplink's
-  // own (ack-timeout.ts: ackTimeoutMs doubling per send, longer for readings while acks are measured slower; while
-  // the relay answers nothing only the oldest reading goes again), or with BENCH_STORM_FIXED_ACK_WAIT=1 the fixed
-  // doubling for every event, as hubs did before the measured wait.
+  // own (ack-timeout.ts: ackTimeoutMs doubling per send, longer for readings while acks are measured slower;
+  // while the relay has answered nothing first sent after them only the oldest reading goes again), or with
+  // BENCH_STORM_FIXED_ACK_WAIT=1 the fixed doubling for every event, as hubs did before the measured wait.
   const resendSweep = () => {
     const now = wall();
     for (const h of hubs) {
@@ -596,7 +596,7 @@ async function hubsChild(): Promise<void> {
         continue;
       }
       for (const e of expired) if (!e.critical) h.ackTimeout.timedOut(e.f.level);
-      const { again, held } = repeatAfterWait(expired, h.lastAnswerAt, probeOut);
+      const { again, held } = repeatAfterWait(expired, h.answeredSentAt, probeOut);
       for (const e of again) publish(h, e.i, now);
       for (const e of held) {
         e.f.due = now + h.ackTimeout.currentMs;
@@ -622,6 +622,15 @@ async function hubsChild(): Promise<void> {
       } else if (m.t === "report") {
         // The run is over: no more heartbeats, so the relay's count matches what is reported here.
         for (const h of hubs) h.nextBeatAt = Infinity;
+        // Stragglers, for whoever reads the run: what a few hubs still waiting hold and why they wait.
+        const now = wall();
+        for (const h of hubs.filter((x) => x.nAcked < events).slice(0, 3)) {
+          const flights = [...h.inflight.entries()].slice(0, 4).map(([i, f]) => ({ i, sends: f.sends, sentAgoS: r1((now - f.sentAt) / 1000), dueInS: r1((f.due - now) / 1000), critical: f.critical }));
+          console.error(
+            `straggler ${h.cred.hub}: up ${h.up}, acked ${h.nAcked}/${events}, next ${h.next}, in flight ${h.inflight.size}, last answer ${h.lastAnswerAt === null ? "never" : `${r1((now - h.lastAnswerAt) / 1000)} s ago`}, ` +
+              `answered first send ${r1((now - h.answeredSentAt) / 1000)} s ago, ack wait ${h.ackTimeout.currentMs} ms, flights ${JSON.stringify(flights)}`,
+          );
+        }
         const cpu = process.cpuUsage(cpu0);
         send({
           t: "report",

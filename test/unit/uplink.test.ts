@@ -93,6 +93,9 @@ class FakeRelay {
   hold = false;
   /** Acks each event this long after it arrives (a relay behind on its work). */
   ackDelayMs = 0;
+  /** With ackDelayMs: at least this long between two acks (a relay working through a backlog in order). */
+  ackSpacingMs = 0;
+  private lastAckAt = 0;
   /** Events to take in and never ack, as a relay that had no room for them (each id once). */
   readonly refuse = new Set<string>();
   clockSkewMs = 0;
@@ -167,7 +170,9 @@ class FakeRelay {
     }
     if (this.refuse.delete(env.id)) return;
     if (this.ackDelayMs > 0) {
-      setTimeout(() => this.sendAck(hub as string, [env.id]), this.ackDelayMs);
+      const at = Math.max(Date.now() + this.ackDelayMs, this.lastAckAt + this.ackSpacingMs);
+      this.lastAckAt = at;
+      setTimeout(() => this.sendAck(hub as string, [env.id]), at - Date.now());
       return;
     }
     // Acks go in batches, as a relay acks per database commit.
@@ -330,25 +335,25 @@ test("ack wait: never below ackTimeout; follows measured acks; doubles once per 
   assert.equal(t.currentMs, 5000, "nonsense measurements are ignored");
 });
 
-test("after the wait: critical sends and those the relay answered past go again; of the unanswered routine ones only the oldest", () => {
+test("after the wait: critical sends and those sent before an answered first send go again; of the unanswered routine ones only the oldest", () => {
   const f = (id: string, sentAt: number, critical = false) => ({ id, sentAt, critical });
   const expired = [f("r2", 200), f("r1", 100), f("a", 150, true), f("r0", 50), f("r3", 300)];
-  // The relay has answered nothing on this session: the alarm, and the oldest reading as a probe.
-  let { again, held } = repeatAfterWait(expired, null, false);
+  // The relay has answered no first send on this session: the alarm, and the oldest reading as a probe.
+  let { again, held } = repeatAfterWait(expired, -Infinity, false);
   assert.deepEqual(again.map((x) => x.id), ["a", "r0"]);
   assert.deepEqual(held.map((x) => x.id).sort(), ["r1", "r2", "r3"]);
   // A probe is already out (its wait not over yet): the alarm only.
-  ({ again, held } = repeatAfterWait(expired, null, true));
+  ({ again, held } = repeatAfterWait(expired, -Infinity, true));
   assert.deepEqual(again.map((x) => x.id), ["a"]);
   assert.equal(held.length, 4);
   // Two sent in one pass share their time: one probe only.
-  assert.deepEqual(repeatAfterWait([f("x", 5), f("y", 5)], null, false).again.map((x) => x.id), ["x"]);
-  // It answered at 180: what was sent before that was most likely lost and goes again; of the later ones only
-  // the oldest, as a probe.
+  assert.deepEqual(repeatAfterWait([f("x", 5), f("y", 5)], -Infinity, false).again.map((x) => x.id), ["x"]);
+  // It answered a first send made at 180: what was sent before it was most likely lost and goes again; of the
+  // later ones only the oldest, as a probe.
   ({ again, held } = repeatAfterWait(expired, 180, false));
   assert.deepEqual(again.map((x) => x.id), ["r1", "a", "r0", "r2"]);
   assert.deepEqual(held.map((x) => x.id), ["r3"]);
-  assert.deepEqual(repeatAfterWait([], null, false), { again: [], held: [] });
+  assert.deepEqual(repeatAfterWait([], -Infinity, false), { again: [], held: [] });
 });
 
 test("the window keeps its last slot for critical events", () => {
@@ -508,6 +513,20 @@ test("an alarm the relay lost goes again once a later event is answered, not aft
   // Its own wait is 4 s; the later reading's ack shows the relay answering, so the alarm was lost.
   assert.ok(after < 2000, `sent again after ${after} ms, not after its 4 s wait`);
   await waitFor("everything acked", async () => (await r.rows()) === 0, 5000);
+});
+
+test("a relay working through a backlog: its first acks do not send the rest of the window again", async () => {
+  // As after a district's outage: nothing is answered for 1.5 s, then one event every 150 ms, in order.
+  const { relay, r } = await connectedPair(300, (x) => {
+    x.ackDelayMs = 1500;
+    x.ackSpacingMs = 150;
+  });
+  for (let i = 0; i < 20; i++) await r.append(reading(i));
+  await waitFor("everything acked", async () => (await r.rows()) === 0, 20_000);
+  // Probes while it answered nothing (a few: the waits double); then each ack answers a send made before the
+  // ones still waiting, which are therefore not overdue. Sending them again would only lengthen its queue.
+  const resends = relay.received.length - 20;
+  assert.ok(resends <= 6, `${resends} resends`);
 });
 
 test("a relay that answers nothing: only the oldest reading goes again each wait, not the whole window; all delivered once it answers", async () => {

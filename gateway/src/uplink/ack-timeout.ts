@@ -15,9 +15,11 @@
 // (up to 5 minutes), and an alarm a broker dropped more than once in a storm must not wait that out while the
 // relay answers what the hub sent after it; a needless repeat is one small message the relay stores once.
 //
-// And while the relay answers nothing at all, sending the whole window again only adds to what it (or the
-// broker before it) has still to get through: then, as TCP probes with its oldest segment, only the oldest
-// routine send goes again when the wait runs out, and the others wait another round (repeatAfterWait).
+// And while the relay has answered nothing sent after them, sending the whole window again only adds to what it
+// (or the broker before it) has still to get through: then, as TCP probes with its oldest segment, only the
+// oldest routine send goes again when the wait runs out, and the others wait another round (repeatAfterWait).
+// "Sent after" counts first sends only, as the round trip does: the ack of a resent event may answer its first
+// send, and after a storm the relay's first acks answer sends made together with the rest of the window.
 //
 // Critical events keep the fixed wait: an alarm the broker lost must go again at once, and an alarm's resend
 // is one small message, never a window of them.
@@ -90,17 +92,17 @@ export class AckTimeout {
 
 /**
  * Of the sends whose wait ran out, which go again now: every critical one; a routine one if the relay has
- * answered anything since it was sent (so it was most likely lost); and of the routine ones sent since the
- * relay's last answer, only the oldest, and only when no such probe is already out (`probeOut`: a routine
- * resend still in flight, sent since that answer): one probe per wait, however the window's sends fall due.
- * The rest (`held`) stay in flight for another wait.
+ * answered a first send made after it (`answeredSentAt`, the latest such; so it was most likely lost); and of
+ * the other routine ones only the oldest, and only when no probe is already out (`probeOut`: a routine resend
+ * still in flight, sent since the relay's last answer): one probe per wait, however the window's sends fall
+ * due. The rest (`held`) stay in flight for another wait.
  */
-export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>(expired: readonly T[], lastAnswerAt: number | null, probeOut: boolean): { again: T[]; held: T[] } {
+export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>(expired: readonly T[], answeredSentAt: number, probeOut: boolean): { again: T[]; held: T[] } {
   const again: T[] = [];
   const held: T[] = [];
   let probe: T | undefined;
   for (const f of expired) {
-    if (f.critical || (lastAnswerAt !== null && lastAnswerAt > f.sentAt)) again.push(f);
+    if (f.critical || answeredSentAt > f.sentAt) again.push(f);
     else if (probeOut) held.push(f);
     else if (probe === undefined || f.sentAt < probe.sentAt) {
       if (probe) held.push(probe);

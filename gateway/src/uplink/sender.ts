@@ -79,7 +79,7 @@ export class Sender {
   private unansweredSince: number | null = null;
   /** When the relay last acknowledged anything on this session (repeatAfterWait). */
   private lastAnswerAt: number | null = null;
-  /** The latest send time among those the relay answered on this session (AckTimeout.presumedLost). */
+  /** The latest first send the relay answered on this session (AckTimeout.presumedLost, repeatAfterWait). */
   private answeredSentAt = -Infinity;
 
   constructor(private readonly o: SenderOptions) {
@@ -137,9 +137,11 @@ export class Sender {
     const now = this.clock();
     this.lastAnswerAt = now;
     for (const f of this.window.settle(ids)) {
-      // Any answer shows what was sent before it is overdue; only a first send's answer measures the relay.
+      // Only a first send's answer says which send got through: it measures the relay, and shows that what
+      // was sent before it and is still unanswered is overdue.
+      if (!f.firstSend) continue;
       this.answeredSentAt = Math.max(this.answeredSentAt, f.sentAt);
-      if (f.firstSend) this.ackTimeout.observe(now - f.sentAt);
+      this.ackTimeout.observe(now - f.sentAt);
     }
     // The relay answers: whatever is still in flight has waited only from now.
     this.unansweredSince = this.window.count > 0 ? now : null;
@@ -257,7 +259,7 @@ export class Sender {
       if (!f.critical) this.ackTimeout.timedOut(f.level);
     }
     // The rows of `again` are due in the journal now; `held` stay in flight for another (now longer) wait.
-    const { held } = repeatAfterWait(expired, this.lastAnswerAt, this.window.routineResendSince(this.lastAnswerAt));
+    const { held } = repeatAfterWait(expired, this.answeredSentAt, this.window.routineResendSince(this.lastAnswerAt));
     if (held.length > 0) this.holdAnotherWait(held, now);
     const free = this.window.free();
     if (free.any === 0) return { sent: 0, more: false };

@@ -28,6 +28,8 @@ export const RETIRE_AFTER_BIRTH_MS = 1_000;
 const BIRTH_WAIT_MS = 60_000;
 /** Rows sent per pass at most (the rest go on the next pass). */
 const BATCH = 200;
+/** Births looked up per query: after a district's reconnect storm there are thousands at once. */
+const BIRTHS_PER_QUERY = 500;
 
 export interface RetirementSenderOptions {
   db: Kysely<LoopDb>;
@@ -43,6 +45,7 @@ export interface RetirementSenderOptions {
 }
 
 type Row = Pick<HouseholdRetirementsTable, "id" | "hub" | "device" | "sends">;
+type PendingRow = Row & Pick<HouseholdRetirementsTable, "last_sent_at">;
 
 export class RetirementSender {
   private readonly db: Kysely<RetirementDb>;
@@ -91,37 +94,41 @@ export class RetirementSender {
 
   private async pass(): Promise<void> {
     const settle = this.o.afterBirthMs ?? RETIRE_AFTER_BIRTH_MS;
-    for (const [hub, at] of [...this.births]) {
-      if (this.now() - at < settle) continue;
-      if (!(await this.online(hub))) {
+    const ready = [...this.births].filter(([, at]) => this.now() - at >= settle);
+    for (let i = 0; i < ready.length && !this.passes.isStopped; i += BIRTHS_PER_QUERY) {
+      const chunk = ready.slice(i, i + BIRTHS_PER_QUERY);
+      const online = await this.onlineOf(chunk.map(([hub]) => hub));
+      const served = new Map<string, number>();
+      for (const [hub, at] of chunk) {
+        if (online.has(hub)) served.set(hub, at + settle);
         // The store may not have the birth yet; a hub gone again is dropped after a while.
-        if (this.now() - at > BIRTH_WAIT_MS) this.births.delete(hub);
-        continue;
+        else if (this.now() - at > BIRTH_WAIT_MS) this.births.delete(hub);
       }
-      this.births.delete(hub);
+      if (served.size === 0) continue;
+      for (const hub of served.keys()) this.births.delete(hub);
       // Also what went out between the birth and the subscription: it may have reached nobody.
-      await this.sendAll(await this.pendingOf(hub, at + settle));
+      const rows = await this.pendingOf([...served.keys()]);
+      await this.sendAll(rows.filter((r) => r.last_sent_at === null || Number(r.last_sent_at) < (served.get(r.hub) as number)));
     }
     // A hub still in `births` is served by its birth, once it can receive: not twice.
-    await this.sendAll((await this.due()).filter((r) => !this.births.has(r.hub)));
+    if (!this.passes.isStopped) await this.sendAll((await this.due()).filter((r) => !this.births.has(r.hub)));
   }
 
-  private async online(hub: string): Promise<boolean> {
-    const h = await this.db.selectFrom("hubs").select("online").where("id", "=", hub).where("status", "=", "active").executeTakeFirst();
-    return Number(h?.online) === 1;
+  /** Of these hubs, those active and online in the store. */
+  private async onlineOf(hubs: string[]): Promise<Set<string>> {
+    const rows = await this.db.selectFrom("hubs").select("id").where("id", "in", hubs).where("status", "=", "active").where("online", "=", 1).execute();
+    return new Set(rows.map((r) => r.id));
   }
 
-  /** The hub's pending retirements not sent since `since`. */
-  private pendingOf(hub: string, since: number): Promise<Row[]> {
+  /** These hubs' pending retirements (few: a retirement follows a withdrawn consent). */
+  private pendingOf(hubs: string[]): Promise<PendingRow[]> {
     return this.db
       .selectFrom("household_retirements")
-      .select(["id", "hub", "device", "sends"])
+      .select(["id", "hub", "device", "sends", "last_sent_at"])
       .where("state", "=", "pending")
-      .where("hub", "=", hub)
+      .where("hub", "in", hubs)
       .where("device", "is not", null)
-      .where((eb) => eb.or([eb("last_sent_at", "is", null), eb("last_sent_at", "<", since)]))
       .orderBy("id")
-      .limit(BATCH)
       .execute();
   }
 
