@@ -10,7 +10,8 @@
 // since their own start), sent after what is older; heartbeats are counted apart from the storm's events.
 // Measured: first connect → last ack; events/s; per hub, its first connect attempt → the ack of its alarm
 // (p50/p99/max; target p99 ≤ 2 s); the store's rows for the fleet (= N × M, one per id and per hub/seq);
-// the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU.
+// the relay process's RSS every 500 ms (peak, at the last ack, 3 s later) and its CPU. A run that ends with hubs
+// still waiting prints up to 3 of them per hub process on stderr (`straggler …`: what each holds and why it waits).
 // The relay runs in child processes of its own (this file with --relay-child), the hubs in BENCH_STORM_PROCS
 // others (--hubs-child). Variants: SQLite with the embedded broker; PostgreSQL (own schema, dropped after)
 // with the embedded broker; two relay instances on one PostgreSQL schema behind a private Mosquitto on an
