@@ -389,6 +389,8 @@ async function hubsChild(): Promise<void> {
     /** When the relay last acked anything on this connection, and the latest send time among what it acked. */
     lastAnswerAt: number | null;
     answeredSentAt: number;
+    /** The reading that went again as the probe (repeatAfterWait), or null. */
+    probe: number | null;
     client: MqttClient | null;
     up: boolean;
     failures: number;
@@ -441,7 +443,7 @@ async function hubsChild(): Promise<void> {
       index.set(env.id, i);
       payloads.push(JSON.stringify(signEnvelope(env, key)));
     }
-    return { cred, key, payloads, index, acked: new Uint8Array(events + 16), nAcked: 0, nextBeatAt: Infinity, next: 0, inflight: new Map(), ackTimeout: new AckTimeout(ackTimeoutMs), lastAnswerAt: null, answeredSentAt: -Infinity, client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
+    return { cred, key, payloads, index, acked: new Uint8Array(events + 16), nAcked: 0, nextBeatAt: Infinity, next: 0, inflight: new Map(), ackTimeout: new AckTimeout(ackTimeoutMs), lastAnswerAt: null, answeredSentAt: -Infinity, probe: null, client: null, up: false, failures: 0, connectAt: NaN, connackAt: NaN, alarmAckAt: NaN, doneAt: NaN };
   };
 
   const publish = (h: H, i: number, now: number) => {
@@ -504,6 +506,7 @@ async function hubsChild(): Promise<void> {
         h.failures = 0;
         h.lastAnswerAt = null;
         h.answeredSentAt = -Infinity;
+        h.probe = null;
         // After a reconnect, what was in flight goes again first (the uplink does the same).
         const now = wall();
         for (const i of [...h.inflight.keys()]) publish(h, i, now);
@@ -580,7 +583,6 @@ async function hubsChild(): Promise<void> {
       }
       if (!h.up || h.inflight.size === 0) continue;
       const expired: Array<{ i: number; f: InFlight; sentAt: number; critical: boolean }> = [];
-      let probeOut = false;
       for (const [i, f] of h.inflight) {
         // As the uplink does: a send unanswered while a later one was answered goes again now once it has waited
         // twice the round trip (a reading: and at least ackTimeoutMs; an alarm: at most ackTimeoutMs).
@@ -589,7 +591,6 @@ async function hubsChild(): Promise<void> {
           continue;
         }
         if (f.due <= now) expired.push({ i, f, sentAt: f.sentAt, critical: f.critical });
-        else if (!f.critical && f.sends > 1 && (h.lastAnswerAt === null || f.sentAt > h.lastAnswerAt)) probeOut = true;
       }
       if (expired.length === 0) continue;
       if (fixedAckWait) {
@@ -597,7 +598,10 @@ async function hubsChild(): Promise<void> {
         continue;
       }
       for (const e of expired) if (!e.critical) h.ackTimeout.timedOut(e.f.level);
-      const { again, held } = repeatAfterWait(expired, h.answeredSentAt, probeOut);
+      const probeFlight = h.probe === null ? undefined : h.inflight.get(h.probe);
+      const probeOut = probeFlight !== undefined && probeFlight.due > now;
+      const { again, held, probe } = repeatAfterWait(expired, { firstSentAt: h.answeredSentAt, at: h.lastAnswerAt }, now, h.ackTimeout.currentMs, probeOut);
+      if (probe) h.probe = probe.i;
       for (const e of again) publish(h, e.i, now);
       for (const e of held) {
         e.f.due = now + h.ackTimeout.currentMs;

@@ -335,25 +335,37 @@ test("ack wait: never below ackTimeout; follows measured acks; doubles once per 
   assert.equal(t.currentMs, 5000, "nonsense measurements are ignored");
 });
 
-test("after the wait: critical sends and those sent before an answered first send go again; of the unanswered routine ones only the oldest", () => {
+test("after the wait: critical sends and those shown lost go again; of the other routine ones only the oldest, one probe at a time", () => {
   const f = (id: string, sentAt: number, critical = false) => ({ id, sentAt, critical });
   const expired = [f("r2", 200), f("r1", 100), f("a", 150, true), f("r0", 50), f("r3", 300)];
-  // The relay has answered no first send on this session: the alarm, and the oldest reading as a probe.
-  let { again, held } = repeatAfterWait(expired, -Infinity, false);
+  const none = { firstSentAt: -Infinity, at: null };
+  const now = 400;
+  // The relay has answered nothing on this session: the alarm, and the oldest reading as a probe.
+  let { again, held, probe } = repeatAfterWait(expired, none, now, 1000, false);
   assert.deepEqual(again.map((x) => x.id), ["a", "r0"]);
   assert.deepEqual(held.map((x) => x.id).sort(), ["r1", "r2", "r3"]);
-  // A probe is already out (its wait not over yet): the alarm only.
-  ({ again, held } = repeatAfterWait(expired, -Infinity, true));
+  assert.equal(probe?.id, "r0");
+  // The probe is still waiting: the alarm only.
+  ({ again, held, probe } = repeatAfterWait(expired, none, now, 1000, true));
   assert.deepEqual(again.map((x) => x.id), ["a"]);
   assert.equal(held.length, 4);
+  assert.equal(probe, undefined);
   // Two sent in one pass share their time: one probe only.
-  assert.deepEqual(repeatAfterWait([f("x", 5), f("y", 5)], -Infinity, false).again.map((x) => x.id), ["x"]);
+  assert.deepEqual(repeatAfterWait([f("x", 5), f("y", 5)], none, now, 1000, false).again.map((x) => x.id), ["x"]);
   // It answered a first send made at 180: what was sent before it was most likely lost and goes again; of the
   // later ones only the oldest, as a probe.
-  ({ again, held } = repeatAfterWait(expired, 180, false));
+  ({ again, held } = repeatAfterWait(expired, { firstSentAt: 180, at: 390 }, now, 1000, false));
   assert.deepEqual(again.map((x) => x.id), ["r1", "a", "r0", "r2"]);
   assert.deepEqual(held.map((x) => x.id), ["r3"]);
-  assert.deepEqual(repeatAfterWait([], -Infinity, false), { again: [], held: [] });
+  // It answered something at 390 (a resend: no first send): an answer after a send shows it lost only once it
+  // has waited the current wait (200 ms: all but r3, sent at 300).
+  ({ again, held } = repeatAfterWait(expired, { firstSentAt: -Infinity, at: 390 }, now, 200, true));
+  assert.deepEqual(again.map((x) => x.id), ["r2", "r1", "a", "r0"]);
+  assert.deepEqual(held.map((x) => x.id), ["r3"]);
+  // With a longer wait measured since (after a storm, the relay's first acks): none of them yet.
+  ({ again, held } = repeatAfterWait(expired, { firstSentAt: -Infinity, at: 390 }, now, 60_000, true));
+  assert.deepEqual(again.map((x) => x.id), ["a"]);
+  assert.deepEqual(repeatAfterWait([], none, now, 1000, false), { again: [], held: [], probe: undefined });
 });
 
 test("the window keeps its last slot for critical events", () => {
@@ -527,6 +539,26 @@ test("a relay working through a backlog: its first acks do not send the rest of 
   // ones still waiting, which are therefore not overdue. Sending them again would only lengthen its queue.
   const resends = relay.received.length - 20;
   assert.ok(resends <= 6, `${resends} resends`);
+});
+
+test("after a reconnect to a relay that answers nothing, a probe still goes every wait (the window resent together is not each a probe)", async () => {
+  const broker = await startBroker();
+  const relay = new FakeRelay(KEY);
+  relay.hold = true;
+  await relay.connect(broker.url);
+  const r = await rig(broker.url, { ackTimeoutMs: 200 });
+  await waitFor("connected", () => r.uplink.status().state === "connected");
+  for (let i = 0; i < 8; i++) await r.append(reading(i));
+  await waitFor("all eight sent", () => relay.distinct().size === 8);
+  broker.kill(r.hub);
+  await waitFor("the window sent again after the reconnect", () => relay.received.length >= 16, 5000);
+  const afterReconnect = relay.received.length;
+  // Waits of 200 ms doubling per unanswered round: several run out in 5 s, each sending one probe.
+  await sleep(5000);
+  const probes = relay.received.length - afterReconnect;
+  assert.ok(probes >= 2 && probes <= 8, `${probes} probes in 5 s`);
+  relay.release(r.hub);
+  await waitFor("everything acked", async () => (await r.rows()) === 0, 8000);
 });
 
 test("a relay that answers nothing: only the oldest reading goes again each wait, not the whole window; all delivered once it answers", async () => {

@@ -15,11 +15,12 @@
 // (up to 5 minutes), and an alarm a broker dropped more than once in a storm must not wait that out while the
 // relay answers what the hub sent after it; a needless repeat is one small message the relay stores once.
 //
-// And while the relay has answered nothing sent after them, sending the whole window again only adds to what it
-// (or the broker before it) has still to get through: then, as TCP probes with its oldest segment, only the
-// oldest routine send goes again when the wait runs out, and the others wait another round (repeatAfterWait).
-// "Sent after" counts first sends only, as the round trip does: the ack of a resent event may answer its first
-// send, and after a storm the relay's first acks answer sends made together with the rest of the window.
+// And while nothing shows a send lost, sending the whole window again only adds to what the relay (or the
+// broker before it) has still to get through: then, as TCP probes with its oldest segment, only the oldest
+// routine send goes again when the wait runs out, and the others wait another round (repeatAfterWait). A send
+// is shown lost when the relay answered a first send made after it, or answered anything after it was sent
+// while it has waited the current (measured) wait. Not merely an answer after it was sent: after a storm the
+// relay's first ack answers the first send of a window sent all at once, and the rest is right behind it.
 //
 // Critical events keep the fixed wait: an alarm the broker lost must go again at once, and an alarm's resend
 // is one small message, never a window of them.
@@ -90,19 +91,28 @@ export class AckTimeout {
   }
 }
 
+/** What the relay has answered on this session, for repeatAfterWait. */
+export interface Answered {
+  /** The latest first send the relay answered (-Infinity: none). */
+  firstSentAt: number;
+  /** When it last answered anything (null: never). */
+  at: number | null;
+}
+
 /**
- * Of the sends whose wait ran out, which go again now: every critical one; a routine one if the relay has
- * answered a first send made after it (`answeredSentAt`, the latest such; so it was most likely lost); and of
- * the other routine ones only the oldest, and only when no probe is already out (`probeOut`: a routine resend
- * still in flight, sent since the relay's last answer): one probe per wait, however the window's sends fall
- * due. The rest (`held`) stay in flight for another wait.
+ * Of the sends whose wait ran out, which go again now: every critical one; a routine one shown lost (the relay
+ * answered a first send made after it, or answered anything after it was sent while it has waited `waitMs`,
+ * the current wait); and of the other routine ones only the oldest, as the probe, and only when the previous
+ * probe is no longer waiting (`probeOut`): one probe per wait, however the window's sends fall due. The rest
+ * (`held`) stay in flight for another wait.
  */
-export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>(expired: readonly T[], answeredSentAt: number, probeOut: boolean): { again: T[]; held: T[] } {
+export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>(expired: readonly T[], answered: Answered, now: number, waitMs: number, probeOut: boolean): { again: T[]; held: T[]; probe: T | undefined } {
   const again: T[] = [];
   const held: T[] = [];
   let probe: T | undefined;
   for (const f of expired) {
-    if (f.critical || answeredSentAt > f.sentAt) again.push(f);
+    const shownLost = answered.firstSentAt > f.sentAt || (answered.at !== null && answered.at > f.sentAt && now - f.sentAt >= waitMs);
+    if (f.critical || shownLost) again.push(f);
     else if (probeOut) held.push(f);
     else if (probe === undefined || f.sentAt < probe.sentAt) {
       if (probe) held.push(probe);
@@ -110,5 +120,5 @@ export function repeatAfterWait<T extends { sentAt: number; critical: boolean }>
     } else held.push(f);
   }
   if (probe) again.push(probe);
-  return { again, held };
+  return { again, held, probe };
 }

@@ -81,6 +81,8 @@ export class Sender {
   private lastAnswerAt: number | null = null;
   /** The latest first send the relay answered on this session (AckTimeout.presumedLost, repeatAfterWait). */
   private answeredSentAt = -Infinity;
+  /** The routine send that went again as a probe (repeatAfterWait): no other goes while it waits. */
+  private probeId: string | null = null;
 
   constructor(private readonly o: SenderOptions) {
     this.window = new InFlightWindow(o.window);
@@ -101,6 +103,7 @@ export class Sender {
     this.link = link;
     this.lastAnswerAt = null;
     this.answeredSentAt = -Infinity;
+    this.probeId = null;
     this.pollDelay = this.pollMs;
     this.nudge();
   }
@@ -259,7 +262,10 @@ export class Sender {
       if (!f.critical) this.ackTimeout.timedOut(f.level);
     }
     // The rows of `again` are due in the journal now; `held` stay in flight for another (now longer) wait.
-    const { held } = repeatAfterWait(expired, this.answeredSentAt, this.window.routineResendSince(this.lastAnswerAt));
+    const probeOut = this.probeId !== null && this.window.has(this.probeId);
+    const answered = { firstSentAt: this.answeredSentAt, at: this.lastAnswerAt };
+    const { held, probe } = repeatAfterWait(expired, answered, now, this.ackTimeout.currentMs, probeOut);
+    if (probe) this.probeId = probe.id;
     if (held.length > 0) this.holdAnotherWait(held, now);
     const free = this.window.free();
     if (free.any === 0) return { sent: 0, more: false };

@@ -65,12 +65,6 @@ export class InFlightWindow {
     return out;
   }
 
-  /** Whether a routine (not critical) resend sent after `since` (null: at any time) is in flight. */
-  routineResendSince(since: number | null): boolean {
-    for (const f of this.flights.values()) if (!f.critical && !f.firstSend && (since === null || f.sentAt > since)) return true;
-    return false;
-  }
-
   /** The earliest deadline in flight, or null. */
   nextDeadline(): number | null {
     let min: number | null = null;
