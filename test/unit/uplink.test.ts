@@ -265,14 +265,14 @@ async function rig(url: string, o: Partial<UplinkSettings> & { journal?: Journal
 }
 
 /** A broker, a fake relay set up by `setup` before it subscribes, and a connected hub with this ackTimeoutMs. */
-async function connectedPair(ackTimeoutMs: number, setup: (relay: FakeRelay) => void): Promise<{ relay: FakeRelay; r: Rig }> {
+async function connectedPair(ackTimeoutMs: number, setup: (relay: FakeRelay) => void): Promise<{ relay: FakeRelay; r: Rig; broker: Broker }> {
   const broker = await startBroker();
   const relay = new FakeRelay(KEY);
   setup(relay);
   await relay.connect(broker.url);
   const r = await rig(broker.url, { ackTimeoutMs });
   await waitFor("connected", () => r.uplink.status().state === "connected");
-  return { relay, r };
+  return { relay, r, broker };
 }
 
 const reading = (i: number): EventDraft => ({ kind: "reading", type: "detector_level", severity: "info", device: "co-1", data: { i } });
@@ -542,12 +542,7 @@ test("a relay working through a backlog: its first acks do not send the rest of 
 });
 
 test("after a reconnect to a relay that answers nothing, a probe still goes every wait (the window resent together is not each a probe)", async () => {
-  const broker = await startBroker();
-  const relay = new FakeRelay(KEY);
-  relay.hold = true;
-  await relay.connect(broker.url);
-  const r = await rig(broker.url, { ackTimeoutMs: 200 });
-  await waitFor("connected", () => r.uplink.status().state === "connected");
+  const { relay, r, broker } = await connectedPair(200, (x) => (x.hold = true));
   for (let i = 0; i < 8; i++) await r.append(reading(i));
   await waitFor("all eight sent", () => relay.distinct().size === 8);
   broker.kill(r.hub);
