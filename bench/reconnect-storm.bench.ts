@@ -572,7 +572,7 @@ async function hubsChild(): Promise<void> {
 
   // The uplink's resend: an event not acked within its wait goes again. The wait and the choice are the uplink's
   // own (ack-timeout.ts: ackTimeoutMs doubling per send, longer for readings while acks are measured slower;
-  // while the relay has answered nothing first sent after them only the oldest reading goes again), or with
+  // while nothing shows them lost only the oldest reading goes again, one probe at a time), or with
   // BENCH_STORM_FIXED_ACK_WAIT=1 the fixed doubling for every event, as hubs did before the measured wait.
   const resendSweep = () => {
     const now = wall();
