@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { pino } from "pino";
 import { ulid } from "ulid";
 import type { Envelope } from "../../protocol/envelope.js";
@@ -130,6 +131,41 @@ test("PostgreSQL: sightings of 600 online hubs in one flush keep each hub's late
   await store.recordSeen(hubs.map((h, i) => [h, T0 + 1000 + i] as const));
   assert.deepEqual(await store.recordSeen(hubs.map((h, i) => [h, i % 2 ? T0 + 5000 + i : T0 + 10] as const)), []);
   for (const [i, h] of hubs.entries()) assert.equal((await store.getHub(h))?.lastSeenAt, i % 2 ? T0 + 5000 + i : T0 + 1000 + i, h);
+});
+
+test("PostgreSQL: sightings lock their hubs in hub order, also a hub they bring back online (two instances cannot deadlock)", async (t) => {
+  if (!PG_URL) return t.skip(SKIP);
+  const ctx = await pgContext(t);
+  const store = await ctx.open();
+  for (const h of ["hub-a", "hub-b"]) {
+    await store.insertPendingHub(h, { claimHash: "h", claimSalt: "s", claimExpiresAt: T0 + 1000 }, T0);
+    await store.activateHub(h, "h", { passwordHash: "p", passwordSalt: "s", keyB64: "k" }, T0);
+  }
+  // hub-a online, hub-b offline: the flush brings hub-b back, which it writes before touching hub-a.
+  await store.applyTransitions([{ op: "online", hub: "hub-a", at: T0 }]);
+  // Another instance holds hub-a.
+  const other = new pg.Client({ connectionString: PG_URL });
+  await other.connect();
+  t.after(() => other.end());
+  await other.query("BEGIN");
+  await other.query(`SELECT id FROM "${ctx.schema}".hubs WHERE id = 'hub-a' FOR UPDATE`);
+  const flush = store.recordSeen([["hub-b", T0 + 10], ["hub-a", T0 + 10]]);
+  await new Promise((r) => setTimeout(r, 300));
+  // Were hub-b locked already, the other instance taking it next would be a deadlock.
+  const probe = new pg.Client({ connectionString: PG_URL });
+  await probe.connect();
+  t.after(() => probe.end());
+  await probe.query("BEGIN");
+  const hubBLocked = await probe.query(`SELECT id FROM "${ctx.schema}".hubs WHERE id = 'hub-b' FOR UPDATE NOWAIT`).then(
+    () => false,
+    () => true,
+  );
+  await probe.query("ROLLBACK");
+  await other.query("COMMIT");
+  const res = await flush;
+  assert.equal(hubBLocked, false, "hub-b was locked while the flush waited for hub-a");
+  assert.deepEqual(res.map((r) => r.hub), ["hub-b"], "hub-b came back online");
+  assert.equal((await store.getHub("hub-a"))?.lastSeenAt, T0 + 10);
 });
 
 test("PostgreSQL: enrolment, logins and revocation", async (t) => {

@@ -701,14 +701,17 @@ class KyselyStore implements Store {
     return this.db.transaction().execute(async (trx) => {
       const offline = new Set<string>();
       for (const part of chunks(list, SELECT_CHUNK)) {
-        const rows = await trx
+        const q = trx
           .selectFrom("hubs")
-          .select("id")
+          .select(["id", "online"])
           .where("id", "in", part.map(([h]) => h))
-          .where("online", "=", 0)
           .where("status", "=", "active")
-          .execute();
-        for (const r of rows) offline.add(r.id);
+          .orderBy("id");
+        // On PostgreSQL every row is locked here, in hub order: the hubs brought back online below are written
+        // before the others, and a second instance writing the same hubs would otherwise take them the other
+        // way round (a deadlock). SQLite has one writer at a time.
+        const rows = await (this.dialect === "postgres" ? q.forUpdate() : q).execute();
+        for (const r of rows) if (Number(r.online) === 0) offline.add(r.id);
       }
       const out: TransitionResult[] = [];
       const online: Array<readonly [string, number]> = [];
