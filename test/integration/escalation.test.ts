@@ -27,6 +27,7 @@ import { startRelayForTest, freePort, type RelayRig } from "../support/relay-rig
 import { startTelephonyStub, type TelephonyStub } from "../support/telephony-stub.js";
 import { waitFor } from "../support/hub-rig.js";
 import { PG_URL, pgSkipReason, tempPgSchema } from "../support/pg.js";
+import { withQueryHook } from "../support/query-hook.js";
 
 const SECRET = "escalation-test-gateway-secret-0123456789";
 const N = PHONES;
@@ -501,7 +502,7 @@ test("a pass asked for just before stop() never runs after it (its calls would o
   await addTimer(L.relay.db, { id: "inc-x:0:0", incidentId: "inc-x", kind: "step", step: 0, round: 0, dueAt: L.clock.now - 1 });
   // Records every statement the engine sends (kysely compiles a statement when it is executed).
   const statements: string[] = [];
-  const db = L.relay.db.withPlugin({ transformQuery: (a) => (statements.push(a.node.kind), a.node), transformResult: async (a) => a.result });
+  const db = withQueryHook(L.relay.db, (kind) => statements.push(kind));
   const engine = engineUnderTest(L, db);
   engine.start(3_600_000);
   engine.kick(); // a commit's nudge, arriving just before shutdown
@@ -517,15 +518,11 @@ test("a stop during a pass ends the claiming: after a storm the due timers it di
   let claims = 0;
   let stopping: Promise<void> | undefined;
   // The engine's claims are updates of escalation_timers; the stop comes right after the first one.
-  const db = L.relay.db.withPlugin({
-    transformQuery: (a) => {
-      if (a.node.kind === "UpdateQueryNode" && ++claims === 1)
-        queueMicrotask(() => {
-          stopping = engine.stop();
-        });
-      return a.node;
-    },
-    transformResult: async (a) => a.result,
+  const db = withQueryHook(L.relay.db, (kind) => {
+    if (kind === "UpdateQueryNode" && ++claims === 1)
+      queueMicrotask(() => {
+        stopping = engine.stop();
+      });
   });
   const engine = engineUnderTest(L, db, 5);
   engine.start(3_600_000);

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from "kysely";
 import { pino } from "pino";
 import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
 import { RetirementSender } from "../../relay/src/households/retirement-sender.js";
@@ -13,24 +12,11 @@ import { retirementDb } from "../../relay/src/households/retirement-table.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import type { HubCommandRequest } from "../../protocol/messages.js";
+import { withQueryHook } from "../support/query-hook.js";
 
 const HUBS = 2000;
 const hubName = (i: number) => `rt-${String(i).padStart(4, "0")}`;
 const birth = Buffer.from(JSON.stringify({ online: true, boot: 2, version: "t", heartbeatS: 60 }));
-
-/** Counts the queries made through it, each one delayed by `delayMs`. */
-class Counting implements KyselyPlugin {
-  queries = 0;
-  constructor(private readonly delayMs = 0) {}
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    this.queries++;
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-    return args.result;
-  }
-}
 
 async function rig(t: { after(fn: () => unknown): void }): Promise<Store> {
   const dir = mkdtempSync(join(tmpdir(), "anxin-retire-births-"));
@@ -74,9 +60,10 @@ async function rig(t: { after(fn: () => unknown): void }): Promise<Store> {
   return store;
 }
 
-function sender(store: Store, plugin: Counting, sent: Array<{ hub: string; cmd: HubCommandRequest }>): RetirementSender {
+/** A sender on `store` whose queries are counted (and each result delayed by `delayMs`). */
+function sender(store: Store, counting: { queries: number }, sent: Array<{ hub: string; cmd: HubCommandRequest }>, delayMs = 0): RetirementSender {
   return new RetirementSender({
-    db: loopDb(store.db).withPlugin(plugin),
+    db: withQueryHook(loopDb(store.db), () => void counting.queries++, delayMs),
     publish: async (hub, cmd) => void sent.push({ hub, cmd }),
     connected: () => true,
     log: pino({ level: "silent" }),
@@ -88,7 +75,7 @@ function sender(store: Store, plugin: Counting, sent: Array<{ hub: string; cmd: 
 
 test("retirements: 2,000 births at once are looked up in a few queries; what each hub missed goes to it", async (t) => {
   const store = await rig(t);
-  const counting = new Counting();
+  const counting = { queries: 0 };
   const sent: Array<{ hub: string; cmd: HubCommandRequest }> = [];
   const s = sender(store, counting, sent);
   for (let i = 0; i < HUBS; i++) s.onState(hubName(i), birth);
@@ -107,9 +94,9 @@ test("retirements: 2,000 births at once are looked up in a few queries; what eac
 
 test("retirements: a stop during a storm's births pass ends it within one lookup", async (t) => {
   const store = await rig(t);
-  const counting = new Counting(30);
+  const counting = { queries: 0 };
   const sent: Array<{ hub: string; cmd: HubCommandRequest }> = [];
-  const s = sender(store, counting, sent);
+  const s = sender(store, counting, sent, 30);
   for (let i = 0; i < HUBS; i++) s.onState(hubName(i), birth);
   const pass = s.sweep();
   await new Promise((r) => setTimeout(r, 10));

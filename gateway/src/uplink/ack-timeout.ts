@@ -87,7 +87,7 @@ export class AckTimeout {
   /** Wait after the send numbered `attempts` (0 = first send): the fixed doubling policy for critical events, and never less than the current wait for routine ones. */
   waitMs(attempts: number, critical: boolean): number {
     const fixed = resendDelay(attempts, this.baseMs, this.maxResendMs);
-    return critical ? fixed : Math.min(this.maxResendMs, Math.max(fixed, this.currentMs));
+    return critical ? fixed : Math.max(fixed, this.currentMs);
   }
 }
 
