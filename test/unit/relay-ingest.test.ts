@@ -202,12 +202,81 @@ each("every reject reason is counted and logged without the event's data; valid 
   }
   assert.equal(await metric(r.metrics, "anxin_relay_events_received_total"), 10);
 
-  const warnings = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected");
-  assert.equal(warnings.length, 8);
-  for (const w of warnings) assert.equal(w.level, 40);
-  assert.ok(warnings.some((w) => w.reason === "bad_signature" && w.id === forged.id && w.hub === "hub-1"));
-  assert.ok(warnings.some((w) => w.reason === "schema" && w.id === "01HZZZZZZZZZZZZZZZZZZZZZZZ"));
+  // Each logged, the first of each hub's burst as a warning, the rest at debug (see the bursts' own test).
+  const logged = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "ingest: message rejected");
+  assert.equal(logged.length, 8);
+  assert.deepEqual(logged.filter((w) => w.level === 40).map((w) => `${String(w.hub)}/${String(w.reason)}`).sort(), ["hub-1/too_large", "hub-2/hub_mismatch", "hub-3/unknown_hub", "hub-9/unknown_hub"]);
+  assert.ok(logged.some((w) => w.reason === "bad_signature" && w.id === forged.id && w.hub === "hub-1"));
+  assert.ok(logged.some((w) => w.reason === "schema" && w.id === "01HZZZZZZZZZZZZZZZZZZZZZZZ"));
   assert.ok(!r.logs.join("\n").includes("Wang"), "personal data leaked into the log");
+});
+
+each("a hub that keeps sending what is rejected cannot flood the log: one warning per burst of each hub, every message counted", async (t) => {
+  const r = await rig(t);
+  const lines = (msg: string, level?: number) => r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg && (level === undefined || l.level === level));
+  const rejectedWarnings = () => lines("ingest: message rejected", 40);
+  for (let i = 0; i < 500; i++) r.ingest.handle("hub-1", Buffer.from("{not json"));
+  for (let i = 0; i < 200; i++) r.ingest.handle("hub-1", wire({ ...envelope(r, "hub-1"), data: { lel: 99 } })); // forged
+  r.ingest.handle("hub-2", wire({ v: 1, hub: "hub-2", id: ulid() })); // schema
+  await r.ingest.flush();
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "not_json" }), 500);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "bad_signature" }), 200);
+  assert.equal(lines("ingest: message rejected").length, 701, "each one still at debug");
+  assert.deepEqual(rejectedWarnings().map((w) => `${String(w.hub)}/${String(w.reason)}`), ["hub-1/not_json", "hub-2/schema"]);
+
+  // Within a minute of the last one the burst goes on; a minute's quiet ends it, and the next warning says
+  // how many went unlogged.
+  const later = async (ms: number) => {
+    r.clock.now += ms;
+    r.ingest.handle("hub-1", Buffer.from("{not json"));
+    await r.ingest.flush(); // with verify threads the verdict comes back later
+  };
+  await later(59_000);
+  assert.equal(rejectedWarnings().length, 2);
+  await later(60_000);
+  assert.equal(rejectedWarnings().length, 3);
+  assert.equal(rejectedWarnings()[2]?.notLoggedSinceLastWarning, 700);
+  // A burst that never pauses is reminded of every ten minutes.
+  for (let s = 30; s <= 20 * 60; s += 30) await later(30_000);
+  assert.deepEqual(rejectedWarnings().slice(3).map((w) => w.notLoggedSinceLastWarning), [19, 19]);
+
+  // A hub whose clock is wrong: every event kept and counted, one line.
+  for (let i = 0; i < 20; i++) r.ingest.handle("hub-2", wire(envelope(r, "hub-2", { ts: r.clock.now - 3 * 3600_000 })));
+  await r.ingest.flush();
+  assert.equal(await metric(r.metrics, "anxin_relay_events_clock_skewed_total"), 20);
+  assert.equal(lines("ingest: hub clock far from the relay's; event kept and flagged", 30).length, 1);
+
+  // An id another hub's event holds: never acknowledged, so resent again and again; one error.
+  const theirs = envelope(r, "hub-1");
+  r.ingest.handle("hub-1", wire(theirs));
+  await r.ingest.flush();
+  for (let i = 0; i < 30; i++) {
+    r.ingest.handle("hub-2", wire(envelope(r, "hub-2", { id: theirs.id })));
+    await r.ingest.flush();
+  }
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "id_collision" }), 30);
+  const collisions = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => /already stored for another hub/.test(String(l.msg)));
+  assert.equal(collisions.length, 30);
+  assert.deepEqual(collisions.filter((l) => l.level === 50).map((l) => [l.hub, l.id]), [["hub-2", theirs.id]]);
+});
+
+each("a store that cannot give signing keys: every event left unacked and counted, one error for the burst", async (t) => {
+  const base = await rig(t);
+  const registry = new Proxy(base.registry, {
+    get(target, p) {
+      if (p === "cachedSigningKey") return () => undefined;
+      if (p === "signingKey") return () => Promise.reject(new Error("store unreachable"));
+      const v: unknown = Reflect.get(target, p);
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const r = await rig(t, { registry, hubs: [] });
+  for (let i = 0; i < 50; i++) r.ingest.handle("hub-1", wire(envelope(base, "hub-1")));
+  await r.ingest.flush();
+  assert.equal(r.acks.length, 0);
+  assert.equal(await metric(r.metrics, "anxin_relay_events_rejected_total", { reason: "key_unavailable" }), 50);
+  const errors = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 50);
+  assert.deepEqual(errors.map((l) => l.msg), ["ingest: signing key lookup failed; event left unacked"]);
 });
 
 each("duplicates: a resend is acknowledged again but never handed on; one id twice in a batch is one row", async (t) => {

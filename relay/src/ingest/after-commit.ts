@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { notifyQueue } from "../console/queue/notifier.js";
 import type { Metrics } from "../metrics.js";
 import { envelopeOf, type Accepted } from "./accepted.js";
+import type { Rejections } from "./rejections.js";
 import type { Stored } from "./transaction.js";
 
 /** ackSchema allows at most this many ids per message. */
@@ -13,6 +14,7 @@ export const ACK_MAX_IDS = 5000;
 export interface AfterCommitDeps {
   metrics: Metrics;
   log: Logger;
+  rejections: Pick<Rejections, "idCollision">;
   now: () => number;
   onAck: (hub: string, ids: string[], now: number) => void;
   onCommitted?: ((hub: string, envelope: unknown) => void) | undefined;
@@ -48,11 +50,7 @@ export function afterCommit(d: AfterCommitDeps, items: Accepted[], stored: Store
   m.batchSize.observe(items.length);
 
   const now = d.now();
-  for (const a of items) {
-    if (!stored.foreign.has(a.id)) continue;
-    m.eventsRejected.inc({ reason: "id_collision" });
-    d.log.error({ hub: a.hub, id: a.id }, "ingest: event id already stored for another hub; not acknowledged");
-  }
+  for (const a of items) if (stored.foreign.has(a.id)) d.rejections.idCollision(a.hub, a.id);
   for (const { hub, ids } of acksFor(items, stored.foreign)) {
     try {
       d.onAck(hub, ids, now);

@@ -25,6 +25,7 @@
 //   verified.ts      an event verified on another path (SMS): stored in a transaction of its own
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
+import { BurstLog } from "../../../lib/log/burst-log.js";
 import type { Envelope } from "../../../protocol/envelope.js";
 import type { Metrics } from "../metrics.js";
 import type { Registry } from "../registry/registry.js";
@@ -86,6 +87,8 @@ export function defaultVerifyThreads(): number {
 export class Ingest {
   private readonly now: () => number;
   private readonly rejections: Rejections;
+  // A hub whose clock is off is off for every event: once per burst of each hub, not once per event.
+  private readonly skewLog: BurstLog;
   private readonly backlog: Backlog;
   private readonly tickets = new Tickets();
   private readonly batches: BatchCollector;
@@ -95,10 +98,11 @@ export class Ingest {
 
   constructor(private readonly o: IngestOptions) {
     this.now = o.now ?? Date.now;
-    this.rejections = new Rejections(o.metrics, o.log);
+    this.rejections = new Rejections(o.metrics, o.log, this.now);
+    this.skewLog = new BurstLog(o.log, "ingest: hub clock far from the relay's; event kept and flagged", this.now, { level: "info" });
     this.backlog = new Backlog(o.maxBacklog ?? DEFAULT_MAX_BACKLOG, o.metrics, o.log, this.now);
     this.batches = new BatchCollector(o.batchMaxEvents, o.batchMaxWaitMs, () => this.commits.pump(), { ...DEFAULT_ALARM_BURST, now: this.now });
-    const afterCommitDeps = { metrics: o.metrics, log: o.log, now: this.now, onAck: o.onAck, onCommitted: o.onCommitted };
+    const afterCommitDeps = { metrics: o.metrics, log: o.log, rejections: this.rejections, now: this.now, onAck: o.onAck, onCommitted: o.onCommitted };
     this.commits = new CommitLoop(
       this.batches,
       {
@@ -154,7 +158,7 @@ export class Ingest {
     if (this.closed) throw new Error("ingest is closed");
     if (env.hub !== hub) throw new Error("event of another hub");
     this.o.metrics.eventsReceived.inc();
-    const deps = { store: this.o.store, withinCommit: this.o.withinCommit, clockSkewFlagMs: this.o.clockSkewFlagMs, metrics: this.o.metrics, log: this.o.log, onCommitted: this.o.onCommitted };
+    const deps = { store: this.o.store, withinCommit: this.o.withinCommit, clockSkewFlagMs: this.o.clockSkewFlagMs, metrics: this.o.metrics, log: this.o.log, rejections: this.rejections, onCommitted: this.o.onCommitted };
     return storeVerified(deps, env, o.path, this.now());
   }
 
@@ -211,7 +215,7 @@ export class Ingest {
     }
     if (skewMs !== null) {
       this.o.metrics.eventsSkewed.inc();
-      this.o.log.info({ hub: f.hub, id: f.id, skewMs }, "ingest: hub clock far from the relay's; event kept and flagged");
+      this.skewLog.note(f.hub, { hub: f.hub, id: f.id, skewMs });
     }
     this.commits.pump();
   }

@@ -13,7 +13,7 @@ import { storeBatch, type WithinCommit } from "./transaction.js";
 /** stored: new, handed on; duplicate: the id was stored already (by either path); foreign: stored for another hub. */
 export type VerifiedOutcome = "stored" | "duplicate" | "foreign";
 
-export interface VerifiedDeps extends Pick<AfterCommitDeps, "metrics" | "log" | "onCommitted"> {
+export interface VerifiedDeps extends Pick<AfterCommitDeps, "metrics" | "log" | "rejections" | "onCommitted"> {
   store: Store;
   withinCommit: WithinCommit | undefined;
   clockSkewFlagMs: number;
@@ -26,8 +26,7 @@ export async function storeVerified(d: VerifiedDeps, env: Envelope, path: Exclud
   item.row.path = path;
   const stored = await storeBatch(d.store, [item], d.withinCommit);
   if (stored.foreign.has(env.id)) {
-    d.metrics.eventsRejected.inc({ reason: "id_collision" });
-    d.log.error({ hub: env.hub, id: env.id, path }, "ingest: event id already stored for another hub; not stored");
+    d.rejections.idCollision(env.hub, env.id, { path });
     return "foreign";
   }
   handOn(d, [item], stored);
