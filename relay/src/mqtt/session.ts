@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { connect, MqttClient, type IClientOptions } from "mqtt";
 import type { Logger } from "pino";
+import { BurstLog } from "../../../lib/log/burst-log.js";
 import { ACK_MAX_IDS, ackSchema, commandSchema, signAck, signCommand, type Ack, type HubCommandRequest } from "../../../protocol/messages.js";
 import { ULID_PATTERN } from "../../../protocol/envelope.js";
 import { topics, TOPIC_ROOT } from "../../../protocol/topics.js";
@@ -91,9 +92,11 @@ export class RelaySession {
   /** Acks waiting for their hub's key; a stop sends them before it ends the session. */
   private readonly signing = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
+  private readonly badTopics: BurstLog;
 
   constructor(private readonly o: RelaySessionOptions) {
     this.clientId = `anxin-relay-${o.relayId}-${randomBytes(4).toString("hex")}`;
+    this.badTopics = new BurstLog(o.log, "message on an unexpected topic dropped", o.now ?? Date.now);
   }
 
   get state(): SessionState {
@@ -375,7 +378,7 @@ export class RelaySession {
     const t = parseTopic(topic);
     if (!t || (t.kind !== "evt" && t.kind !== "state")) {
       this.o.metrics.eventsRejected.inc({ reason: "bad_topic" });
-      this.o.log.warn({ topic: topic.slice(0, 200) }, "message on an unexpected topic dropped");
+      this.badTopics.note("broker", { topic: topic.slice(0, 200) });
       return;
     }
     try {

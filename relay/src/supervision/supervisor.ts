@@ -14,6 +14,7 @@
 // instance's store work runs one piece at a time, in arrival order.
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { BurstLog } from "../../../lib/log/burst-log.js";
 import { stateSchema, verifyState, type HubState } from "../../../protocol/messages.js";
 import type { Metrics } from "../metrics.js";
 import { HUB_OFFLINE, type HubTransition, type Store, type TransitionResult } from "../store/store.js";
@@ -64,9 +65,12 @@ export class Supervisor {
   private retryTimer: NodeJS.Timeout | null = null;
   /** After stop(): the store is about to close, so nothing new is started on it. */
   private stopped = false;
+  // A hub (or whoever holds its topic) sending bad planned stops again and again: once per burst of each hub.
+  private readonly plannedRefusals: BurstLog;
 
   constructor(private readonly o: SupervisorOptions) {
     this.now = o.now ?? Date.now;
+    this.plannedRefusals = new BurstLog(o.log, "supervision: planned stop refused; ignored (the will and heartbeats decide)", this.now);
     this.windowMs = o.heartbeatIntervalS * o.missedHeartbeats * 1000;
     this.graceMs = (o.plannedStopGraceS ?? DEFAULT_PLANNED_STOP_GRACE_S) * 1000;
     this.startedAt = this.now();
@@ -266,7 +270,7 @@ export class Supervisor {
       return;
     }
     if (auth!.lastBoot !== null && state.boot < auth!.lastBoot) {
-      this.o.log.warn({ hub, boot: state.boot, lastBoot: auth!.lastBoot }, "supervision: planned stop of an earlier boot (a replay?); ignored");
+      this.plannedRefusals.note(hub, { hub, boot: state.boot, lastBoot: auth!.lastBoot, reason: "earlier_boot" });
       return;
     }
     const graceMs = Math.min(this.graceMs, state.expectBackWithinS !== undefined ? state.expectBackWithinS * 1000 : this.graceMs);
@@ -283,7 +287,7 @@ export class Supervisor {
 
   private rejectPlanned(hub: string, state: HubState, reason: PlannedReject): void {
     this.o.metrics.eventsRejected.inc({ reason });
-    this.o.log.warn({ hub, boot: state.boot, reason }, "supervision: planned stop not authenticated; ignored (the will and heartbeats decide)");
+    this.plannedRefusals.note(hub, { hub, boot: state.boot, reason });
   }
 
   /** Planned stops whose grace ran out: the hub did not come back, so it is offline with an incident. */
