@@ -703,8 +703,9 @@ test("commands: ping is answered with a journaled audit; a valve-open command ch
   assert.equal(r.uplink.status().sent, sentBefore);
   assert.equal(await r.rows(), 0);
   assert.deepEqual(sirenCalls, []);
-  const ignored = r.lines.filter((l) => /ignored/.test(String(l.msg)));
-  assert.equal(ignored.length, 5, "each one logged");
+  const ignored = r.lines.filter((l) => /command refused/.test(String(l.msg)));
+  assert.deepEqual(ignored.map((l) => l.reason), ["not_accepted", "not_accepted", "not_accepted", "not_accepted", "not_json"], "each one logged");
+  assert.equal(ignored.filter((l) => l.level === 40).length, 1, "one warning for the burst");
   assert.ok(ignored.some((l) => l.cmd === "valve_open"));
 
   await relay.command(r.hub, { cmd: "siren_test", id: "s-1", seconds: 4 });
@@ -714,7 +715,7 @@ test("commands: ping is answered with a journaled audit; a valve-open command ch
   await relay.command(r.hub, { cmd: "siren_test", id: "s-1", seconds: 4 }); // a redelivery of the same command
   await sleep(200);
   assert.deepEqual(sirenCalls, [4], "a repeated command id runs once");
-  assert.equal(r.uplink.status().commandsRefused, 0);
+  assert.equal(r.uplink.status().commandsRefused, 5, "the five above; a repeated id is not a refusal");
 });
 
 test("commands: unsigned, forged, another hub's, stale and replayed ones are refused; a genuine one runs", async () => {
@@ -773,8 +774,11 @@ test("acks: malformed ones are ignored; the relay's clock offset is kept and a w
   assert.ok(Math.abs(off - 10 * 60_000) < 2000, `offset ${off}`);
   assert.equal(r.lines.filter((l) => /clock/.test(String(l.msg))).length, 1);
   assert.equal(relay.received.find((x) => x.id === e.id)?.ts, e.ts, "event time untouched");
-  assert.equal(r.lines.filter((l) => /malformed ack|not JSON/.test(String(l.msg))).length, 2);
-  assert.equal(r.uplink.status().acksRefused, 1);
+  // Refused like forged ones: counted, one warning for the burst, each at debug.
+  const refused = r.lines.filter((l) => /ack refused/.test(String(l.msg)));
+  assert.deepEqual(refused.map((l) => l.reason), ["not_json", "malformed", "unsigned"]);
+  assert.deepEqual(refused.map((l) => l.level), [40, 20, 20]);
+  assert.equal(r.uplink.status().acksRefused, 3);
 });
 
 test("acks: forged ones (unsigned, badly signed, another hub's key or name, a command's signature) delete nothing; the genuine one does", async () => {

@@ -48,7 +48,7 @@ export class Commands {
 
   constructor(private readonly o: CommandOptions) {
     this.clock = o.clock ?? Date.now;
-    this.refusals = new Refusals(o.log, "uplink: command refused (unsigned, wrongly signed, stale or too many); ignored", this.clock);
+    this.refusals = new Refusals(o.log, "uplink: command refused (retained, malformed, not taken remotely, unsigned, wrongly signed, stale or too many); ignored", this.clock);
   }
 
   /** Commands refused: unsigned, badly signed (or for another hub), stale, or while the id memory was full. */
@@ -59,23 +59,21 @@ export class Commands {
   handle(payload: Buffer, retained: boolean): void {
     // A retained command would run again on every reconnect.
     if (retained) {
-      this.o.log.warn({ bytes: payload.length }, "uplink: retained command ignored");
+      this.refusals.note("retained", { bytes: payload.length });
       return;
     }
     let raw: unknown;
     try {
       raw = JSON.parse(payload.toString("utf8"));
     } catch {
-      this.o.log.warn({ bytes: payload.length }, "uplink: command is not JSON; ignored");
+      this.refusals.note("not_json", { bytes: payload.length });
       return;
     }
     const parsed = commandSchema.safeParse(raw);
     if (!parsed.success) {
+      // Only ping, siren_test, retire_device and announce are taken remotely.
       const name = typeof raw === "object" && raw !== null ? (raw as { cmd?: unknown }).cmd : undefined;
-      this.o.log.warn(
-        { cmd: typeof name === "string" ? name.slice(0, 64) : undefined, problem: parsed.error.issues[0]?.message },
-        "uplink: command not accepted remotely (only ping, siren_test, retire_device and announce are); ignored",
-      );
+      this.refusals.note("not_accepted", { cmd: typeof name === "string" ? name.slice(0, 64) : undefined, problem: parsed.error.issues[0]?.message });
       return;
     }
     const c = parsed.data;

@@ -168,7 +168,7 @@ export class Uplink implements UplinkHandle {
       clock: this.clock,
       log: o.log,
     });
-    this.ackRefusals = new Refusals(o.log, "uplink: ack refused (not signed by the relay with this hub's key); nothing deleted", this.clock);
+    this.ackRefusals = new Refusals(o.log, "uplink: ack refused (malformed, or not signed by the relay with this hub's key); nothing deleted", this.clock);
     this.commands = new Commands({
       hub: o.hub,
       key: o.settings.key,
@@ -403,12 +403,12 @@ export class Uplink implements UplinkHandle {
     try {
       raw = JSON.parse(payload.toString("utf8"));
     } catch {
-      this.log.warn({ bytes: payload.length }, "uplink: ack is not JSON; ignored");
+      this.ackRefusals.note("not_json", { bytes: payload.length });
       return;
     }
     const parsed = ackSchema.safeParse(raw);
     if (!parsed.success) {
-      this.log.warn({ problem: parsed.error.issues[0]?.message }, "uplink: malformed ack; ignored");
+      this.ackRefusals.note("malformed", { problem: parsed.error.issues[0]?.message });
       return;
     }
     // Before anything is deleted or learned: an ack counts only when the relay signed it for this hub with
