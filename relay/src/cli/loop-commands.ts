@@ -11,7 +11,7 @@ import { addToken, listTokens, revokeToken, roleSchema, tokenNameSchema, tokenSt
 import { listAudit } from "../careplans/audit.js";
 import { CarePlanError, deleteCarePlan, loadCarePlanFile, readCarePlan, setCarePlan } from "../careplans/store.js";
 import { loadPolicySet, readPolicyFile } from "../escalation/policy.js";
-import { RELAY_VERSION } from "../daemon/run.js";
+import { RELAY_VERSION } from "../version.js";
 import { isHubId } from "../mqtt/topics.js";
 import type { AdminHandle } from "./open-admin.js";
 

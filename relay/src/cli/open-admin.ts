@@ -3,7 +3,8 @@
 import type { Kysely } from "kysely";
 import { readRelayConfig } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
-import { registryOptions, relayExtraMigrations } from "../daemon/run.js";
+import { registryOptions } from "../registry/options.js";
+import { relayExtraMigrations } from "../store/relay-migrations.js";
 import { lazyHubKeys } from "../registry/hub-keys.js";
 import { Registry } from "../registry/registry.js";
 import { loopDb, type LoopDb } from "../store/closed-loop-schema.js";

@@ -21,7 +21,7 @@ import {
 } from "../console/auth/accounts.js";
 import { passwordProblem } from "../console/auth/password.js";
 import { consoleAuthDb, type ConsoleAuthDb } from "../console/auth/tables.js";
-import { relayExtraMigrations } from "../daemon/run.js";
+import { relayExtraMigrations } from "../store/relay-migrations.js";
 import { openStore } from "../store/store.js";
 import { cliActor } from "./loop-commands.js";
 import { PasswordInputError, readNewPassword } from "./password-prompt.js";

@@ -2,18 +2,16 @@
 // No logic of its own lives here.
 import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { Kysely, Migration } from "kysely";
+import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { Health } from "../../../lib/daemon/health.js";
 import { createNotifier } from "../../../lib/daemon/sd-notify.js";
-import { alertMigrations } from "../alerts/operator-alerts.js";
 import { claimOwner, isEarlierRun, takeOverEarlierClaims } from "./claims.js";
 import { guardedOpening } from "./guarded-opening.js";
 import { brokerConnection } from "./broker-connection.js";
 import { buildClosedLoop } from "./closed-loop.js";
 import { healthReporter } from "./health-report.js";
 import { startHttpApi } from "./http-api.js";
-import { consoleAuthMigrations } from "../console/auth/tables.js";
 import { consolePlugin } from "../console/mount.js";
 import type { FastifyPluginAsync } from "fastify";
 import { startRevocationSweep } from "./revocation-sweep.js";
@@ -21,9 +19,9 @@ import type { ApiServer, HealthReport } from "../api/server.js";
 import type { EscalationEngine } from "../escalation/engine.js";
 import type { Alerter } from "../alerts/alerter.js";
 import type { EmbeddedBroker } from "../broker/embedded.js";
-import { forwarderMigrations, type ForwarderWorker } from "../forwarders/outbox.js";
+import type { ForwarderWorker } from "../forwarders/outbox.js";
 import type { IncidentService } from "../incidents/service.js";
-import { closedLoopMigrations, loopDb, type LoopDb } from "../store/closed-loop-schema.js";
+import { loopDb, type LoopDb } from "../store/closed-loop-schema.js";
 import type { Telephony } from "../telephony/index.js";
 import { hubMqttUrl, readRelayConfig, relayPublicUrl } from "../config/loader.js";
 import type { RelayConfig } from "../config/schema.js";
@@ -35,20 +33,18 @@ import { startHubKeys } from "../registry/hub-keys.js";
 import { Registry } from "../registry/registry.js";
 import { openStore, type Store } from "../store/store.js";
 import { Supervisor, type SupervisorOptions } from "../supervision/supervisor.js";
-import { supervisionMigrations } from "../supervision/planned-stops.js";
-import { householdMigrations } from "../households/tables.js";
-import { retentionMigrations, startRetention } from "../retention/index.js";
+import { startRetention } from "../retention/index.js";
 import { commissioningIntake } from "../commissioning/intake.js";
-import { commissioningMigrations } from "../commissioning/tables.js";
-import { upkeepMigrations } from "../households/upkeep-table.js";
 import { startUpkeep } from "../households/upkeep-sweep.js";
-import { retirementMigrations } from "../households/retirement-table.js";
-import { stillsMigrations } from "../stills/table.js";
 import { retirementOutcomes } from "../households/retirement-outcomes.js";
 import { RetirementSender } from "../households/retirement-sender.js";
 import { Announcer } from "../announce/announcer.js";
+import { registryOptions } from "../registry/options.js";
+import { relayExtraMigrations } from "../store/relay-migrations.js";
+import { RELAY_VERSION } from "../version.js";
 
-export const RELAY_VERSION = "0.1.0";
+// Kept apart so the CLI's commands can open the store without loading the daemon (cli/main.ts).
+export { RELAY_VERSION, relayExtraMigrations, registryOptions };
 
 /** Constructors of the parts; tests replace some with fakes. */
 export interface RelayParts {
@@ -58,10 +54,6 @@ export interface RelayParts {
   ingest(o: IngestOptions): Ingest;
 }
 
-/** Every migration beyond the store's own: the closed loop's tables and the forwarders' outbox. Whatever
- * opens the relay's store (the daemon, the CLI) must pass all of them: the migrator refuses a database that
- * ran a migration it does not know. */
-export const relayExtraMigrations: Record<string, Migration> = { ...closedLoopMigrations, ...forwarderMigrations, ...alertMigrations, ...supervisionMigrations, ...retentionMigrations, ...householdMigrations, ...upkeepMigrations, ...commissioningMigrations, ...retirementMigrations, ...consoleAuthMigrations, ...stillsMigrations };
 
 const realParts: RelayParts = {
   openStore: (cfg, dataDir) => openStore(cfg, dataDir, { migrations: relayExtraMigrations }),
@@ -132,10 +124,6 @@ export interface RunningRelay {
   healthReport(): Promise<HealthReport>;
   /** Graceful stop: stop intake, commit and ack what is buffered, then close. Idempotent. */
   stop(): Promise<void>;
-}
-
-export function registryOptions(config: RelayConfig, now?: () => number): ConstructorParameters<typeof Registry>[1] {
-  return { claimCodeTtlS: config.enrolment.claimCodeTtlS, heartbeatS: config.supervision.heartbeatIntervalS, mqttUrl: hubMqttUrl(config), now };
 }
 
 export async function startRelay(configFile: string, o: StartRelayOptions): Promise<RunningRelay> {
