@@ -118,6 +118,37 @@ test("PostgreSQL: schema created and migrated (also by two instances at once); e
   assert.equal((await b.getHub("hub-1"))?.online, true);
 });
 
+test("PostgreSQL: a relay starts while other schemas on the server are created and dropped (another relay's, a test's)", async (t) => {
+  if (!PG_URL) return t.skip(SKIP);
+  // Another session creates and drops schemas without pause. The migrator's look at which tables exist once
+  // read every schema on the server and failed when one went away under it (4 starts of 15 here).
+  const churn = new pg.Client({ connectionString: PG_URL });
+  await churn.connect();
+  const prefix = `anxin_churn_${randomBytes(4).toString("hex")}`;
+  let stop = false;
+  let cycles = 0;
+  const churning = (async () => {
+    while (!stop) {
+      const s = `${prefix}_${cycles++}`;
+      await churn.query(`CREATE SCHEMA ${s}; CREATE TABLE ${s}.t (id serial PRIMARY KEY, a int, b int)`);
+      await churn.query(`DROP SCHEMA ${s} CASCADE`);
+    }
+  })();
+  const failures: string[] = [];
+  try {
+    for (let i = 0; i < 15; i++) {
+      const ctx = await pgContext(t);
+      await ctx.open().catch((e: Error) => void failures.push(e.message));
+    }
+  } finally {
+    stop = true;
+    await churning;
+    await churn.end();
+  }
+  assert.ok(cycles > 15, `the other session kept going (${cycles} schemas)`);
+  assert.deepEqual(failures, []);
+});
+
 test("PostgreSQL: sightings of 600 online hubs in one flush keep each hub's latest", async (t) => {
   if (!PG_URL) return t.skip(SKIP);
   const ctx = await pgContext(t);

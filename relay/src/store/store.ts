@@ -4,10 +4,11 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Expression, type Migration, type Selectable } from "kysely";
+import { CompiledQuery, Kysely, Migrator, sql, type Expression, type Migration, type Selectable } from "kysely";
 import type pg from "pg";
 import { ulid } from "ulid";
 import type { RelayConfig } from "../config/schema.js";
+import { OwnSchemaPostgresDialect } from "./own-schema-dialect.js";
 import { relayMigrations, type HubsTable, type RelayDb } from "./schema.js";
 import { sqliteLanes } from "./sqlite-driver.js";
 
@@ -250,7 +251,7 @@ export async function openStore(cfg: RelayConfig["store"], dataDir: string, opts
     });
     // An idle client losing its server must not crash the process; the next query reports the error.
     p.on("error", () => {});
-    return new Kysely<RelayDb>({ dialect: new PostgresDialect({ pool: p }) });
+    return new Kysely<RelayDb>({ dialect: new OwnSchemaPostgresDialect({ pool: p }, cfg.schema) });
   };
   const db = pooledDb(cfg.poolSize);
   try {
