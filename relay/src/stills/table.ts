@@ -1,5 +1,5 @@
 // The stills table, written once for SQLite and PostgreSQL (ms timestamps as bigint, the image as BLOB/bytea),
-// created by the relay's shared migrations (daemon/run.ts relayExtraMigrations) like every other table.
+// created by the relay's shared migrations (store/relay-migrations.ts) like every other table.
 import { PostgresAdapter, sql, type Kysely, type Migration } from "kysely";
 import type { LoopDb } from "../store/closed-loop-schema.js";
 
