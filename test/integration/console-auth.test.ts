@@ -26,7 +26,7 @@ import {
 import { cookieIsSecure } from "../../relay/src/console/auth/cookie.js";
 import { consoleAuthPlugin } from "../../relay/src/console/auth/plugin.js";
 import { auditDb, consoleAuthDb, consoleAuthMigrations, type ConsoleAuthDb } from "../../relay/src/console/auth/tables.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import type { Kysely } from "kysely";
 import { ConsoleClient } from "../support/console-client.js";

@@ -12,7 +12,7 @@ import path from "node:path";
 import { stringify } from "yaml";
 import { verifyToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore } from "../../relay/src/store/store.js";
 import { HIGH, LOW } from "../support/households.js";

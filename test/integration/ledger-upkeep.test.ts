@@ -13,7 +13,7 @@ import { serveOperatorApi } from "../support/operator-api.js";
 import { operatorRoutes } from "../../relay/src/api/operator/routes.js";
 import { addToken, verifyToken } from "../../relay/src/auth/tokens.js";
 import { listAudit } from "../../relay/src/careplans/audit.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { ledgerRows } from "../../relay/src/households/ledger.js";
 import { ledgerCsv, ledgerHeaders, ledgerPeriod } from "../../relay/src/households/ledger-export.js";
 import { loadRiskRules } from "../../relay/src/households/scoring.js";

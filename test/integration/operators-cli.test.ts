@@ -15,7 +15,7 @@ import { getAccount, LOCKOUT } from "../../relay/src/console/auth/accounts.js";
 import { sessionLimits } from "../../relay/src/console/auth/sessions.js";
 import { signIn } from "../../relay/src/console/auth/sign-in.js";
 import { auditDb, consoleAuthDb, consoleAuthMigrations, type ConsoleAuthDb } from "../../relay/src/console/auth/tables.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { openStore } from "../../relay/src/store/store.js";
 import type { Kysely } from "kysely";
 import { runOnPty } from "../support/pty-run.js";

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";
 import { dropPgSchema, PG_URL, pgSkipReason, uniquePgSchema } from "./pg.js";
 

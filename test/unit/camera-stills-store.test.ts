@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Kysely } from "kysely";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { createHousehold, recordConsent } from "../../relay/src/households/store.js";
 import type { LoopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore } from "../../relay/src/store/store.js";

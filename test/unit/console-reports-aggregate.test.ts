@@ -11,7 +11,7 @@ import path from "node:path";
 import type { Kysely } from "kysely";
 import { buildReport } from "../../relay/src/console/reports/report.js";
 import { interpolate, percentile, rankIndices } from "../../relay/src/console/reports/percentile.js";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import type { HouseholdsTable } from "../../relay/src/households/tables.js";
 import { loopDb, type IncidentsTable, type IncidentTimelineTable, type LoopDb } from "../../relay/src/store/closed-loop-schema.js";
 import { openStore, type Store } from "../../relay/src/store/store.js";

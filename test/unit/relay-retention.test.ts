@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Kysely } from "kysely";
 import pino from "pino";
 import { ulid } from "ulid";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { relayConfigSchema } from "../../relay/src/config/schema.js";
 import { createMetrics } from "../../relay/src/metrics.js";
 import {

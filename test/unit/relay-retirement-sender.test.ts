@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { relayExtraMigrations } from "../../relay/src/daemon/run.js";
+import { relayExtraMigrations } from "../../relay/src/store/relay-migrations.js";
 import { RetirementSender } from "../../relay/src/households/retirement-sender.js";
 import { retirementDb } from "../../relay/src/households/retirement-table.js";
 import { loopDb } from "../../relay/src/store/closed-loop-schema.js";

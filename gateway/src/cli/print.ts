@@ -142,7 +142,7 @@ function uplinkLine(u: UplinkView): string {
     const s = u.clockOffsetMs / 1000;
     parts.push(`relay clock ${s >= 0 ? "+" : ""}${s.toFixed(1)} s${Math.abs(s) > 300 ? " (HUB CLOCK WRONG)" : ""}`);
   }
-  // Not signed by the relay with this hub's key: forged, or from a relay older than signed acks.
+  // Malformed, or not signed by the relay with this hub's key: forged, or from a relay older than signed acks.
   if (u.acksRefused) parts.push(`REFUSED ${u.acksRefused} malformed, unsigned or forged ack(s)`);
   if (u.commandsRefused) parts.push(`REFUSED ${u.commandsRefused} command(s)`);
   return parts.join("  ");

@@ -51,7 +51,7 @@ export class Commands {
     this.refusals = new Refusals(o.log, "uplink: command refused (retained, malformed, not taken remotely, unsigned, wrongly signed, stale or too many); ignored", this.clock);
   }
 
-  /** Commands refused: unsigned, badly signed (or for another hub), stale, or while the id memory was full. */
+  /** Commands refused: retained, malformed or not taken remotely, unsigned, badly signed (or for another hub), stale, or while the id memory was full. */
   get refused(): number {
     return this.refusals.count;
   }

@@ -1,6 +1,6 @@
-// Counts messages the uplink refuses (acks and commands that are unsigned, badly signed, stale) and logs
-// them as a warning once per burst (lib/log/burst-log.ts): whoever forges them must not be able to flood the
-// hub's log, and an operator must still hear of it.
+// Counts messages the uplink refuses (acks and commands that are malformed, unsigned, badly signed, stale)
+// and logs them as a warning once per burst (lib/log/burst-log.ts): whoever forges them must not be able to
+// flood the hub's log, and an operator must still hear of it.
 import type { Logger } from "pino";
 import { BurstLog } from "../../../lib/log/burst-log.js";
 

@@ -43,8 +43,6 @@ import { registryOptions } from "../registry/options.js";
 import { relayExtraMigrations } from "../store/relay-migrations.js";
 import { RELAY_VERSION } from "../version.js";
 
-// Kept apart so the CLI's commands can open the store without loading the daemon (cli/main.ts).
-export { RELAY_VERSION, relayExtraMigrations, registryOptions };
 
 /** Constructors of the parts; tests replace some with fakes. */
 export interface RelayParts {
