@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Zdo, type Events } from "zigbee-herdsman";
 import type { Device } from "zigbee-herdsman/dist/controller/model/index.js";
 import * as zhc from "zigbee-herdsman-converters";
@@ -18,6 +19,8 @@ import { socatAvailable, startPtyBridge, type PtyBridge } from "../support/znp/p
 import { heimanGasHS1CG, tuyaGasValve } from "../support/zigbee/products.js";
 import type { VirtualDevice } from "../support/zigbee/virtual-device.js";
 import { startHubRig, waitFor, type HubRig } from "../support/hub-rig.js";
+import { holdThreadPool } from "../support/thread-pool.js";
+import { routeCoordinatorSerialThroughMainThread } from "../../gateway/src/transports/zigbee/coordinator-serial.js";
 
 const HANG_GUARD_MS = 20_000;
 /** Per-suite hang guard only: the whole file runs in about 12 s. */
@@ -378,6 +381,7 @@ describe("zigbee-herdsman z-stack adapter over a PTY (native serialport)", { ski
     emulator.addDevice(gas);
     emulator.addDevice(valve);
     bridge = await startPtyBridge(emulator.port, join(dir, "ttyZNP"));
+    routeCoordinatorSerialThroughMainThread(); // as the hub's stack does before its first start
   });
 
   after(async () => {
@@ -414,6 +418,19 @@ describe("zigbee-herdsman z-stack adapter over a PTY (native serialport)", { ski
     assert.equal(valve.onOff(), false);
     const req = emulator.dataRequests.filter((r) => r.nwk === valve.nwk && r.clusterId === 0x0006).at(-1);
     assert.ok(req && isGenOnOffOff(req.data) && req.status === 0);
+
+    // The coordinator's port reads and writes on the main thread: a valve command goes out while every
+    // thread of libuv's pool is held (a stuck SD card, DNS lookups on a dead network).
+    await endpoint.command("genOnOff", "on", {});
+    assert.equal(valve.onOff(), true);
+    const pool = await holdThreadPool();
+    try {
+      const off = endpoint.command("genOnOff", "off", {}).then(() => "sent");
+      assert.equal(await Promise.race([off, sleep(15_000, "stuck")]), "sent", "the valve command waited for the thread pool");
+      assert.equal(valve.onOff(), false, "the valve closed with the pool held");
+    } finally {
+      await pool.release();
+    }
 
     valve.online = false;
     await assert.rejects(endpoint.command("genOnOff", "on", {}, { disableRecovery: true }), /MAC_NO_ACK/);

@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import modbusSerial from "modbus-serial";
 import { BusError, classify } from "./errors.js";
+import { mainThreadBinding } from "../serial/main-thread-binding.js";
 
 // The package's typings describe its CommonJS export as a namespace; at run time the default
 // export is the client class itself.
@@ -60,7 +61,9 @@ export class SerialLink implements ModbusLink {
     // Without a listener an "error" event would throw and take the daemon down.
     client.on("error", () => {});
     try {
-      await client.connectRTUBuffered(this.path, { ...this.serial });
+      // modbus-serial hands its options to serialport, the binding included (its typings leave it out).
+      const options = { ...this.serial, binding: mainThreadBinding };
+      await client.connectRTUBuffered(this.path, options);
     } catch (e) {
       throw new BusError("open_failed", `cannot open ${this.path}: ${classify(e).message}`);
     }

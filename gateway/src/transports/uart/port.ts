@@ -3,7 +3,8 @@
 // on untouched: framing is the codec's business, supervision the device's.
 import { existsSync } from "node:fs";
 import { EventEmitter } from "node:events";
-import { SerialPort } from "serialport";
+import { SerialPortStream } from "@serialport/stream";
+import { mainThreadBinding } from "../serial/main-thread-binding.js";
 import { reconnectDelay } from "../../uplink/backoff.js";
 
 export interface UartSettings {
@@ -25,7 +26,7 @@ type PortEvents = {
 };
 
 export class UartPort extends EventEmitter<PortEvents> {
-  private port?: SerialPort;
+  private port?: SerialPortStream;
   private retry?: NodeJS.Timeout;
   private watch?: NodeJS.Timeout;
   private failures = 0;
@@ -65,7 +66,7 @@ export class UartPort extends EventEmitter<PortEvents> {
   private open(): void {
     if (this.stopped) return;
     const s = this.settings;
-    const port = new SerialPort({ path: s.path, baudRate: s.baudRate, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, autoOpen: false });
+    const port = new SerialPortStream({ binding: mainThreadBinding, path: s.path, baudRate: s.baudRate, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, autoOpen: false });
     // Without a listener an "error" event would throw and take the daemon down.
     port.on("error", (e) => this.lost(port, e.message));
     port.on("close", () => this.lost(port, "port closed"));
@@ -86,7 +87,7 @@ export class UartPort extends EventEmitter<PortEvents> {
     });
   }
 
-  private lost(port: SerialPort, reason: string): void {
+  private lost(port: SerialPortStream, reason: string): void {
     if (port !== this.port || this.stopped) return;
     this.port = undefined;
     clearInterval(this.watch);

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { reconnectDelay } from "../../uplink/backoff.js";
 import type { NetworkSecrets } from "./network-keys.js";
 import { zigbeeLogger } from "./definitions.js";
+import { routeCoordinatorSerialThroughMainThread } from "./coordinator-serial.js";
 
 export interface StackOptions {
   adapter: "zstack" | "ember" | "deconz" | "zigate" | "zboss";
@@ -76,6 +77,12 @@ export class ZigbeeStack extends EventEmitter<StackEvents> {
   /** Makes the first attempt; resolves when it has succeeded or failed (a failure schedules retries). */
   async start(): Promise<void> {
     this.stopped = false;
+    try {
+      routeCoordinatorSerialThroughMainThread();
+    } catch (e) {
+      // Zigbee still works, its port I/O through libuv's thread pool as serialport does it.
+      this.o.log.error({ err: (e as Error).message }, "zigbee: the coordinator's port could not be moved to the main thread");
+    }
     await this.attempt();
   }
 
