@@ -2,6 +2,9 @@
 // same PTY line to Debian's pymodbus: CPU and context switches per Modbus transaction (the input flush the
 // bus does before each request, the request, the reply), its latency, and whether a valve close still goes
 // out while every pool thread is held.
+// Then the idle hub's case: one transaction a second for SERIAL_BENCH_PACED_S seconds (default 15), CPU a
+// second including the wake-ups (each binding twice, in the order A B B A, so leftover garbage from the
+// rounds before weighs on both).
 // Run: node --import tsx bench/serial-binding.bench.ts   (SERIAL_BENCH_N=2000 transactions a round, 2 rounds)
 import modbusSerial from "modbus-serial";
 import { mainThreadBinding } from "../gateway/src/transports/serial/main-thread-binding.js";
@@ -16,6 +19,7 @@ type Variant = "serialport" | "main-thread";
 const N = Number(process.env.SERIAL_BENCH_N ?? 2000);
 const ROUNDS = 2;
 const HELD_DEADLINE_MS = 5000;
+const PACED_S = Number(process.env.SERIAL_BENCH_PACED_S ?? 15);
 const SERIAL = { baudRate: 9600, parity: "none", dataBits: 8, stopBits: 1 } as const;
 
 const avail = benchAvailable();
@@ -80,6 +84,23 @@ async function round(variant: Variant): Promise<Round> {
   };
 }
 
+/** One transaction a second, as the idle hub polls a detector: CPU µs a second and context switches a second. */
+async function paced(variant: Variant): Promise<{ cpuUsPerS: number; switchesPerS: number }> {
+  const c = await open(variant);
+  for (let i = 0; i < 20; i++) await transaction(c);
+  const cpu0 = process.cpuUsage();
+  const ru0 = process.resourceUsage();
+  for (let i = 0; i < PACED_S; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    await transaction(c);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const ru = process.resourceUsage();
+  await new Promise<void>((r) => c.close(() => r()));
+  const switches = ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches + ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches;
+  return { cpuUsPerS: r2((cpu.user + cpu.system) / PACED_S), switchesPerS: r2(switches / PACED_S) };
+}
+
 /** Five detector reads and a valve close with every pool thread held: ms to finish, or null past the deadline. */
 async function whilePoolHeld(variant: Variant): Promise<number | null> {
   const c = await open(variant);
@@ -101,6 +122,10 @@ async function whilePoolHeld(variant: Variant): Promise<number | null> {
 const variants: Variant[] = ["serialport", "main-thread"];
 const rounds: Record<Variant, Round[]> = { serialport: [], "main-thread": [] };
 for (let i = 0; i < ROUNDS; i++) for (const v of i % 2 ? [...variants].reverse() : variants) rounds[v].push(await round(v));
+const idleRuns: Record<Variant, Array<{ cpuUsPerS: number; switchesPerS: number }>> = { serialport: [], "main-thread": [] };
+for (const v of ["serialport", "main-thread", "main-thread", "serialport"] as const) idleRuns[v].push(await paced(v));
+const idle = (v: Variant, k: "cpuUsPerS" | "switchesPerS") => idleRuns[v].map((r) => r[k]).join(" / ");
+const idleMean = (v: Variant) => idleRuns[v].reduce((a, r) => a + r.cpuUsPerS, 0) / idleRuns[v].length;
 const held: Record<Variant, number | null> = { serialport: await whilePoolHeld("serialport"), "main-thread": await whilePoolHeld("main-thread") };
 await bench.stop();
 
@@ -112,6 +137,8 @@ console.log("| --- | --- | --- | --- |");
 for (const [label, k] of [["CPU per transaction, µs (this process, all threads)", "cpuUsPerTx"], ["context switches per transaction", "switchesPerTx"], ["latency p50, ms", "p50Ms"], ["latency p99, ms", "p99Ms"]] as const)
   console.log(`| ${label} | ${show("serialport", k)} | ${show("main-thread", k)} | ${r2(mean("main-thread", k) / mean("serialport", k))} |`);
 const heldText = (x: number | null) => (x === null ? `still waiting after ${HELD_DEADLINE_MS} ms` : `${x} ms`);
+console.log(`| one transaction a second: CPU µs a second | ${idle("serialport", "cpuUsPerS")} | ${idle("main-thread", "cpuUsPerS")} | ${r2(idleMean("main-thread") / idleMean("serialport"))} |`);
+console.log(`| one transaction a second: context switches a second | ${idle("serialport", "switchesPerS")} | ${idle("main-thread", "switchesPerS")} | |`);
 console.log(`| 5 reads + a valve close with every pool thread held | ${heldText(held.serialport)} | ${heldText(held["main-thread"])} | |`);
 console.log(`load average at end: ${machineInfo().loadStart.join(" ")}`);
-console.log(JSON.stringify({ bench: "serial-binding", machine: { ...m, loadEnd: machineInfo().loadStart }, n: N, rounds, heldMs: held, heldDeadlineMs: HELD_DEADLINE_MS }));
+console.log(JSON.stringify({ bench: "serial-binding", machine: { ...m, loadEnd: machineInfo().loadStart }, n: N, rounds, idle: idleRuns, heldMs: held, heldDeadlineMs: HELD_DEADLINE_MS }));
