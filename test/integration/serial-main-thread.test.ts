@@ -15,7 +15,7 @@ import { Bus } from "../../gateway/src/transports/modbus/bus.js";
 import { SerialLink } from "../../gateway/src/transports/modbus/link.js";
 import { benchAvailable, startBench, type Bench } from "../support/modbus-bench.js";
 import { startPtyPair, type PtyPair } from "../support/pty-pair.js";
-import { holdThreadPool } from "../support/thread-pool.js";
+import { holdThreadPool, stuckAfter } from "../support/thread-pool.js";
 
 const avail = benchAvailable();
 const skip = avail.ok ? false : avail.reason;
@@ -58,10 +58,11 @@ test("the RS-485 bus reads a detector and closes a valve while every thread of l
     await bus.write(3, 5, 1, true, T, "safety");
   })();
   // Through serialport's own binding this waits for the pool forever (the flush before each request is queued there).
-  const stuck = sleep(15_000, "stuck");
+  const deadline = stuckAfter(15_000);
   try {
-    assert.notEqual(await Promise.race([work.then(() => "done"), stuck]), "stuck", "the bus waited for the thread pool");
+    assert.notEqual(await Promise.race([work.then(() => "done"), deadline.stuck]), "stuck", "the bus waited for the thread pool");
   } finally {
+    deadline.cancel();
     await pool.release();
   }
   assert.equal((await bench.slave.send({ cmd: "stats", unit: 3 })).close_commands, 1, "the valve got its close command");
@@ -70,7 +71,7 @@ test("the RS-485 bus reads a detector and closes a valve while every thread of l
 test("bulk bytes cross a PTY pair intact both ways, through the kernel's full buffers", { skip: noSocat }, async () => {
   const pair = await ptyPair();
   const [a, b] = [await stream(pair.hubEnd), await stream(pair.deviceEnd)];
-  const sizes = 256 * 1024; // far more than a PTY buffers, so writes meet EAGAIN and wait for the poller
+  const sizes = 256 * 1024; // far more than a PTY buffers, so writes meet EAGAIN and retry while reads go on
   const payload = (seed: number) => Buffer.from(Array.from({ length: sizes }, (_, i) => (i * 31 + seed) & 0xff));
   const receive = (s: SerialPortStream) =>
     new Promise<Buffer>((resolve) => {

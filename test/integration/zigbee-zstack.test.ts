@@ -9,7 +9,6 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Controller, Zdo, type Events } from "zigbee-herdsman";
 import type { Device } from "zigbee-herdsman/dist/controller/model/index.js";
 import * as zhc from "zigbee-herdsman-converters";
@@ -19,7 +18,7 @@ import { socatAvailable, startPtyBridge, type PtyBridge } from "../support/znp/p
 import { heimanGasHS1CG, tuyaGasValve } from "../support/zigbee/products.js";
 import type { VirtualDevice } from "../support/zigbee/virtual-device.js";
 import { startHubRig, waitFor, type HubRig } from "../support/hub-rig.js";
-import { holdThreadPool } from "../support/thread-pool.js";
+import { holdThreadPool, stuckAfter } from "../support/thread-pool.js";
 import { routeCoordinatorSerialThroughMainThread } from "../../gateway/src/transports/zigbee/coordinator-serial.js";
 
 const HANG_GUARD_MS = 20_000;
@@ -424,11 +423,13 @@ describe("zigbee-herdsman z-stack adapter over a PTY (native serialport)", { ski
     await endpoint.command("genOnOff", "on", {});
     assert.equal(valve.onOff(), true);
     const pool = await holdThreadPool();
+    const deadline = stuckAfter(15_000);
     try {
       const off = endpoint.command("genOnOff", "off", {}).then(() => "sent");
-      assert.equal(await Promise.race([off, sleep(15_000, "stuck")]), "sent", "the valve command waited for the thread pool");
+      assert.equal(await Promise.race([off, deadline.stuck]), "sent", "the valve command waited for the thread pool");
       assert.equal(valve.onOff(), false, "the valve closed with the pool held");
     } finally {
+      deadline.cancel();
       await pool.release();
     }
 

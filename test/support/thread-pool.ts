@@ -36,3 +36,10 @@ export async function holdThreadPool(): Promise<HeldPool> {
   };
 }
 
+
+/** A deadline for work done while the pool is held: `stuck` resolves to "stuck" unless cancelled first. */
+export function stuckAfter(ms: number): { stuck: Promise<"stuck">; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<"stuck">((resolve) => (timer = setTimeout(() => resolve("stuck"), ms)));
+  return { stuck, cancel: () => clearTimeout(timer) };
+}
