@@ -9,7 +9,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import mqtt, { type MqttClient } from "mqtt";
-import { ulid } from "ulid";
+import { monotonicFactory } from "ulid";
 import type { CommissioningReport } from "../../protocol/commissioning.js";
 import type { EnrolResponse } from "../../protocol/messages.js";
 import { COMMAND_MAX_AGE_MS, commandSchema, verifyCommand } from "../../protocol/messages.js";
@@ -71,6 +71,9 @@ function report(household: string): CommissioningReport {
 /** The hub on the wire: its own MQTT connection, its key, its boot; publishes signed events. */
 class PlayedHub {
   private seq = 0;
+  // Event ids as the hub's journal makes them: increasing within a millisecond too. The relay stores a batch
+  // in id order, so two answers sent in the same millisecond with random ids could settle in either order.
+  private readonly nextId = monotonicFactory();
   readonly commands: Array<Record<string, unknown>> = [];
   private client: MqttClient | undefined;
 
@@ -102,7 +105,7 @@ class PlayedHub {
   }
 
   async send(e: { type: string; data: Record<string, unknown>; device?: string }): Promise<string> {
-    const env = signEnvelope({ v: 1, hub: HUB, boot: this.boot, seq: ++this.seq, id: ulid(), ts: Date.now(), kind: "audit", severity: "info", ...e }, this.key);
+    const env = signEnvelope({ v: 1, hub: HUB, boot: this.boot, seq: ++this.seq, id: this.nextId(), ts: Date.now(), kind: "audit", severity: "info", ...e }, this.key);
     await this.client!.publishAsync(topics.evt(HUB), JSON.stringify(env), { qos: 1 });
     return env.id;
   }
