@@ -17,6 +17,7 @@ import { voiceSchema } from "../../gateway/src/config/voice.js";
 import { configSchema } from "../../gateway/src/config/schema.js";
 import { Commands } from "../../gateway/src/uplink/commands.js";
 import { ANNOUNCEMENTS, commandSchema, signCommand, type HubCommand } from "../../protocol/messages.js";
+import { holdThreadPool, stuckAfter } from "../support/thread-pool.js";
 import type { Envelope } from "../../protocol/envelope.js";
 import { announcementsOf, type IncidentNews } from "../../relay/src/announce/announcer.js";
 
@@ -156,6 +157,32 @@ test("player: a missing prompt file is logged once and skipped; the next prompt 
     await until("call sent", () => p.played.some((x) => x.id === "call_sent" && x.ok));
     assert.deepEqual(p.played.filter((x) => x.problem === "missing").length, 2);
     assert.equal(lines.filter((s) => s.includes("prompt file missing")).length, 1, "logged once");
+    await p.stop();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("player: with every thread of libuv's pool held, a prompt found at start is still spoken", async () => {
+  const dir = await promptsDir(["gas_alarm"]);
+  try {
+    const aplay = await fakeAplay(dir, 50);
+    const p = new Player({ dir, language: "zh-CN", device: "null", sirenOn: () => false, quiet: () => false, log, program: aplay.program, checkMs: 20 });
+    await p.ready;
+    const pool = await holdThreadPool();
+    const deadline = stuckAfter(10_000);
+    try {
+      p.say("gas_alarm", "gas");
+      const spoken = (async () => {
+        while (!p.played.some((x) => x.id === "gas_alarm")) await new Promise((r) => setTimeout(r, 20));
+        return "spoken";
+      })();
+      assert.equal(await Promise.race([spoken, deadline.stuck]), "spoken", "the prompt waited for the thread pool");
+      assert.equal(p.played[0]!.ok, true);
+    } finally {
+      deadline.cancel();
+      await pool.release();
+    }
     await p.stop();
   } finally {
     await rm(dir, { recursive: true, force: true });

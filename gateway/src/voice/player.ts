@@ -2,11 +2,13 @@
 // (queue.ts). It is told what to say and never waits on anyone: `say` returns at once, so a safety action that
 // asks for a prompt is never delayed by audio. A missing file is logged once and skipped. A siren always wins:
 // nothing starts while one sounds, and a prompt under way when a siren starts is cut off and said again after.
+// The prompt files are looked for once at start and a found one is not looked for again: the look goes
+// through libuv's thread pool, where DNS lookups on a dead network can keep a spoken warning waiting.
 import { spawn, type ChildProcess } from "node:child_process";
 import { access } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
-import { promptFile, type Language, type PromptId } from "./prompts.js";
+import { PROMPT_IDS, promptFile, type Language, type PromptId } from "./prompts.js";
 import { PromptQueue, type Queued } from "./queue.js";
 
 export interface Played {
@@ -51,6 +53,9 @@ export class Player {
   private starting = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly missing = new Set<string>();
+  private readonly found = new Set<string>();
+  /** Resolves once every prompt file has been looked for. */
+  readonly ready: Promise<void>;
   private stopped = false;
   readonly played: Played[] = [];
   /** Told after each prompt (tests, the journal's audit if wanted). */
@@ -58,6 +63,7 @@ export class Player {
 
   constructor(private readonly o: PlayerOptions) {
     this.now = o.now ?? Date.now;
+    this.ready = Promise.all(PROMPT_IDS.map((id) => this.exists(this.fileOf(id)))).then(() => undefined);
   }
 
   /** Asks for a prompt; returns at once. */
@@ -101,6 +107,22 @@ export class Player {
     });
   }
 
+  private fileOf(id: PromptId): string {
+    return path.join(this.o.dir, promptFile(this.o.language, id));
+  }
+
+  /** A file found once is taken as there (one deleted since makes aplay fail, which is reported); a missing one is looked for again. */
+  private async exists(file: string): Promise<boolean> {
+    if (this.found.has(file)) return true;
+    try {
+      await access(file);
+      this.found.add(file);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Keeps looking while something waits or plays: a siren may stop (or start), quiet hours may end. */
   private watch(on: boolean): void {
     if (on && !this.timer) {
@@ -126,10 +148,8 @@ export class Player {
   }
 
   private async start(q: Queued): Promise<void> {
-    const file = path.join(this.o.dir, promptFile(this.o.language, q.id));
-    try {
-      await access(file);
-    } catch {
+    const file = this.fileOf(q.id);
+    if (!(await this.exists(file))) {
       if (!this.missing.has(file)) {
         this.missing.add(file);
         this.o.log.error({ prompt: q.id, file }, "voice: prompt file missing (run `anxin-hub voice render`); not spoken");
