@@ -4,7 +4,6 @@
 // and a line whose other end goes away closes the port.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,10 +15,12 @@ import { SerialLink } from "../../gateway/src/transports/modbus/link.js";
 import { benchAvailable, startBench, type Bench } from "../support/modbus-bench.js";
 import { startPtyPair, type PtyPair } from "../support/pty-pair.js";
 import { holdThreadPool, stuckAfter } from "../support/thread-pool.js";
+import { socatAvailable } from "../support/znp/pty.js";
 
 const avail = benchAvailable();
 const skip = avail.ok ? false : avail.reason;
-const noSocat = spawnSync("socat", ["-V"]).status === 0 ? false : "socat is not installed";
+const socat = socatAvailable();
+const noSocat = socat.ok ? false : socat.reason;
 const SERIAL = { baudRate: 9600, parity: "none", dataBits: 8, stopBits: 1 } as const;
 const T = { timeoutMs: 1000, gapMs: 0 };
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -43,7 +43,6 @@ import { registryOptions } from "../registry/options.js";
 import { relayExtraMigrations } from "../store/relay-migrations.js";
 import { RELAY_VERSION } from "../version.js";
 
-
 /** Constructors of the parts; tests replace some with fakes. */
 export interface RelayParts {
   openStore(cfg: RelayConfig["store"], dataDir: string): Promise<Store>;

@@ -20,6 +20,8 @@ import {
 type Errno = Error & { code?: string };
 
 const RETRY = new Set(["EAGAIN", "EWOULDBLOCK", "EINTR"]);
+/** Nothing there (or nothing taken) right now, or a signal: try again, not a fault. */
+const retryable = (err: Errno) => err.code !== undefined && RETRY.has(err.code);
 /** Enough to empty the kernel's receive buffer many times over; a line that refills it faster is not ours to drain. */
 const MAX_DISCARD_READS = 64;
 const scratch = Buffer.alloc(4096);
@@ -79,7 +81,7 @@ export class MainThreadPort implements BindingPortInterface {
         if (readSync(fd, scratch, 0, scratch.length, null) === 0) throw hungUp();
       } catch (e) {
         const err = e as Errno;
-        if (err.code !== undefined && RETRY.has(err.code)) return;
+        if (retryable(err)) return;
         throw err;
       }
     }
@@ -119,7 +121,7 @@ export class MainThreadPort implements BindingPortInterface {
         waits = 0;
       } catch (e) {
         const err = e as Errno;
-        if (err.code === undefined || !RETRY.has(err.code)) throw err;
+        if (!retryable(err)) throw err;
         // The kernel's output buffer is full (bulk data; a request frame never fills it). Not the poller's
         // writable signal: its native side watches one direction at a time, so waiting for writable would
         // stop the reads meanwhile, and two ports writing to each other would wait forever.
@@ -136,7 +138,7 @@ export class MainThreadPort implements BindingPortInterface {
 
   /** EAGAIN and friends wait for the poller (whose error, `canceled` on close, is passed on); anything else is thrown. */
   private async readableOrThrow(err: Errno): Promise<void> {
-    if (err.code === undefined || !RETRY.has(err.code)) throw err;
+    if (!retryable(err)) throw err;
     await new Promise<void>((resolve, reject) => this.inner.poller.once("readable", (e) => (e ? reject(e) : resolve())));
   }
 }
